@@ -1,1 +1,23 @@
-fn main() {}
+//! `kubectl tprotect`: one safe, resumable command per Trident protect replication lifecycle operation.
+//!
+//! `main` stays thin: parse, dispatch to one module per verb, map the outcome to an exit code.
+
+mod cli;
+mod commands;
+mod exit;
+mod output;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    exit::init_tracing(cli.global.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => return exit::report(&anyhow::Error::new(err)),
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => exit::report(&err),
+    }
+}

@@ -1,0 +1,154 @@
+//! The command-line definition. Help reads `kubectl tprotect …` because kubectl runs us as a plugin.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::commands;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kubectl-tprotect",
+    bin_name = "kubectl tprotect",
+    version,
+    about = "Replicate applications between clusters with NetApp Trident protect: one safe, resumable command per lifecycle step",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command takes. kubectl passes everything after `tprotect` to us unchanged, so we implement
+/// `--kubeconfig`, `--context` and `-n` ourselves. `--kubeconfig` is deliberately NOT bound to `KUBECONFIG`:
+/// that variable may be a colon-separated list, which kube-rs merges itself.
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)
+    #[arg(long, global = true, value_name = "PATH")]
+    pub kubeconfig: Option<std::path::PathBuf>,
+    /// Kubeconfig context of one cluster (default: the current context)
+    #[arg(long, global = true, value_name = "CONTEXT")]
+    pub context: Option<String>,
+    /// Kubeconfig context of the other cluster of the relationship
+    #[arg(long, global = true, value_name = "CONTEXT")]
+    pub peer_context: Option<String>,
+    /// Namespace (default: the context's namespace)
+    #[arg(short = 'n', long, global = true, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Output format of data printed on stdout
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    /// `client` prints the plan without sending; `server` sends every write with dryRun=All
+    #[arg(long, global = true, value_enum, default_value_t = DryRun::None, num_args = 0..=1, default_missing_value = "client", require_equals = true)]
+    pub dry_run: DryRun,
+    /// How long to wait for the operation to finish (e.g. 90s, 15m, 1h)
+    #[arg(long, global = true, value_parser = parse_duration, default_value = "15m", value_name = "DURATION")]
+    pub timeout: Duration,
+    /// Start the operation and return without waiting for it to finish
+    #[arg(long, global = true)]
+    pub no_wait: bool,
+    /// Answer yes to confirmations (required for destructive steps when stdin is not a terminal)
+    #[arg(short = 'y', long, global = true)]
+    pub yes: bool,
+    /// More detail on stderr (-v, -vv)
+    #[arg(short = 'v', long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DryRun {
+    None,
+    Client,
+    Server,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Trigger and watch an ONTAP SnapMirror volume update, or show a relationship's state
+    #[command(subcommand)]
+    Snapmirror(commands::snapmirror::SnapmirrorCommand),
+    /// Print the plugin's version
+    Version,
+}
+
+/// Parses `90s`, `15m`, `1h30m`, `500ms` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(seconds));
+    }
+    let mut total = Duration::ZERO;
+    let mut number = String::new();
+    let mut chars = text.chars().peekable();
+    let mut saw_unit = false;
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = if c == 'm' && chars.peek() == Some(&'s') {
+            chars.next();
+            "ms"
+        } else {
+            match c {
+                'h' => "h",
+                'm' => "m",
+                's' => "s",
+                _ => return Err(format!("invalid duration {text:?}: unexpected {c:?}; use e.g. 90s, 15m, 1h")),
+            }
+        };
+        let value: u64 =
+            number.parse().map_err(|_| format!("invalid duration {text:?}: a number must precede {unit:?}"))?;
+        number.clear();
+        saw_unit = true;
+        total += match unit {
+            "h" => Duration::from_secs(value * 3600),
+            "m" => Duration::from_secs(value * 60),
+            "s" => Duration::from_secs(value),
+            _ => Duration::from_millis(value),
+        };
+    }
+    if !number.is_empty() || !saw_unit {
+        return Err(format!("invalid duration {text:?}: end with a unit (h, m, s, ms), e.g. 15m"));
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("42"), Ok(Duration::from_secs(42)));
+        assert!(parse_duration("15x").is_err());
+        assert!(parse_duration("m").is_err());
+        assert!(parse_duration("10m5").is_err());
+    }
+
+    #[test]
+    fn help_reads_kubectl_tprotect() {
+        let help = Cli::command().render_help().to_string();
+        assert!(help.contains("kubectl tprotect"), "{help}");
+    }
+}

@@ -1,0 +1,55 @@
+//! Exit codes and error reporting. Scripts can tell a failure from a timeout from a bad invocation.
+
+use std::process::ExitCode;
+
+/// The operation failed (bad input, refused, or the relationship ended in a failed state).
+pub const FAILURE: u8 = 1;
+/// clap uses 2 for usage errors.
+pub const USAGE: u8 = 2;
+/// A wait ran out of time; the operation may still complete: run the same command again to resume.
+pub const TIMEOUT: u8 = 3;
+
+/// An error that carries its own exit code (anything else exits with [`FAILURE`]).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct CodedError {
+    pub code: u8,
+    pub message: String,
+}
+
+impl CodedError {
+    pub fn timeout(message: impl Into<String>) -> anyhow::Error {
+        anyhow::Error::new(CodedError { code: TIMEOUT, message: message.into() })
+    }
+}
+
+/// Prints the error chain on stderr and returns the exit code. A closed stdout (`| head`) is success.
+pub fn report(err: &anyhow::Error) -> ExitCode {
+    if is_broken_pipe(err) {
+        return ExitCode::SUCCESS;
+    }
+    let code = err.downcast_ref::<CodedError>().map(|e| e.code).unwrap_or(FAILURE);
+    eprintln!("error: {err}");
+    for cause in err.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
+    }
+    ExitCode::from(code)
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain()
+        .filter_map(|e| e.downcast_ref::<std::io::Error>())
+        .any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+/// Logs go to stderr only; stdout carries data.
+pub fn init_tracing(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info,kube=warn",
+        _ => "debug,hyper=info,rustls=info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TPROTECT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}

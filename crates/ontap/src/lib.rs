@@ -1,1 +1,52 @@
-//! placeholder
+//! `tprotect-ontap`: an ONTAP REST client for SnapMirror — look a relationship up by its destination, check it,
+//! start one update transfer, and follow the job and the transfer to the end.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), tprotect_ontap::OntapError> {
+//! use tprotect_ontap::{ClientOptions, CredentialSource, Credentials, OntapClient, UpdateRequest};
+//!
+//! let credentials = Credentials::from_dir("/mnt/secret".as_ref())?;
+//! let client = OntapClient::new("cluster1.example.com".parse()?, credentials, ClientOptions::default())?;
+//! let request = UpdateRequest {
+//!     source: "svm1:vol1".parse()?,
+//!     destination: "svm2:vol1_dst".parse()?,
+//!     force: false,
+//!     wait: true,
+//!     dry_run: false,
+//! };
+//! let outcome = tprotect_ontap::update(&client, &request, &mut |_progress| {}).await?;
+//! # let _ = (outcome, CredentialSource::Caller);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Design notes:
+//! - TLS is rustls with the ring provider, configured here ([`tls`]): system roots plus an optional CA file, or
+//!   no verification at all when asked.
+//! - GETs are retried with exponential backoff on connection failures, request timeouts and 429/502/503/504;
+//!   the transfer POST is sent exactly once. Redirects are never followed.
+//! - Credentials never appear in Debug, Display, logs or errors ([`Credentials`]).
+
+mod client;
+mod credentials;
+mod duration;
+mod error;
+mod model;
+mod path;
+pub mod tls;
+mod update;
+
+pub use client::{ClientOptions, OntapClient, RetryPolicy, TransferStarted};
+pub use credentials::{CredentialSource, Credentials, PASSWORD_ENV, USERNAME_ENV};
+pub use duration::{DurationParseError, parse_iso8601_duration};
+pub use error::{OntapError, format_duration};
+pub use model::{
+    ApiError, CodedMessage, Collection, EndpointRef, ErrorResponse, Job, JobState, LagTime,
+    RELATIONSHIP_FIELDS, Relationship, RelationshipState, Transfer, TransferState, TransferSummary,
+};
+pub use path::{ClusterHost, VolumePath};
+pub use tls::TlsOptions;
+pub use update::{
+    Preconditions, Progress, RelationshipStatus, UpdateOutcome, UpdateRequest, check_preconditions, status,
+    update, wait_for_job, wait_for_transfer,
+};

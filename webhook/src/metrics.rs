@@ -1,0 +1,219 @@
+//! Prometheus metrics, served as text on the plain-HTTP port at `/metrics`.
+//!
+//! Label values are all `&'static str` from closed sets (kinds the webhook knows, else `other`), so a client
+//! sending arbitrary kinds cannot grow the series without bound.
+
+use std::sync::atomic::{AtomicI64, AtomicU64};
+
+use prometheus_client::{
+    encoding::{EncodeLabelSet, EncodeLabelValue, text::encode},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+
+/// Upper bounds (seconds) of the handling-latency buckets: sub-millisecond resolution where an admission
+/// review normally lands, up to the API server's 10 s maximum webhook timeout.
+pub const LATENCY_BUCKETS: [f64; 16] = [
+    0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.000_75, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
+    0.5, 1.0, 10.0,
+];
+
+/// Which endpoint served a request.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum Endpoint {
+    validate,
+    mutate,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub webhook: Endpoint,
+    pub kind: &'static str,
+    pub operation: &'static str,
+    pub allowed: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabels {
+    pub webhook: Endpoint,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RejectLabels {
+    /// `bad_request` (malformed body, wrong apiVersion or kind, no request) or `too_large`.
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// `loaded` or `rejected`.
+    pub result: &'static str,
+}
+
+/// Every metric the webhook exports, registered in one [`Registry`].
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub denials: Family<KindLabels, Counter>,
+    pub patches: Family<KindLabels, Counter>,
+    pub rejected_requests: Family<RejectLabels, Counter>,
+    pub latency: Family<EndpointLabels, Histogram>,
+    pub in_flight: Gauge<i64, AtomicI64>,
+    pub certificate_reloads: Family<ResultLabels, Counter>,
+    pub amr_cache_synced: Gauge<i64, AtomicI64>,
+    pub amr_cache_objects: Gauge<i64, AtomicI64>,
+    pub namespace_mutations_without_cache: Counter<u64, AtomicU64>,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("tprotect_webhook");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "admission_requests",
+            "Admission reviews answered, by endpoint, kind, operation and whether the request was allowed",
+            requests.clone(),
+        );
+        let denials = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "denials",
+            "Admission requests denied by a validation rule",
+            denials.clone(),
+        );
+        let patches = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "patches",
+            "Admission responses that carried a JSON Patch",
+            patches.clone(),
+        );
+        let rejected_requests = Family::<RejectLabels, Counter>::default();
+        registry.register(
+            "rejected_requests",
+            "HTTP requests refused before admission (malformed review, body too large)",
+            rejected_requests.clone(),
+        );
+        let latency =
+            Family::<EndpointLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> _);
+        registry.register(
+            "admission_duration_seconds",
+            "Time from a complete request body to a serialised response",
+            latency.clone(),
+        );
+        let in_flight = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "in_flight_requests",
+            "Admission reviews being handled",
+            in_flight.clone(),
+        );
+        let certificate_reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "certificate_reloads",
+            "Serving certificate changes seen on disk: loaded, or rejected (the previous one kept serving)",
+            certificate_reloads.clone(),
+        );
+        let amr_cache_synced = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "amr_cache_synced",
+            "1 once the AppMirrorRelationship cache has completed its first list",
+            amr_cache_synced.clone(),
+        );
+        let amr_cache_objects = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "amr_cache_objects",
+            "AppMirrorRelationships in the watch-fed cache",
+            amr_cache_objects.clone(),
+        );
+        let namespace_mutations_without_cache = Counter::<u64, AtomicU64>::default();
+        registry.register(
+            "namespace_mutations_without_cache",
+            "Namespace mutations answered before the AppMirrorRelationship cache was synced",
+            namespace_mutations_without_cache.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            denials,
+            patches,
+            rejected_requests,
+            latency,
+            in_flight,
+            certificate_reloads,
+            amr_cache_synced,
+            amr_cache_objects,
+            namespace_mutations_without_cache,
+        }
+    }
+
+    /// The metrics in the OpenMetrics text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Content type of [`Metrics::encode`].
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_labelled_counters_and_sub_millisecond_buckets() {
+        let metrics = Metrics::new();
+        metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                webhook: Endpoint::validate,
+                kind: "Schedule",
+                operation: "CREATE",
+                allowed: "false",
+            })
+            .inc();
+        metrics
+            .latency
+            .get_or_create(&EndpointLabels {
+                webhook: Endpoint::validate,
+            })
+            .observe(0.0003);
+        let text = metrics.encode();
+        assert!(
+            text.contains(
+                r#"tprotect_webhook_admission_requests_total{webhook="validate",kind="Schedule",operation="CREATE",allowed="false"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"tprotect_webhook_admission_duration_seconds_bucket{le="0.0005",webhook="validate"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"tprotect_webhook_admission_duration_seconds_bucket{le="0.00025",webhook="validate"} 0"#
+            ),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"));
+    }
+}

@@ -1,1 +1,78 @@
-//! End-to-end test support.
+//! Support for the end-to-end tests: they run against REAL local API servers started by `tprotect-testbed`,
+//! and run the project's real binaries.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+pub use tprotect_testbed::{CrdSource, Identity, Role, Testbed, TestbedOptions};
+
+/// The repository root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// Cargo's target directory.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// Builds `bin` of `package` once per test process (debug profile) and returns its path. End-to-end tests run the
+/// binaries a user runs, not library calls.
+pub fn binary(package: &str, bin: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let built = BUILT.get_or_init(Default::default);
+    let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(path) = built.get(bin) {
+        return path.clone();
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args(["build", "--quiet", "--package", package, "--bin", bin])
+        .current_dir(workspace_root())
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run cargo build for {bin}: {e}"));
+    assert!(
+        status.success(),
+        "cargo build --package {package} --bin {bin} failed"
+    );
+    let path = target_dir().join("debug").join(bin);
+    assert!(path.is_file(), "{} missing after the build", path.display());
+    built.insert(bin.to_string(), path.clone());
+    path
+}
+
+/// The `kubectl-tprotect` binary.
+pub fn plugin_binary() -> PathBuf {
+    binary("kubectl-tprotect", "kubectl-tprotect")
+}
+
+/// The `tprotect-webhook` binary.
+pub fn webhook_binary() -> PathBuf {
+    binary("tprotect-webhook", "tprotect-webhook")
+}
+
+/// Pids of live processes whose command line contains `marker`.
+pub fn processes_mentioning(marker: &str) -> Vec<(u32, String)> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if let Ok(bytes) = std::fs::read(entry.path().join("cmdline")) {
+            let cmdline = String::from_utf8_lossy(&bytes).replace('\0', " ");
+            if cmdline.contains(marker) {
+                found.push((pid, cmdline));
+            }
+        }
+    }
+    found
+}

@@ -1,1 +1,51 @@
-fn main() {}
+//! `cargo xtask <command>`: the project's task runner (the alias lives in `.cargo/config.toml`).
+
+mod cluster_cmds;
+mod test_cmd;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "kubectl-tprotect's task runner"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Install what the local clusters need (Debian packages, kube-apiserver built from source), cached
+    Deps,
+    /// Start the two local clusters (source, destination) in the background and print the KUBECONFIG line
+    Up(cluster_cmds::UpArgs),
+    /// Stop the clusters started by `up` and remove their data
+    Down,
+    /// Everything CI checks: dependencies, rustfmt, clippy (warnings denied), every test including end-to-end
+    Test(test_cmd::TestArgs),
+    /// The main job end to end on fresh local clusters
+    Demo,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Deps => {
+            let binaries = tprotect_testbed::ensure_binaries()?;
+            println!("kube-apiserver:          {}", binaries.kube_apiserver.display());
+            println!(
+                "kube-controller-manager: {}",
+                binaries.kube_controller_manager.display()
+            );
+            println!("etcd:                    {}", binaries.etcd.display());
+            Ok(())
+        }
+        Command::Up(args) => cluster_cmds::up(args),
+        Command::Down => cluster_cmds::down(),
+        Command::Test(args) => test_cmd::run(args),
+        Command::Demo => cluster_cmds::demo(),
+    }
+}

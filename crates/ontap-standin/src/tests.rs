@@ -1,0 +1,283 @@
+//! The stand-in answers the way ONTAP documents, over real TLS. (Client behaviour is tested in tprotect-ontap.)
+
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use serde_json::Value;
+
+use super::*;
+
+fn client_trusting(ca_pem: Option<&str>) -> reqwest::Client {
+    let mut roots = rustls::RootCertStore::empty();
+    if let Some(ca_pem) = ca_pem {
+        for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+    }
+    let config =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(config)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+struct Session {
+    standin: OntapStandin,
+    http: reqwest::Client,
+}
+
+impl Session {
+    async fn start(scenario: Scenario) -> Self {
+        let standin = OntapStandin::start(scenario).await.unwrap();
+        let http = client_trusting(Some(standin.ca_pem()));
+        Self { standin, http }
+    }
+
+    fn url(&self, path_and_query: &str) -> String {
+        format!("https://{}{path_and_query}", self.standin.hostname())
+    }
+
+    async fn get(&self, path_and_query: &str) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .get(self.url(path_and_query))
+            .basic_auth(self.standin.username(), Some(self.standin.password()))
+            .send()
+            .await
+            .unwrap();
+        let status = StatusCode::from_u16(response.status().as_u16()).unwrap();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post_transfer(&self) -> reqwest::Response {
+        let uuid = self.standin.relationship_uuid().unwrap();
+        self.http
+            .post(self.url(&format!("/api/snapmirror/relationships/{uuid}/transfers")))
+            .basic_auth(self.standin.username(), Some(self.standin.password()))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn lookup(&self) -> Value {
+        let (status, body) = self
+            .get(&format!(
+                "/api/snapmirror/relationships?destination.path={DESTINATION_PATH}&fields=state,healthy,transfer.uuid"
+            ))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        body
+    }
+}
+
+#[tokio::test]
+async fn requests_without_valid_basic_auth_get_401_and_are_recorded() {
+    let session = Session::start(Scenario::created()).await;
+    let response = session
+        .http
+        .get(session.url("/api/cluster/jobs/x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    assert!(response.headers().contains_key("www-authenticate"));
+    let response = session
+        .http
+        .get(session.url("/api/cluster/jobs/x"))
+        .basic_auth(session.standin.username(), Some("wrong"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    let requests = session.standin.requests();
+    assert_eq!(requests.len(), 2);
+    assert!(!requests[0].authorization_present);
+    assert!(requests[1].authorization_present);
+}
+
+#[tokio::test]
+async fn lookup_filters_by_destination_and_honours_fields() {
+    let session = Session::start(Scenario::unhealthy()).await;
+    let body = session.lookup().await;
+    assert_eq!(body["num_records"], 1);
+    let record = &body["records"][0];
+    assert_eq!(record["state"], "snapmirrored");
+    assert_eq!(record["healthy"], false);
+    assert!(record.get("lag_time").is_none(), "not asked for: {record}");
+    assert!(
+        record.get("unhealthy_reason").is_none(),
+        "not asked for: {record}"
+    );
+
+    let (_, body) = session
+        .get("/api/snapmirror/relationships?destination.path=svm_dst:other")
+        .await;
+    assert_eq!(body["num_records"], 0);
+
+    let (_, body) = session.get("/api/snapmirror/relationships").await;
+    let record = &body["records"][0];
+    assert!(record.get("state").is_none(), "default fields only: {record}");
+    assert_eq!(record["destination"]["path"], DESTINATION_PATH);
+}
+
+#[tokio::test]
+async fn created_flow_answers_201_with_location_then_the_transfer_advances() {
+    let session = Session::start(Scenario::created()).await;
+    let response = session.post_transfer().await;
+    assert_eq!(response.status().as_u16(), 201);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let (status, first) = session.get(&location).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(first["state"], "queued");
+    let (_, second) = session.get(&location).await;
+    assert_eq!(second["state"], "success");
+    assert_eq!(second["bytes_transferred"], 1_048_576);
+    let relationship = session.lookup().await;
+    assert_eq!(relationship["records"][0]["transfer"]["uuid"], second["uuid"]);
+}
+
+#[tokio::test]
+async fn accepted_flow_runs_a_job_that_starts_the_transfer() {
+    let session = Session::start(Scenario::accepted_job()).await;
+    let before = session.lookup().await["records"][0]["transfer"]["uuid"].clone();
+    let response = session.post_transfer().await;
+    assert_eq!(response.status().as_u16(), 202);
+    let body: Value = response.json().await.unwrap();
+    let job_uuid = body["job"]["uuid"].as_str().unwrap().to_owned();
+    let (_, job) = session.get(&format!("/api/cluster/jobs/{job_uuid}")).await;
+    assert_eq!(job["state"], "queued");
+    let (_, job) = session.get(&format!("/api/cluster/jobs/{job_uuid}")).await;
+    assert_eq!(job["state"], "success");
+    // The new transfer shows after one more lookup (transfer_reveal_delay = 1).
+    assert_eq!(session.lookup().await["records"][0]["transfer"]["uuid"], before);
+    let after = session.lookup().await["records"][0]["transfer"]["uuid"].clone();
+    assert_ne!(after, before);
+    assert!(after.is_string());
+}
+
+#[tokio::test]
+async fn job_failure_carries_message_and_code() {
+    let session = Session::start(Scenario {
+        polls_to_finish: 1,
+        ..Scenario::job_failure()
+    })
+    .await;
+    let body: Value = session.post_transfer().await.json().await.unwrap();
+    let (_, job) = session
+        .get(&format!(
+            "/api/cluster/jobs/{}",
+            body["job"]["uuid"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(job["state"], "failure");
+    assert_eq!(job["code"], 13303844);
+    assert!(job["message"].as_str().unwrap().contains("Update failed"));
+}
+
+#[tokio::test]
+async fn transfer_failure_carries_error_info() {
+    let session = Session::start(Scenario {
+        polls_to_finish: 1,
+        ..Scenario::transfer_failure()
+    })
+    .await;
+    let response = session.post_transfer().await;
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let (_, transfer) = session.get(&location).await;
+    assert_eq!(transfer["state"], "failed");
+    assert_eq!(transfer["error_info"]["code"], 13303812);
+}
+
+#[tokio::test]
+async fn transient_failures_redirects_and_unknown_paths() {
+    let session = Session::start(Scenario {
+        transient_get_failures: 1,
+        ..Scenario::created()
+    })
+    .await;
+    let (status, body) = session.get("/api/cluster/jobs/nope").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body["error"]["message"].is_string());
+    let (status, body) = session.get("/api/cluster/jobs/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "4");
+    let (status, _) = session.get("/api/storage/volumes").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let session = Session::start(Scenario {
+        redirect_everything: true,
+        ..Scenario::created()
+    })
+    .await;
+    let response = session
+        .http
+        .get(session.url("/api/cluster/jobs/x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 302);
+}
+
+#[tokio::test]
+async fn relationship_writes_lists_creates_and_patches_but_not_transfers() {
+    let session = Session::start(Scenario::created()).await;
+    session.post_transfer().await;
+    assert!(session.standin.relationship_writes().is_empty());
+    let uuid = session.standin.relationship_uuid().unwrap();
+    session
+        .http
+        .patch(session.url(&format!("/api/snapmirror/relationships/{uuid}")))
+        .basic_auth(session.standin.username(), Some(session.standin.password()))
+        .json(&json!({"state": "snapmirrored"}))
+        .send()
+        .await
+        .unwrap();
+    let writes = session.standin.relationship_writes();
+    assert_eq!(writes.len(), 1);
+    assert_eq!(writes[0].method, "PATCH");
+    assert!(writes[0].body.contains("snapmirrored"));
+}
+
+#[tokio::test]
+async fn the_certificate_is_trusted_only_with_the_ca() {
+    let standin = OntapStandin::start(Scenario::created()).await.unwrap();
+    let error = client_trusting(None)
+        .get(format!("https://{}/api/cluster/jobs/x", standin.hostname()))
+        .send()
+        .await;
+    assert!(
+        error.is_err(),
+        "a client without the stand-in's CA must refuse it"
+    );
+    assert!(standin.ca_pem().starts_with("-----BEGIN CERTIFICATE-----"));
+    let response = client_trusting(Some(standin.ca_pem()))
+        .get(format!(
+            "https://localhost:{}/api/cluster/jobs/x",
+            standin.addr().port()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status().as_u16(),
+        401,
+        "the name localhost is in the certificate"
+    );
+}
+
+#[tokio::test]
+async fn slow_scenario_delays_answers() {
+    let delay = Duration::from_millis(300);
+    let session = Session::start(Scenario::slow(delay)).await;
+    let started = std::time::Instant::now();
+    session.get("/api/cluster/jobs/x").await;
+    // A lower bound only: the machine may be slow, never fast beyond the delay.
+    assert!(started.elapsed() >= delay);
+}

@@ -1,0 +1,398 @@
+//! Shared test fixtures: AdmissionReview builders, resource fixtures, certificates, HTTPS clients, servers.
+#![allow(dead_code)]
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use axum::{
+    body::Body,
+    http::{Request, StatusCode},
+};
+use http_body_util::BodyExt;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rustls_pki_types::{CertificateDer, ServerName, pem::PemObject};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use tprotect_webhook::{
+    AdmissionConfig, AmrCache, AppState, Metrics, RunningServer, Server, ServerConfig, admission::Clock,
+    tls::CertificateFiles,
+};
+
+pub const NOW: &str = "2025-01-07T12:25:48Z";
+pub const RULE: &str = "DTSTART:20220101T000200Z\nRRULE:FREQ=MINUTELY;INTERVAL=5";
+pub const CONTROLLER: &str = "system:serviceaccount:trident-protect:trident-protect-controller-manager";
+
+pub fn fixed_clock() -> Clock {
+    let now: jiff::Timestamp = NOW.parse().unwrap();
+    Arc::new(move || now)
+}
+
+pub fn state(config: AdmissionConfig, cache: AmrCache) -> AppState {
+    tprotect_webhook::install_crypto_provider();
+    AppState::with_clock(config, cache, Arc::new(Metrics::new()), fixed_clock())
+}
+
+pub fn default_state() -> AppState {
+    state(AdmissionConfig::default(), AmrCache::from_objects([]))
+}
+
+/// An AdmissionReview v1 request.
+#[derive(Clone, Debug)]
+pub struct Review {
+    pub uid: String,
+    pub group: String,
+    pub kind: String,
+    pub resource: String,
+    pub operation: String,
+    pub namespace: Option<String>,
+    pub name: String,
+    pub username: String,
+    pub object: Option<Value>,
+    pub old_object: Option<Value>,
+}
+
+impl Review {
+    pub fn protect(kind: &str, operation: &str, object: Value) -> Self {
+        let resource = format!("{}s", kind.to_lowercase());
+        Self {
+            uid: uuid(),
+            group: "protect.trident.netapp.io".into(),
+            kind: kind.into(),
+            resource,
+            operation: operation.into(),
+            namespace: object
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            name: object
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            username: "alice".into(),
+            object: Some(object),
+            old_object: None,
+        }
+    }
+
+    pub fn namespace(operation: &str, object: Value, old: Option<Value>, username: &str) -> Self {
+        Self {
+            uid: uuid(),
+            group: String::new(),
+            kind: "Namespace".into(),
+            resource: "namespaces".into(),
+            operation: operation.into(),
+            namespace: None,
+            name: object
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            username: username.into(),
+            object: Some(object),
+            old_object: old,
+        }
+    }
+
+    pub fn with_old(mut self, old: Value) -> Self {
+        self.old_object = Some(old);
+        self
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": self.uid,
+                "kind": {"group": self.group, "version": "v1", "kind": self.kind},
+                "resource": {"group": self.group, "version": "v1", "resource": self.resource},
+                "requestKind": {"group": self.group, "version": "v1", "kind": self.kind},
+                "requestResource": {"group": self.group, "version": "v1", "resource": self.resource},
+                "name": self.name,
+                "namespace": self.namespace,
+                "operation": self.operation,
+                "userInfo": {"username": self.username, "uid": "u-1", "groups": ["system:authenticated"]},
+                "object": self.object,
+                "oldObject": self.old_object,
+                "dryRun": false,
+                "options": {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"},
+            }
+        })
+    }
+
+    pub fn body(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.to_json()).unwrap()
+    }
+}
+
+pub fn uuid() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!(
+        "00000000-0000-4000-8000-{:012x}",
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub fn replication_schedule() -> Value {
+    json!({
+        "apiVersion": "protect.trident.netapp.io/v1",
+        "kind": "Schedule",
+        "metadata": {"name": "appmirror-schedule-0e1f88ab-f013-4bce-8ae9-6afed9df59a1", "namespace": "my-app-namespace"},
+        "spec": {
+            "appVaultRef": "generic-s3-trident-protect-src-bucket-04b6b4ec-46a3-420a-b351-45795e1b5e34",
+            "applicationRef": "my-app-name",
+            "backupRetention": "0",
+            "enabled": true,
+            "granularity": "Custom",
+            "recurrenceRule": RULE,
+            "snapshotRetention": "2"
+        }
+    })
+}
+
+pub fn amr(desired_state: &str) -> Value {
+    json!({
+        "apiVersion": "protect.trident.netapp.io/v1",
+        "kind": "AppMirrorRelationship",
+        "metadata": {
+            "name": "amr-16061e80-1b05-4e80-9d26-d326dc1953d8",
+            "namespace": "my-app-namespace",
+            "uid": "3c0c6f1e-3f3c-4b8f-9d8e-0a0b0c0d0e0f",
+            "resourceVersion": "12345",
+            "generation": 2,
+            "creationTimestamp": "2025-01-07T10:00:00Z",
+            "labels": {"tprotect.io/relationship": "rel1"},
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{\"apiVersion\":\"protect.trident.netapp.io/v1\",\"kind\":\"AppMirrorRelationship\"}"},
+            "managedFields": [{
+                "manager": "kubectl-client-side-apply",
+                "operation": "Update",
+                "apiVersion": "protect.trident.netapp.io/v1",
+                "time": "2025-01-07T10:00:00Z",
+                "fieldsType": "FieldsV1",
+                "fieldsV1": {"f:spec": {"f:desiredState": {}, "f:recurrenceRule": {}, "f:namespaceMapping": {}}}
+            }]
+        },
+        "spec": {
+            "desiredState": desired_state,
+            "destinationAppVaultRef": "generic-s3-trident-protect-dst-bucket-8fe0b902-f369-4317-93d1-ad7f2edc02b5",
+            "namespaceMapping": [{"destination": "my-app-namespace", "source": "my-app-namespace"}],
+            "recurrenceRule": RULE,
+            "sourceAppVaultRef": "generic-s3-trident-protect-src-bucket-b643cc50-0429-4ad5-971f-ac4a83621922",
+            "sourceApplicationName": "my-app-name",
+            "sourceApplicationUID": "7498d32c-328e-4ddd-9029-122540866aeb",
+            "storageClassName": "sc-vsim-2"
+        },
+        "status": {
+            "state": desired_state,
+            "conditions": [],
+            "destinationApplicationRef": "my-app-name",
+            "destinationNamespaces": ["my-app-namespace"],
+            "lastTransfer": {"startTimestamp": "2025-01-07T12:20:00Z", "completionTimestamp": "2025-01-07T12:20:31Z"}
+        }
+    })
+}
+
+/// A realistic AMR UPDATE review (what a benchmark or load test sends).
+pub fn amr_update_review() -> Review {
+    Review::protect("AppMirrorRelationship", "UPDATE", amr("Established")).with_old(amr("Established"))
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub json: Value,
+}
+
+/// Sends `body` through `router` (no network) and reads the JSON answer.
+pub async fn call(router: axum::Router, path: &str, body: Vec<u8>) -> Reply {
+    let request = Request::post(path)
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .unwrap();
+    let response = router.oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let json = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+        panic!(
+            "non-JSON answer ({status}): {e}: {}",
+            String::from_utf8_lossy(&bytes)
+        )
+    });
+    Reply { status, json }
+}
+
+/// A test CA that issues serving certificates for 127.0.0.1 and localhost.
+pub struct TestCa {
+    issuer: Issuer<'static, KeyPair>,
+    pub pem: String,
+}
+
+impl Default for TestCa {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestCa {
+    pub fn new() -> Self {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::default();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "tprotect-webhook test CA");
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let cert = params.self_signed(&key).unwrap();
+        Self {
+            pem: cert.pem(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// A leaf (PEM cert, PEM key) whose common name is `cn`, so tests can tell leaves apart.
+    pub fn issue(&self, cn: &str) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    pub fn root_store(&self) -> rustls::RootCertStore {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(self.pem.as_bytes()).unwrap())
+            .unwrap();
+        roots
+    }
+
+    pub fn client_config(&self, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
+        let mut config =
+            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(self.root_store())
+                .with_no_client_auth();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Arc::new(config)
+    }
+
+    /// An HTTPS client trusting only this CA (HTTP/1.1, keep-alive pool).
+    pub fn https_client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .use_preconfigured_tls((*self.client_config(&[b"http/1.1"])).clone())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap()
+    }
+}
+
+/// The DER of the leaf certificate a fresh TLS handshake with `addr` presents, and the negotiated ALPN.
+pub async fn handshake(ca: &TestCa, addr: SocketAddr, alpn: &[&[u8]]) -> (Vec<u8>, Option<Vec<u8>>) {
+    let connector = tokio_rustls::TlsConnector::from(ca.client_config(alpn));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let tls = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let (_, connection) = tls.get_ref();
+    let leaf = connection.peer_certificates().unwrap()[0].to_vec();
+    (leaf, connection.alpn_protocol().map(<[u8]>::to_vec))
+}
+
+pub fn der_of(pem: &str) -> Vec<u8> {
+    CertificateDer::from_pem_slice(pem.as_bytes()).unwrap().to_vec()
+}
+
+pub fn write(path: &Path, contents: &str) {
+    std::fs::write(path, contents).unwrap();
+}
+
+/// A server on 127.0.0.1 with ephemeral ports, serving the certificate files given.
+pub async fn start_server(
+    files: CertificateFiles,
+    state: AppState,
+    reload_interval: Duration,
+) -> RunningServer {
+    let config = ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        health_listen: "127.0.0.1:0".parse().unwrap(),
+        certificate: files,
+        certificate_reload_interval: reload_interval,
+        shutdown_timeout: Duration::from_secs(30),
+    };
+    Server::new(config, state).start().await.unwrap()
+}
+
+/// Writes a leaf into `dir/tls.crt` and `dir/tls.key`.
+pub fn plain_files(dir: &Path, cert: &str, key: &str) -> CertificateFiles {
+    let files = CertificateFiles {
+        cert: dir.join("tls.crt"),
+        key: dir.join("tls.key"),
+    };
+    write(&files.cert, cert);
+    write(&files.key, key);
+    files
+}
+
+/// A Kubernetes Secret volume: `tls.crt -> ..data/tls.crt`, `..data -> ..<version>/`. Updates write a new
+/// version directory, point `..data_tmp` at it and rename it over `..data` (atomic), as the kubelet does.
+pub struct SecretVolume {
+    pub dir: PathBuf,
+    version: u32,
+}
+
+impl SecretVolume {
+    pub fn new(dir: &Path, cert: &str, key: &str) -> Self {
+        let mut volume = Self {
+            dir: dir.to_path_buf(),
+            version: 0,
+        };
+        volume.update(cert, key);
+        std::os::unix::fs::symlink("..data/tls.crt", dir.join("tls.crt")).unwrap();
+        std::os::unix::fs::symlink("..data/tls.key", dir.join("tls.key")).unwrap();
+        volume
+    }
+
+    pub fn files(&self) -> CertificateFiles {
+        CertificateFiles {
+            cert: self.dir.join("tls.crt"),
+            key: self.dir.join("tls.key"),
+        }
+    }
+
+    pub fn update(&mut self, cert: &str, key: &str) {
+        self.version += 1;
+        let version = format!("..2025_01_07_12_00_00.{:04}", self.version);
+        let version_dir = self.dir.join(&version);
+        std::fs::create_dir(&version_dir).unwrap();
+        write(&version_dir.join("tls.crt"), cert);
+        write(&version_dir.join("tls.key"), key);
+        let tmp = self.dir.join("..data_tmp");
+        std::os::unix::fs::symlink(&version, &tmp).unwrap();
+        std::fs::rename(&tmp, self.dir.join("..data")).unwrap();
+    }
+}
+
+/// Polls until `condition` holds; panics with `what` after a generous deadline (not a timing assertion: a
+/// healthy run finishes in milliseconds, the deadline only stops a broken one from hanging).
+pub async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

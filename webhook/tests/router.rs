@@ -109,7 +109,7 @@ async fn resync_without_acknowledgement_is_forbidden_with_403() {
     acknowledged["metadata"]["annotations"]["tprotect.io/discard-destination-changes"] = json!("true");
     let review = Review::protect("AppMirrorRelationship", "UPDATE", acknowledged).with_old(amr("Promoted"));
     let reply = call(router(default_state()), VALIDATE_PATH, review.body()).await;
-    assert_eq!(response_allowed(&reply), true);
+    assert!(response_allowed(&reply));
 }
 
 fn response_allowed(reply: &Reply) -> bool {

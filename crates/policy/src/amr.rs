@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::{
     names::DISCARD_DESTINATION_CHANGES_ANNOTATION,
-    recurrence::{self, Frequency},
+    recurrence,
     report::{self, Report, child, describe, did_you_mean, quote},
 };
 
@@ -78,8 +78,7 @@ pub(crate) fn validate(report: &mut Report, object: &Value, now: jiff::Timestamp
         );
     }
 
-    let example = recurrence::example(now, Frequency::Minutely, 5);
-    let rule_fix = format!("set spec.recurrenceRule to a block such as |-\n{example}");
+    let rule_fix = recurrence::example_fix(now);
     if let Some(text) = report::required_string(report, spec, "spec", "recurrenceRule", &rule_fix) {
         for problem in recurrence::check_amr(text, now) {
             report.push("spec.recurrenceRule", problem.rule, problem.fix);

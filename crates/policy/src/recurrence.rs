@@ -331,6 +331,15 @@ pub fn example(now: Timestamp, frequency: Frequency, interval: u32) -> String {
     RecurrenceRule::every(start, frequency, interval).to_string()
 }
 
+/// A fix hint setting `spec.recurrenceRule` to [`example`] every 5 minutes, on one line: a YAML double-quoted
+/// string in which `\n` is the line break.
+pub(crate) fn example_fix(now: Timestamp) -> String {
+    format!(
+        "set spec.recurrenceRule: \"{}\"",
+        example(now, Frequency::Minutely, 5).replace('\n', "\\n")
+    )
+}
+
 fn parse_dtstart(line: &str, problems: &mut Vec<Problem>) -> Option<Timestamp> {
     let rest = &line["DTSTART".len()..];
     let Some((params, value)) = rest.split_once(':') else {

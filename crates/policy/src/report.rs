@@ -194,6 +194,8 @@ pub(crate) fn check_namespace_name(report: &mut Report, path: &str, name: &str) 
     if is_dns1123_label(name) {
         return true;
     }
+    let lowered = name.trim().to_ascii_lowercase();
+    let suggestion = is_dns1123_label(&lowered).then(|| format!(" (did you mean {}?)", quote(&lowered)));
     let rule = if name.len() > 63 {
         format!(
             "must be a namespace name of at most 63 characters, got {} characters",
@@ -202,13 +204,13 @@ pub(crate) fn check_namespace_name(report: &mut Report, path: &str, name: &str) 
     } else {
         format!(
             "must be a namespace name (DNS-1123 label: lowercase letters, digits and '-', starting and ending \
-             with a letter or digit), got {}",
-            quote(name)
+             with a letter or digit), got {}{}",
+            quote(name),
+            suggestion.as_deref().unwrap_or_default()
         )
     };
-    let lowered = name.trim().to_ascii_lowercase();
-    let fix = if is_dns1123_label(&lowered) {
-        format!("use {} (did you mean {}?)", quote(&lowered), quote(&lowered))
+    let fix = if suggestion.is_some() {
+        format!("use {}", quote(&lowered))
     } else {
         "use the exact name of an existing namespace, e.g. my-app-namespace".to_string()
     };

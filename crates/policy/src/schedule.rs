@@ -5,7 +5,7 @@ use serde_json::{Map, Value, json};
 
 use crate::{
     names::{REPLICATION_SCHEDULE_LABEL, REPLICATION_SCHEDULE_PREFIX},
-    recurrence::{self, Frequency},
+    recurrence,
     report::{self, Report, child, describe, did_you_mean, quote},
 };
 
@@ -280,8 +280,7 @@ fn check_recurrence_rule(
     now: jiff::Timestamp,
 ) {
     let path = "spec.recurrenceRule";
-    let example = recurrence::example(now, Frequency::Minutely, 5);
-    let example_fix = format!("set spec.recurrenceRule to a block such as |-\n{example}");
+    let example_fix = recurrence::example_fix(now);
     let text = match child(spec, "recurrenceRule") {
         Some(Value::String(s)) if !s.trim().is_empty() => Some(s.as_str()),
         Some(Value::String(_)) | None => None,

@@ -403,7 +403,21 @@ impl OntapClient {
         if let Some(tls_error) = tls::find_rustls_error(&err) {
             let reason = tls_error.to_string();
             return Failure::fatal(match tls_error {
-                rustls::Error::InvalidCertificate(_) => OntapError::UntrustedCertificate { host, reason },
+                rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::NotValidForName
+                    | rustls::CertificateError::NotValidForNameContext { .. },
+                ) => OntapError::UntrustedCertificate {
+                    host,
+                    reason,
+                    hint: "connect with a name the certificate was issued for (--hostname), or, only on a network \
+                           you trust, pass --verify-tls=false",
+                },
+                rustls::Error::InvalidCertificate(_) => OntapError::UntrustedCertificate {
+                    host,
+                    reason,
+                    hint: "pass the CA that signed it with --ca-file PEM (or, only on a network you trust, \
+                           --verify-tls=false)",
+                },
                 _ => OntapError::Tls { host, reason },
             });
         }

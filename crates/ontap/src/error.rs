@@ -88,11 +88,12 @@ pub enum OntapError {
     #[error("timed out after {} {operation}", format_duration(*after))]
     Timeout { operation: String, after: Duration },
 
-    #[error(
-        "the TLS certificate of {host} is not trusted ({reason}); pass the CA that signed it with --ca-file PEM \
-         (or, only on a network you trust, --verify-tls=false)"
-    )]
-    UntrustedCertificate { host: String, reason: String },
+    #[error("the TLS certificate of {host} is not trusted ({reason}); {hint}")]
+    UntrustedCertificate {
+        host: String,
+        reason: String,
+        hint: &'static str,
+    },
 
     #[error("TLS with {host} failed: {reason}")]
     Tls { host: String, reason: String },

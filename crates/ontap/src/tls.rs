@@ -136,8 +136,8 @@ impl ServerCertVerifier for AcceptAnyServerCert {
     }
 }
 
-/// The rustls error somewhere in a reqwest error's chain. `io::Error::source` skips the error it wraps, so
-/// wrapped errors are looked at through `get_ref` too.
+/// The rustls error somewhere in a reqwest error's chain. `io::Error::source` skips the error it wraps (and
+/// hyper-rustls wraps it in two), so an io::Error is descended through `get_ref` instead.
 pub(crate) fn find_rustls_error<'a>(
     error: &'a (dyn std::error::Error + 'static),
 ) -> Option<&'a rustls::Error> {
@@ -146,14 +146,10 @@ pub(crate) fn find_rustls_error<'a>(
         if let Some(found) = error.downcast_ref::<rustls::Error>() {
             return Some(found);
         }
-        if let Some(found) = error
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        {
-            return Some(found);
-        }
-        current = error.source();
+        current = match error.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => error.source(),
+        };
     }
     None
 }
@@ -201,7 +197,7 @@ mod tests {
     #[test]
     fn rustls_errors_are_found_inside_io_errors() {
         let inner = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
-        let io = std::io::Error::other(inner);
+        let io = std::io::Error::other(std::io::Error::new(std::io::ErrorKind::InvalidData, inner));
         let found = find_rustls_error(&io).unwrap();
         assert!(matches!(
             found,

@@ -1,0 +1,581 @@
+//! The client against the ONTAP stand-in over real TLS: every scenario, retries, redirects, timeouts, trust.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tprotect_ontap::{
+    ClientOptions, CredentialSource, Credentials, OntapClient, OntapError, Progress, RelationshipState,
+    RetryPolicy, TlsOptions, TransferStarted, TransferState, UpdateOutcome, UpdateRequest,
+};
+use tprotect_ontap_standin::{
+    DESTINATION_PATH, OntapStandin, PostAnswer, SOURCE_PATH, Scenario, TransferOutcome,
+};
+
+struct Fixture {
+    standin: OntapStandin,
+    ca_file: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    async fn start(scenario: Scenario) -> Self {
+        let standin = OntapStandin::start(scenario).await.expect("stand-in starts");
+        let dir = tempfile::tempdir().unwrap();
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, standin.ca_pem()).unwrap();
+        Self {
+            standin,
+            ca_file,
+            _dir: dir,
+        }
+    }
+
+    /// Fast polls and retries; the stand-in's CA only (no system roots), so trust comes from the CA file.
+    fn options(&self) -> ClientOptions {
+        ClientOptions {
+            tls: TlsOptions {
+                verify: true,
+                ca_file: Some(self.ca_file.clone()),
+                system_roots: false,
+            },
+            poll_interval: Duration::from_millis(10),
+            retry: RetryPolicy {
+                max_attempts: 4,
+                initial_backoff: Duration::from_millis(10),
+                max_backoff: Duration::from_millis(40),
+            },
+            ..ClientOptions::default()
+        }
+    }
+
+    fn client_with(&self, options: ClientOptions) -> OntapClient {
+        let credentials = Credentials::new(
+            self.standin.username(),
+            self.standin.password(),
+            CredentialSource::Caller,
+        )
+        .unwrap();
+        OntapClient::new(self.standin.hostname().parse().unwrap(), credentials, options).unwrap()
+    }
+
+    fn client(&self) -> OntapClient {
+        self.client_with(self.options())
+    }
+
+    fn posts(&self) -> usize {
+        self.standin.count("POST", "/api/snapmirror/relationships/")
+    }
+}
+
+fn request(wait: bool) -> UpdateRequest {
+    UpdateRequest {
+        source: SOURCE_PATH.parse().unwrap(),
+        destination: DESTINATION_PATH.parse().unwrap(),
+        force: false,
+        wait,
+        dry_run: false,
+    }
+}
+
+async fn run_update(
+    client: &OntapClient,
+    request: &UpdateRequest,
+) -> (Result<UpdateOutcome, OntapError>, Vec<String>) {
+    let mut events = Vec::new();
+    let result = tprotect_ontap::update(client, request, &mut |progress| {
+        events.push(match progress {
+            Progress::Found(r) => format!("found {}", r.uuid),
+            Progress::ForcedPastUnhealthy(reasons) => format!("forced past {}", reasons.len()),
+            Progress::Started(TransferStarted::Created { .. }) => "started 201".into(),
+            Progress::Started(TransferStarted::Accepted { .. }) => "started 202".into(),
+            Progress::Job(job) => format!("job {}", job.state),
+            Progress::TransferIdentified(_) => "transfer identified".into(),
+            Progress::Transfer(t) => format!("transfer {}", t.state),
+        })
+    })
+    .await;
+    (result, events)
+}
+
+#[tokio::test]
+async fn created_flow_posts_once_and_follows_the_transfer_to_success() {
+    let fixture = Fixture::start(Scenario::created()).await;
+    let (result, events) = run_update(&fixture.client(), &request(true)).await;
+    let outcome = result.unwrap();
+    let transfer = outcome.transfer.unwrap();
+    assert_eq!(transfer.state, TransferState::Success);
+    assert_eq!(transfer.bytes_transferred, Some(1_048_576));
+    assert!(
+        matches!(outcome.started, Some(TransferStarted::Created { ref transfer_uuid }) if *transfer_uuid == transfer.uuid)
+    );
+    assert_eq!(
+        events[1..],
+        ["started 201", "transfer queued", "transfer success"]
+    );
+
+    let requests = fixture.standin.requests();
+    assert!(requests.iter().all(|r| r.authorization_present));
+    let posts: Vec<_> = requests.iter().filter(|r| r.method == "POST").collect();
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0].body, "{}");
+    assert!(fixture.standin.relationship_writes().is_empty());
+    let lookup = &requests[0];
+    let query = lookup.query.as_deref().unwrap();
+    assert!(query.contains("destination.path=svm_dst%3Avol_dst"), "{query}");
+    assert!(
+        query.contains("fields=") && query.contains("unhealthy_reason"),
+        "{query}"
+    );
+}
+
+#[tokio::test]
+async fn accepted_flow_follows_the_job_then_finds_and_follows_the_new_transfer() {
+    let fixture = Fixture::start(Scenario {
+        transfer_reveal_delay: 2,
+        ..Scenario::accepted_job()
+    })
+    .await;
+    let (result, events) = run_update(&fixture.client(), &request(true)).await;
+    let outcome = result.unwrap();
+    assert_eq!(outcome.job.unwrap().state, tprotect_ontap::JobState::Success);
+    assert_eq!(outcome.transfer.unwrap().state, TransferState::Success);
+    assert_eq!(
+        events[1..],
+        [
+            "started 202",
+            "job queued",
+            "job success",
+            "transfer identified",
+            "transfer queued",
+            "transfer success"
+        ]
+    );
+    assert_eq!(fixture.posts(), 1);
+    // One lookup before the POST, then three until the new transfer showed (reveal delay 2).
+    assert_eq!(
+        fixture.standin.count("GET", "/api/snapmirror/relationships"),
+        1 + 3 + 2
+    );
+}
+
+#[tokio::test]
+async fn job_failure_reports_ontaps_message_and_code() {
+    let fixture = Fixture::start(Scenario::job_failure()).await;
+    let (result, _) = run_update(&fixture.client(), &request(true)).await;
+    match result.unwrap_err() {
+        OntapError::JobFailed { message, code, .. } => {
+            assert_eq!(code, "13303844");
+            assert!(message.contains("source volume is offline"), "{message}");
+        }
+        other => panic!("expected JobFailed, got {other}"),
+    }
+    assert_eq!(fixture.posts(), 1);
+}
+
+#[tokio::test]
+async fn transfer_failure_reports_error_info() {
+    let fixture = Fixture::start(Scenario::transfer_failure()).await;
+    let (result, _) = run_update(&fixture.client(), &request(true)).await;
+    let error = result.unwrap_err();
+    let text = error.to_string();
+    match error {
+        OntapError::TransferFailed {
+            state, error_info, ..
+        } => {
+            assert_eq!(state, TransferState::Failed);
+            assert_eq!(error_info.unwrap().code.as_deref(), Some("13303812"));
+            assert!(
+                text.contains("out of space") && text.contains("13303812"),
+                "{text}"
+            );
+        }
+        other => panic!("expected TransferFailed, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn aborted_transfers_are_failures() {
+    for (outcome, state) in [
+        (TransferOutcome::Aborted, TransferState::Aborted),
+        (TransferOutcome::HardAborted, TransferState::HardAborted),
+    ] {
+        let fixture = Fixture::start(Scenario {
+            transfer_outcome: outcome,
+            ..Scenario::created()
+        })
+        .await;
+        let (result, _) = run_update(&fixture.client(), &request(true)).await;
+        match result.unwrap_err() {
+            OntapError::TransferFailed {
+                state: got,
+                error_info,
+                ..
+            } => {
+                assert_eq!(got, state);
+                assert!(error_info.is_none());
+            }
+            other => panic!("expected TransferFailed, got {other}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn refusals_send_no_post_and_no_relationship_write() {
+    type IsExpected = fn(&OntapError) -> bool;
+    let cases: [(Scenario, IsExpected); 3] = [
+        (Scenario::relationship_missing(), |e| {
+            matches!(e, OntapError::NotFound { .. })
+        }),
+        (
+            Scenario::broken_off(),
+            |e| matches!(e, OntapError::NotSnapmirrored { state, .. } if state == "broken_off"),
+        ),
+        (
+            Scenario::unhealthy(),
+            |e| matches!(e, OntapError::Unhealthy { reasons, .. } if reasons.len() == 2),
+        ),
+    ];
+    for (scenario, expected) in cases {
+        let fixture = Fixture::start(scenario).await;
+        let (result, _) = run_update(&fixture.client(), &request(true)).await;
+        let error = result.unwrap_err();
+        assert!(expected(&error), "unexpected error: {error}");
+        assert_eq!(fixture.posts(), 0, "{error}");
+        assert!(fixture.standin.relationship_writes().is_empty());
+        assert_eq!(fixture.standin.requests().len(), 1, "only the lookup");
+    }
+}
+
+#[tokio::test]
+async fn broken_off_is_refused_even_with_force_but_unhealthy_is_not() {
+    let fixture = Fixture::start(Scenario::broken_off()).await;
+    let forced = UpdateRequest {
+        force: true,
+        ..request(true)
+    };
+    let (result, _) = run_update(&fixture.client(), &forced).await;
+    assert!(matches!(result, Err(OntapError::NotSnapmirrored { .. })));
+    assert_eq!(fixture.posts(), 0);
+
+    let fixture = Fixture::start(Scenario::unhealthy()).await;
+    let (result, events) = run_update(&fixture.client(), &forced).await;
+    let outcome = result.unwrap();
+    assert_eq!(outcome.forced_past.len(), 2);
+    assert_eq!(events[1], "forced past 2");
+    assert_eq!(fixture.posts(), 1);
+}
+
+#[tokio::test]
+async fn source_mismatch_is_refused() {
+    let fixture = Fixture::start(Scenario::created()).await;
+    let wrong_source = UpdateRequest {
+        source: "svm_src:other_vol".parse().unwrap(),
+        ..request(true)
+    };
+    let (result, _) = run_update(&fixture.client(), &wrong_source).await;
+    let text = result.unwrap_err().to_string();
+    assert!(
+        text.contains("replicates from svm_src:vol_src, not from svm_src:other_vol"),
+        "{text}"
+    );
+    assert_eq!(fixture.posts(), 0);
+}
+
+#[tokio::test]
+async fn unauthorized_names_the_credential_source_and_is_not_retried() {
+    let fixture = Fixture::start(Scenario::created()).await;
+    let credentials = Credentials::new(
+        fixture.standin.username(),
+        "wrong-password",
+        CredentialSource::Secret {
+            namespace: "kubeflow".into(),
+            name: "ontap-cluster-mgmt-account".into(),
+        },
+    )
+    .unwrap();
+    let client = OntapClient::new(
+        fixture.standin.hostname().parse().unwrap(),
+        credentials,
+        fixture.options(),
+    )
+    .unwrap();
+    let (result, _) = run_update(&client, &request(true)).await;
+    let error = result.unwrap_err();
+    assert!(matches!(error, OntapError::Unauthorized { .. }));
+    let text = error.to_string();
+    assert!(
+        text.contains("Secret kubeflow/ontap-cluster-mgmt-account (--secret)"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("wrong-password") && !text.contains(fixture.standin.username()),
+        "{text}"
+    );
+    assert_eq!(fixture.standin.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn gets_are_retried_with_backoff_until_they_succeed() {
+    let fixture = Fixture::start(Scenario {
+        transient_get_failures: 2,
+        ..Scenario::created()
+    })
+    .await;
+    let (result, _) = run_update(&fixture.client(), &request(false)).await;
+    result.unwrap();
+    // Two 503s, then the lookup that worked.
+    assert_eq!(fixture.standin.count("GET", "/api/snapmirror/relationships"), 3);
+    assert_eq!(fixture.posts(), 1);
+}
+
+#[tokio::test]
+async fn gets_give_up_after_max_attempts() {
+    let fixture = Fixture::start(Scenario {
+        transient_get_failures: 10,
+        ..Scenario::created()
+    })
+    .await;
+    let (result, _) = run_update(&fixture.client(), &request(false)).await;
+    let error = result.unwrap_err();
+    assert!(
+        matches!(&error, OntapError::Status { status, .. } if status.as_u16() == 503),
+        "{error}"
+    );
+    assert_eq!(fixture.standin.count("GET", "/api/snapmirror/relationships"), 4);
+    assert_eq!(fixture.posts(), 0);
+}
+
+#[tokio::test]
+async fn the_post_is_never_retried() {
+    let scenario = Scenario {
+        post_answer: PostAnswer::Error {
+            status: 503,
+            code: "6620237".into(),
+            message: "Relationship database write failed.".into(),
+        },
+        ..Scenario::created()
+    };
+    let fixture = Fixture::start(scenario).await;
+    let (result, _) = run_update(&fixture.client(), &request(true)).await;
+    let text = result.unwrap_err().to_string();
+    assert!(
+        text.contains("503") && text.contains("Relationship database write failed. (code 6620237)"),
+        "{text}"
+    );
+    assert_eq!(fixture.posts(), 1);
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let fixture = Fixture::start(Scenario {
+        redirect_everything: true,
+        ..Scenario::created()
+    })
+    .await;
+    let (result, _) = run_update(&fixture.client(), &request(true)).await;
+    let error = result.unwrap_err();
+    assert!(matches!(error, OntapError::Redirect { .. }), "{error}");
+    assert!(error.to_string().contains("/api/redirected-here"));
+    assert_eq!(fixture.standin.requests().len(), 1);
+    assert_eq!(fixture.standin.count("GET", "/api/redirected-here"), 0);
+}
+
+#[tokio::test]
+async fn the_overall_timeout_bounds_a_slow_cluster() {
+    let fixture = Fixture::start(Scenario::slow(Duration::from_secs(5))).await;
+    let options = ClientOptions {
+        overall_timeout: Some(Duration::from_millis(300)),
+        ..fixture.options()
+    };
+    let (result, _) = run_update(&fixture.client_with(options), &request(true)).await;
+    let error = result.unwrap_err();
+    assert!(error.is_timeout(), "{error}");
+    assert!(
+        error
+            .to_string()
+            .starts_with("timed out after 300ms while looking up"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn the_overall_timeout_bounds_a_transfer_that_never_ends() {
+    let fixture = Fixture::start(Scenario {
+        polls_to_finish: u32::MAX,
+        ..Scenario::created()
+    })
+    .await;
+    let options = ClientOptions {
+        overall_timeout: Some(Duration::from_millis(400)),
+        ..fixture.options()
+    };
+    let (result, _) = run_update(&fixture.client_with(options), &request(true)).await;
+    let error = result.unwrap_err();
+    assert!(error.is_timeout(), "{error}");
+    // The deadline falls during a poll request or a pause between polls; both name the transfer.
+    assert!(error.to_string().contains("transfer"), "{error}");
+    assert_eq!(fixture.posts(), 1);
+}
+
+#[tokio::test]
+async fn slow_answers_within_the_request_timeout_succeed() {
+    let fixture = Fixture::start(Scenario::slow(Duration::from_millis(50))).await;
+    let (result, _) = run_update(&fixture.client(), &request(true)).await;
+    assert_eq!(result.unwrap().transfer.unwrap().state, TransferState::Success);
+}
+
+#[tokio::test]
+async fn a_request_timeout_is_retried_for_gets() {
+    let fixture = Fixture::start(Scenario::slow(Duration::from_secs(2))).await;
+    let options = ClientOptions {
+        request_timeout: Duration::from_millis(100),
+        retry: RetryPolicy {
+            max_attempts: 2,
+            ..fixture.options().retry
+        },
+        ..fixture.options()
+    };
+    let (result, _) = run_update(&fixture.client_with(options), &request(true)).await;
+    let error = result.unwrap_err();
+    assert!(error.to_string().contains("waiting for ONTAP at"), "{error}");
+    assert_eq!(fixture.standin.count("GET", "/api/snapmirror/relationships"), 2);
+}
+
+#[tokio::test]
+async fn an_untrusted_certificate_is_refused_with_a_hint() {
+    let fixture = Fixture::start(Scenario::created()).await;
+    let options = ClientOptions {
+        tls: TlsOptions::default(),
+        ..fixture.options()
+    };
+    let (result, _) = run_update(&fixture.client_with(options), &request(true)).await;
+    let error = result.unwrap_err();
+    assert!(
+        matches!(error, OntapError::UntrustedCertificate { .. }),
+        "{error}"
+    );
+    let text = error.to_string();
+    assert!(
+        text.contains("--ca-file") && text.contains("UnknownIssuer"),
+        "{text}"
+    );
+    assert!(
+        fixture.standin.requests().is_empty(),
+        "nothing is sent before the handshake succeeds"
+    );
+}
+
+#[tokio::test]
+async fn a_certificate_for_another_name_is_refused() {
+    let fixture = Fixture::start(Scenario {
+        certificate_names: vec!["cluster-a.example.com".into()],
+        ..Scenario::created()
+    })
+    .await;
+    let (result, _) = run_update(&fixture.client(), &request(true)).await;
+    let error = result.unwrap_err();
+    assert!(
+        matches!(error, OntapError::UntrustedCertificate { .. }),
+        "{error}"
+    );
+    let text = error.to_string();
+    assert!(
+        text.contains("not valid for name") && text.contains("--hostname"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn verification_can_be_turned_off() {
+    let fixture = Fixture::start(Scenario::created()).await;
+    let options = ClientOptions {
+        tls: TlsOptions {
+            verify: false,
+            ..TlsOptions::default()
+        },
+        ..fixture.options()
+    };
+    let (result, _) = run_update(&fixture.client_with(options), &request(true)).await;
+    assert_eq!(result.unwrap().transfer.unwrap().state, TransferState::Success);
+}
+
+#[tokio::test]
+async fn dry_run_checks_everything_and_posts_nothing() {
+    let fixture = Fixture::start(Scenario::created()).await;
+    let (result, _) = run_update(
+        &fixture.client(),
+        &UpdateRequest {
+            dry_run: true,
+            ..request(true)
+        },
+    )
+    .await;
+    let outcome = result.unwrap();
+    assert!(outcome.started.is_none());
+    assert_eq!(fixture.posts(), 0);
+    let fixture = Fixture::start(Scenario::unhealthy()).await;
+    let (result, _) = run_update(
+        &fixture.client(),
+        &UpdateRequest {
+            dry_run: true,
+            ..request(true)
+        },
+    )
+    .await;
+    assert!(matches!(result, Err(OntapError::Unhealthy { .. })));
+}
+
+#[tokio::test]
+async fn without_wait_the_transfer_is_started_and_not_followed() {
+    let fixture = Fixture::start(Scenario::accepted_job()).await;
+    let (result, _) = run_update(&fixture.client(), &request(false)).await;
+    assert!(matches!(
+        result.unwrap().started,
+        Some(TransferStarted::Accepted { .. })
+    ));
+    assert_eq!(fixture.standin.count("GET", "/api/cluster/jobs"), 0);
+    assert_eq!(fixture.posts(), 1);
+}
+
+#[tokio::test]
+async fn status_reports_state_health_reasons_lag_and_last_transfer() {
+    let fixture = Fixture::start(Scenario::unhealthy()).await;
+    let client = fixture.client();
+    let status = tprotect_ontap::status(&client, &DESTINATION_PATH.parse().unwrap())
+        .await
+        .unwrap();
+    let relationship = &status.relationship;
+    assert_eq!(relationship.state, Some(RelationshipState::Snapmirrored));
+    assert_eq!(relationship.healthy, Some(false));
+    assert_eq!(relationship.unhealthy_reason.len(), 2);
+    assert_eq!(
+        relationship.lag_time.as_ref().unwrap().duration,
+        Duration::from_secs(8 * 3600 + 35 * 60 + 42)
+    );
+    // The fixture's last transfer predates the stand-in, so ONTAP no longer has its record.
+    assert!(status.last_transfer.is_none());
+    assert_eq!(fixture.posts(), 0);
+
+    let fixture = Fixture::start(Scenario::created()).await;
+    let client = fixture.client();
+    run_update(&client, &request(true)).await.0.unwrap();
+    let status = tprotect_ontap::status(&client, &DESTINATION_PATH.parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.last_transfer.unwrap().state, TransferState::Success);
+    assert_eq!(status.relationship.lag_time.unwrap().iso8601, "PT1M2S");
+}
+
+#[tokio::test]
+async fn status_of_a_missing_relationship_is_not_found() {
+    let fixture = Fixture::start(Scenario::relationship_missing()).await;
+    let error = tprotect_ontap::status(&fixture.client(), &DESTINATION_PATH.parse().unwrap())
+        .await
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains("no SnapMirror relationship with destination svm_dst:vol_dst"),
+        "{text}"
+    );
+    assert!(text.contains("never creates"), "{text}");
+}

@@ -1,0 +1,977 @@
+//! The planner: given both clusters as observed and a goal, the ONE next step. Pure; no I/O, no clock.
+//!
+//! The recipes are NetApp's (shared/docs/trident-protect.md, "The lifecycle"); each function below says which
+//! one it follows. Preconditions that the plugin cannot fix itself are checked before any write, so bad input
+//! changes nothing.
+
+use std::collections::BTreeMap;
+
+use tprotect_api::{
+    AMR_STATE_ESTABLISHED, AMR_STATE_PROMOTED, AppMirrorRelationshipSpec, DesiredState, NamespaceMapping,
+    REPLICATION_SCHEDULE_PREFIX, SNAPSHOT_STATE_COMPLETED, SNAPSHOT_STATE_FAILED,
+};
+
+use crate::PlanError;
+use crate::model::*;
+
+/// AMR annotation: the storage class to use on the other cluster when the relationship is reversed. Swapped with
+/// `spec.storageClassName` at each reversal, so both survive any number of them.
+pub const PEER_STORAGE_CLASS_ANNOTATION: &str = "tprotect.io/peer-storage-class";
+/// Schedule annotation: disabled by the plugin for a planned swap (value: the relationship name).
+pub const DISABLED_BY_ANNOTATION: &str = "tprotect.io/disabled-by";
+
+/// AMR states that mean the relationship failed (Trident's failure states are unverified; both spellings).
+const FAILED_STATES: [&str; 2] = ["Failed", "Error"];
+
+type Plan = Result<Step, PlanError>;
+
+/// The next step towards `goal`.
+pub fn plan(observed: &Observed, goal: &Goal) -> Plan {
+    if let Some(record) = &observed.record
+        && record.operation != goal.operation()
+    {
+        return Err(PlanError::OtherOperationInProgress {
+            name: observed.relationship.clone(),
+            in_progress: record.operation.command().to_string(),
+            started: record.started.clone(),
+        });
+    }
+    match goal {
+        Goal::Setup(params) => plan_setup(observed, params),
+        Goal::Failover { force } => plan_failover(observed, *force),
+        Goal::Resync => plan_resync(observed),
+        Goal::Delete => plan_delete(observed),
+        Goal::ReverseResync | Goal::Reverse | Goal::Failback => {
+            let record = observed.record.as_ref().ok_or_else(|| PlanError::NoRecord {
+                name: observed.relationship.clone(),
+                operation: goal.operation().command(),
+            })?;
+            let (d0, s0) = record_clusters(observed, record, goal.operation())?;
+            match goal {
+                Goal::ReverseResync => match plan_reverse_resync(observed, record, d0, s0)? {
+                    Progress::Step(step) => Ok(step),
+                    Progress::Finished => Ok(done(observed, s0, "reversed: now replicating")),
+                },
+                Goal::Reverse => plan_reverse(observed, record, d0, s0),
+                _ => plan_failback(observed, record, d0, s0),
+            }
+        }
+    }
+}
+
+/// A sub-plan either asks for a step or reports that its part is finished.
+enum Progress {
+    Step(Step),
+    Finished,
+}
+
+fn state(observed: &Observed, key: ClusterKey, needed_for: &str) -> Result<ClusterState, PlanError> {
+    match observed.cluster(key) {
+        Reach::Reachable(state) => Ok((**state).clone()),
+        Reach::Unreachable { context, error } => Err(PlanError::Unreachable {
+            context: context.clone(),
+            error: error.clone(),
+            needed_for: needed_for.to_string(),
+        }),
+    }
+}
+
+fn context(observed: &Observed, key: ClusterKey) -> String {
+    match observed.cluster(key) {
+        Reach::Reachable(state) => state.context.clone(),
+        Reach::Unreachable { context, .. } => context.clone(),
+    }
+}
+
+fn done(observed: &Observed, amr_cluster: ClusterKey, what: &str) -> Step {
+    let at = observed.state(amr_cluster).and_then(|s| s.amr.as_ref());
+    let state = at.map(|a| a.state().to_string()).unwrap_or_default();
+    Step::Done(Outcome {
+        message: format!(
+            "{} {what}; its AppMirrorRelationship is {state} on {}",
+            observed.relationship,
+            context(observed, amr_cluster)
+        ),
+        amr_cluster: Some(amr_cluster),
+    })
+}
+
+fn not_found(observed: &Observed) -> PlanError {
+    PlanError::NotFound {
+        name: observed.relationship.clone(),
+        searched: format!(
+            "{} and {}",
+            context(observed, ClusterKey::Context),
+            context(observed, ClusterKey::Peer)
+        ),
+    }
+}
+
+/// Fails when the AMR reports a failure state; a `status.error` alone may be transient and is not a failure.
+fn check_amr_failed(observed: &Observed, key: ClusterKey, amr: &AmrView) -> Result<(), PlanError> {
+    if FAILED_STATES.contains(&amr.state()) {
+        return Err(PlanError::Failed {
+            kind: "AppMirrorRelationship",
+            context: context(observed, key),
+            namespace: amr.namespace.clone(),
+            name: amr.name.clone(),
+            error: amr.error().unwrap_or(amr.state()).to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn wait_state(key: ClusterKey, amr: &AmrView, state: &str) -> Step {
+    Step::Wait(WaitFor::AmrState {
+        cluster: key,
+        namespace: amr.namespace.clone(),
+        name: amr.name.clone(),
+        state: state.to_string(),
+    })
+}
+
+fn replication_schedule_name(relationship: &str) -> String {
+    format!("{REPLICATION_SCHEDULE_PREFIX}{relationship}")
+}
+
+/// Name of the ShutdownSnapshot of one run of a planned swap.
+pub fn shutdown_snapshot_name(relationship: &str, record_id: &str) -> String {
+    format!("{relationship}-shutdown-{record_id}")
+}
+
+/// Name of the initial Snapshot `setup --initial-snapshot` takes.
+pub fn initial_snapshot_name(relationship: &str) -> String {
+    format!("{relationship}-initial")
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Set up (source: AppVault, Application, replication Schedule, optional Snapshot; destination: copy of the
+// source AppVault and its Secret, destination AppVault, namespace, AMR; wait Established).
+
+fn plan_setup(observed: &Observed, params: &SetupParams) -> Plan {
+    let (src_key, dst_key) = (params.source, params.source.other());
+    let src = state(observed, src_key, "setup")?;
+    let dst = state(observed, dst_key, "setup")?;
+    let (src_ctx, dst_ctx) = (src.context.clone(), dst.context.clone());
+    let name = &observed.relationship;
+    let missing = |what, context: &str, namespace: &str, object: &str, hint: String| PlanError::Missing {
+        what,
+        context: context.to_string(),
+        namespace: namespace.to_string(),
+        name: object.to_string(),
+        hint,
+    };
+
+    // An AMR of that name already: finished (or finishing) if it is this relationship, refused otherwise.
+    if let Some((key, amr)) = observed.amr_location()? {
+        let same = key == dst_key
+            && amr.namespace == params.destination_namespace
+            && amr.spec.source_application_name.as_deref() == Some(params.app.as_str());
+        if !same {
+            return Err(PlanError::Conflict {
+                name: name.clone(),
+                message: format!(
+                    "an AppMirrorRelationship {}/{} already exists on {} for application {:?}; choose another name or delete it",
+                    amr.namespace,
+                    amr.name,
+                    context(observed, key),
+                    amr.spec.source_application_name.clone().unwrap_or_default()
+                ),
+            });
+        }
+        check_amr_failed(observed, key, amr)?;
+        return Ok(if amr.state() == AMR_STATE_ESTABLISHED {
+            done(observed, key, "is set up")
+        } else {
+            wait_state(key, amr, AMR_STATE_ESTABLISHED)
+        });
+    }
+
+    // Preconditions the plugin cannot fix: checked before any write.
+    if !src.namespaces.contains_key(&params.source_namespace) {
+        return Err(missing(
+            "Namespace",
+            &src_ctx,
+            "",
+            &params.source_namespace,
+            "Create the application's namespace first.".into(),
+        ));
+    }
+    let trident = tprotect_api::TRIDENT_PROTECT_NAMESPACE;
+    let Some(src_vault) = src.vaults.get(&params.source_vault) else {
+        return Err(missing(
+            "AppVault",
+            &src_ctx,
+            trident,
+            &params.source_vault,
+            "Create the source AppVault (an administrator's job) and run setup again.".into(),
+        ));
+    };
+    for secret in src_vault.secret_refs.keys() {
+        if !src.secrets.contains_key(secret) {
+            return Err(missing(
+                "Secret",
+                &src_ctx,
+                trident,
+                secret,
+                format!(
+                    "AppVault {} references it; create it and run setup again.",
+                    params.source_vault
+                ),
+            ));
+        }
+    }
+    if src.application(&params.source_namespace, &params.app).is_none() && !params.create_app {
+        return Err(missing(
+            "Application",
+            &src_ctx,
+            &params.source_namespace,
+            &params.app,
+            "Create it, or pass --create-app to create one over the namespace.".into(),
+        ));
+    }
+    if !dst.vaults.contains_key(&params.destination_vault) {
+        return Err(missing(
+            "AppVault",
+            &dst_ctx,
+            trident,
+            &params.destination_vault,
+            "Create the destination AppVault on the destination cluster and run setup again.".into(),
+        ));
+    }
+    if let Some(class) = &params.storage_class
+        && !dst.storage_classes.contains(class)
+    {
+        return Err(missing(
+            "StorageClass",
+            &dst_ctx,
+            "",
+            class,
+            format!("Available: {}.", join_or_none(dst.storage_classes.iter())),
+        ));
+    }
+
+    // Source side.
+    let Some(app) = src.application(&params.source_namespace, &params.app) else {
+        return Ok(Step::Act(Action::CreateApplication {
+            cluster: src_key,
+            namespace: params.source_namespace.clone(),
+            name: params.app.clone(),
+            namespaces: vec![params.source_namespace.clone()],
+        }));
+    };
+    if !src
+        .schedules_of(&params.source_namespace, &params.app)
+        .any(ScheduleView::is_replication)
+    {
+        return Ok(Step::Act(Action::CreateReplicationSchedule {
+            cluster: src_key,
+            namespace: params.source_namespace.clone(),
+            name: replication_schedule_name(name),
+            application: params.app.clone(),
+            app_vault: params.source_vault.clone(),
+            recurrence_rule: params.recurrence_rule.clone(),
+        }));
+    }
+    if params.initial_snapshot {
+        let snapshot = initial_snapshot_name(name);
+        match src.snapshot(&params.source_namespace, &snapshot) {
+            None => {
+                return Ok(Step::Act(Action::CreateSnapshot {
+                    cluster: src_key,
+                    namespace: params.source_namespace.clone(),
+                    name: snapshot,
+                    application: params.app.clone(),
+                    app_vault: params.source_vault.clone(),
+                    shutdown: false,
+                }));
+            }
+            Some(s) if s.state == SNAPSHOT_STATE_FAILED => {
+                return Err(PlanError::Failed {
+                    kind: "Snapshot",
+                    context: src_ctx,
+                    namespace: s.namespace.clone(),
+                    name: s.name.clone(),
+                    error: s.error.clone().unwrap_or_else(|| s.state.clone()),
+                });
+            }
+            Some(s) if s.state != SNAPSHOT_STATE_COMPLETED => {
+                return Ok(Step::Wait(WaitFor::SnapshotCompleted {
+                    cluster: src_key,
+                    namespace: s.namespace.clone(),
+                    name: s.name.clone(),
+                    shutdown: false,
+                }));
+            }
+            Some(_) => {}
+        }
+    }
+
+    // Destination side: the source AppVault (and its Secrets) copied, the namespace, then the AMR.
+    if let Some(step) = copy_vault_step(&src, &dst, src_key, dst_key, &params.source_vault) {
+        return Ok(step);
+    }
+    if !dst.namespaces.contains_key(&params.destination_namespace) {
+        return Ok(Step::Act(Action::CreateNamespace {
+            cluster: dst_key,
+            name: params.destination_namespace.clone(),
+        }));
+    }
+    let mut annotations = BTreeMap::new();
+    if let Some(class) = &params.source_storage_class {
+        annotations.insert(PEER_STORAGE_CLASS_ANNOTATION.to_string(), class.clone());
+    }
+    let spec = AppMirrorRelationshipSpec {
+        desired_state: Some(DesiredState::Established),
+        destination_app_vault_ref: Some(params.destination_vault.clone()),
+        namespace_mapping: Some(vec![NamespaceMapping {
+            source: params.source_namespace.clone(),
+            destination: params.destination_namespace.clone(),
+        }]),
+        recurrence_rule: Some(params.recurrence_rule.clone()),
+        source_app_vault_ref: Some(params.source_vault.clone()),
+        source_application_name: Some(params.app.clone()),
+        source_application_uid: Some(app.uid.clone()),
+        storage_class_name: params.storage_class.clone(),
+        ..Default::default()
+    };
+    Ok(Step::Act(Action::CreateAmr {
+        cluster: dst_key,
+        namespace: params.destination_namespace.clone(),
+        name: name.clone(),
+        spec: Box::new(spec),
+        annotations,
+    }))
+}
+
+/// The Secrets of `vault` and then the AppVault itself, copied from `from` to `to` where missing.
+fn copy_vault_step(
+    from: &ClusterState,
+    to: &ClusterState,
+    from_key: ClusterKey,
+    to_key: ClusterKey,
+    vault: &str,
+) -> Option<Step> {
+    let source = from.vaults.get(vault)?;
+    for secret in source.secret_refs.keys() {
+        if !to.secrets.contains_key(secret) {
+            return Some(Step::Act(Action::CopySecret {
+                from: from_key,
+                to: to_key,
+                name: secret.clone(),
+            }));
+        }
+    }
+    if !to.vaults.contains_key(vault) {
+        return Some(Step::Act(Action::CopyAppVault {
+            from: from_key,
+            to: to_key,
+            name: vault.to_string(),
+        }));
+    }
+    None
+}
+
+fn join_or_none<'a>(items: impl Iterator<Item = &'a String>) -> String {
+    let items: Vec<&str> = items.map(String::as_str).collect();
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join(", ")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Fail over (destination: desiredState Promoted; wait Promoted). Works with the source unreachable.
+
+fn plan_failover(observed: &Observed, force: bool) -> Plan {
+    let Some((key, amr)) = observed.amr_location()? else {
+        return Err(not_found(observed));
+    };
+    check_amr_failed(observed, key, amr)?;
+    match amr.desired() {
+        Some(DesiredState::Promoted) if amr.state() == AMR_STATE_PROMOTED => {
+            Ok(done(observed, key, "is failed over"))
+        }
+        Some(DesiredState::Promoted) => Ok(wait_state(key, amr, AMR_STATE_PROMOTED)),
+        _ => {
+            let replicated = amr.state() == AMR_STATE_ESTABLISHED
+                || amr
+                    .status
+                    .as_ref()
+                    .is_some_and(|s| s.last_transferred_snapshot.is_some());
+            if !replicated && !force {
+                return Err(PlanError::WrongState {
+                    operation: "failover",
+                    context: context(observed, key),
+                    namespace: amr.namespace.clone(),
+                    name: amr.name.clone(),
+                    state: format!("{:?} and has never transferred a snapshot", amr.state()),
+                    hint: "There is nothing to fail over to yet; wait for Established, or pass --force."
+                        .into(),
+                });
+            }
+            Ok(Step::Act(Action::SetDesiredState {
+                cluster: key,
+                namespace: amr.namespace.clone(),
+                name: amr.name.clone(),
+                desired: DesiredState::Promoted,
+                promoted_snapshot: None,
+                discard_destination_changes: false,
+            }))
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Resync (destination: desiredState Established — destination changes are DISCARDED; remove schedules left on
+// the destination; wait Established).
+
+fn plan_resync(observed: &Observed) -> Plan {
+    let Some((key, amr)) = observed.amr_location()? else {
+        return Err(not_found(observed));
+    };
+    check_amr_failed(observed, key, amr)?;
+    if amr.desired() == Some(DesiredState::Promoted) {
+        return Ok(Step::Act(Action::SetDesiredState {
+            cluster: key,
+            namespace: amr.namespace.clone(),
+            name: amr.name.clone(),
+            desired: DesiredState::Established,
+            promoted_snapshot: None,
+            discard_destination_changes: true,
+        }));
+    }
+    let dst = state(observed, key, "resync")?;
+    if let Some(step) = remove_schedules_step(&dst, key, amr.mapping().iter().map(|(_, d)| d.as_str())) {
+        return Ok(step);
+    }
+    Ok(if amr.state() == AMR_STATE_ESTABLISHED {
+        done(observed, key, "is resynced")
+    } else {
+        wait_state(key, amr, AMR_STATE_ESTABLISHED)
+    })
+}
+
+/// Every Schedule in `namespaces` of a destination, saved and removed (one namespace per step).
+fn remove_schedules_step<'a>(
+    cluster: &ClusterState,
+    key: ClusterKey,
+    namespaces: impl Iterator<Item = &'a str>,
+) -> Option<Step> {
+    for namespace in namespaces {
+        let names: Vec<String> = cluster
+            .schedules
+            .iter()
+            .filter(|s| s.namespace == namespace)
+            .map(|s| s.name.clone())
+            .collect();
+        if !names.is_empty() {
+            return Some(Step::Act(Action::RemoveDestinationSchedules {
+                cluster: key,
+                namespace: namespace.to_string(),
+                names,
+            }));
+        }
+    }
+    None
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Delete (current destination: delete the AMR; two independent applications remain).
+
+fn plan_delete(observed: &Observed) -> Plan {
+    let Some((key, amr)) = observed.amr_location()? else {
+        return Ok(Step::Done(Outcome {
+            message: format!(
+                "{} is deleted: no AppMirrorRelationship remains",
+                observed.relationship
+            ),
+            amr_cluster: None,
+        }));
+    };
+    if amr.deleting {
+        return Ok(Step::Wait(WaitFor::AmrGone {
+            cluster: key,
+            namespace: amr.namespace.clone(),
+            name: amr.name.clone(),
+        }));
+    }
+    Ok(Step::Act(Action::DeleteAmr {
+        cluster: key,
+        namespace: amr.namespace.clone(),
+        name: amr.name.clone(),
+        uid: amr.uid.clone(),
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The operations that move the AMR to the other cluster, driven by the record kept in the lock.
+
+/// The record's initial destination (the cluster that held the AMR when the operation started) and the other.
+fn record_clusters(
+    observed: &Observed,
+    record: &OperationRecord,
+    operation: Operation,
+) -> Result<(ClusterKey, ClusterKey), PlanError> {
+    for key in ClusterKey::BOTH {
+        state(observed, key, operation.command())?;
+    }
+    let d0 = observed.key_of(&record.initial_destination).ok_or_else(|| PlanError::Conflict {
+        name: observed.relationship.clone(),
+        message: format!(
+            "the {} in progress started on a cluster that is neither {} nor {} (cluster id {}); run it with that cluster's context",
+            operation.command(),
+            context(observed, ClusterKey::Context),
+            context(observed, ClusterKey::Peer),
+            record.initial_destination
+        ),
+    })?;
+    Ok((d0, d0.other()))
+}
+
+/// The relationship's spec as it is after `n` reversals from the record's: vaults, mapping and storage classes
+/// swapped when `n` is odd.
+fn oriented(
+    record: &OperationRecord,
+    reversed: bool,
+) -> (AppMirrorRelationshipSpec, BTreeMap<String, String>) {
+    let mut spec = record.spec.clone();
+    let mut annotations = record.annotations.clone();
+    if reversed {
+        std::mem::swap(
+            &mut spec.source_app_vault_ref,
+            &mut spec.destination_app_vault_ref,
+        );
+        spec.namespace_mapping = spec.namespace_mapping.map(|mapping| {
+            mapping
+                .into_iter()
+                .map(|m| NamespaceMapping {
+                    source: m.destination,
+                    destination: m.source,
+                })
+                .collect()
+        });
+        let peer = annotations.remove(PEER_STORAGE_CLASS_ANNOTATION);
+        if let Some(class) = spec.storage_class_name.take() {
+            annotations.insert(PEER_STORAGE_CLASS_ANNOTATION.to_string(), class);
+        }
+        spec.storage_class_name = peer;
+    }
+    (spec, annotations)
+}
+
+/// Reverse resync with the AMR moving from `dst` (where it is Promoted) to `src`; destination changes are KEPT.
+/// NetApp's recipe: delete the AMR on the original destination; remove schedules on the new destination; make
+/// the AppVaults ready on each cluster; create the relationship in the opposite direction.
+/// `reversed`: whether `dst` → `src` is the opposite of the record's original direction.
+fn reverse_resync(
+    observed: &Observed,
+    record: &OperationRecord,
+    dst: ClusterKey,
+    src: ClusterKey,
+    reversed: bool,
+) -> Result<Progress, PlanError> {
+    let name = &observed.relationship;
+    let operation = record.operation.command();
+    let old_dst = state(observed, dst, operation)?;
+    let new_dst = state(observed, src, operation)?;
+    // The relationship as it is while the AMR is on `dst`, and as it will be once on `src`.
+    let (current, _) = oriented(record, reversed);
+    let (next, next_annotations) = oriented(record, !reversed);
+
+    match observed.amr_location()? {
+        Some((key, amr)) if key == dst => {
+            check_amr_failed(observed, key, amr)?;
+            if amr.deleting {
+                return Ok(Progress::Step(Step::Wait(WaitFor::AmrGone {
+                    cluster: key,
+                    namespace: amr.namespace.clone(),
+                    name: amr.name.clone(),
+                })));
+            }
+            if amr.desired() != Some(DesiredState::Promoted) {
+                return Err(PlanError::WrongState {
+                    operation: "reverse-resync",
+                    context: old_dst.context.clone(),
+                    namespace: amr.namespace.clone(),
+                    name: amr.name.clone(),
+                    state: format!(
+                        "{} (desired {:?})",
+                        amr.state(),
+                        amr.desired().map(|d| d.as_str()).unwrap_or("")
+                    ),
+                    hint: format!("Fail over first: kubectl tprotect failover {name}"),
+                });
+            }
+            if amr.state() != AMR_STATE_PROMOTED {
+                return Ok(Progress::Step(wait_state(key, amr, AMR_STATE_PROMOTED)));
+            }
+            if !record.destination_apps.contains_key(&old_dst.cluster_id) {
+                let app = amr
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.destination_application_ref.clone())
+                    .or_else(|| amr.spec.source_application_name.clone())
+                    .unwrap_or_default();
+                return Ok(Progress::Step(Step::Act(Action::RecordDestinationApp {
+                    cluster: dst,
+                    name: app,
+                })));
+            }
+            Ok(Progress::Step(Step::Act(Action::DeleteAmr {
+                cluster: key,
+                namespace: amr.namespace.clone(),
+                name: amr.name.clone(),
+                uid: amr.uid.clone(),
+            })))
+        }
+        Some((key, amr)) => {
+            // On `src`: created by this step earlier (or by hand, which we refuse to touch).
+            let new_source_app = record.destination_apps.get(&old_dst.cluster_id);
+            let new_source_uid = new_source_app
+                .and_then(|app| {
+                    old_dst
+                        .applications
+                        .iter()
+                        .find(|a| &a.name == app && namespaces_of(&current, true).contains(&a.namespace))
+                })
+                .map(|a| a.uid.clone());
+            if new_source_uid.is_none() || amr.spec.source_application_uid != new_source_uid {
+                return Err(PlanError::Conflict {
+                    name: name.clone(),
+                    message: format!(
+                        "AppMirrorRelationship {}/{} on {} does not replicate the application this {operation} promoted; resolve it by hand",
+                        amr.namespace,
+                        amr.name,
+                        context(observed, key)
+                    ),
+                });
+            }
+            check_amr_failed(observed, key, amr)?;
+            if amr.state() == AMR_STATE_ESTABLISHED {
+                Ok(Progress::Finished)
+            } else {
+                Ok(Progress::Step(wait_state(key, amr, AMR_STATE_ESTABLISHED)))
+            }
+        }
+        None => {
+            // Between deleting the AMR on `dst` and creating it on `src`.
+            let app_name = record
+                .destination_apps
+                .get(&old_dst.cluster_id)
+                .cloned()
+                .unwrap_or_default();
+            // The promoted application lives in the namespaces the AMR restored into on `dst`.
+            let new_source_namespaces = namespaces_of(&current, true);
+            let new_source_ns = new_source_namespaces.first().cloned().unwrap_or_default();
+            let Some(app) = old_dst.application(&new_source_ns, &app_name) else {
+                return Err(PlanError::Missing {
+                    what: "Application",
+                    context: old_dst.context.clone(),
+                    namespace: new_source_ns,
+                    name: app_name,
+                    hint:
+                        "The promoted application is gone; it is the new source of the reversed relationship."
+                            .into(),
+                });
+            };
+            // Remove schedules left on the new destination (the namespaces the AMR will restore into).
+            let new_destination_namespaces = namespaces_of(&next, true);
+            if let Some(step) = remove_schedules_step(
+                &new_dst,
+                src,
+                new_destination_namespaces.iter().map(String::as_str),
+            ) {
+                return Ok(Progress::Step(step));
+            }
+            // AppVaults: the new source vault on both clusters, the new destination vault on the new destination.
+            let new_source_vault = next.source_app_vault_ref.clone().unwrap_or_default();
+            let new_destination_vault = next.destination_app_vault_ref.clone().unwrap_or_default();
+            if !old_dst.vaults.contains_key(&new_source_vault) {
+                return Err(PlanError::Missing {
+                    what: "AppVault",
+                    context: old_dst.context.clone(),
+                    namespace: tprotect_api::TRIDENT_PROTECT_NAMESPACE.into(),
+                    name: new_source_vault,
+                    hint: "It is the destination AppVault of the relationship; it must exist on its cluster."
+                        .into(),
+                });
+            }
+            if let Some(step) = copy_vault_step(&old_dst, &new_dst, dst, src, &new_source_vault) {
+                return Ok(Progress::Step(step));
+            }
+            if !new_dst.vaults.contains_key(&new_destination_vault) {
+                return Err(PlanError::Missing {
+                    what: "AppVault",
+                    context: new_dst.context.clone(),
+                    namespace: tprotect_api::TRIDENT_PROTECT_NAMESPACE.into(),
+                    name: new_destination_vault,
+                    hint: "It was the source AppVault of the relationship; re-create it on its cluster."
+                        .into(),
+                });
+            }
+            // The replication schedule of the new source.
+            if !old_dst
+                .schedules_of(&new_source_ns, &app.name)
+                .any(ScheduleView::is_replication)
+            {
+                return Ok(Progress::Step(Step::Act(Action::CreateReplicationSchedule {
+                    cluster: dst,
+                    namespace: new_source_ns,
+                    name: replication_schedule_name(name),
+                    application: app.name.clone(),
+                    app_vault: new_source_vault,
+                    recurrence_rule: record.spec.recurrence_rule.clone().unwrap_or_default(),
+                })));
+            }
+            for namespace in &new_destination_namespaces {
+                if !new_dst.namespaces.contains_key(namespace) {
+                    return Ok(Progress::Step(Step::Act(Action::CreateNamespace {
+                        cluster: src,
+                        name: namespace.clone(),
+                    })));
+                }
+            }
+            let mut spec = next;
+            spec.desired_state = Some(DesiredState::Established);
+            spec.promoted_snapshot = None;
+            spec.source_application_name = Some(app.name.clone());
+            spec.source_application_uid = Some(app.uid.clone());
+            Ok(Progress::Step(Step::Act(Action::CreateAmr {
+                cluster: src,
+                namespace: new_destination_namespaces.first().cloned().unwrap_or_default(),
+                name: name.clone(),
+                spec: Box::new(spec),
+                annotations: next_annotations,
+            })))
+        }
+    }
+}
+
+/// The namespaces of a spec's mapping: sources (`destination == false`) or destinations.
+fn namespaces_of(spec: &AppMirrorRelationshipSpec, destination: bool) -> Vec<String> {
+    spec.namespace_mapping
+        .iter()
+        .flatten()
+        .map(|m| {
+            if destination {
+                m.destination.clone()
+            } else {
+                m.source.clone()
+            }
+        })
+        .collect()
+}
+
+fn plan_reverse_resync(
+    observed: &Observed,
+    record: &OperationRecord,
+    d0: ClusterKey,
+    s0: ClusterKey,
+) -> Result<Progress, PlanError> {
+    reverse_resync(observed, record, d0, s0, false)
+}
+
+/// Reverse direction (planned swap) with the AMR Established on `dst`, replicating from `src`. NetApp's recipe:
+/// disable the source's schedules; ShutdownSnapshot; wait Completed; fail over with promotedSnapshot = the
+/// archive's basename; reverse resync; enable schedules on the new source.
+fn reverse(
+    observed: &Observed,
+    record: &OperationRecord,
+    dst: ClusterKey,
+    src: ClusterKey,
+    reversed: bool,
+) -> Result<Progress, PlanError> {
+    let name = &observed.relationship;
+    let operation = record.operation.command();
+    let source = state(observed, src, operation)?;
+    let shutdown = shutdown_snapshot_name(name, &record.id);
+
+    if let Some((key, amr)) = observed.amr_location()?
+        && key == dst
+    {
+        check_amr_failed(observed, key, amr)?;
+        // While the AMR is here, it says what the source is.
+        let source_ns = amr.mapping().first().map(|(s, _)| s.clone()).unwrap_or_default();
+        let source_app = amr.spec.source_application_name.clone().unwrap_or_default();
+        let source_vault = amr.spec.source_app_vault_ref.clone().unwrap_or_default();
+        let snapshot = source.shutdown_snapshot(&source_ns, &shutdown);
+        if amr.desired() == Some(DesiredState::Promoted) {
+            // Promoted by this swap (its ShutdownSnapshot exists): carry on with the reverse resync. Promoted by
+            // a failover: a planned swap must not start from there.
+            if snapshot.is_none() {
+                return Err(PlanError::WrongState {
+                    operation: "reverse",
+                    context: context(observed, key),
+                    namespace: amr.namespace.clone(),
+                    name: amr.name.clone(),
+                    state: format!("{} (failed over)", amr.state()),
+                    hint: format!(
+                        "A planned swap starts from an Established relationship. To keep what was written since the failover, run: kubectl tprotect failback {name} (or reverse-resync {name})"
+                    ),
+                });
+            }
+        } else {
+            if amr.state() != AMR_STATE_ESTABLISHED {
+                return Err(PlanError::WrongState {
+                    operation: "reverse",
+                    context: context(observed, key),
+                    namespace: amr.namespace.clone(),
+                    name: amr.name.clone(),
+                    state: amr.state().to_string(),
+                    hint: "A planned swap starts from an Established relationship; wait for it (kubectl tprotect status)."
+                        .into(),
+                });
+            }
+            if let Some(schedule) = source.schedules_of(&source_ns, &source_app).find(|s| s.enabled()) {
+                return Ok(Progress::Step(Step::Act(Action::DisableSchedule {
+                    cluster: src,
+                    namespace: schedule.namespace.clone(),
+                    name: schedule.name.clone(),
+                })));
+            }
+            let Some(snapshot) = snapshot else {
+                return Ok(Progress::Step(Step::Act(Action::CreateSnapshot {
+                    cluster: src,
+                    namespace: source_ns,
+                    name: shutdown,
+                    application: source_app,
+                    app_vault: source_vault,
+                    shutdown: true,
+                })));
+            };
+            if snapshot.state == SNAPSHOT_STATE_FAILED {
+                return Err(PlanError::Failed {
+                    kind: "ShutdownSnapshot",
+                    context: source.context.clone(),
+                    namespace: snapshot.namespace.clone(),
+                    name: snapshot.name.clone(),
+                    error: snapshot.error.clone().unwrap_or_else(|| snapshot.state.clone()),
+                });
+            }
+            let basename = snapshot
+                .app_archive_path
+                .as_deref()
+                .and_then(tprotect_api::archive_basename);
+            let (true, Some(basename)) = (snapshot.state == SNAPSHOT_STATE_COMPLETED, basename) else {
+                return Ok(Progress::Step(Step::Wait(WaitFor::SnapshotCompleted {
+                    cluster: src,
+                    namespace: snapshot.namespace.clone(),
+                    name: snapshot.name.clone(),
+                    shutdown: true,
+                })));
+            };
+            return Ok(Progress::Step(Step::Act(Action::SetDesiredState {
+                cluster: key,
+                namespace: amr.namespace.clone(),
+                name: amr.name.clone(),
+                desired: DesiredState::Promoted,
+                promoted_snapshot: Some(basename.to_string()),
+                discard_destination_changes: false,
+            })));
+        }
+    }
+    match reverse_resync(observed, record, dst, src, reversed)? {
+        Progress::Step(step) => Ok(Progress::Step(step)),
+        Progress::Finished => {
+            // Enable the protection schedules of the new source (`dst`), saved when it was a destination.
+            let new_source = state(observed, dst, operation)?;
+            let names: Vec<String> = new_source
+                .saved_schedules
+                .schedules
+                .iter()
+                .map(|s| s.name.clone())
+                .collect();
+            if !names.is_empty() {
+                return Ok(Progress::Step(Step::Act(Action::RestoreSchedules {
+                    cluster: dst,
+                    names,
+                })));
+            }
+            Ok(Progress::Finished)
+        }
+    }
+}
+
+fn plan_reverse(observed: &Observed, record: &OperationRecord, d0: ClusterKey, s0: ClusterKey) -> Plan {
+    match reverse(observed, record, d0, s0, false)? {
+        Progress::Step(step) => Ok(step),
+        Progress::Finished => Ok(done(
+            observed,
+            s0,
+            "is reversed: the former destination is now the source",
+        )),
+    }
+}
+
+/// Fail back: reverse resync (keeping what was written during the failover), then reverse direction. Never a
+/// plain resync, which would discard it.
+fn plan_failback(observed: &Observed, record: &OperationRecord, d0: ClusterKey, s0: ClusterKey) -> Plan {
+    let name = &observed.relationship;
+    let d0_state = state(observed, d0, "failback")?;
+    // The swap of the second half runs on d0's application: its ShutdownSnapshot marks that we got there.
+    let d0_namespace = namespaces_of(&record.spec, true)
+        .first()
+        .cloned()
+        .unwrap_or_default();
+    let second_half = d0_state
+        .shutdown_snapshot(&d0_namespace, &shutdown_snapshot_name(name, &record.id))
+        .is_some();
+    let location = observed.amr_location()?.map(|(key, amr)| (key, amr.desired()));
+    let first_half = match location {
+        Some((key, Some(DesiredState::Promoted))) if key == d0 => true,
+        Some((key, _)) if key == d0 => false,
+        Some(_) => false,
+        None => !second_half,
+    };
+    if let Some((key, Some(DesiredState::Established))) = location
+        && key == d0
+        && !second_half
+    {
+        let amr = observed.state(d0).and_then(|s| s.amr.as_ref());
+        return Err(PlanError::WrongState {
+            operation: "failback",
+            context: d0_state.context.clone(),
+            namespace: amr.map(|a| a.namespace.clone()).unwrap_or_default(),
+            name: name.clone(),
+            state: amr.map(|a| a.state().to_string()).unwrap_or_default(),
+            hint: format!(
+                "Nothing to fail back: the relationship is not failed over. To swap directions, run: kubectl tprotect reverse {name}"
+            ),
+        });
+    }
+    if first_half {
+        return match reverse_resync(observed, record, d0, s0, false)? {
+            Progress::Step(step) => Ok(step),
+            Progress::Finished => unreachable_finished(name),
+        };
+    }
+    if let Some((key, _)) = location
+        && key == s0
+        && !second_half
+    {
+        // First half finishing: the AMR replicates d0 → s0 until it is Established.
+        if let Progress::Step(step) = reverse_resync(observed, record, d0, s0, false)? {
+            return Ok(step);
+        }
+    }
+    // Second half: a planned swap of the reversed relationship (AMR on s0, replicating from d0) back to d0.
+    match reverse(observed, record, s0, d0, true)? {
+        Progress::Step(step) => Ok(step),
+        Progress::Finished => Ok(done(
+            observed,
+            d0,
+            "is failed back: the original source is the source again",
+        )),
+    }
+}
+
+fn unreachable_finished(name: &str) -> Plan {
+    Err(PlanError::Conflict {
+        name: name.to_string(),
+        message:
+            "internal: first half of failback finished while the AMR is still on the original destination"
+                .into(),
+    })
+}

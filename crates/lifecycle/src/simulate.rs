@@ -1,0 +1,334 @@
+//! Simulated observations: what a step does to the clusters, and how Trident protect's controller reacts as
+//! documented. `--dry-run=client` runs the planner over these to print a whole plan without writing anything,
+//! and the planner's tests use them to walk every operation from start to end (and from every step in between).
+
+use tprotect_api::{
+    AMR_STATE_ESTABLISHED, AMR_STATE_PROMOTED, AppMirrorRelationshipStatus, DesiredState,
+    SNAPSHOT_STATE_COMPLETED,
+};
+
+use crate::PlanError;
+use crate::model::*;
+use crate::plan::{DISABLED_BY_ANNOTATION, plan};
+
+/// UID given to objects a dry run "creates".
+pub const SIMULATED_UID: &str = "00000000-0000-4000-8000-000000000000";
+
+/// At most this many steps: a plan that does not converge is a bug, not a reason to loop forever.
+const MAX_STEPS: usize = 64;
+
+fn cluster(observed: &mut Observed, key: ClusterKey) -> Option<&mut ClusterState> {
+    match observed.cluster_mut(key) {
+        Reach::Reachable(state) => Some(state),
+        Reach::Unreachable { .. } => None,
+    }
+}
+
+/// What `action` leaves on the clusters once the API server has accepted it.
+pub fn apply(observed: &mut Observed, action: &Action) {
+    let relationship = observed.relationship.clone();
+    match action {
+        Action::CreateNamespace { cluster: key, name } => {
+            if let Some(c) = cluster(observed, *key) {
+                c.namespaces.entry(name.clone()).or_insert_with(|| NamespaceView {
+                    name: name.clone(),
+                    ..Default::default()
+                });
+            }
+        }
+        Action::CopySecret { from, to, name } => {
+            let secret = observed.state(*from).and_then(|c| c.secrets.get(name)).cloned();
+            if let (Some(secret), Some(c)) = (secret, cluster(observed, *to)) {
+                c.secrets.insert(name.clone(), secret);
+            }
+        }
+        Action::CopyAppVault { from, to, name } => {
+            let vault = observed.state(*from).and_then(|c| c.vaults.get(name)).cloned();
+            if let (Some(vault), Some(c)) = (vault, cluster(observed, *to)) {
+                c.vaults.insert(
+                    name.clone(),
+                    VaultView {
+                        state: String::new(),
+                        error: None,
+                        ..vault
+                    },
+                );
+            }
+        }
+        Action::CreateApplication {
+            cluster: key,
+            namespace,
+            name,
+            ..
+        } => {
+            if let Some(c) = cluster(observed, *key)
+                && c.application(namespace, name).is_none()
+            {
+                c.applications.push(AppView {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    uid: SIMULATED_UID.into(),
+                    ..Default::default()
+                });
+            }
+        }
+        Action::CreateReplicationSchedule {
+            cluster: key,
+            namespace,
+            name,
+            application,
+            app_vault,
+            recurrence_rule,
+        } => {
+            if let Some(c) = cluster(observed, *key)
+                && !c
+                    .schedules
+                    .iter()
+                    .any(|s| &s.namespace == namespace && &s.name == name)
+            {
+                c.schedules.push(ScheduleView {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    labels: [
+                        (
+                            tprotect_api::REPLICATION_SCHEDULE_LABEL.to_string(),
+                            "true".to_string(),
+                        ),
+                        (tprotect_api::RELATIONSHIP_LABEL.to_string(), relationship.clone()),
+                    ]
+                    .into(),
+                    annotations: Default::default(),
+                    spec: tprotect_api::ScheduleSpec {
+                        application_ref: Some(application.clone()),
+                        app_vault_ref: Some(app_vault.clone()),
+                        recurrence_rule: Some(recurrence_rule.clone()),
+                        enabled: Some(true),
+                        ..Default::default()
+                    },
+                });
+            }
+        }
+        Action::DisableSchedule {
+            cluster: key,
+            namespace,
+            name,
+        } => {
+            if let Some(c) = cluster(observed, *key)
+                && let Some(s) = c
+                    .schedules
+                    .iter_mut()
+                    .find(|s| &s.namespace == namespace && &s.name == name)
+            {
+                s.spec.enabled = Some(false);
+                s.annotations
+                    .insert(DISABLED_BY_ANNOTATION.into(), relationship.clone());
+            }
+        }
+        Action::RemoveDestinationSchedules {
+            cluster: key,
+            namespace,
+            names,
+        } => {
+            if let Some(c) = cluster(observed, *key) {
+                let (removed, kept): (Vec<ScheduleView>, Vec<ScheduleView>) =
+                    std::mem::take(&mut c.schedules)
+                        .into_iter()
+                        .partition(|s| &s.namespace == namespace && names.contains(&s.name));
+                c.schedules = kept;
+                for s in removed.into_iter().filter(|s| !s.is_replication()) {
+                    let was_enabled = s.enabled() || s.annotations.contains_key(DISABLED_BY_ANNOTATION);
+                    c.saved_schedules
+                        .schedules
+                        .retain(|saved| !(saved.namespace == s.namespace && saved.name == s.name));
+                    c.saved_schedules.schedules.push(SavedSchedule {
+                        namespace: s.namespace,
+                        name: s.name,
+                        labels: s.labels,
+                        spec: s.spec,
+                        was_enabled,
+                    });
+                }
+            }
+        }
+        Action::RestoreSchedules { cluster: key, names } => {
+            if let Some(c) = cluster(observed, *key) {
+                let saved = std::mem::take(&mut c.saved_schedules.schedules);
+                for s in saved {
+                    if !names.contains(&s.name) {
+                        c.saved_schedules.schedules.push(s);
+                        continue;
+                    }
+                    let mut spec = s.spec;
+                    spec.enabled = Some(s.was_enabled);
+                    c.schedules
+                        .retain(|x| !(x.namespace == s.namespace && x.name == s.name));
+                    c.schedules.push(ScheduleView {
+                        namespace: s.namespace,
+                        name: s.name,
+                        labels: s.labels,
+                        annotations: Default::default(),
+                        spec,
+                    });
+                }
+            }
+        }
+        Action::CreateSnapshot {
+            cluster: key,
+            namespace,
+            name,
+            shutdown,
+            ..
+        } => {
+            if let Some(c) = cluster(observed, *key) {
+                let list = if *shutdown {
+                    &mut c.shutdown_snapshots
+                } else {
+                    &mut c.snapshots
+                };
+                if !list.iter().any(|s| &s.namespace == namespace && &s.name == name) {
+                    list.push(SnapshotView {
+                        namespace: namespace.clone(),
+                        name: name.clone(),
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+        Action::CreateAmr {
+            cluster: key,
+            namespace,
+            name,
+            spec,
+            annotations,
+        } => {
+            if let Some(c) = cluster(observed, *key)
+                && c.amr.is_none()
+            {
+                c.amr = Some(AmrView {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    uid: SIMULATED_UID.into(),
+                    labels: [(tprotect_api::RELATIONSHIP_LABEL.to_string(), relationship.clone())].into(),
+                    annotations: annotations.clone(),
+                    spec: (**spec).clone(),
+                    ..Default::default()
+                });
+            }
+        }
+        Action::SetDesiredState {
+            cluster: key,
+            desired,
+            promoted_snapshot,
+            discard_destination_changes,
+            ..
+        } => {
+            if let Some(c) = cluster(observed, *key)
+                && let Some(amr) = c.amr.as_mut()
+            {
+                amr.spec.desired_state = Some(*desired);
+                amr.spec.promoted_snapshot = promoted_snapshot.clone();
+                if *discard_destination_changes {
+                    amr.annotations.insert(
+                        tprotect_api::DISCARD_DESTINATION_CHANGES_ANNOTATION.into(),
+                        "true".into(),
+                    );
+                }
+            }
+        }
+        Action::DeleteAmr { cluster: key, .. } => {
+            if let Some(c) = cluster(observed, *key)
+                && let Some(amr) = c.amr.as_mut()
+            {
+                amr.deleting = true;
+            }
+        }
+        Action::RecordDestinationApp { cluster: key, name } => {
+            let id = observed
+                .state(*key)
+                .map(|c| c.cluster_id.clone())
+                .unwrap_or_default();
+            if let Some(record) = observed.record.as_mut() {
+                record.destination_apps.insert(id, name.clone());
+            }
+        }
+    }
+}
+
+/// Trident protect's documented reactions, all at once: AMRs reach their desired state (a promotion creates the
+/// destination Application; a resync removes it), snapshots complete, deleted AMRs go.
+pub fn controller(observed: &mut Observed) {
+    for key in ClusterKey::BOTH {
+        let Some(c) = cluster(observed, key) else { continue };
+        if c.amr.as_ref().is_some_and(|a| a.deleting) {
+            c.amr = None;
+        }
+        for snapshot in c.snapshots.iter_mut().chain(c.shutdown_snapshots.iter_mut()) {
+            if snapshot.state != SNAPSHOT_STATE_COMPLETED {
+                let app = c
+                    .applications
+                    .iter()
+                    .find(|a| a.namespace == snapshot.namespace)
+                    .map(|a| format!("{}_{}", a.name, a.uid))
+                    .unwrap_or_else(|| "app".into());
+                snapshot.state = SNAPSHOT_STATE_COMPLETED.into();
+                snapshot.app_archive_path = Some(format!(
+                    "{app}/snapshots/20260101000000_{}_{SIMULATED_UID}",
+                    snapshot.name
+                ));
+            }
+        }
+        let Some(amr) = c.amr.as_mut() else { continue };
+        let destination_ns = amr.mapping().first().map(|(_, d)| d.clone()).unwrap_or_default();
+        let app_name = amr.spec.source_application_name.clone().unwrap_or_default();
+        let status = amr
+            .status
+            .get_or_insert_with(AppMirrorRelationshipStatus::default);
+        match amr.spec.desired_state {
+            Some(DesiredState::Promoted) if status.state.as_deref() != Some(AMR_STATE_PROMOTED) => {
+                status.state = Some(AMR_STATE_PROMOTED.into());
+                status.destination_application_ref = Some(app_name.clone());
+                if c.application(&destination_ns, &app_name).is_none() {
+                    c.applications.push(AppView {
+                        namespace: destination_ns,
+                        name: app_name,
+                        uid: format!("{SIMULATED_UID}-{}", c.context),
+                        ..Default::default()
+                    });
+                }
+            }
+            Some(DesiredState::Established) if status.state.as_deref() != Some(AMR_STATE_ESTABLISHED) => {
+                let was_promoted = status.state.as_deref() == Some(AMR_STATE_PROMOTED);
+                status.state = Some(AMR_STATE_ESTABLISHED.into());
+                if was_promoted {
+                    let promoted = status.destination_application_ref.take().unwrap_or(app_name);
+                    c.applications
+                        .retain(|a| !(a.namespace == destination_ns && a.name == promoted));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The whole plan from `observed` to `goal`, as the planner would walk it if every step succeeded and the
+/// controller behaved as documented. Each entry: the step, and the observation it was planned from.
+pub fn dry_run(observed: &Observed, goal: &Goal) -> Result<Vec<Step>, PlanError> {
+    let mut observed = observed.clone();
+    let mut steps = Vec::new();
+    for _ in 0..MAX_STEPS {
+        let step = plan(&observed, goal)?;
+        match &step {
+            Step::Act(action) => apply(&mut observed, action),
+            Step::Wait(_) => controller(&mut observed),
+            Step::Done(_) => {
+                steps.push(step);
+                return Ok(steps);
+            }
+        }
+        steps.push(step);
+    }
+    Err(PlanError::Conflict {
+        name: observed.relationship.clone(),
+        message: format!("internal: the plan did not converge in {MAX_STEPS} steps"),
+    })
+}

@@ -124,10 +124,21 @@ pub struct TransformationOperation {
     pub op: TransformationOp,
     /// Destination path for all operations.
     pub path: String,
-    /// Value to add, replace or test: any JSON, kept as is.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Value to add, replace or test: any JSON, kept as is (`Some(Value::Null)` for an explicit `null`).
+    #[serde(
+        default,
+        deserialize_with = "null_is_a_value",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schemars(schema_with = "crate::schema::any_value")]
     pub value: Option<serde_json::Value>,
+}
+
+/// Reads a present `null` as `Some(Value::Null)`: `add` with a null value differs from no value.
+fn null_is_a_value<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(deserializer).map(Some)
 }
 
 /// JSON patch operation of a TransformationOperation.

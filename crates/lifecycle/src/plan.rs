@@ -975,3 +975,37 @@ fn unreachable_finished(name: &str) -> Plan {
                 .into(),
     })
 }
+
+/// The record an operation that moves the AMR starts with: taken from the AMR where it is now. `None` for
+/// operations that need no record. The lock keeps it (see `lock.rs`); the planner reads it back on every step.
+pub fn begin_record(
+    observed: &Observed,
+    operation: Operation,
+    id: &str,
+    started: &str,
+) -> Result<Option<OperationRecord>, PlanError> {
+    if !operation.needs_record() {
+        return Ok(None);
+    }
+    let Some((key, amr)) = observed.amr_location()? else { return Err(not_found(observed)) };
+    let cluster_id = observed.state(key).map(|s| s.cluster_id.clone()).unwrap_or_default();
+    let annotations = amr
+        .annotations
+        .iter()
+        .filter(|(k, _)| k.as_str() == PEER_STORAGE_CLASS_ANNOTATION)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut spec = amr.spec.clone();
+    // Only what the relationship is; not what a previous operation asked of it.
+    spec.promoted_snapshot = None;
+    Ok(Some(OperationRecord {
+        operation,
+        id: id.to_string(),
+        initial_destination: cluster_id,
+        amr_namespace: amr.namespace.clone(),
+        spec,
+        annotations,
+        started: started.to_string(),
+        destination_apps: Default::default(),
+    }))
+}

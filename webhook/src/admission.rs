@@ -155,11 +155,15 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn validate(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
-    state.handle(Endpoint::validate, body)
+    let response = state.handle(Endpoint::validate, body);
+    state.inner.metrics.responses.inc();
+    response
 }
 
 async fn mutate(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
-    state.handle(Endpoint::mutate, body)
+    let response = state.handle(Endpoint::mutate, body);
+    state.inner.metrics.responses.inc();
+    response
 }
 
 /// A JSON error body shaped like a Kubernetes `Status`.

@@ -81,7 +81,12 @@ pub struct ServeArgs {
     #[arg(long, env = "TPROTECT_WEBHOOK_TLS_RELOAD_INTERVAL", default_value = "30s", value_parser = parse_duration)]
     pub tls_reload_interval: Duration,
 
-    /// After SIGTERM or SIGINT, wait at most this long for requests in progress.
+    /// After SIGTERM or SIGINT, keep serving this long (not ready; HTTP/1.1 responses say
+    /// `Connection: close`) before closing the listener.
+    #[arg(long, env = "TPROTECT_WEBHOOK_SHUTDOWN_DELAY", default_value = "0s", value_parser = parse_duration)]
+    pub shutdown_delay: Duration,
+
+    /// Once the listener is closed, wait at most this long for requests in progress.
     #[arg(long, env = "TPROTECT_WEBHOOK_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
 
@@ -175,6 +180,7 @@ impl ServeArgs {
                 key: self.tls_key.clone(),
             },
             certificate_reload_interval: self.tls_reload_interval,
+            shutdown_delay: self.shutdown_delay,
             shutdown_timeout: self.shutdown_timeout,
         }
     }

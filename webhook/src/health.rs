@@ -37,6 +37,10 @@ impl Readiness {
         self.draining.store(true, Ordering::SeqCst);
     }
 
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
     pub fn is_ready(&self) -> bool {
         self.listening.load(Ordering::SeqCst) && !self.draining.load(Ordering::SeqCst)
     }

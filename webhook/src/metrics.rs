@@ -61,6 +61,7 @@ pub struct ResultLabels {
 pub struct Metrics {
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
+    pub responses: Counter<u64, AtomicU64>,
     pub denials: Family<KindLabels, Counter>,
     pub patches: Family<KindLabels, Counter>,
     pub rejected_requests: Family<RejectLabels, Counter>,
@@ -90,6 +91,12 @@ impl Metrics {
             "admission_requests",
             "Admission reviews answered, by endpoint, kind, operation and whether the request was allowed",
             requests.clone(),
+        );
+        let responses = Counter::<u64, AtomicU64>::default();
+        registry.register(
+            "admission_responses",
+            "Responses produced by the admission endpoints, whatever their HTTP status",
+            responses.clone(),
         );
         let denials = Family::<KindLabels, Counter>::default();
         registry.register(
@@ -149,6 +156,7 @@ impl Metrics {
         Self {
             registry,
             requests,
+            responses,
             denials,
             patches,
             rejected_requests,

@@ -16,6 +16,7 @@ use crate::{
     Error, Result,
     admission::{self, AppState},
     health::{self, Readiness},
+    metrics::Metrics,
     tls::{CertificateFiles, ReloadingCertificate},
 };
 
@@ -29,7 +30,11 @@ pub struct ServerConfig {
     pub certificate: CertificateFiles,
     /// Re-read the certificate files this often even without a change notification.
     pub certificate_reload_interval: Duration,
-    /// Longest wait for requests in progress once shutdown begins.
+    /// Once shutdown begins, keep serving this long (not ready, and telling HTTP/1.1 clients to close their
+    /// connections after each response) before the listener closes, so that clients holding keep-alive
+    /// connections move off them instead of racing the close of an idle connection.
+    pub shutdown_delay: Duration,
+    /// Longest wait for requests in progress once the listener has closed.
     pub shutdown_timeout: Duration,
 }
 
@@ -52,6 +57,8 @@ pub struct RunningServer {
     health_task: JoinHandle<std::io::Result<()>>,
     watch_task: JoinHandle<()>,
     certificate: Arc<ReloadingCertificate>,
+    metrics: Arc<Metrics>,
+    shutdown_delay: Duration,
     shutdown_timeout: Duration,
 }
 
@@ -66,6 +73,26 @@ pub fn serve_https(
     listener.set_nonblocking(true)?;
     let server = axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(tls))?.handle(handle);
     Ok(tokio::spawn(server.serve(router.into_make_service())))
+}
+
+/// Adds `Connection: close` to HTTP/1.1 responses once shutdown has begun (HTTP/2 gets GOAWAY from the
+/// graceful shutdown itself).
+fn close_connections_while_draining(router: Router, readiness: Readiness) -> Router {
+    router.layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let readiness = readiness.clone();
+            async move {
+                let http11 = request.version() == http::Version::HTTP_11;
+                let mut response = next.run(request).await;
+                if http11 && readiness.is_draining() {
+                    response
+                        .headers_mut()
+                        .insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+                }
+                response
+            }
+        },
+    ))
 }
 
 impl Server {
@@ -95,7 +122,7 @@ impl Server {
             addr: config.health_listen,
             source,
         })?;
-        let health_router = health::router(readiness.clone(), metrics);
+        let health_router = health::router(readiness.clone(), metrics.clone());
         let stop_health = background.clone();
         let health_task = tokio::spawn(async move {
             axum::serve(health_listener, health_router)
@@ -108,12 +135,11 @@ impl Server {
             source,
         })?;
         let handle = Handle::new();
+        let router = close_connections_while_draining(admission::router(state), readiness.clone());
         let https_task =
-            serve_https(https_listener, tls, admission::router(state), handle.clone()).map_err(|source| {
-                Error::Bind {
-                    addr: config.listen,
-                    source,
-                }
+            serve_https(https_listener, tls, router, handle.clone()).map_err(|source| Error::Bind {
+                addr: config.listen,
+                source,
             })?;
         let Some(https_addr) = handle.listening().await else {
             background.cancel();
@@ -145,6 +171,8 @@ impl Server {
             health_task,
             watch_task,
             certificate,
+            metrics,
+            shutdown_delay: config.shutdown_delay,
             shutdown_timeout: config.shutdown_timeout,
         })
     }
@@ -161,6 +189,10 @@ impl RunningServer {
 
     pub fn certificate(&self) -> &Arc<ReloadingCertificate> {
         &self.certificate
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     pub fn readiness(&self) -> &Readiness {
@@ -188,10 +220,20 @@ impl RunningServer {
         self.shutdown().await
     }
 
-    /// Reports not ready, stops accepting, waits for the requests in progress (at most the shutdown timeout),
-    /// then stops the health listener and the certificate watcher.
-    pub async fn shutdown(self) -> Result<()> {
+    /// Starts draining: `/readyz` fails and HTTP/1.1 responses carry `Connection: close`; requests are still
+    /// served. [`RunningServer::shutdown`] does this itself; calling it earlier only starts the clock sooner.
+    pub fn begin_drain(&self) {
         self.readiness.set_draining();
+    }
+
+    /// Drains for the shutdown delay, stops accepting, waits for the requests in progress (at most the
+    /// shutdown timeout), then stops the health listener and the certificate watcher.
+    pub async fn shutdown(self) -> Result<()> {
+        self.begin_drain();
+        if !self.shutdown_delay.is_zero() {
+            tracing::info!(delay = ?self.shutdown_delay, "shutting down: not ready, still serving");
+            tokio::time::sleep(self.shutdown_delay).await;
+        }
         tracing::info!(
             connections = self.handle.connection_count(),
             timeout = ?self.shutdown_timeout,
@@ -202,7 +244,7 @@ impl RunningServer {
         self.background.cancel();
         let _ = self.health_task.await;
         let _ = self.watch_task.await;
-        tracing::info!("shutdown complete");
+        tracing::info!(responses = self.metrics.responses.get(), "shutdown complete");
         match served {
             Ok(Ok(())) => Ok(()),
             Ok(Err(source)) => Err(Error::Serve {

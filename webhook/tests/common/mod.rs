@@ -228,7 +228,7 @@ pub async fn call(router: axum::Router, path: &str, body: Vec<u8>) -> Reply {
 
 /// A test CA that issues serving certificates for 127.0.0.1 and localhost.
 pub struct TestCa {
-    issuer: Issuer<'static, KeyPair>,
+    issuer: Option<Issuer<'static, KeyPair>>,
     pub pem: String,
 }
 
@@ -250,7 +250,15 @@ impl TestCa {
         let cert = params.self_signed(&key).unwrap();
         Self {
             pem: cert.pem(),
-            issuer: Issuer::new(params, key),
+            issuer: Some(Issuer::new(params, key)),
+        }
+    }
+
+    /// A CA made elsewhere: trusted by the clients, but it cannot issue here.
+    pub fn trusting(pem: &str) -> Self {
+        Self {
+            pem: pem.to_string(),
+            issuer: None,
         }
     }
 
@@ -260,7 +268,9 @@ impl TestCa {
         let mut params =
             CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
         params.distinguished_name.push(DnType::CommonName, cn);
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        let cert = params
+            .signed_by(&key, self.issuer.as_ref().expect("this CA cannot issue"))
+            .unwrap();
         (cert.pem(), key.serialize_pem())
     }
 
@@ -325,6 +335,7 @@ pub async fn start_server(
         health_listen: "127.0.0.1:0".parse().unwrap(),
         certificate: files,
         certificate_reload_interval: reload_interval,
+        shutdown_delay: Duration::ZERO,
         shutdown_timeout: Duration::from_secs(30),
     };
     Server::new(config, state).start().await.unwrap()

@@ -6,6 +6,16 @@
 //! serialises only what was set: build merge patches and server-side apply bodies from these types and they
 //! carry only the fields we own. Typed reads drop fields this model does not know; never write an object
 //! back whole after a typed read.
+//!
+//! NetApp-required top-level fields are `Option`s too (the schema still lists them as required). Enums follow
+//! NetApp's schema enums; where NetApp has a free string (`status.state`, `spec.providerType`) so do we, with
+//! the known values as constants.
+//!
+//! CRD manifests: use [`crds`] / [`crds_yaml`], not `Kind::crd()`. kube's `crd()` marks every optional field
+//! `nullable`, unlike NetApp's CRDs; [`crds`] regenerates the schema without that, and a conformance test holds
+//! it equal to NetApp's chart 26.05 (minus NetApp's CEL rules, which Kubernetes 1.20 ignores).
+
+#![warn(missing_docs)]
 
 mod amr;
 mod app_vault;

@@ -1,0 +1,946 @@
+//! AppMirrorRelationship: the state machine of a replication relationship, seen from the cluster the AMR lives on
+//! (the destination). Its peer cluster is the source.
+//!
+//! ```text
+//!  desiredState Established:  (none) ─► Establishing ──(prerequisites, delay)──► Established ─┐ transfer at
+//!                              Promoting ─► Establishing                            ▲        │ each recurrence
+//!                              Promoted ──(resync delay: discard, stop app)──► Establishing   └──┘
+//!  desiredState Promoted:     (none) | Establishing | Established ─► Promoting ──(delay)──► Promoted
+//! ```
+//!
+//! Establishing waits, with `status.error` naming every missing piece (cluster, namespace, name), until the source
+//! Application exists with the AMR's `sourceApplicationUID`, the source AppVault exists on both clusters and the
+//! destination AppVault on the destination. Promoting needs nothing from the source (failover must work with the
+//! source down) except, for a planned swap (`promotedSnapshot`), a ShutdownSnapshot on the source whose archive
+//! has that basename.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use serde_json::{Value, json};
+use tprotect_api::{
+    AMR_STATE_ESTABLISHED, AMR_STATE_ESTABLISHING, AMR_STATE_PROMOTED, AMR_STATE_PROMOTING, DesiredState,
+    TRIDENT_PROTECT_NAMESPACE,
+};
+
+use crate::conditions::{ConditionUpdate, upsert};
+
+/// Condition: True while the relationship replicates.
+pub const CONDITION_ESTABLISHED: &str = "Established";
+/// Condition: True once failed over.
+pub const CONDITION_PROMOTED: &str = "Promoted";
+/// Condition written at promotion: True when the source namespaces' labels and annotations were merged into the
+/// destination namespaces, False (reason `SourceUnreachable`) when the source could not be read.
+pub const CONDITION_NAMESPACE_METADATA_MERGED: &str = "NamespaceMetadataMerged";
+/// Condition written by a resync (Promoted → Established): True, every change written on the destination since
+/// the failover was discarded and the destination Application deleted (stopped).
+pub const CONDITION_DESTINATION_CHANGES_DISCARDED: &str = "DestinationChangesDiscarded";
+
+/// Reason of `NamespaceMetadataMerged=False` when the source was unreachable at promotion.
+pub const REASON_SOURCE_UNREACHABLE: &str = "SourceUnreachable";
+
+/// How long each AMR transition takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delays {
+    pub establish: Duration,
+    pub promote: Duration,
+    pub resync: Duration,
+    /// How soon to look again while blocked (watches also wake the stand-in).
+    pub retry: Duration,
+}
+
+/// Transitions a test has stalled for this AMR.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stalls {
+    pub establish: bool,
+    pub promote: bool,
+    pub resync: bool,
+    pub transfer: bool,
+}
+
+/// What the stand-in found of the source Application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceApp {
+    /// Found in this namespace with the AMR's uid.
+    Found { namespace: String },
+    /// Found, with another uid.
+    UidMismatch { namespace: String, uid: String },
+    /// Not in any of these namespaces.
+    Missing { namespaces: Vec<String> },
+    /// The source cluster did not answer.
+    Unreachable,
+}
+
+/// What establishing a relationship needs, as the stand-in found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prerequisites {
+    pub source_cluster: String,
+    pub destination_cluster: String,
+    /// `Err(reason)` when the source cluster did not answer.
+    pub source_reachable: Result<(), String>,
+    /// `spec.sourceApplicationName`, `spec.sourceApplicationUID`, `spec.sourceAppVaultRef`,
+    /// `spec.destinationAppVaultRef`.
+    pub application_name: Option<String>,
+    pub application_uid: Option<String>,
+    pub source_vault: Option<String>,
+    pub destination_vault: Option<String>,
+    pub source_app: SourceApp,
+    /// `None` when the source cluster did not answer.
+    pub source_vault_on_source: Option<bool>,
+    pub source_vault_on_destination: bool,
+    pub destination_vault_on_destination: bool,
+    /// A problem with `spec.recurrenceRule`, if any.
+    pub recurrence_problem: Option<String>,
+}
+
+impl Prerequisites {
+    /// Every missing piece, each naming the cluster, namespace and name; empty when the relationship can be
+    /// established.
+    pub fn missing(&self) -> Vec<String> {
+        let mut missing = Vec::new();
+        let unset = |field: &str| format!("spec.{field} is not set");
+        let (Some(app), Some(uid), Some(source_vault), Some(destination_vault)) = (
+            self.application_name.as_deref().filter(|s| !s.is_empty()),
+            self.application_uid.as_deref().filter(|s| !s.is_empty()),
+            self.source_vault.as_deref().filter(|s| !s.is_empty()),
+            self.destination_vault.as_deref().filter(|s| !s.is_empty()),
+        ) else {
+            for (field, value) in [
+                ("sourceApplicationName", &self.application_name),
+                ("sourceApplicationUID", &self.application_uid),
+                ("sourceAppVaultRef", &self.source_vault),
+                ("destinationAppVaultRef", &self.destination_vault),
+            ] {
+                if value.as_deref().is_none_or(str::is_empty) {
+                    missing.push(unset(field));
+                }
+            }
+            return missing;
+        };
+        let (source, destination) = (&self.source_cluster, &self.destination_cluster);
+        if let Err(reason) = &self.source_reachable {
+            missing.push(format!("cannot reach source cluster {source:?}: {reason}"));
+        }
+        match &self.source_app {
+            SourceApp::Found { .. } | SourceApp::Unreachable => {}
+            SourceApp::UidMismatch { namespace, uid: found } => missing.push(format!(
+                "source Application {app:?} in namespace {namespace:?} on cluster {source:?} has uid {found:?}, \
+                 not sourceApplicationUID {uid:?}"
+            )),
+            SourceApp::Missing { namespaces } => missing.push(format!(
+                "source Application {app:?} not found in namespace {} on cluster {source:?}",
+                namespaces
+                    .iter()
+                    .map(|n| format!("{n:?}"))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            )),
+        }
+        let vault_missing = |role: &str, name: &str, cluster: &str| {
+            format!(
+                "{role} AppVault {name:?} not found in namespace {TRIDENT_PROTECT_NAMESPACE:?} on cluster {cluster:?}"
+            )
+        };
+        if self.source_vault_on_source == Some(false) {
+            missing.push(vault_missing("source", source_vault, source));
+        }
+        if !self.source_vault_on_destination {
+            missing.push(vault_missing("source", source_vault, destination));
+        }
+        if !self.destination_vault_on_destination {
+            missing.push(vault_missing("destination", destination_vault, destination));
+        }
+        if let Some(problem) = &self.recurrence_problem {
+            missing.push(problem.clone());
+        }
+        missing
+    }
+}
+
+/// What the stand-in found of `spec.promotedSnapshot`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PromotedSnapshot {
+    /// Not set: an unplanned failover.
+    NotRequested,
+    /// The ShutdownSnapshot (name, completion) whose archive has that basename.
+    Found {
+        name: String,
+        completion: Option<Timestamp>,
+    },
+    /// No ShutdownSnapshot on the source has an archive of that basename.
+    NotFound { basename: String },
+    /// The source cluster did not answer.
+    Unverifiable { basename: String, reason: String },
+}
+
+/// Whether a transfer is due (while Established).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferClock {
+    Due,
+    NotDue(Duration),
+    Invalid(String),
+}
+
+/// What the stand-in observed of one AMR.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    pub desired: Option<DesiredState>,
+    pub state: Option<String>,
+    /// Time since the stand-in first saw this (state, desired state) pair.
+    pub in_phase_for: Duration,
+    /// [`Prerequisites::missing`].
+    pub missing: Vec<String>,
+    /// `Err(reason)` when the source cluster did not answer.
+    pub source_reachable: Result<(), String>,
+    pub promoted_snapshot: PromotedSnapshot,
+    pub transfer: TransferClock,
+    pub stalls: Stalls,
+}
+
+/// Why an AMR cannot move on; written to `status.error`, the state stays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Blocker {
+    /// Establishing, something is missing.
+    Prerequisites(String),
+    /// Established, a transfer could not run.
+    Transfer(String),
+    /// Promoting, `promotedSnapshot` is not (or cannot be) found.
+    PromotedSnapshot(String),
+}
+
+impl Blocker {
+    pub fn message(&self) -> &str {
+        match self {
+            Blocker::Prerequisites(m) | Blocker::Transfer(m) | Blocker::PromotedSnapshot(m) => m,
+        }
+    }
+}
+
+/// The next step for an AMR.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Nothing to do until something changes.
+    Idle,
+    /// Look again after this long.
+    Wait(Duration),
+    /// Write this state (`Establishing` or `Promoting`).
+    Enter(&'static str),
+    /// Write `status.error`; the state does not move.
+    Blocked(Blocker),
+    /// Establishing → Established, with the first transfer.
+    Establish,
+    /// A transfer while Established.
+    Transfer,
+    /// Promoting → Promoted: create the destination Application, merge the namespaces' metadata.
+    Promote,
+    /// Promoted → Establishing: discard the destination's changes, delete (stop) the destination Application.
+    Resync,
+}
+
+fn remaining(delay: Duration, elapsed: Duration) -> Option<Duration> {
+    (elapsed < delay).then(|| delay - elapsed)
+}
+
+/// Decides the next step of an AMR.
+pub fn decide(o: &Observation, delays: &Delays) -> Step {
+    let state = o.state.as_deref().unwrap_or_default();
+    match o.desired {
+        None => Step::Idle,
+        Some(DesiredState::Established) => match state {
+            AMR_STATE_PROMOTED => {
+                if o.stalls.resync {
+                    Step::Idle
+                } else if let Some(wait) = remaining(delays.resync, o.in_phase_for) {
+                    Step::Wait(wait)
+                } else {
+                    Step::Resync
+                }
+            }
+            AMR_STATE_ESTABLISHING => {
+                if !o.missing.is_empty() {
+                    Step::Blocked(Blocker::Prerequisites(o.missing.join("; ")))
+                } else if o.stalls.establish {
+                    Step::Idle
+                } else if let Some(wait) = remaining(delays.establish, o.in_phase_for) {
+                    Step::Wait(wait)
+                } else {
+                    Step::Establish
+                }
+            }
+            AMR_STATE_ESTABLISHED => match &o.transfer {
+                TransferClock::NotDue(wait) => Step::Wait(*wait),
+                TransferClock::Invalid(problem) => Step::Blocked(Blocker::Transfer(problem.clone())),
+                TransferClock::Due if o.stalls.transfer => Step::Idle,
+                TransferClock::Due => match &o.source_reachable {
+                    Ok(()) => Step::Transfer,
+                    Err(reason) => Step::Blocked(Blocker::Transfer(format!(
+                        "transfer skipped, cannot reach the source cluster: {reason}"
+                    ))),
+                },
+            },
+            _ => Step::Enter(AMR_STATE_ESTABLISHING),
+        },
+        Some(DesiredState::Promoted) => match state {
+            AMR_STATE_PROMOTED => Step::Idle,
+            AMR_STATE_PROMOTING => match &o.promoted_snapshot {
+                PromotedSnapshot::NotFound { basename } => Step::Blocked(Blocker::PromotedSnapshot(format!(
+                    "promotedSnapshot {basename:?}: no ShutdownSnapshot on the source cluster has an \
+                     appArchivePath with that basename"
+                ))),
+                PromotedSnapshot::Unverifiable { basename, reason } => {
+                    Step::Blocked(Blocker::PromotedSnapshot(format!(
+                        "promotedSnapshot {basename:?} cannot be checked, cannot reach the source cluster: {reason}"
+                    )))
+                }
+                PromotedSnapshot::NotRequested | PromotedSnapshot::Found { .. } => {
+                    if o.stalls.promote {
+                        Step::Idle
+                    } else if let Some(wait) = remaining(delays.promote, o.in_phase_for) {
+                        Step::Wait(wait)
+                    } else {
+                        Step::Promote
+                    }
+                }
+            },
+            _ => Step::Enter(AMR_STATE_PROMOTING),
+        },
+    }
+}
+
+/// What a promotion did to the namespaces' metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamespaceMerge {
+    /// Merged `(source, destination)` pairs; source namespaces that did not exist are listed apart.
+    Merged {
+        merged: Vec<(String, String)>,
+        missing_sources: Vec<String>,
+    },
+    /// The source cluster could not be read: nothing merged.
+    SourceUnreachable(String),
+}
+
+/// What a status write needs besides the step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusInputs {
+    pub now: Timestamp,
+    pub generation: Option<i64>,
+    pub conditions: Vec<Condition>,
+    pub error: Option<String>,
+    pub source_cluster: String,
+    pub destination_cluster: String,
+    /// The AMR's namespace (where the destination Application lives).
+    pub namespace: String,
+    /// `spec.namespaceMapping` destinations.
+    pub destination_namespaces: Vec<String>,
+    /// Name of the destination Application (`spec.sourceApplicationName`).
+    pub application: String,
+    /// Newest Completed Snapshot of the source Application: the one a transfer carries.
+    pub latest_snapshot: Option<(String, Option<Timestamp>)>,
+    /// For Promote: the ShutdownSnapshot of a planned swap.
+    pub promoted_snapshot: PromotedSnapshot,
+    /// For Promote: what happened to the namespaces' metadata.
+    pub namespace_merge: Option<NamespaceMerge>,
+}
+
+fn time(t: Timestamp) -> Value {
+    serde_json::to_value(Time(t)).unwrap_or(Value::Null)
+}
+
+fn snapshot_json(name: &str, completion: Option<Timestamp>) -> Value {
+    let mut snapshot = json!({ "name": name });
+    if let Some(completion) = completion {
+        snapshot["completionTimestamp"] = time(completion);
+    }
+    snapshot
+}
+
+/// The `status` merge patch for `step`; `None` when the step writes nothing or would change nothing (so a blocked
+/// AMR does not write, and wake itself, in a loop).
+pub fn status_patch(step: &Step, inputs: &StatusInputs) -> Option<Value> {
+    let StatusInputs {
+        now,
+        generation,
+        source_cluster,
+        destination_cluster,
+        application,
+        ..
+    } = inputs;
+    let mut conditions = inputs.conditions.clone();
+    let mut set = |update: ConditionUpdate<'_>| upsert(&mut conditions, update, *generation, *now);
+    let mut patch = serde_json::Map::new();
+    let transfer = |patch: &mut serde_json::Map<String, Value>| {
+        patch.insert(
+            "lastTransfer".into(),
+            json!({ "startTimestamp": time(*now), "completionTimestamp": time(*now) }),
+        );
+        if let Some((name, completion)) = &inputs.latest_snapshot {
+            patch.insert("lastTransferredSnapshot".into(), snapshot_json(name, *completion));
+        }
+    };
+    match step {
+        Step::Idle | Step::Wait(_) => return None,
+        Step::Enter(state) => {
+            patch.insert("state".into(), json!(state));
+            if *state == AMR_STATE_PROMOTING {
+                set(ConditionUpdate::new(
+                    CONDITION_PROMOTED,
+                    false,
+                    "Promoting",
+                    "failing over",
+                ));
+                set(ConditionUpdate::new(
+                    CONDITION_ESTABLISHED,
+                    false,
+                    "Promoting",
+                    "failing over",
+                ));
+            } else {
+                set(ConditionUpdate::new(
+                    CONDITION_ESTABLISHED,
+                    false,
+                    "Establishing",
+                    "setting up replication",
+                ));
+                set(ConditionUpdate::new(CONDITION_PROMOTED, false, "NotPromoted", ""));
+            }
+        }
+        Step::Blocked(blocker) => {
+            match blocker {
+                Blocker::Prerequisites(message) => set(ConditionUpdate::new(
+                    CONDITION_ESTABLISHED,
+                    false,
+                    "PrerequisitesMissing",
+                    message.clone(),
+                )),
+                Blocker::PromotedSnapshot(message) => set(ConditionUpdate::new(
+                    CONDITION_PROMOTED,
+                    false,
+                    "PromotedSnapshotNotFound",
+                    message.clone(),
+                )),
+                Blocker::Transfer(_) => {}
+            }
+            if inputs.error.as_deref() == Some(blocker.message()) && conditions == inputs.conditions {
+                return None;
+            }
+            patch.insert("error".into(), json!(blocker.message()));
+        }
+        Step::Establish => {
+            patch.insert("state".into(), json!(AMR_STATE_ESTABLISHED));
+            transfer(&mut patch);
+            set(ConditionUpdate::new(
+                CONDITION_ESTABLISHED,
+                true,
+                "Established",
+                format!("replicating Application {application:?} from cluster {source_cluster:?}"),
+            ));
+            set(ConditionUpdate::new(CONDITION_PROMOTED, false, "NotPromoted", ""));
+        }
+        Step::Transfer => transfer(&mut patch),
+        Step::Promote => {
+            patch.insert("state".into(), json!(AMR_STATE_PROMOTED));
+            patch.insert("destinationApplicationRef".into(), json!(application));
+            let mut message = format!(
+                "Application {:?} in namespace {:?} runs on cluster {destination_cluster:?}",
+                application, inputs.namespace
+            );
+            if let PromotedSnapshot::Found { name, completion } = &inputs.promoted_snapshot {
+                patch.insert("lastTransferredSnapshot".into(), snapshot_json(name, *completion));
+                message.push_str(&format!(", restored from ShutdownSnapshot {name:?}"));
+            }
+            set(ConditionUpdate::new(
+                CONDITION_PROMOTED,
+                true,
+                "Promoted",
+                message,
+            ));
+            set(ConditionUpdate::new(
+                CONDITION_ESTABLISHED,
+                false,
+                "Promoted",
+                "failed over",
+            ));
+            match &inputs.namespace_merge {
+                Some(NamespaceMerge::Merged {
+                    merged,
+                    missing_sources,
+                }) => {
+                    let mut message = merged
+                        .iter()
+                        .map(|(s, d)| format!("{s} -> {d}"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    message = format!("labels and annotations merged: {message}");
+                    if !missing_sources.is_empty() {
+                        message.push_str(&format!(
+                            "; source namespaces not found: {}",
+                            missing_sources.join(", ")
+                        ));
+                    }
+                    set(ConditionUpdate::new(
+                        CONDITION_NAMESPACE_METADATA_MERGED,
+                        true,
+                        "Merged",
+                        message,
+                    ));
+                }
+                Some(NamespaceMerge::SourceUnreachable(reason)) => set(ConditionUpdate::new(
+                    CONDITION_NAMESPACE_METADATA_MERGED,
+                    false,
+                    REASON_SOURCE_UNREACHABLE,
+                    format!(
+                        "source cluster {source_cluster:?} unreachable at promotion ({reason}): promoted from \
+                         the last transferred state; destination namespace labels and annotations were not \
+                         merged from the source"
+                    ),
+                )),
+                None => {}
+            }
+            if crate::conditions::find(&inputs.conditions, CONDITION_DESTINATION_CHANGES_DISCARDED).is_some()
+            {
+                set(ConditionUpdate::new(
+                    CONDITION_DESTINATION_CHANGES_DISCARDED,
+                    false,
+                    "Promoted",
+                    "",
+                ));
+            }
+        }
+        Step::Resync => {
+            patch.insert("state".into(), json!(AMR_STATE_ESTABLISHING));
+            patch.insert("destinationApplicationRef".into(), Value::Null);
+            set(ConditionUpdate::new(
+                CONDITION_DESTINATION_CHANGES_DISCARDED,
+                true,
+                "Resync",
+                format!(
+                    "resync discarded every change written on cluster {destination_cluster:?} since the \
+                     failover: Application {application:?} in namespace {:?} was deleted (stopped); replication \
+                     from cluster {source_cluster:?} restarts",
+                    inputs.namespace
+                ),
+            ));
+            set(ConditionUpdate::new(
+                CONDITION_PROMOTED,
+                false,
+                "Resync",
+                "resynchronising from the source",
+            ));
+            set(ConditionUpdate::new(
+                CONDITION_ESTABLISHED,
+                false,
+                "Establishing",
+                "setting up replication",
+            ));
+        }
+    }
+    if !matches!(step, Step::Blocked(_)) {
+        // Every step that moves on clears the last error.
+        patch.insert("error".into(), Value::Null);
+    }
+    if !matches!(step, Step::Transfer) {
+        patch.insert(
+            "destinationNamespaces".into(),
+            json!(inputs.destination_namespaces),
+        );
+    }
+    patch.insert(
+        "conditions".into(),
+        serde_json::to_value(&conditions).unwrap_or(Value::Null),
+    );
+    Some(Value::Object(patch))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DELAYS: Delays = Delays {
+        establish: Duration::from_millis(200),
+        promote: Duration::from_millis(300),
+        resync: Duration::from_millis(100),
+        retry: Duration::from_secs(1),
+    };
+
+    fn observation(desired: DesiredState, state: &str) -> Observation {
+        Observation {
+            desired: Some(desired),
+            state: (!state.is_empty()).then(|| state.to_string()),
+            in_phase_for: Duration::from_secs(1),
+            missing: Vec::new(),
+            source_reachable: Ok(()),
+            promoted_snapshot: PromotedSnapshot::NotRequested,
+            transfer: TransferClock::NotDue(Duration::from_secs(2)),
+            stalls: Stalls::default(),
+        }
+    }
+
+    fn prerequisites() -> Prerequisites {
+        Prerequisites {
+            source_cluster: "source".into(),
+            destination_cluster: "destination".into(),
+            source_reachable: Ok(()),
+            application_name: Some("my-app".into()),
+            application_uid: Some("uid-1".into()),
+            source_vault: Some("src-vault".into()),
+            destination_vault: Some("dst-vault".into()),
+            source_app: SourceApp::Found {
+                namespace: "ns-1".into(),
+            },
+            source_vault_on_source: Some(true),
+            source_vault_on_destination: true,
+            destination_vault_on_destination: true,
+            recurrence_problem: None,
+        }
+    }
+
+    #[test]
+    fn establishing_needs_every_prerequisite_and_names_what_is_missing() {
+        assert!(prerequisites().missing().is_empty());
+        let p = Prerequisites {
+            source_app: SourceApp::Missing {
+                namespaces: vec!["ns-1".into()],
+            },
+            source_vault_on_source: Some(false),
+            source_vault_on_destination: false,
+            destination_vault_on_destination: false,
+            ..prerequisites()
+        };
+        assert_eq!(
+            p.missing(),
+            [
+                "source Application \"my-app\" not found in namespace \"ns-1\" on cluster \"source\"",
+                "source AppVault \"src-vault\" not found in namespace \"trident-protect\" on cluster \"source\"",
+                "source AppVault \"src-vault\" not found in namespace \"trident-protect\" on cluster \"destination\"",
+                "destination AppVault \"dst-vault\" not found in namespace \"trident-protect\" on cluster \
+                 \"destination\"",
+            ]
+        );
+        let p = Prerequisites {
+            source_app: SourceApp::UidMismatch {
+                namespace: "ns-1".into(),
+                uid: "uid-2".into(),
+            },
+            ..prerequisites()
+        };
+        assert_eq!(
+            p.missing(),
+            [
+                "source Application \"my-app\" in namespace \"ns-1\" on cluster \"source\" has uid \"uid-2\", not \
+              sourceApplicationUID \"uid-1\""
+            ]
+        );
+        let p = Prerequisites {
+            source_reachable: Err("connection refused".into()),
+            source_app: SourceApp::Unreachable,
+            source_vault_on_source: None,
+            ..prerequisites()
+        };
+        assert_eq!(
+            p.missing(),
+            ["cannot reach source cluster \"source\": connection refused"]
+        );
+        let p = Prerequisites {
+            application_uid: None,
+            destination_vault: Some(String::new()),
+            ..prerequisites()
+        };
+        assert_eq!(
+            p.missing(),
+            [
+                "spec.sourceApplicationUID is not set",
+                "spec.destinationAppVaultRef is not set"
+            ]
+        );
+        let p = Prerequisites {
+            recurrence_problem: Some("spec.recurrenceRule: bad".into()),
+            ..prerequisites()
+        };
+        assert_eq!(p.missing(), ["spec.recurrenceRule: bad"]);
+    }
+
+    #[test]
+    fn establish_path() {
+        use DesiredState::Established;
+        assert_eq!(
+            decide(&observation(Established, ""), &DELAYS),
+            Step::Enter("Establishing")
+        );
+        assert_eq!(
+            decide(&observation(Established, "Promoting"), &DELAYS),
+            Step::Enter("Establishing")
+        );
+        let blocked = Observation {
+            missing: vec!["a".into(), "b".into()],
+            ..observation(Established, "Establishing")
+        };
+        assert_eq!(
+            decide(&blocked, &DELAYS),
+            Step::Blocked(Blocker::Prerequisites("a; b".into()))
+        );
+        let early = Observation {
+            in_phase_for: Duration::from_millis(50),
+            ..observation(Established, "Establishing")
+        };
+        assert_eq!(decide(&early, &DELAYS), Step::Wait(Duration::from_millis(150)));
+        assert_eq!(
+            decide(&observation(Established, "Establishing"), &DELAYS),
+            Step::Establish
+        );
+        let stalled = Observation {
+            stalls: Stalls {
+                establish: true,
+                ..Default::default()
+            },
+            ..observation(Established, "Establishing")
+        };
+        assert_eq!(decide(&stalled, &DELAYS), Step::Idle);
+    }
+
+    #[test]
+    fn transfers_at_each_recurrence_while_established() {
+        use DesiredState::Established;
+        assert_eq!(
+            decide(&observation(Established, "Established"), &DELAYS),
+            Step::Wait(Duration::from_secs(2))
+        );
+        let due = Observation {
+            transfer: TransferClock::Due,
+            ..observation(Established, "Established")
+        };
+        assert_eq!(decide(&due, &DELAYS), Step::Transfer);
+        let unreachable = Observation {
+            source_reachable: Err("refused".into()),
+            ..due.clone()
+        };
+        assert_eq!(
+            decide(&unreachable, &DELAYS),
+            Step::Blocked(Blocker::Transfer(
+                "transfer skipped, cannot reach the source cluster: refused".into()
+            ))
+        );
+        let stalled = Observation {
+            stalls: Stalls {
+                transfer: true,
+                ..Default::default()
+            },
+            ..due
+        };
+        assert_eq!(decide(&stalled, &DELAYS), Step::Idle);
+    }
+
+    #[test]
+    fn promote_path_works_without_the_source_but_checks_a_promoted_snapshot() {
+        use DesiredState::Promoted;
+        for from in ["", "Establishing", "Established"] {
+            assert_eq!(
+                decide(&observation(Promoted, from), &DELAYS),
+                Step::Enter("Promoting"),
+                "{from}"
+            );
+        }
+        let unreachable = Observation {
+            source_reachable: Err("refused".into()),
+            missing: vec!["cannot reach".into()],
+            ..observation(Promoted, "Promoting")
+        };
+        assert_eq!(
+            decide(&unreachable, &DELAYS),
+            Step::Promote,
+            "failover with the source down"
+        );
+        let early = Observation {
+            in_phase_for: Duration::from_millis(100),
+            ..observation(Promoted, "Promoting")
+        };
+        assert_eq!(decide(&early, &DELAYS), Step::Wait(Duration::from_millis(200)));
+        let not_found = Observation {
+            promoted_snapshot: PromotedSnapshot::NotFound {
+                basename: "2025_x_uid".into(),
+            },
+            ..observation(Promoted, "Promoting")
+        };
+        assert_eq!(
+            decide(&not_found, &DELAYS),
+            Step::Blocked(Blocker::PromotedSnapshot(
+                "promotedSnapshot \"2025_x_uid\": no ShutdownSnapshot on the source cluster has an \
+                 appArchivePath with that basename"
+                    .into()
+            ))
+        );
+        let unverifiable = Observation {
+            promoted_snapshot: PromotedSnapshot::Unverifiable {
+                basename: "b".into(),
+                reason: "refused".into(),
+            },
+            ..observation(Promoted, "Promoting")
+        };
+        assert!(matches!(decide(&unverifiable, &DELAYS), Step::Blocked(_)));
+        let found = Observation {
+            promoted_snapshot: PromotedSnapshot::Found {
+                name: "shutdown".into(),
+                completion: None,
+            },
+            ..observation(Promoted, "Promoting")
+        };
+        assert_eq!(decide(&found, &DELAYS), Step::Promote);
+        let stalled = Observation {
+            stalls: Stalls {
+                promote: true,
+                ..Default::default()
+            },
+            ..observation(Promoted, "Promoting")
+        };
+        assert_eq!(decide(&stalled, &DELAYS), Step::Idle, "stuck in Promoting");
+        assert_eq!(decide(&observation(Promoted, "Promoted"), &DELAYS), Step::Idle);
+    }
+
+    #[test]
+    fn resync_after_its_delay() {
+        use DesiredState::Established;
+        assert_eq!(
+            decide(&observation(Established, "Promoted"), &DELAYS),
+            Step::Resync
+        );
+        let early = Observation {
+            in_phase_for: Duration::from_millis(40),
+            ..observation(Established, "Promoted")
+        };
+        assert_eq!(decide(&early, &DELAYS), Step::Wait(Duration::from_millis(60)));
+        assert_eq!(
+            decide(
+                &Observation {
+                    desired: None,
+                    ..early
+                },
+                &DELAYS
+            ),
+            Step::Idle
+        );
+    }
+
+    fn inputs() -> StatusInputs {
+        StatusInputs {
+            now: "2025-01-07T12:00:00Z".parse().unwrap(),
+            generation: Some(3),
+            conditions: Vec::new(),
+            error: None,
+            source_cluster: "source".into(),
+            destination_cluster: "destination".into(),
+            namespace: "ns-2".into(),
+            destination_namespaces: vec!["ns-2".into()],
+            application: "my-app".into(),
+            latest_snapshot: Some(("snap-1".into(), Some("2025-01-07T11:59:00Z".parse().unwrap()))),
+            promoted_snapshot: PromotedSnapshot::NotRequested,
+            namespace_merge: None,
+        }
+    }
+
+    fn condition<'a>(patch: &'a Value, type_: &str) -> &'a Value {
+        patch["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == type_)
+            .unwrap_or_else(|| panic!("no {type_} condition in {patch}"))
+    }
+
+    #[test]
+    fn establish_writes_state_transfer_namespaces_and_conditions() {
+        let patch = status_patch(&Step::Establish, &inputs()).unwrap();
+        assert_eq!(patch["state"], "Established");
+        assert_eq!(patch["error"], Value::Null);
+        assert_eq!(patch["destinationNamespaces"], json!(["ns-2"]));
+        assert_eq!(
+            patch["lastTransfer"],
+            json!({"startTimestamp": "2025-01-07T12:00:00Z", "completionTimestamp": "2025-01-07T12:00:00Z"})
+        );
+        assert_eq!(
+            patch["lastTransferredSnapshot"],
+            json!({"name": "snap-1", "completionTimestamp": "2025-01-07T11:59:00Z"})
+        );
+        let established = condition(&patch, "Established");
+        assert_eq!(established["status"], "True");
+        assert_eq!(established["observedGeneration"], 3);
+        assert_eq!(established["lastTransitionTime"], "2025-01-07T12:00:00Z");
+        assert!(status_patch(&Step::Wait(Duration::ZERO), &inputs()).is_none());
+        assert!(status_patch(&Step::Idle, &inputs()).is_none());
+    }
+
+    #[test]
+    fn a_blocked_amr_writes_its_error_once() {
+        let step = Step::Blocked(Blocker::Prerequisites("missing x".into()));
+        let patch = status_patch(&step, &inputs()).unwrap();
+        assert_eq!(patch["error"], "missing x");
+        assert!(patch.get("state").is_none(), "the state does not advance");
+        assert_eq!(condition(&patch, "Established")["reason"], "PrerequisitesMissing");
+        let conditions: Vec<Condition> = serde_json::from_value(patch["conditions"].clone()).unwrap();
+        let again = StatusInputs {
+            conditions,
+            error: Some("missing x".into()),
+            ..inputs()
+        };
+        assert_eq!(status_patch(&step, &again), None, "nothing changed: no write");
+    }
+
+    #[test]
+    fn promote_writes_the_application_ref_and_the_merge_outcome() {
+        let merged = StatusInputs {
+            namespace_merge: Some(NamespaceMerge::Merged {
+                merged: vec![("ns-1".into(), "ns-2".into())],
+                missing_sources: vec![],
+            }),
+            ..inputs()
+        };
+        let patch = status_patch(&Step::Promote, &merged).unwrap();
+        assert_eq!(patch["state"], "Promoted");
+        assert_eq!(patch["destinationApplicationRef"], "my-app");
+        assert_eq!(condition(&patch, "Promoted")["status"], "True");
+        assert_eq!(condition(&patch, "NamespaceMetadataMerged")["status"], "True");
+        assert!(patch.get("lastTransferredSnapshot").is_none());
+
+        let down = StatusInputs {
+            namespace_merge: Some(NamespaceMerge::SourceUnreachable("connection refused".into())),
+            promoted_snapshot: PromotedSnapshot::Found {
+                name: "shutdown-1".into(),
+                completion: None,
+            },
+            ..inputs()
+        };
+        let patch = status_patch(&Step::Promote, &down).unwrap();
+        let merge = condition(&patch, "NamespaceMetadataMerged");
+        assert_eq!(
+            (merge["status"].as_str(), merge["reason"].as_str()),
+            (Some("False"), Some("SourceUnreachable"))
+        );
+        assert!(merge["message"].as_str().unwrap().contains("unreachable"));
+        assert_eq!(patch["lastTransferredSnapshot"], json!({"name": "shutdown-1"}));
+    }
+
+    #[test]
+    fn resync_records_that_destination_changes_were_discarded() {
+        let patch = status_patch(&Step::Resync, &inputs()).unwrap();
+        assert_eq!(patch["state"], "Establishing");
+        assert_eq!(patch["destinationApplicationRef"], Value::Null);
+        let discarded = condition(&patch, "DestinationChangesDiscarded");
+        assert_eq!(discarded["status"], "True");
+        assert!(
+            discarded["message"]
+                .as_str()
+                .unwrap()
+                .contains("deleted (stopped)")
+        );
+        // The next promotion turns it False again.
+        let conditions: Vec<Condition> = serde_json::from_value(patch["conditions"].clone()).unwrap();
+        let next = StatusInputs {
+            conditions,
+            ..inputs()
+        };
+        let patch = status_patch(&Step::Promote, &next).unwrap();
+        assert_eq!(
+            condition(&patch, "DestinationChangesDiscarded")["status"],
+            "False"
+        );
+    }
+}

@@ -11,7 +11,20 @@ pub mod model;
 pub mod plan;
 pub mod simulate;
 
+// The I/O half: clusters from kubeconfig contexts, observation, the lock, execution, waits, the run loop.
+pub mod checks;
+pub mod clusters;
+pub mod error;
+pub mod execute;
+pub mod lock;
+pub mod observe;
+pub mod runner;
+pub mod wait;
+
+pub use clusters::{ClusterHandle, Clusters};
+pub use error::RunError;
 pub use model::*;
+pub use runner::{DryRun, Progress, RunOptions, plan_only, run};
 
 /// Why an operation cannot proceed. Every message names the cluster, the namespace and the object, and says
 /// what to do.
@@ -39,14 +52,12 @@ pub enum PlanError {
         name: String,
         hint: String,
     },
-    #[error(
-        "{operation} needs a failed-over relationship, but AppMirrorRelationship {namespace}/{name} on {context} is {state}. {hint}"
-    )]
+    #[error("{operation} cannot start: AppMirrorRelationship {object} on {context} is {state}. {hint}")]
     WrongState {
         operation: &'static str,
         context: String,
-        namespace: String,
-        name: String,
+        /// `namespace/name`
+        object: String,
         state: String,
         hint: String,
     },

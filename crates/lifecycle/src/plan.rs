@@ -404,8 +404,7 @@ fn plan_failover(observed: &Observed, force: bool) -> Plan {
                 return Err(PlanError::WrongState {
                     operation: "failover",
                     context: context(observed, key),
-                    namespace: amr.namespace.clone(),
-                    name: amr.name.clone(),
+                    object: format!("{}/{}", amr.namespace, amr.name),
                     state: format!("{:?} and has never transferred a snapshot", amr.state()),
                     hint: "There is nothing to fail over to yet; wait for Established, or pass --force."
                         .into(),
@@ -594,8 +593,7 @@ fn reverse_resync(
                 return Err(PlanError::WrongState {
                     operation: "reverse-resync",
                     context: old_dst.context.clone(),
-                    namespace: amr.namespace.clone(),
-                    name: amr.name.clone(),
+                    object: format!("{}/{}", amr.namespace, amr.name),
                     state: format!(
                         "{} (desired {:?})",
                         amr.state(),
@@ -804,8 +802,7 @@ fn reverse(
                 return Err(PlanError::WrongState {
                     operation: "reverse",
                     context: context(observed, key),
-                    namespace: amr.namespace.clone(),
-                    name: amr.name.clone(),
+                    object: format!("{}/{}", amr.namespace, amr.name),
                     state: format!("{} (failed over)", amr.state()),
                     hint: format!(
                         "A planned swap starts from an Established relationship. To keep what was written since the failover, run: kubectl tprotect failback {name} (or reverse-resync {name})"
@@ -817,8 +814,7 @@ fn reverse(
                 return Err(PlanError::WrongState {
                     operation: "reverse",
                     context: context(observed, key),
-                    namespace: amr.namespace.clone(),
-                    name: amr.name.clone(),
+                    object: format!("{}/{}", amr.namespace, amr.name),
                     state: amr.state().to_string(),
                     hint: "A planned swap starts from an Established relationship; wait for it (kubectl tprotect status)."
                         .into(),
@@ -933,8 +929,11 @@ fn plan_failback(observed: &Observed, record: &OperationRecord, d0: ClusterKey, 
         return Err(PlanError::WrongState {
             operation: "failback",
             context: d0_state.context.clone(),
-            namespace: amr.map(|a| a.namespace.clone()).unwrap_or_default(),
-            name: name.clone(),
+            object: format!(
+                "{}/{}",
+                amr.map(|a| a.namespace.clone()).unwrap_or_default(),
+                name.clone()
+            ),
             state: amr.map(|a| a.state().to_string()).unwrap_or_default(),
             hint: format!(
                 "Nothing to fail back: the relationship is not failed over. To swap directions, run: kubectl tprotect reverse {name}"
@@ -987,8 +986,13 @@ pub fn begin_record(
     if !operation.needs_record() {
         return Ok(None);
     }
-    let Some((key, amr)) = observed.amr_location()? else { return Err(not_found(observed)) };
-    let cluster_id = observed.state(key).map(|s| s.cluster_id.clone()).unwrap_or_default();
+    let Some((key, amr)) = observed.amr_location()? else {
+        return Err(not_found(observed));
+    };
+    let cluster_id = observed
+        .state(key)
+        .map(|s| s.cluster_id.clone())
+        .unwrap_or_default();
     let annotations = amr
         .annotations
         .iter()

@@ -89,7 +89,11 @@ fn spawn_load(
                 while !stop.load(Ordering::Relaxed) {
                     n += 1;
                     let review = padded_review(if n.is_multiple_of(3) { 512 * 1024 } else { 4 * 1024 });
-                    let path = if n.is_multiple_of(2) { VALIDATE_PATH } else { MUTATE_PATH };
+                    let path = if n.is_multiple_of(2) {
+                        VALIDATE_PATH
+                    } else {
+                        MUTATE_PATH
+                    };
                     let started = Instant::now();
                     let result = post(&client, port, &review, path).await;
                     let failed = result.is_err();

@@ -2,6 +2,9 @@
 //! status` (both clusters' view of a relationship). Pure functions of an observation; the plugin prints them
 //! as a table, JSON or YAML.
 
+// RunError is large (it names cluster, namespace and object); it ends a run, so its size costs nothing.
+#![allow(clippy::result_large_err)]
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
@@ -95,7 +98,9 @@ pub fn preflight(observed: &Observed, webhooks: &Webhooks, now: Timestamp) -> Ve
         let ctx = context(observed, key);
         items.push(match observed.cluster(key) {
             Reach::Reachable(_) => item(format!("cluster {ctx} reachable"), true, "API server answered"),
-            Reach::Unreachable { error, .. } => item(format!("cluster {ctx} reachable"), false, error.clone()),
+            Reach::Unreachable { error, .. } => {
+                item(format!("cluster {ctx} reachable"), false, error.clone())
+            }
         });
     }
     let (dst_key, amr) = match observed.amr_location() {
@@ -104,7 +109,10 @@ pub fn preflight(observed: &Observed, webhooks: &Webhooks, now: Timestamp) -> Ve
             items.push(item(
                 "AppMirrorRelationship found",
                 false,
-                format!("no AppMirrorRelationship for {:?} on either cluster", observed.relationship),
+                format!(
+                    "no AppMirrorRelationship for {:?} on either cluster",
+                    observed.relationship
+                ),
             ));
             return items;
         }
@@ -137,7 +145,12 @@ pub fn preflight(observed: &Observed, webhooks: &Webhooks, now: Timestamp) -> Ve
     // Vaults Available on both sides, and their Secrets with the keys they need.
     let vault_checks = [
         (dst_key, dst, &destination_vault, "destination AppVault"),
-        (dst_key, dst, &source_vault, "source AppVault (copy on the destination)"),
+        (
+            dst_key,
+            dst,
+            &source_vault,
+            "source AppVault (copy on the destination)",
+        ),
         (src_key, src, &source_vault, "source AppVault"),
     ];
     for (key, state, vault, what) in vault_checks {
@@ -185,7 +198,11 @@ pub fn preflight(observed: &Observed, webhooks: &Webhooks, now: Timestamp) -> Ve
         items.push(item(
             format!("StorageClass {class} on {dst_ctx}"),
             ok,
-            if ok { "exists".to_string() } else { "not found".to_string() },
+            if ok {
+                "exists".to_string()
+            } else {
+                "not found".to_string()
+            },
         ));
     }
     if let Some(state) = src
@@ -195,7 +212,11 @@ pub fn preflight(observed: &Observed, webhooks: &Webhooks, now: Timestamp) -> Ve
         items.push(item(
             format!("StorageClass {class} on {src_ctx} (for a reversal)"),
             ok,
-            if ok { "exists".to_string() } else { "not found".to_string() },
+            if ok {
+                "exists".to_string()
+            } else {
+                "not found".to_string()
+            },
         ));
     }
 
@@ -210,10 +231,16 @@ pub fn preflight(observed: &Observed, webhooks: &Webhooks, now: Timestamp) -> Ve
             .iter()
             .find(|a| a.name == app_name && source_namespaces.contains(&a.namespace));
         items.push(match found {
-            None => item(name, false, format!("not found in {}", source_namespaces.join(", "))),
-            Some(app) if Some(&app.uid) == amr.spec.source_application_uid.as_ref() => {
-                item(name, true, format!("{}/{} uid {} as the AMR says", app.namespace, app.name, app.uid))
-            }
+            None => item(
+                name,
+                false,
+                format!("not found in {}", source_namespaces.join(", ")),
+            ),
+            Some(app) if Some(&app.uid) == amr.spec.source_application_uid.as_ref() => item(
+                name,
+                true,
+                format!("{}/{} uid {} as the AMR says", app.namespace, app.name, app.uid),
+            ),
             Some(app) => item(
                 name,
                 false,
@@ -229,7 +256,9 @@ pub fn preflight(observed: &Observed, webhooks: &Webhooks, now: Timestamp) -> Ve
         let schedules: Vec<&ScheduleView> = state
             .schedules
             .iter()
-            .filter(|s| s.is_replication() && s.application() == app_name && source_namespaces.contains(&s.namespace))
+            .filter(|s| {
+                s.is_replication() && s.application() == app_name && source_namespaces.contains(&s.namespace)
+            })
             .collect();
         let name = format!("replication Schedule of {app_name} on {src_ctx}");
         match schedules.as_slice() {
@@ -238,8 +267,13 @@ pub fn preflight(observed: &Observed, webhooks: &Webhooks, now: Timestamp) -> Ve
             found => {
                 for schedule in found {
                     let object = schedule_json(schedule);
-                    let violations =
-                        tprotect_policy::validate("Schedule", tprotect_policy::Operation::Create, &object, None, now);
+                    let violations = tprotect_policy::validate(
+                        "Schedule",
+                        tprotect_policy::Operation::Create,
+                        &object,
+                        None,
+                        now,
+                    );
                     let label = format!("{name}: {}/{}", schedule.namespace, schedule.name);
                     if violations.is_empty() {
                         items.push(item(label, true, "valid"));
@@ -251,7 +285,11 @@ pub fn preflight(observed: &Observed, webhooks: &Webhooks, now: Timestamp) -> Ve
             }
         }
     } else {
-        items.push(item(format!("source Application {app_name}"), false, "source cluster unreachable"));
+        items.push(item(
+            format!("source Application {app_name}"),
+            false,
+            "source cluster unreachable",
+        ));
     }
 
     // No protection schedules left on the destination (they make its volume snapshots fail).
@@ -265,7 +303,10 @@ pub fn preflight(observed: &Observed, webhooks: &Webhooks, now: Timestamp) -> Ve
             if left.is_empty() {
                 "none".to_string()
             } else {
-                format!("found {} (run kubectl tprotect resync to remove them)", left.join(", "))
+                format!(
+                    "found {} (run kubectl tprotect resync to remove them)",
+                    left.join(", ")
+                )
             },
         ));
     }
@@ -521,7 +562,11 @@ pub fn status_view(observed: &Observed, now: Timestamp) -> StatusView {
     };
     let source_application = location.and_then(|(key, a)| {
         let namespaces: Vec<String> = a.mapping().into_iter().map(|(s, _)| s).collect();
-        find_app(key.other(), a.spec.source_application_name.as_deref()?, &namespaces)
+        find_app(
+            key.other(),
+            a.spec.source_application_name.as_deref()?,
+            &namespaces,
+        )
     });
     let destination_application = location.and_then(|(key, a)| {
         let namespaces: Vec<String> = a.mapping().into_iter().map(|(_, d)| d).collect();
@@ -534,7 +579,11 @@ pub fn status_view(observed: &Observed, now: Timestamp) -> StatusView {
         s.last_transfer
             .as_ref()
             .and_then(|t| t.completion_timestamp.as_ref())
-            .or_else(|| s.last_transferred_snapshot.as_ref().and_then(|t| t.completion_timestamp.as_ref()))
+            .or_else(|| {
+                s.last_transferred_snapshot
+                    .as_ref()
+                    .and_then(|t| t.completion_timestamp.as_ref())
+            })
             .map(|t| t.0)
     });
     let interval = amr

@@ -93,7 +93,10 @@ impl Clusters {
     ) -> Result<Self, KubeconfigError> {
         let (kubeconfig, source_desc) = match path {
             Some(path) => (Kubeconfig::read_from(path), path.display().to_string()),
-            None => (Kubeconfig::read(), "from $KUBECONFIG or ~/.kube/config".to_string()),
+            None => (
+                Kubeconfig::read(),
+                "from $KUBECONFIG or ~/.kube/config".to_string(),
+            ),
         };
         let kubeconfig = kubeconfig.map_err(|e| KubeconfigError {
             source_desc: source_desc.clone(),
@@ -101,10 +104,13 @@ impl Clusters {
         })?;
         let context_name = match context {
             Some(c) => c.to_string(),
-            None => kubeconfig.current_context.clone().ok_or_else(|| KubeconfigError {
-                source_desc: source_desc.clone(),
-                error: "no current context; pass --context".into(),
-            })?,
+            None => kubeconfig
+                .current_context
+                .clone()
+                .ok_or_else(|| KubeconfigError {
+                    source_desc: source_desc.clone(),
+                    error: "no current context; pass --context".into(),
+                })?,
         };
         let context = handle(&kubeconfig, &context_name).await;
         let peer = match peer_context {

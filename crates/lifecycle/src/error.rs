@@ -245,7 +245,10 @@ mod tests {
         };
         let text = error.to_string();
         assert!(text.contains("timed out after 90s"), "{text}");
-        assert!(text.contains("last seen: Promoting, error: volume busy"), "{text}");
+        assert!(
+            text.contains("last seen: Promoting, error: volume busy"),
+            "{text}"
+        );
         assert!(error.is_timeout());
     }
 }

@@ -8,10 +8,15 @@
 //! The request bodies are built by the pure functions below, so tests can hold them to exactly the owned
 //! fields.
 
+// RunError is large (it names cluster, namespace and object); it ends a run, so its size costs nothing.
+#![allow(clippy::result_large_err)]
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{
+    Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, Preconditions,
+};
 use kube::core::ObjectMeta;
 use serde_json::{Value, json};
 use tprotect_api::{
@@ -23,7 +28,9 @@ use tprotect_api::{
 use crate::clusters::Clusters;
 use crate::error::{RunError, api_status};
 use crate::model::*;
-use crate::observe::{SAVED_SCHEDULES_KEY, lenient, parse_saved_schedules, resource, saved_schedules_config_map};
+use crate::observe::{
+    SAVED_SCHEDULES_KEY, lenient, parse_saved_schedules, resource, saved_schedules_config_map,
+};
 use crate::plan::DISABLED_BY_ANNOTATION;
 
 /// What became of an action.
@@ -111,8 +118,16 @@ impl<'a> Executor<'a> {
                 let object: Namespace = from_json(namespace_object(ns, name))?;
                 self.create(&t, &api, &object, "namespaces", "", ns).await
             }
-            Action::CopySecret { from, to, name: secret } => self.copy_secret(*from, *to, secret).await,
-            Action::CopyAppVault { from, to, name: vault } => self.copy_app_vault(*from, *to, vault).await,
+            Action::CopySecret {
+                from,
+                to,
+                name: secret,
+            } => self.copy_secret(*from, *to, secret).await,
+            Action::CopyAppVault {
+                from,
+                to,
+                name: vault,
+            } => self.copy_app_vault(*from, *to, vault).await,
             Action::CreateApplication {
                 cluster,
                 namespace,
@@ -132,9 +147,16 @@ impl<'a> Executor<'a> {
                 recurrence_rule,
             } => {
                 let t = self.target(*cluster)?;
-                let object =
-                    replication_schedule_object(namespace, schedule, application, app_vault, recurrence_rule, name);
-                self.create_json::<Schedule>(&t, namespace, schedule, object).await
+                let object = replication_schedule_object(
+                    namespace,
+                    schedule,
+                    application,
+                    app_vault,
+                    recurrence_rule,
+                    name,
+                );
+                self.create_json::<Schedule>(&t, namespace, schedule, object)
+                    .await
             }
             Action::DisableSchedule {
                 cluster,
@@ -142,9 +164,17 @@ impl<'a> Executor<'a> {
                 name: schedule,
             } => {
                 let t = self.target(*cluster)?;
-                let api: Api<DynamicObject> = Api::namespaced_with(t.client.clone(), namespace, &resource::<Schedule>());
-                self.patch(&t, &api, "schedules", namespace, schedule, disable_schedule_patch(name))
-                    .await
+                let api: Api<DynamicObject> =
+                    Api::namespaced_with(t.client.clone(), namespace, &resource::<Schedule>());
+                self.patch(
+                    &t,
+                    &api,
+                    "schedules",
+                    namespace,
+                    schedule,
+                    disable_schedule_patch(name),
+                )
+                .await
             }
             Action::RemoveDestinationSchedules {
                 cluster,
@@ -163,9 +193,11 @@ impl<'a> Executor<'a> {
                 let t = self.target(*cluster)?;
                 let object = snapshot_object(*shutdown, namespace, snapshot, application, app_vault, name);
                 if *shutdown {
-                    self.create_json::<ShutdownSnapshot>(&t, namespace, snapshot, object).await
+                    self.create_json::<ShutdownSnapshot>(&t, namespace, snapshot, object)
+                        .await
                 } else {
-                    self.create_json::<Snapshot>(&t, namespace, snapshot, object).await
+                    self.create_json::<Snapshot>(&t, namespace, snapshot, object)
+                        .await
                 }
             }
             Action::CreateAmr {
@@ -177,7 +209,8 @@ impl<'a> Executor<'a> {
             } => {
                 let t = self.target(*cluster)?;
                 let object = amr_object(namespace, amr, spec, annotations, name)?;
-                self.create_json::<AppMirrorRelationship>(&t, namespace, amr, object).await
+                self.create_json::<AppMirrorRelationship>(&t, namespace, amr, object)
+                    .await
             }
             Action::SetDesiredState {
                 cluster,
@@ -190,8 +223,13 @@ impl<'a> Executor<'a> {
                 let t = self.target(*cluster)?;
                 let api: Api<DynamicObject> =
                     Api::namespaced_with(t.client.clone(), namespace, &resource::<AppMirrorRelationship>());
-                let body = desired_state_patch(*desired, promoted_snapshot.as_deref(), *discard_destination_changes);
-                self.patch(&t, &api, "appmirrorrelationships", namespace, amr, body).await
+                let body = desired_state_patch(
+                    *desired,
+                    promoted_snapshot.as_deref(),
+                    *discard_destination_changes,
+                );
+                self.patch(&t, &api, "appmirrorrelationships", namespace, amr, body)
+                    .await
             }
             Action::DeleteAmr {
                 cluster,
@@ -208,12 +246,21 @@ impl<'a> Executor<'a> {
                 }));
                 match api.delete(amr, &params).await {
                     Ok(_) => Ok(Executed::Applied),
-                    Err(e) if api_status(&e) == Some(404) => Ok(self.missing_ok(uid, "AppMirrorRelationship", namespace, amr)),
+                    Err(e) if api_status(&e) == Some(404) => {
+                        Ok(self.missing_ok(uid, "AppMirrorRelationship", namespace, amr))
+                    }
                     Err(e) if api_status(&e) == Some(409) => Ok(Executed::Conflict(format!(
                         "AppMirrorRelationship {namespace}/{amr} on {} is not the one observed (uid changed)",
                         t.context
                     ))),
-                    Err(e) => Err(RunError::kube(t.context, "delete", "appmirrorrelationships", namespace, amr, e)),
+                    Err(e) => Err(RunError::kube(
+                        t.context,
+                        "delete",
+                        "appmirrorrelationships",
+                        namespace,
+                        amr,
+                        e,
+                    )),
                 }
             }
             Action::RecordDestinationApp { .. } => Err(RunError::Internal(
@@ -246,9 +293,12 @@ impl<'a> Executor<'a> {
         match api.create(&self.post_params(), object).await {
             Ok(_) => Ok(Executed::Applied),
             Err(e) if api_status(&e) == Some(409) => Ok(Executed::AlreadyDone),
-            Err(e) if self.dry_run && api_status(&e) == Some(404) && !namespace.is_empty() => Ok(Executed::NotSent(
-                format!("namespace {namespace} does not exist yet on {} (an earlier step of this dry run creates it)", t.context),
-            )),
+            Err(e) if self.dry_run && api_status(&e) == Some(404) && !namespace.is_empty() => {
+                Ok(Executed::NotSent(format!(
+                    "namespace {namespace} does not exist yet on {} (an earlier step of this dry run creates it)",
+                    t.context
+                )))
+            }
             Err(e) => Err(RunError::kube(t.context, "create", resource, namespace, name, e)),
         }
     }
@@ -297,10 +347,16 @@ impl<'a> Executor<'a> {
     async fn copy_secret(&self, from: ClusterKey, to: ClusterKey, name: &str) -> Result<Executed, RunError> {
         let source = self.target(from)?;
         let api: Api<Secret> = Api::namespaced(source.client.clone(), TRIDENT_PROTECT_NAMESPACE);
-        let secret = api
-            .get(name)
-            .await
-            .map_err(|e| RunError::kube(source.context, "get", "secrets", TRIDENT_PROTECT_NAMESPACE, name, e))?;
+        let secret = api.get(name).await.map_err(|e| {
+            RunError::kube(
+                source.context,
+                "get",
+                "secrets",
+                TRIDENT_PROTECT_NAMESPACE,
+                name,
+                e,
+            )
+        })?;
         let copy = secret_copy(&secret, self.relationship);
         let target = self.target(to)?;
         let api: Api<Secret> = Api::namespaced(target.client.clone(), TRIDENT_PROTECT_NAMESPACE);
@@ -309,14 +365,26 @@ impl<'a> Executor<'a> {
     }
 
     /// Copies an AppVault with its spec as stored (fields our types do not know included).
-    async fn copy_app_vault(&self, from: ClusterKey, to: ClusterKey, name: &str) -> Result<Executed, RunError> {
+    async fn copy_app_vault(
+        &self,
+        from: ClusterKey,
+        to: ClusterKey,
+        name: &str,
+    ) -> Result<Executed, RunError> {
         let ar = resource::<AppVault>();
         let source = self.target(from)?;
-        let api: Api<DynamicObject> = Api::namespaced_with(source.client.clone(), TRIDENT_PROTECT_NAMESPACE, &ar);
-        let vault = api
-            .get(name)
-            .await
-            .map_err(|e| RunError::kube(source.context, "get", "appvaults", TRIDENT_PROTECT_NAMESPACE, name, e))?;
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(source.client.clone(), TRIDENT_PROTECT_NAMESPACE, &ar);
+        let vault = api.get(name).await.map_err(|e| {
+            RunError::kube(
+                source.context,
+                "get",
+                "appvaults",
+                TRIDENT_PROTECT_NAMESPACE,
+                name,
+                e,
+            )
+        })?;
         let copy = app_vault_copy(&vault, self.relationship);
         let target = self.target(to)?;
         self.create_json::<AppVault>(&target, TRIDENT_PROTECT_NAMESPACE, name, copy)
@@ -332,7 +400,8 @@ impl<'a> Executor<'a> {
         names: &[String],
     ) -> Result<Executed, RunError> {
         let t = self.target(cluster)?;
-        let api: Api<DynamicObject> = Api::namespaced_with(t.client.clone(), namespace, &resource::<Schedule>());
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(t.client.clone(), namespace, &resource::<Schedule>());
         let listed = api
             .list(&ListParams::default())
             .await
@@ -342,12 +411,10 @@ impl<'a> Executor<'a> {
             .iter()
             .filter(|s| s.metadata.name.as_ref().is_some_and(|n| names.contains(n)))
             .collect();
-        let to_save: Vec<SavedSchedule> = schedules
-            .iter()
-            .filter_map(|s| saved_schedule(s))
-            .collect();
+        let to_save: Vec<SavedSchedule> = schedules.iter().filter_map(|s| saved_schedule(s)).collect();
         if !to_save.is_empty() {
-            self.update_saved(&t, |saved| merge_saved(saved, to_save.clone())).await?;
+            self.update_saved(&t, |saved| merge_saved(saved, to_save.clone()))
+                .await?;
         }
         let mut any = false;
         for schedule in schedules {
@@ -359,10 +426,23 @@ impl<'a> Executor<'a> {
             match api.delete(&name, &params).await {
                 Ok(_) => any = true,
                 Err(e) if matches!(api_status(&e), Some(404) | Some(409)) => {}
-                Err(e) => return Err(RunError::kube(t.context, "delete", "schedules", namespace, &name, e)),
+                Err(e) => {
+                    return Err(RunError::kube(
+                        t.context,
+                        "delete",
+                        "schedules",
+                        namespace,
+                        &name,
+                        e,
+                    ));
+                }
             }
         }
-        Ok(if any { Executed::Applied } else { Executed::AlreadyDone })
+        Ok(if any {
+            Executed::Applied
+        } else {
+            Executed::AlreadyDone
+        })
     }
 
     /// Re-creates the saved Schedules named `names` (enabled as they were), THEN removes them from the
@@ -371,15 +451,25 @@ impl<'a> Executor<'a> {
         let t = self.target(cluster)?;
         let cm_name = saved_schedules_config_map(self.relationship);
         let cm_api: Api<ConfigMap> = Api::namespaced(t.client.clone(), TRIDENT_PROTECT_NAMESPACE);
-        let Some(cm) = cm_api
-            .get_opt(&cm_name)
-            .await
-            .map_err(|e| RunError::kube(t.context, "get", "configmaps", TRIDENT_PROTECT_NAMESPACE, &cm_name, e))?
+        let Some(cm) = cm_api.get_opt(&cm_name).await.map_err(|e| {
+            RunError::kube(
+                t.context,
+                "get",
+                "configmaps",
+                TRIDENT_PROTECT_NAMESPACE,
+                &cm_name,
+                e,
+            )
+        })?
         else {
             return Ok(Executed::AlreadyDone);
         };
         let saved = parse_saved_schedules(&cm);
-        let restoring: Vec<&SavedSchedule> = saved.schedules.iter().filter(|s| names.contains(&s.name)).collect();
+        let restoring: Vec<&SavedSchedule> = saved
+            .schedules
+            .iter()
+            .filter(|s| names.contains(&s.name))
+            .collect();
         if restoring.is_empty() {
             return Ok(Executed::AlreadyDone);
         }
@@ -404,7 +494,16 @@ impl<'a> Executor<'a> {
     ) -> Result<(), RunError> {
         let cm_name = saved_schedules_config_map(self.relationship);
         let api: Api<ConfigMap> = Api::namespaced(t.client.clone(), TRIDENT_PROTECT_NAMESPACE);
-        let err = |verb: &str, e| RunError::kube(t.context, verb, "configmaps", TRIDENT_PROTECT_NAMESPACE, &cm_name, e);
+        let err = |verb: &str, e| {
+            RunError::kube(
+                t.context,
+                verb,
+                "configmaps",
+                TRIDENT_PROTECT_NAMESPACE,
+                &cm_name,
+                e,
+            )
+        };
         for _ in 0..8 {
             let current = api.get_opt(&cm_name).await.map_err(|e| err("get", e))?;
             let mut saved = current.as_ref().map(parse_saved_schedules).unwrap_or_default();
@@ -412,7 +511,10 @@ impl<'a> Executor<'a> {
             let result = match (&current, saved.schedules.is_empty()) {
                 (None, true) => return Ok(()),
                 (None, false) => api
-                    .create(&self.post_params(), &saved_config_map(&cm_name, self.relationship, &saved, None)?)
+                    .create(
+                        &self.post_params(),
+                        &saved_config_map(&cm_name, self.relationship, &saved, None)?,
+                    )
                     .await
                     .map(|_| ()),
                 (Some(cm), true) => {
@@ -423,8 +525,15 @@ impl<'a> Executor<'a> {
                     api.delete(&cm_name, &params).await.map(|_| ())
                 }
                 (Some(cm), false) => {
-                    let object = saved_config_map(&cm_name, self.relationship, &saved, cm.metadata.resource_version.clone())?;
-                    api.replace(&cm_name, &self.post_params(), &object).await.map(|_| ())
+                    let object = saved_config_map(
+                        &cm_name,
+                        self.relationship,
+                        &saved,
+                        cm.metadata.resource_version.clone(),
+                    )?;
+                    api.replace(&cm_name, &self.post_params(), &object)
+                        .await
+                        .map(|_| ())
                 }
             };
             match result {
@@ -535,7 +644,8 @@ pub fn amr_object(
     relationship: &str,
 ) -> Result<Value, RunError> {
     let spec = serde_json::to_value(spec).map_err(|e| RunError::Internal(format!("AMR spec: {e}")))?;
-    let mut metadata = json!({"name": name, "namespace": namespace, "labels": relationship_labels(relationship)});
+    let mut metadata =
+        json!({"name": name, "namespace": namespace, "labels": relationship_labels(relationship)});
     if !annotations.is_empty() {
         metadata["annotations"] = json!(annotations);
     }
@@ -664,7 +774,15 @@ pub fn restored_schedule_object(schedule: &SavedSchedule, relationship: &str) ->
 }
 
 /// Notes in `record` the Application a promotion created on `cluster` (before the AMR naming it goes).
-pub fn note_destination_app(record: &mut OperationRecord, observed: &Observed, cluster: ClusterKey, name: &str) {
-    let id = observed.state(cluster).map(|s| s.cluster_id.clone()).unwrap_or_default();
+pub fn note_destination_app(
+    record: &mut OperationRecord,
+    observed: &Observed,
+    cluster: ClusterKey,
+    name: &str,
+) {
+    let id = observed
+        .state(cluster)
+        .map(|s| s.cluster_id.clone())
+        .unwrap_or_default();
     record.destination_apps.insert(id, name.to_string());
 }

@@ -12,6 +12,9 @@
 //! its operation; after a failure or a timeout it is kept with its record but without a holder, so a re-run from
 //! anywhere resumes at once.
 
+// RunError is large (it names cluster, namespace and object); it ends a run, so its size costs nothing.
+#![allow(clippy::result_large_err)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -191,7 +194,10 @@ pub struct LockGuard {
 impl std::fmt::Debug for LockGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LockGuard")
-            .field("lease", &format!("{}/{}", self.shared.namespace, self.shared.name))
+            .field(
+                "lease",
+                &format!("{}/{}", self.shared.namespace, self.shared.name),
+            )
             .field("cluster", &self.shared.context)
             .field("holder", &self.shared.holder)
             .finish()
@@ -236,7 +242,8 @@ pub async fn acquire(
     let name = lease_name(relationship);
     let me = holder_identity();
     let host = host_name();
-    let kube_err = |verb: &str, e: kube::Error| RunError::kube(&context, verb, "leases", &namespace, &name, e);
+    let kube_err =
+        |verb: &str, e: kube::Error| RunError::kube(&context, verb, "leases", &namespace, &name, e);
 
     let mut try_create = existing.is_none();
     for _ in 0..8 {
@@ -548,9 +555,9 @@ impl LockGuard {
         match self.shared.api.delete(&self.shared.name, &params).await {
             Ok(_) => Ok(()),
             Err(e) if api_status(&e) == Some(404) => Ok(()),
-            Err(e) if api_status(&e) == Some(409) => Err(self.shared.lost(
-                "the Lease changed under us (precondition failed), so it was not deleted".into(),
-            )),
+            Err(e) if api_status(&e) == Some(409) => Err(self
+                .shared
+                .lost("the Lease changed under us (precondition failed), so it was not deleted".into())),
             Err(e) => Err(RunError::kube(
                 &self.shared.context,
                 "delete",

@@ -7,6 +7,9 @@
 //! object (a value our types do not know) never hides the others. Secrets are reduced to their key names as
 //! soon as they arrive: their data is never kept.
 
+// RunError is large (it names cluster, namespace and object); it ends a run, so its size costs nothing.
+#![allow(clippy::result_large_err)]
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
@@ -188,7 +191,7 @@ pub async fn locate(
             } => {
                 located.cluster_ids.insert(key, cluster_id);
                 if let Some(amr) = amr {
-                    located.amrs.push((key, amr));
+                    located.amrs.push((key, *amr));
                 }
                 for lease in leases {
                     let info = LeaseInfo::from_lease(key, &lease).map_err(|e| {
@@ -219,7 +222,7 @@ enum OnCluster {
     Unreachable(String),
     Found {
         cluster_id: String,
-        amr: Option<AmrView>,
+        amr: Option<Box<AmrView>>,
         leases: Vec<k8s_openapi::api::coordination::v1::Lease>,
     },
 }
@@ -260,15 +263,16 @@ async fn locate_on(
     }
     if amr.is_none() {
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &amr_resource);
-        let all = api.list(&ListParams::default()).await.map_err(|e| {
-            RunError::kube(context, "list", "appmirrorrelationships", "", "", e)
-        })?;
+        let all = api
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| RunError::kube(context, "list", "appmirrorrelationships", "", "", e))?;
         amr = pick_amr(relationship, all.items.iter().map(amr_view).collect());
     }
     let leases = lock::find_leases(&client, context, relationship).await?;
     Ok(OnCluster::Found {
         cluster_id,
-        amr,
+        amr: amr.map(Box::new),
         leases,
     })
 }
@@ -276,7 +280,11 @@ async fn locate_on(
 /// The relationship's AMR among all of a cluster's: the one labelled with it (named like it first), else the
 /// only one named like it.
 fn pick_amr(relationship: &str, amrs: Vec<AmrView>) -> Option<AmrView> {
-    let labelled = |a: &AmrView| a.labels.get(RELATIONSHIP_LABEL).is_some_and(|v| v == relationship);
+    let labelled = |a: &AmrView| {
+        a.labels
+            .get(RELATIONSHIP_LABEL)
+            .is_some_and(|v| v == relationship)
+    };
     if let Some(found) = amrs
         .iter()
         .find(|a| labelled(a) && a.name == relationship)
@@ -474,9 +482,10 @@ impl Reader<'_> {
             return Ok(Vec::new());
         }
         let api: Api<Secret> = Api::namespaced(self.client.clone(), TRIDENT_PROTECT_NAMESPACE);
-        let list = api.list(&ListParams::default()).await.map_err(|e| {
-            RunError::kube(self.context, "list", "secrets", TRIDENT_PROTECT_NAMESPACE, "", e)
-        })?;
+        let list = api
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| RunError::kube(self.context, "list", "secrets", TRIDENT_PROTECT_NAMESPACE, "", e))?;
         Ok(list.items.into_iter().map(secret_view).collect())
     }
 
@@ -499,7 +508,14 @@ impl Reader<'_> {
         let name = saved_schedules_config_map(relationship);
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), TRIDENT_PROTECT_NAMESPACE);
         let found = api.get_opt(&name).await.map_err(|e| {
-            RunError::kube(self.context, "get", "configmaps", TRIDENT_PROTECT_NAMESPACE, &name, e)
+            RunError::kube(
+                self.context,
+                "get",
+                "configmaps",
+                TRIDENT_PROTECT_NAMESPACE,
+                &name,
+                e,
+            )
         })?;
         Ok(found.map(|cm| parse_saved_schedules(&cm)).unwrap_or_default())
     }
@@ -664,7 +680,10 @@ mod tests {
         })));
         assert_eq!(spec.enabled, Some(false));
         assert_eq!(spec.application_ref.as_deref(), Some("app1"));
-        assert_eq!(spec.granularity, None, "an unknown enum value is left out, not fatal");
+        assert_eq!(
+            spec.granularity, None,
+            "an unknown enum value is left out, not fatal"
+        );
     }
 
     #[test]
@@ -694,7 +713,10 @@ mod tests {
         .unwrap();
         let view = secret_view(secret);
         let debug = format!("{view:?}");
-        assert!(!debug.contains("QUtJQQ") && !debug.contains("c2VjcmV0"), "{debug}");
+        assert!(
+            !debug.contains("QUtJQQ") && !debug.contains("c2VjcmV0"),
+            "{debug}"
+        );
         assert_eq!(view.keys.len(), 2);
     }
 
@@ -717,7 +739,11 @@ mod tests {
         a.namespace = "a".into();
         let mut b = amr("rel1", None);
         b.namespace = "b".into();
-        assert_eq!(pick_amr("rel1", vec![a, b]), None, "two unlabelled AMRs of that name: ambiguous");
+        assert_eq!(
+            pick_amr("rel1", vec![a, b]),
+            None,
+            "two unlabelled AMRs of that name: ambiguous"
+        );
         assert_eq!(pick_amr("rel1", vec![amr("other", None)]), None);
     }
 }

@@ -8,6 +8,9 @@
 //! status 137 (as if SIGKILLed) right after it performed its k-th action (1-based). The kill/resume tests use
 //! it to stop a run after every possible step; it is not a user feature.
 
+// RunError is large (it names cluster, namespace and object); it ends a run, so its size costs nothing.
+#![allow(clippy::result_large_err)]
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -128,7 +131,9 @@ pub fn new_record(operation: Operation, located: &Located) -> Option<OperationRe
     let annotations = amr
         .annotations
         .iter()
-        .filter(|(k, _)| k.starts_with("tprotect.io/") && k.as_str() != DISCARD_DESTINATION_CHANGES_ANNOTATION)
+        .filter(|(k, _)| {
+            k.starts_with("tprotect.io/") && k.as_str() != DISCARD_DESTINATION_CHANGES_ANNOTATION
+        })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     Some(OperationRecord {
@@ -174,7 +179,12 @@ fn candidate_record(goal: &Goal, located: &Located) -> Option<OperationRecord> {
 fn explain(error: PlanError, located: &Located, clusters: &Clusters, goal: &Goal) -> PlanError {
     match error {
         PlanError::NotFound { .. } | PlanError::NoRecord { .. } if !located.unreachable.is_empty() => {
-            let (key, reason) = located.unreachable.iter().next().map(|(k, r)| (*k, r.clone())).unwrap_or_default();
+            let (key, reason) = located
+                .unreachable
+                .iter()
+                .next()
+                .map(|(k, r)| (*k, r.clone()))
+                .unwrap_or((ClusterKey::Peer, String::new()));
             PlanError::Unreachable {
                 context: clusters.context_of(key).to_string(),
                 error: reason,
@@ -291,7 +301,9 @@ pub async fn run(
         lock: None,
         record: observed.record.clone(),
         acted: 0,
-        kill_after: std::env::var(KILL_AFTER_STEP_ENV).ok().and_then(|v| v.parse().ok()),
+        kill_after: std::env::var(KILL_AFTER_STEP_ENV)
+            .ok()
+            .and_then(|v| v.parse().ok()),
         error_seen: None,
         warned: None,
     };
@@ -306,7 +318,11 @@ pub async fn run(
         relationship,
         located.lease.as_ref(),
         &place,
-        if goal.operation().needs_record() { runner.record.clone() } else { None },
+        if goal.operation().needs_record() {
+            runner.record.clone()
+        } else {
+            None
+        },
     )
     .await?;
     let (lock_cluster, lock_namespace, lease) = guard.location();
@@ -326,7 +342,7 @@ pub async fn run(
     let result = runner.run_loop(deadline, &scope_for).await;
     let guard = runner.lock.take();
     match (&result, guard) {
-        (_, None) => result,
+        (_, None) => result.map(Finish::into_outcome),
         (Ok(Finish::Done(_)), Some(guard)) => {
             guard.release().await?;
             result.map(Finish::into_outcome)
@@ -393,7 +409,8 @@ pub fn step_context(clusters: &Clusters, step: &Step) -> String {
         Step::Wait(wait) => Some(wait.cluster()),
         Step::Done(outcome) => outcome.amr_cluster,
     };
-    key.map(|k| clusters.context_of(k).to_string()).unwrap_or_default()
+    key.map(|k| clusters.context_of(k).to_string())
+        .unwrap_or_default()
 }
 
 /// A one-line description of an action (names, never data).
@@ -434,7 +451,10 @@ pub fn describe_action(action: &Action, clusters: &Clusters) -> String {
             cluster,
             namespace,
             name,
-        } => format!("disable Schedule {namespace}/{name} on {} (re-enabled at the end)", ctx(cluster)),
+        } => format!(
+            "disable Schedule {namespace}/{name} on {} (re-enabled at the end)",
+            ctx(cluster)
+        ),
         Action::RemoveDestinationSchedules {
             cluster,
             namespace,
@@ -488,9 +508,7 @@ pub fn describe_action(action: &Action, clusters: &Clusters) -> String {
                 text.push_str(&format!(" with promotedSnapshot {snapshot}"));
             }
             if *discard_destination_changes {
-                text.push_str(
-                    ", DISCARDING every change made on the destination since the failover",
-                );
+                text.push_str(", DISCARDING every change made on the destination since the failover");
             }
             text
         }
@@ -499,7 +517,10 @@ pub fn describe_action(action: &Action, clusters: &Clusters) -> String {
             namespace,
             name,
             ..
-        } => format!("delete AppMirrorRelationship {namespace}/{name} on {}", ctx(cluster)),
+        } => format!(
+            "delete AppMirrorRelationship {namespace}/{name} on {}",
+            ctx(cluster)
+        ),
         Action::RecordDestinationApp { cluster, name } => format!(
             "note in the lock that the promoted application on {} is {name}",
             ctx(cluster)
@@ -511,7 +532,11 @@ pub fn describe_action(action: &Action, clusters: &Clusters) -> String {
 pub fn describe_step(step: &Step, clusters: &Clusters) -> String {
     match step {
         Step::Act(action) => describe_action(action, clusters),
-        Step::Wait(wait) => format!("wait for {} on {}", describe_wait(wait), clusters.context_of(wait.cluster())),
+        Step::Wait(wait) => format!(
+            "wait for {} on {}",
+            describe_wait(wait),
+            clusters.context_of(wait.cluster())
+        ),
         Step::Done(outcome) => outcome.message.clone(),
     }
 }
@@ -552,7 +577,8 @@ impl Runner<'_> {
     }
 
     fn plan(&self, observed: &Observed) -> Result<Step, RunError> {
-        plan(observed, self.goal).map_err(|e| RunError::Plan(explain(e, self.located, self.clusters, self.goal)))
+        plan(observed, self.goal)
+            .map_err(|e| RunError::Plan(explain(e, self.located, self.clusters, self.goal)))
     }
 
     async fn confirm(&self, action: &Action) -> Result<(), RunError> {
@@ -562,7 +588,11 @@ impl Runner<'_> {
         let yes = tokio::task::spawn_blocking(move || confirm(&action_copy, &what_copy))
             .await
             .map_err(|e| RunError::Internal(format!("confirmation prompt: {e}")))?;
-        if yes { Ok(()) } else { Err(RunError::NotConfirmed { what }) }
+        if yes {
+            Ok(())
+        } else {
+            Err(RunError::NotConfirmed { what })
+        }
     }
 
     fn after_action(&mut self) {
@@ -673,7 +703,11 @@ impl Runner<'_> {
             self.record = Some(record);
             return Ok(Executed::Applied);
         }
-        let executor = Executor::new(self.clusters, self.relationship, self.options.dry_run == DryRun::Server);
+        let executor = Executor::new(
+            self.clusters,
+            self.relationship,
+            self.options.dry_run == DryRun::Server,
+        );
         let result = executor.execute(action).await?;
         if let Executed::Conflict(reason) = &result {
             self.progress(Progress::Warning(format!("{reason}; observing again")));
@@ -747,7 +781,13 @@ impl Runner<'_> {
             waiting_for: describe_wait(wait),
             cluster: cluster.to_string(),
             last_state: seen
-                .map(|f| if f.state.is_empty() { "(no state yet)".to_string() } else { f.state.clone() })
+                .map(|f| {
+                    if f.state.is_empty() {
+                        "(no state yet)".to_string()
+                    } else {
+                        f.state.clone()
+                    }
+                })
                 .unwrap_or_else(|| "(object not found)".into()),
             last_error: seen.and_then(|f| f.error.clone()),
             after: self.options.timeout,
@@ -758,7 +798,9 @@ impl Runner<'_> {
         let amr = observed.amr_location().ok().flatten();
         RunError::Timeout {
             waiting_for: format!("the next step ({})", describe_action(action, self.clusters)),
-            cluster: amr.map(|(k, _)| self.clusters.context_of(k).to_string()).unwrap_or_default(),
+            cluster: amr
+                .map(|(k, _)| self.clusters.context_of(k).to_string())
+                .unwrap_or_default(),
             last_state: amr.map(|(_, a)| a.state().to_string()).unwrap_or_default(),
             last_error: amr.and_then(|(_, a)| a.error().map(str::to_string)),
             after: self.options.timeout,
@@ -767,7 +809,11 @@ impl Runner<'_> {
 
     /// `--dry-run=server`: each write sent with dryRun=All; nothing persists, so the run goes on over a
     /// simulation of the effects (and of the controller), from the real observation.
-    async fn run_server_dry_run(&mut self, mut observed: Observed, deadline: Instant) -> Result<Outcome, RunError> {
+    async fn run_server_dry_run(
+        &mut self,
+        mut observed: Observed,
+        deadline: Instant,
+    ) -> Result<Outcome, RunError> {
         for _ in 0..64 {
             if Instant::now() >= deadline {
                 return Err(RunError::Timeout {

@@ -2,6 +2,9 @@
 //! object changes in a way that matters (its state, its error, its deletion), and the runner observes again
 //! and plans again. The watch is scoped to the one object (field selector on its name).
 
+// RunError is large (it names cluster, namespace and object); it ends a run, so its size costs nothing.
+#![allow(clippy::result_large_err)]
+
 use std::time::Instant;
 
 use futures::StreamExt;
@@ -43,7 +46,10 @@ pub fn observed_fingerprint(observed: &Observed, wait: &WaitFor) -> Option<Finge
     let state = observed.state(wait.cluster())?;
     match wait {
         WaitFor::AmrState { namespace, name, .. } | WaitFor::AmrGone { namespace, name, .. } => {
-            let amr = state.amr.as_ref().filter(|a| &a.namespace == namespace && &a.name == name)?;
+            let amr = state
+                .amr
+                .as_ref()
+                .filter(|a| &a.namespace == namespace && &a.name == name)?;
             Some(Fingerprint {
                 state: amr.state().to_string(),
                 error: amr.error().map(str::to_string),
@@ -146,11 +152,13 @@ pub async fn wait_for_change(
             },
         ),
     };
-    let client = handle.client().map_err(|e| RunError::Plan(crate::PlanError::Unreachable {
-        context: handle.context.clone(),
-        error: e.to_string(),
-        needed_for: describe_wait(wait),
-    }))?;
+    let client = handle.client().map_err(|e| {
+        RunError::Plan(crate::PlanError::Unreachable {
+            context: handle.context.clone(),
+            error: e.to_string(),
+            needed_for: describe_wait(wait),
+        })
+    })?;
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ar);
     let config = watcher::Config::default()
         .fields(&format!("metadata.name={name}"))

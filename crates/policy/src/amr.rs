@@ -78,11 +78,22 @@ pub(crate) fn validate(report: &mut Report, object: &Value, now: jiff::Timestamp
         );
     }
 
-    let rule_fix = recurrence::example_fix(now);
-    if let Some(text) = report::required_string(report, spec, "spec", "recurrenceRule", &rule_fix) {
-        for problem in recurrence::check_amr(text, now) {
-            report.push("spec.recurrenceRule", problem.rule, problem.fix);
-        }
+    // The fix hint is built only when needed: validation of a valid object stays cheap.
+    let text = match child(spec, "recurrenceRule") {
+        Some(Value::String(text)) if !text.trim().is_empty() => Some(text.as_str()),
+        _ => report::required_string(
+            report,
+            spec,
+            "spec",
+            "recurrenceRule",
+            &recurrence::example_fix(now),
+        ),
+    };
+    for problem in text
+        .map(|text| recurrence::check_amr(text, now))
+        .unwrap_or_default()
+    {
+        report.push("spec.recurrenceRule", problem.rule, problem.fix);
     }
 
     check_namespace_mapping(report, spec);

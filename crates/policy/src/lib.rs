@@ -27,18 +27,15 @@ mod snapshot;
 
 pub use schedule::is_replication_schedule;
 
-/// Names this crate shares with the rest of the project.
-///
-/// Defined here rather than taken from `tprotect-api` so that the rules build without the Kubernetes client
-/// stack; `tprotect-api` re-exports or mirrors the same values.
+/// Names this crate shares with the rest of the project (defined once, in `tprotect-api`).
 pub mod names {
-    /// Label marking a Schedule as a replication schedule.
-    pub const REPLICATION_SCHEDULE_LABEL: &str = "tprotect.io/replication-schedule";
-    /// Prefix NetApp's own tooling gives replication schedules (`appmirror-schedule-<uuid>`).
-    pub const REPLICATION_SCHEDULE_PREFIX: &str = "appmirror-schedule-";
     /// Annotation on an AppMirrorRelationship allowing Promoted → Established (a resync that discards every
     /// change written on the destination since the failover).
-    pub const DISCARD_DESTINATION_CHANGES_ANNOTATION: &str = "tprotect.io/discard-destination-changes";
+    pub use tprotect_api::DISCARD_DESTINATION_CHANGES_ANNOTATION;
+    /// Label (value `"true"`) marking a Schedule as a replication schedule.
+    pub use tprotect_api::REPLICATION_SCHEDULE_LABEL;
+    /// Prefix NetApp's own tooling gives replication schedules (`appmirror-schedule-<uuid>`).
+    pub use tprotect_api::REPLICATION_SCHEDULE_PREFIX;
 }
 
 /// Errors of this crate.

@@ -235,7 +235,12 @@ pub(crate) fn check_object_name(report: &mut Report, path: &str, what: &str, nam
     report.push(
         path,
         format!(
-            "must be the name of a {what} (lowercase letters, digits, '-' and '.'), got {}",
+            "must be the name of {} {what} (lowercase letters, digits, '-' and '.'), got {}",
+            if what.starts_with(['A', 'E', 'I', 'O', 'U']) {
+                "an"
+            } else {
+                "a"
+            },
             quote(name)
         ),
         fix,

@@ -51,14 +51,10 @@ pub(crate) fn validate(report: &mut Report, object: &Value, now: jiff::Timestamp
         return;
     };
 
-    report::required_string(
-        report,
-        spec,
-        "spec",
-        "applicationRef",
-        "set spec.applicationRef to the name of the Application",
-    )
-    .inspect(|name| report::check_object_name(report, "spec.applicationRef", "Application", name));
+    let application_fix = "set spec.applicationRef to the name of the Application";
+    if let Some(name) = report::required_string(report, spec, "spec", "applicationRef", application_fix) {
+        report::check_object_name(report, "spec.applicationRef", "Application", name);
+    }
     let vault_fix = "set spec.appVaultRef to the name of the source application's AppVault";
     let vault = if replication {
         report::required_string(report, spec, "spec", "appVaultRef", vault_fix)
@@ -280,7 +276,7 @@ fn check_recurrence_rule(
     now: jiff::Timestamp,
 ) {
     let path = "spec.recurrenceRule";
-    let example_fix = recurrence::example_fix(now);
+    let example_fix = || recurrence::example_fix(now);
     let text = match child(spec, "recurrenceRule") {
         Some(Value::String(s)) if !s.trim().is_empty() => Some(s.as_str()),
         Some(Value::String(_)) | None => None,
@@ -288,15 +284,15 @@ fn check_recurrence_rule(
             report.push(
                 path,
                 format!("must be a string, got {}", describe(other)),
-                example_fix,
+                example_fix(),
             );
             return;
         }
     };
     match text {
-        None if replication => report.push(path, "is required for a replication schedule", example_fix),
+        None if replication => report.push(path, "is required for a replication schedule", example_fix()),
         None if granularity == Some("Custom") => {
-            report.push(path, "is required when granularity is Custom", example_fix)
+            report.push(path, "is required when granularity is Custom", example_fix())
         }
         None => {}
         // A replication schedule's granularity must become Custom (reported above), so its rule is checked

@@ -520,7 +520,7 @@ fn schedule_rules() {
         (
             "applicationRef not a name",
             set(plain(), "/spec/applicationRef", Some(json!("My App"))),
-            &[("spec.applicationRef", "must be the name of a Application")],
+            &[("spec.applicationRef", "must be the name of an Application")],
         ),
         (
             "replication appVaultRef missing",
@@ -818,7 +818,7 @@ fn amr_rules() {
         (
             "vault ref not a name",
             set(amr(), "/spec/sourceAppVaultRef", Some(json!("Bucket_1"))),
-            &[("spec.sourceAppVaultRef", "must be the name of a AppVault")],
+            &[("spec.sourceAppVaultRef", "must be the name of an AppVault")],
         ),
         (
             "spec missing",

@@ -74,6 +74,26 @@ pub enum DryRun {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Set up replication of an application from one cluster to another (every step, both clusters)
+    Setup(commands::setup::SetupArgs),
+    /// Show relationships as both clusters see them: state, transfers, lag against the interval, problems
+    Status(commands::status::StatusArgs),
+    /// Check, without changing anything, everything the relationship's operations need
+    Check(commands::check::CheckArgs),
+    /// Fail over: run the application on the destination (works with the source cluster down)
+    Failover(commands::failover::FailoverArgs),
+    /// Resync after a failover: DISCARD the destination's changes and replicate from the source again
+    Resync(commands::resync::ResyncArgs),
+    /// Reverse resync after a failover: KEEP the destination's changes and replicate them back to the source
+    ReverseResync(commands::reverse_resync::ReverseResyncArgs),
+    /// Swap directions in a planned way: the destination becomes the source, with no data lost
+    Reverse(commands::reverse::ReverseArgs),
+    /// Fail back after a failover: reverse resync, then reverse, so the original source runs the application again
+    Failback(commands::failback::FailbackArgs),
+    /// Delete the relationship (its AppMirrorRelationship); both applications remain
+    Delete(commands::delete::DeleteArgs),
+    /// Show what a failover would do to the destination namespace's labels and annotations
+    Preview(commands::preview::PreviewArgs),
     /// Trigger and watch an ONTAP SnapMirror volume update, or show a relationship's state
     #[command(subcommand)]
     Snapmirror(commands::snapmirror::SnapmirrorCommand),

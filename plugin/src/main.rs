@@ -4,8 +4,11 @@
 
 mod cli;
 mod commands;
+mod confirm;
 mod exit;
 mod output;
+mod progress;
+mod render;
 
 use clap::Parser;
 

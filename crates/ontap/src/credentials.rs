@@ -66,22 +66,40 @@ impl Credentials {
         })
     }
 
-    /// Reads the files `username` and `password` in `dir` (a Secret mounted as a volume). One trailing newline
-    /// (`\n` or `\r\n`, as `echo` and editors add) is removed; other whitespace is kept, it may be meant.
+    /// From the raw values of a Secret's `username` and `password` keys or files: UTF-8, and one trailing
+    /// newline (`\n` or `\r\n`, as `echo` and editors add) removed; other whitespace is kept, it may be meant.
+    pub fn from_bytes(
+        username: &[u8],
+        password: &[u8],
+        source: CredentialSource,
+    ) -> Result<Self, OntapError> {
+        let text = |part: &str, bytes: &[u8]| {
+            String::from_utf8(bytes.to_vec())
+                .map(trim_one_newline)
+                .map_err(|_| OntapError::Credentials {
+                    source_of: source.clone(),
+                    problem: format!("the {part} is not UTF-8 text"),
+                })
+        };
+        let username = text("username", username)?;
+        let password = text("password", password)?;
+        Self::new(username, password, source)
+    }
+
+    /// Reads the files `username` and `password` in `dir` (a Secret mounted as a volume), like
+    /// [`Credentials::from_bytes`].
     pub fn from_dir(dir: &Path) -> Result<Self, OntapError> {
         let source = CredentialSource::Directory(dir.to_owned());
         let read = |name: &str| {
             let path = dir.join(name);
-            std::fs::read_to_string(&path)
-                .map(trim_one_newline)
-                .map_err(|err| OntapError::Credentials {
-                    source_of: source.clone(),
-                    problem: format!("cannot read {}: {err}", path.display()),
-                })
+            std::fs::read(&path).map_err(|err| OntapError::Credentials {
+                source_of: source.clone(),
+                problem: format!("cannot read {}: {err}", path.display()),
+            })
         };
         let username = read("username")?;
         let password = read("password")?;
-        Self::new(username, password, source)
+        Self::from_bytes(&username, &password, source)
     }
 
     /// Reads `ONTAP_USERNAME` and `ONTAP_PASSWORD`; `None` when neither is set.
@@ -185,6 +203,17 @@ mod tests {
         assert_eq!(
             credentials.source(),
             &CredentialSource::Directory(dir.path().to_owned())
+        );
+    }
+
+    #[test]
+    fn secret_values_must_be_text() {
+        let error = Credentials::from_bytes(b"admin", &[0xff, 0xfe], CredentialSource::Caller).unwrap_err();
+        assert!(error.to_string().contains("password is not UTF-8"), "{error}");
+        let credentials = Credentials::from_bytes(b"admin\n", b"pw\n\n", CredentialSource::Caller).unwrap();
+        assert_eq!(
+            (credentials.username(), credentials.password()),
+            ("admin", "pw\n")
         );
     }
 

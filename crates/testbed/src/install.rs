@@ -212,6 +212,9 @@ fn build_kubernetes(cache: &Path) -> Result<(), Error> {
                 .arg(staging.join(binary))
                 .arg(format!("./cmd/{binary}"))
                 .current_dir(&link)
+                // Go takes the working directory from $PWD when it names the same directory: that keeps the
+                // path inside GOPATH (through the symlink), which is what makes `vendor/` count.
+                .env("PWD", &link)
                 .env("GOPATH", &gopath)
                 .env("GO111MODULE", "off")
                 .env("CGO_ENABLED", "0")

@@ -21,7 +21,8 @@ use tprotect_standin::rules::amr::{
     CONDITION_PROMOTED,
 };
 use tprotect_standin::{
-    APPLICATION_SHUTDOWN_CONDITION, Faults, Kind, SCHEDULE_LABEL, StandIn, StandInConfig, StandInHandle, Transition,
+    APPLICATION_SHUTDOWN_CONDITION, Faults, Kind, SCHEDULE_LABEL, StandIn, StandInConfig, StandInHandle,
+    Transition,
 };
 
 const SRC: &str = "tprotect-source";
@@ -39,6 +40,7 @@ struct World {
 impl World {
     async fn start(config: StandInConfig) -> World {
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let started = Instant::now();
         let testbed = Testbed::start_with(TestbedOptions {
             crds: CrdSource::NetApp,
             controller_manager: false,
@@ -46,6 +48,7 @@ impl World {
         })
         .await
         .expect("testbed started (NetApp's CRDs are read from ../shared)");
+        eprintln!("testbed up in {:.1}s", started.elapsed().as_secs_f64());
         let faults = config.faults.clone();
         let standin = StandIn::new(
             testbed.source.client_as(Identity::Controller).await.unwrap(),
@@ -91,12 +94,7 @@ impl World {
             .stderr(Stdio::piped())
             .spawn()
             .expect("kubectl runs");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
         let output = child.wait_with_output().unwrap();
         assert!(
             output.status.success(),
@@ -133,13 +131,17 @@ async fn wait_for<K>(api: &Api<K>, name: &str, what: &str, condition: impl Fn(&K
 where
     K: Resource + Clone + Debug + Send + DeserializeOwned + 'static,
 {
+    let started = Instant::now();
     let result = tokio::time::timeout(
         DEADLINE,
         kube::runtime::wait::await_condition(api.clone(), name, |o: Option<&K>| o.is_some_and(&condition)),
     )
     .await;
     match result {
-        Ok(Ok(Some(object))) => object,
+        Ok(Ok(Some(object))) => {
+            eprintln!("{name}: {what} after {:.2}s", started.elapsed().as_secs_f64());
+            object
+        }
         other => {
             let last = api.get_opt(name).await.ok().flatten();
             panic!("{name}: {what} did not happen within {DEADLINE:?} ({other:?}); last seen: {last:#?}")
@@ -154,7 +156,10 @@ async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) ->
         if let Some(value) = probe().await {
             return value;
         }
-        assert!(start.elapsed() < DEADLINE, "{what} did not happen within {DEADLINE:?}");
+        assert!(
+            start.elapsed() < DEADLINE,
+            "{what} did not happen within {DEADLINE:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -166,7 +171,8 @@ struct StateLog {
 }
 
 impl StateLog {
-    fn start(api: &Api<AppMirrorRelationship>, name: &str) -> StateLog {
+    /// Starts watching, and returns once the watch has delivered the object's current state.
+    async fn start(api: &Api<AppMirrorRelationship>, name: &str) -> StateLog {
         let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let log = seen.clone();
         let stream = watcher(
@@ -187,7 +193,12 @@ impl StateLog {
                 }
             }
         });
-        StateLog { task, seen }
+        let log = StateLog { task, seen };
+        eventually("the state log's first event", async || {
+            (!log.states().is_empty()).then_some(())
+        })
+        .await;
+        log
     }
 
     /// The states seen, consecutive duplicates removed.
@@ -212,7 +223,10 @@ impl Drop for StateLog {
     }
 }
 
-fn condition<'a>(amr: &'a AppMirrorRelationship, type_: &str) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+fn condition<'a>(
+    amr: &'a AppMirrorRelationship,
+    type_: &str,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
     amr.status
         .as_ref()?
         .conditions
@@ -328,7 +342,10 @@ async fn replication_prerequisites(world: &World) -> String {
     }
     world.apply(DST, &app_vault("dst-vault"));
     world.apply(SRC, &application("my-app", "ns-1"));
-    let app = wait_for(&world.api::<Application>(SRC, "ns-1"), "my-app", "exists", |_| true).await;
+    let app = wait_for(&world.api::<Application>(SRC, "ns-1"), "my-app", "exists", |_| {
+        true
+    })
+    .await;
     app.metadata.uid.unwrap()
 }
 
@@ -340,7 +357,10 @@ async fn vault_available(world: &World, context: &str, name: &str) {
     .await;
 }
 
-async fn namespace_meta(client: kube::Client, name: &str) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+async fn namespace_meta(
+    client: kube::Client,
+    name: &str,
+) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
     let ns = Api::<Namespace>::all(client).get(name).await.unwrap();
     (
         ns.metadata.labels.unwrap_or_default(),
@@ -349,11 +369,19 @@ async fn namespace_meta(client: kube::Client, name: &str) -> (BTreeMap<String, S
 }
 
 fn map(entries: &[(&str, &str)]) -> BTreeMap<String, String> {
-    entries.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    entries
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// Audit events of `user` on `resource` (and `subresource`) of a cluster.
-fn audit_events(cluster: &tprotect_testbed::Cluster, user: &str, resource: &str, subresource: Option<&str>) -> Vec<serde_json::Value> {
+fn audit_events(
+    cluster: &tprotect_testbed::Cluster,
+    user: &str,
+    resource: &str,
+    subresource: Option<&str>,
+) -> Vec<serde_json::Value> {
     std::fs::read_to_string(&cluster.audit_log)
         .unwrap()
         .lines()
@@ -373,15 +401,23 @@ async fn appvaults_snapshots_and_shutdown_snapshots() {
 
     // No Secret: Error naming it. Secret without one key: Error naming the key. Complete: Available.
     world.apply(SRC, &app_vault("src-vault"));
-    let vault = wait_for(&vaults, "src-vault", "state Error", |v| v.state() == Some("Error")).await;
+    let vault = wait_for(&vaults, "src-vault", "state Error", |v| {
+        v.state() == Some("Error")
+    })
+    .await;
     let error = vault.status.unwrap().error.unwrap();
     assert!(
-        error.contains("Secret \"s3-creds\" not found in namespace \"trident-protect\" (providerCredentials.accessKeyID)"),
+        error.contains(
+            "Secret \"s3-creds\" not found in namespace \"trident-protect\" (providerCredentials.accessKeyID)"
+        ),
         "{error}"
     );
     world.apply(SRC, &secret(&["accessKeyID"]));
     let vault = wait_for(&vaults, "src-vault", "error names the key", |v| {
-        v.status.as_ref().and_then(|s| s.error.as_deref()).is_some_and(|e| e.contains("has no key"))
+        v.status
+            .as_ref()
+            .and_then(|s| s.error.as_deref())
+            .is_some_and(|e| e.contains("has no key"))
     })
     .await;
     assert_eq!(
@@ -390,7 +426,10 @@ async fn appvaults_snapshots_and_shutdown_snapshots() {
          (providerCredentials.secretAccessKey)"
     );
     world.apply(SRC, &secret(&["accessKeyID", "secretAccessKey"]));
-    let vault = wait_for(&vaults, "src-vault", "Available", |v| v.state() == Some("Available")).await;
+    let vault = wait_for(&vaults, "src-vault", "Available", |v| {
+        v.state() == Some("Available")
+    })
+    .await;
     assert_eq!(vault.status.unwrap().error, None, "the error is cleared");
     // The other cluster is watched too.
     world.apply(DST, &secret(&["accessKeyID", "secretAccessKey"]));
@@ -400,28 +439,48 @@ async fn appvaults_snapshots_and_shutdown_snapshots() {
     // A Snapshot: Running, then Completed with the documented archive path.
     world.create(SRC, NS_1);
     world.apply(SRC, &application("my-app", "ns-1"));
-    let app = wait_for(&world.api::<Application>(SRC, "ns-1"), "my-app", "exists", |_| true).await;
+    let app = wait_for(&world.api::<Application>(SRC, "ns-1"), "my-app", "exists", |_| {
+        true
+    })
+    .await;
     let app_uid = app.metadata.uid.clone().unwrap();
     let snapshots = world.api::<Snapshot>(SRC, "ns-1");
     world.apply(SRC, &snapshot("Snapshot", "snap-1", "ns-1", "my-app"));
     wait_for(&snapshots, "snap-1", "Running", |s| s.state() == Some("Running")).await;
-    let snap = wait_for(&snapshots, "snap-1", "Completed", |s| s.state() == Some("Completed")).await;
+    let snap = wait_for(&snapshots, "snap-1", "Completed", |s| {
+        s.state() == Some("Completed")
+    })
+    .await;
     let status = snap.status.clone().unwrap();
     let path = status.app_archive_path.clone().unwrap();
     let prefix = format!("my-app_{app_uid}/snapshots/");
     let suffix = format!("_snap-1_{}", snap.metadata.uid.clone().unwrap());
     assert!(path.starts_with(&prefix) && path.ends_with(&suffix), "{path}");
     let stamp = &path[prefix.len()..path.len() - suffix.len()];
-    assert!(stamp.len() == 14 && stamp.bytes().all(|b| b.is_ascii_digit()), "yyyymmddhhmmss: {stamp}");
+    assert!(
+        stamp.len() == 14 && stamp.bytes().all(|b| b.is_ascii_digit()),
+        "yyyymmddhhmmss: {stamp}"
+    );
     assert!(status.completion_timestamp.is_some());
     assert_eq!(status.app_vault_ref.as_deref(), Some("src-vault"));
     assert_eq!(status.error, None);
-    let ready = status.conditions.unwrap().into_iter().find(|c| c.type_ == "Ready").unwrap();
-    assert_eq!((ready.status.as_str(), ready.observed_generation), ("True", Some(1)));
+    let ready = status
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.observed_generation),
+        ("True", Some(1))
+    );
 
     // A Snapshot of a missing Application fails, naming it.
     world.apply(SRC, &snapshot("Snapshot", "snap-orphan", "ns-1", "no-such-app"));
-    let orphan = wait_for(&snapshots, "snap-orphan", "Failed", |s| s.state() == Some("Failed")).await;
+    let orphan = wait_for(&snapshots, "snap-orphan", "Failed", |s| {
+        s.state() == Some("Failed")
+    })
+    .await;
     assert_eq!(
         orphan.status.unwrap().error.as_deref(),
         Some("Application \"no-such-app\" not found in namespace \"ns-1\"")
@@ -436,7 +495,13 @@ async fn appvaults_snapshots_and_shutdown_snapshots() {
         |s| s.state() == Some("Completed"),
     )
     .await;
-    let basename = shutdown.status.as_ref().unwrap().archive_basename().unwrap().to_string();
+    let basename = shutdown
+        .status
+        .as_ref()
+        .unwrap()
+        .archive_basename()
+        .unwrap()
+        .to_string();
     assert!(basename.contains("_shutdown-1_"), "{basename}");
     let app = world.api::<Application>(SRC, "ns-1").get("my-app").await.unwrap();
     let shut = app
@@ -447,10 +512,20 @@ async fn appvaults_snapshots_and_shutdown_snapshots() {
         .find(|c| c.type_ == APPLICATION_SHUTDOWN_CONDITION)
         .expect("the Application records the shutdown");
     assert_eq!(shut.status, "True");
-    assert!(shut.message.contains("\"shutdown-1\"") && shut.message.contains(&basename), "{}", shut.message);
+    assert!(
+        shut.message.contains("\"shutdown-1\"") && shut.message.contains(&basename),
+        "{}",
+        shut.message
+    );
     // Nothing of this happened on the destination.
     assert!(
-        world.api::<Snapshot>(DST, "ns-1").list(&ListParams::default()).await.unwrap().items.is_empty()
+        world
+            .api::<Snapshot>(DST, "ns-1")
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
     );
 }
 
@@ -494,8 +569,14 @@ spec:
 
     // Four occurrences later: only the retention is kept, the newest ones.
     let kept = eventually("four scheduled snapshots, two kept", async || {
-        let kept: Vec<String> =
-            snapshots.list(&owned_by("fast")).await.ok()?.items.iter().map(|s| s.name_any()).collect();
+        let kept: Vec<String> = snapshots
+            .list(&owned_by("fast"))
+            .await
+            .ok()?
+            .items
+            .iter()
+            .map(|s| s.name_any())
+            .collect();
         (count(&fast_seen) >= 4 && kept.len() == 2).then_some(kept)
     })
     .await;
@@ -508,7 +589,10 @@ spec:
     let fast = world.api::<Schedule>(SRC, "ns-1").get("fast").await.unwrap();
     for name in &kept {
         let snap = snapshots.get(name).await.unwrap();
-        assert!(name.starts_with("fast-") && name.len() == "fast-".len() + 14, "{name}");
+        assert!(
+            name.starts_with("fast-") && name.len() == "fast-".len() + 14,
+            "{name}"
+        );
         let owner = &snap.owner_references()[0];
         assert_eq!((owner.kind.as_str(), owner.name.as_str()), ("Schedule", "fast"));
         assert_eq!(owner.uid, fast.metadata.uid.clone().unwrap());
@@ -522,10 +606,20 @@ spec:
     // re-enabled schedule has taken a snapshot the stand-in has seen the other one disabled.
     world.patch(SRC, "ns-1", "schedule/fast", r#"{"spec":{"enabled":false}}"#);
     world.patch(SRC, "ns-1", "schedule/paused", r#"{"spec":{"enabled":true}}"#);
-    eventually("the re-enabled schedule's first snapshot", async || (count(&paused_seen) >= 1).then_some(())).await;
+    eventually("the re-enabled schedule's first snapshot", async || {
+        (count(&paused_seen) >= 1).then_some(())
+    })
+    .await;
     let cut = count(&fast_seen);
-    eventually("three more occurrences", async || (count(&paused_seen) >= 4).then_some(())).await;
-    assert_eq!(count(&fast_seen), cut, "the disabled schedule took no more snapshots");
+    eventually("three more occurrences", async || {
+        (count(&paused_seen) >= 4).then_some(())
+    })
+    .await;
+    assert_eq!(
+        count(&fast_seen),
+        cut,
+        "the disabled schedule took no more snapshots"
+    );
     fast_watch.abort();
     paused_watch.abort();
 }
@@ -562,12 +656,19 @@ async fn relationship_establish_transfer_promote_resync_and_delete() {
     // The AMR first, before anything it needs: Establishing, with every missing piece named.
     world.create(SRC, NS_1);
     world.create(DST, NS_2);
-    world.apply(DST, &amr("rel1", "ns-2", "ns-1", "7498d32c-328e-4ddd-9029-122540866aeb"));
+    world.apply(
+        DST,
+        &amr("rel1", "ns-2", "ns-1", "7498d32c-328e-4ddd-9029-122540866aeb"),
+    );
     let blocked = wait_for(&amrs, "rel1", "an error naming what is missing", |a| {
         a.error().is_some_and(|e| e.contains("destination AppVault"))
     })
     .await;
-    assert_eq!(blocked.state(), Some("Establishing"), "the state does not advance");
+    assert_eq!(
+        blocked.state(),
+        Some("Establishing"),
+        "the state does not advance"
+    );
     assert_eq!(
         blocked.error().unwrap(),
         "source Application \"my-app\" not found in namespace \"ns-1\" on cluster \"tprotect-source\"; \
@@ -575,7 +676,10 @@ async fn relationship_establish_transfer_promote_resync_and_delete() {
          source AppVault \"src-vault\" not found in namespace \"trident-protect\" on cluster \"tprotect-destination\"; \
          destination AppVault \"dst-vault\" not found in namespace \"trident-protect\" on cluster \"tprotect-destination\""
     );
-    assert_eq!(condition(&blocked, CONDITION_ESTABLISHED).unwrap().reason, "PrerequisitesMissing");
+    assert_eq!(
+        condition(&blocked, CONDITION_ESTABLISHED).unwrap().reason,
+        "PrerequisitesMissing"
+    );
 
     // Everything but the right uid: the error says so.
     for context in [SRC, DST] {
@@ -584,10 +688,14 @@ async fn relationship_establish_transfer_promote_resync_and_delete() {
     }
     world.apply(DST, &app_vault("dst-vault"));
     world.apply(SRC, &application("my-app", "ns-1"));
-    let app = wait_for(&world.api::<Application>(SRC, "ns-1"), "my-app", "exists", |_| true).await;
+    let app = wait_for(&world.api::<Application>(SRC, "ns-1"), "my-app", "exists", |_| {
+        true
+    })
+    .await;
     let uid = app.metadata.uid.clone().unwrap();
     let mismatch = wait_for(&amrs, "rel1", "only the uid mismatch left", |a| {
-        a.error().is_some_and(|e| e.contains("has uid") && !e.contains("AppVault"))
+        a.error()
+            .is_some_and(|e| e.contains("has uid") && !e.contains("AppVault"))
     })
     .await;
     assert_eq!(
@@ -602,19 +710,37 @@ async fn relationship_establish_transfer_promote_resync_and_delete() {
     // A Completed snapshot on the source for the transfers to carry; then the right uid: Established.
     vault_available(&world, SRC, "src-vault").await;
     world.apply(SRC, &snapshot("Snapshot", "snap-1", "ns-1", "my-app"));
-    wait_for(&world.api::<Snapshot>(SRC, "ns-1"), "snap-1", "Completed", |s| s.state() == Some("Completed")).await;
-    world.patch(DST, "ns-2", "amr/rel1", &format!(r#"{{"spec":{{"sourceApplicationUID":"{uid}"}}}}"#));
+    wait_for(&world.api::<Snapshot>(SRC, "ns-1"), "snap-1", "Completed", |s| {
+        s.state() == Some("Completed")
+    })
+    .await;
+    world.patch(
+        DST,
+        "ns-2",
+        "amr/rel1",
+        &format!(r#"{{"spec":{{"sourceApplicationUID":"{uid}"}}}}"#),
+    );
     let established = wait_for(&amrs, "rel1", "Established", state_is("Established")).await;
     let status = established.status.clone().unwrap();
     assert_eq!(status.error, None);
     assert_eq!(status.destination_namespaces, Some(vec!["ns-2".to_string()]));
-    assert_eq!(condition(&established, CONDITION_ESTABLISHED).unwrap().status, "True");
-    assert_eq!(status.last_transferred_snapshot.as_ref().unwrap().name.as_deref(), Some("snap-1"));
+    assert_eq!(
+        condition(&established, CONDITION_ESTABLISHED).unwrap().status,
+        "True"
+    );
+    assert_eq!(
+        status.last_transferred_snapshot.as_ref().unwrap().name.as_deref(),
+        Some("snap-1")
+    );
 
     // Transfers at each recurrence (every second at 300x).
     let first = status.last_transfer.unwrap().start_timestamp.unwrap();
     let advanced = wait_for(&amrs, "rel1", "a later transfer", |a| {
-        let start = a.status.as_ref().and_then(|s| s.last_transfer.as_ref()).and_then(|t| t.start_timestamp.clone());
+        let start = a
+            .status
+            .as_ref()
+            .and_then(|s| s.last_transfer.as_ref())
+            .and_then(|t| t.start_timestamp.clone());
         start.is_some_and(|s| s > first)
     })
     .await;
@@ -622,7 +748,7 @@ async fn relationship_establish_transfer_promote_resync_and_delete() {
     assert!(transfer.completion_timestamp.unwrap() >= transfer.start_timestamp.unwrap());
 
     // Fail over: Promoting, then Promoted; the destination app; the seed's namespace example, exactly.
-    let log = StateLog::start(&amrs, "rel1");
+    let log = StateLog::start(&amrs, "rel1").await;
     world.patch(DST, "ns-2", "amr/rel1", r#"{"spec":{"desiredState":"Promoted"}}"#);
     let promoted = wait_for(&amrs, "rel1", "Promoted", state_is("Promoted")).await;
     assert_eq!(
@@ -631,10 +757,27 @@ async fn relationship_establish_transfer_promote_resync_and_delete() {
         "{:?}",
         log.states()
     );
-    assert_eq!(promoted.status.as_ref().unwrap().destination_application_ref.as_deref(), Some("my-app"));
+    assert_eq!(
+        promoted
+            .status
+            .as_ref()
+            .unwrap()
+            .destination_application_ref
+            .as_deref(),
+        Some("my-app")
+    );
     assert_eq!(condition(&promoted, CONDITION_PROMOTED).unwrap().status, "True");
-    assert_eq!(condition(&promoted, CONDITION_NAMESPACE_METADATA_MERGED).unwrap().status, "True");
-    let dest_app = world.api::<Application>(DST, "ns-2").get("my-app").await.expect("destination Application");
+    assert_eq!(
+        condition(&promoted, CONDITION_NAMESPACE_METADATA_MERGED)
+            .unwrap()
+            .status,
+        "True"
+    );
+    let dest_app = world
+        .api::<Application>(DST, "ns-2")
+        .get("my-app")
+        .await
+        .expect("destination Application");
     let included = dest_app.spec.included_namespaces.clone().unwrap();
     assert_eq!(included.len(), 1);
     assert_eq!(included[0].namespace, "ns-2");
@@ -643,12 +786,23 @@ async fn relationship_establish_transfer_promote_resync_and_delete() {
         Some(map(&[("tier", "db")])),
         "the source's selector"
     );
-    assert_eq!(dest_app.labels().get("tprotect.io/relationship").map(String::as_str), Some("rel1"));
+    assert_eq!(
+        dest_app
+            .labels()
+            .get("tprotect.io/relationship")
+            .map(String::as_str),
+        Some("rel1")
+    );
     assert!(dest_app.owner_references().is_empty(), "independent of the AMR");
     let (labels, annotations) = namespace_meta(world.client(DST), "ns-2").await;
     assert_eq!(
         labels,
-        map(&[("name", "ns-2"), ("compliance", "hipaa"), ("environment", "production"), ("role", "database")])
+        map(&[
+            ("name", "ns-2"),
+            ("compliance", "hipaa"),
+            ("environment", "production"),
+            ("role", "database")
+        ])
     );
     assert_eq!(
         annotations,
@@ -659,41 +813,90 @@ async fn relationship_establish_transfer_promote_resync_and_delete() {
         ])
     );
     // The merge was an UPDATE (PATCH) of the Namespace by the controller's identity; the source is untouched.
-    let writes = audit_events(&world.testbed.destination, Identity::Controller.username(), "namespaces", None);
+    let writes = audit_events(
+        &world.testbed.destination,
+        Identity::Controller.username(),
+        "namespaces",
+        None,
+    );
     assert!(
-        writes.iter().any(|e| e["verb"] == "patch" && e["objectRef"]["name"] == "ns-2" && e["responseStatus"]["code"] == 200),
+        writes.iter().any(|e| e["verb"] == "patch"
+            && e["objectRef"]["name"] == "ns-2"
+            && e["responseStatus"]["code"] == 200),
         "{writes:#?}"
     );
     let (source_labels, _) = namespace_meta(world.client(SRC), "ns-1").await;
     assert_eq!(source_labels["name"], "ns-1");
 
     // Resync: destination changes discarded, the destination app stopped (deleted), Establishing → Established.
-    let log = StateLog::start(&amrs, "rel1");
-    world.patch(DST, "ns-2", "amr/rel1", r#"{"spec":{"desiredState":"Established"}}"#);
+    let log = StateLog::start(&amrs, "rel1").await;
+    world.patch(
+        DST,
+        "ns-2",
+        "amr/rel1",
+        r#"{"spec":{"desiredState":"Established"}}"#,
+    );
     let resynced = wait_for(&amrs, "rel1", "Established again", |a| {
         a.state() == Some("Established") && condition(a, CONDITION_DESTINATION_CHANGES_DISCARDED).is_some()
     })
     .await;
     let states = log.states();
-    assert_eq!(states.iter().rev().take(3).rev().collect::<Vec<_>>(), ["Promoted", "Establishing", "Established"], "{states:?}");
+    assert_eq!(
+        states.iter().rev().take(3).rev().collect::<Vec<_>>(),
+        ["Promoted", "Establishing", "Established"],
+        "{states:?}"
+    );
     let discarded = condition(&resynced, CONDITION_DESTINATION_CHANGES_DISCARDED).unwrap();
-    assert_eq!((discarded.status.as_str(), discarded.reason.as_str()), ("True", "Resync"));
+    assert_eq!(
+        (discarded.status.as_str(), discarded.reason.as_str()),
+        ("True", "Resync")
+    );
     assert!(discarded.message.contains("discarded"), "{}", discarded.message);
-    assert_eq!(resynced.status.as_ref().unwrap().destination_application_ref, None);
-    assert!(world.api::<Application>(DST, "ns-2").get_opt("my-app").await.unwrap().is_none(), "stopped");
+    assert_eq!(
+        resynced.status.as_ref().unwrap().destination_application_ref,
+        None
+    );
+    assert!(
+        world
+            .api::<Application>(DST, "ns-2")
+            .get_opt("my-app")
+            .await
+            .unwrap()
+            .is_none(),
+        "stopped"
+    );
 
     // Promote again, then delete the AMR: two independent applications remain.
     world.patch(DST, "ns-2", "amr/rel1", r#"{"spec":{"desiredState":"Promoted"}}"#);
     let promoted = wait_for(&amrs, "rel1", "Promoted again", state_is("Promoted")).await;
-    assert_eq!(condition(&promoted, CONDITION_DESTINATION_CHANGES_DISCARDED).unwrap().status, "False");
+    assert_eq!(
+        condition(&promoted, CONDITION_DESTINATION_CHANGES_DISCARDED)
+            .unwrap()
+            .status,
+        "False"
+    );
     assert!(promoted.finalizers().is_empty(), "no finalizer holds the AMR");
     world.kubectl(DST, &["delete", "-n", "ns-2", "amr/rel1", "--wait=true"], "");
     assert!(amrs.get_opt("rel1").await.unwrap().is_none());
     // A new AMR reaching Establishing shows the stand-in has reconciled past the deletion.
     world.apply(DST, &amr("rel2", "ns-2", "ns-1", "other-uid"));
     wait_for(&amrs, "rel2", "Establishing", state_is("Establishing")).await;
-    assert!(world.api::<Application>(DST, "ns-2").get_opt("my-app").await.unwrap().is_some());
-    assert!(world.api::<Application>(SRC, "ns-1").get_opt("my-app").await.unwrap().is_some());
+    assert!(
+        world
+            .api::<Application>(DST, "ns-2")
+            .get_opt("my-app")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        world
+            .api::<Application>(SRC, "ns-1")
+            .get_opt("my-app")
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
 
 #[tokio::test]
@@ -712,18 +915,49 @@ async fn failover_with_the_source_down_then_a_planned_swap() {
     // Disaster: the source is gone. Failover still works, from the last transferred state, without the merge.
     world.testbed.source.stop_apiserver();
     world.patch(DST, "ns-2", "amr/rel1", r#"{"spec":{"desiredState":"Promoted"}}"#);
-    let promoted = wait_for(&amrs, "rel1", "Promoted with the source down", state_is("Promoted")).await;
+    let promoted = wait_for(
+        &amrs,
+        "rel1",
+        "Promoted with the source down",
+        state_is("Promoted"),
+    )
+    .await;
     let merge = condition(&promoted, CONDITION_NAMESPACE_METADATA_MERGED).unwrap();
-    assert_eq!((merge.status.as_str(), merge.reason.as_str()), ("False", "SourceUnreachable"));
-    assert!(merge.message.contains("unreachable") && merge.message.contains("not merged"), "{}", merge.message);
-    assert!(world.api::<Application>(DST, "ns-2").get_opt("my-app").await.unwrap().is_some());
+    assert_eq!(
+        (merge.status.as_str(), merge.reason.as_str()),
+        ("False", "SourceUnreachable")
+    );
+    assert!(
+        merge.message.contains("unreachable") && merge.message.contains("not merged"),
+        "{}",
+        merge.message
+    );
+    assert!(
+        world
+            .api::<Application>(DST, "ns-2")
+            .get_opt("my-app")
+            .await
+            .unwrap()
+            .is_some()
+    );
     let (labels, _) = namespace_meta(world.client(DST), "ns-2").await;
     assert_eq!(labels, map(&[("role", "database")]), "nothing merged");
 
     // The source is back: resync, then a planned swap with a ShutdownSnapshot.
     world.testbed.source.start_apiserver().await.unwrap();
-    world.patch(DST, "ns-2", "amr/rel1", r#"{"spec":{"desiredState":"Established"}}"#);
-    wait_for(&amrs, "rel1", "Established after the resync", state_is("Established")).await;
+    world.patch(
+        DST,
+        "ns-2",
+        "amr/rel1",
+        r#"{"spec":{"desiredState":"Established"}}"#,
+    );
+    wait_for(
+        &amrs,
+        "rel1",
+        "Established after the resync",
+        state_is("Established"),
+    )
+    .await;
     world.apply(SRC, &snapshot("ShutdownSnapshot", "swap-1", "ns-1", "my-app"));
     let shutdown = wait_for(
         &world.api::<ShutdownSnapshot>(SRC, "ns-1"),
@@ -732,7 +966,13 @@ async fn failover_with_the_source_down_then_a_planned_swap() {
         |s| s.state() == Some("Completed"),
     )
     .await;
-    let basename = shutdown.status.as_ref().unwrap().archive_basename().unwrap().to_string();
+    let basename = shutdown
+        .status
+        .as_ref()
+        .unwrap()
+        .archive_basename()
+        .unwrap()
+        .to_string();
 
     // A basename no ShutdownSnapshot has: Promoting, with an error, and no further.
     world.patch(
@@ -746,17 +986,52 @@ async fn failover_with_the_source_down_then_a_planned_swap() {
     })
     .await;
     assert_eq!(blocked.state(), Some("Promoting"));
-    assert!(blocked.error().unwrap().contains("\"20250101000000_nope_0000\""), "{:?}", blocked.error());
-    assert!(world.api::<Application>(DST, "ns-2").get_opt("my-app").await.unwrap().is_none());
+    assert!(
+        blocked.error().unwrap().contains("\"20250101000000_nope_0000\""),
+        "{:?}",
+        blocked.error()
+    );
+    assert!(
+        world
+            .api::<Application>(DST, "ns-2")
+            .get_opt("my-app")
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // The real basename: Promoted from that archive.
-    world.patch(DST, "ns-2", "amr/rel1", &format!(r#"{{"spec":{{"promotedSnapshot":"{basename}"}}}}"#));
-    let promoted = wait_for(&amrs, "rel1", "Promoted from the shutdown snapshot", state_is("Promoted")).await;
+    world.patch(
+        DST,
+        "ns-2",
+        "amr/rel1",
+        &format!(r#"{{"spec":{{"promotedSnapshot":"{basename}"}}}}"#),
+    );
+    let promoted = wait_for(
+        &amrs,
+        "rel1",
+        "Promoted from the shutdown snapshot",
+        state_is("Promoted"),
+    )
+    .await;
     let status = promoted.status.clone().unwrap();
     assert_eq!(status.error, None);
-    assert_eq!(status.last_transferred_snapshot.unwrap().name.as_deref(), Some("swap-1"));
-    assert!(condition(&promoted, CONDITION_PROMOTED).unwrap().message.contains("swap-1"));
-    assert_eq!(condition(&promoted, CONDITION_NAMESPACE_METADATA_MERGED).unwrap().status, "True");
+    assert_eq!(
+        status.last_transferred_snapshot.unwrap().name.as_deref(),
+        Some("swap-1")
+    );
+    assert!(
+        condition(&promoted, CONDITION_PROMOTED)
+            .unwrap()
+            .message
+            .contains("swap-1")
+    );
+    assert_eq!(
+        condition(&promoted, CONDITION_NAMESPACE_METADATA_MERGED)
+            .unwrap()
+            .status,
+        "True"
+    );
     let (labels, _) = namespace_meta(world.client(DST), "ns-2").await;
     assert_eq!(labels["name"], "ns-2");
     assert_eq!(labels["compliance"], "hipaa");
@@ -780,20 +1055,41 @@ async fn faults_a_stalled_promotion_a_transient_error_and_a_write_conflict() {
 
     // rel-a's promotion never completes while stalled; rel-b, asked later, completes.
     world.faults.stall(Transition::Promote, Some("rel-a"));
-    world.patch(DST, "ns-2", "amr/rel-a", r#"{"spec":{"desiredState":"Promoted"}}"#);
+    world.patch(
+        DST,
+        "ns-2",
+        "amr/rel-a",
+        r#"{"spec":{"desiredState":"Promoted"}}"#,
+    );
     wait_for(&amrs_a, "rel-a", "Promoting", state_is("Promoting")).await;
-    world.patch(DST, "ns-b", "amr/rel-b", r#"{"spec":{"desiredState":"Promoted"}}"#);
+    world.patch(
+        DST,
+        "ns-b",
+        "amr/rel-b",
+        r#"{"spec":{"desiredState":"Promoted"}}"#,
+    );
     wait_for(&amrs_b, "rel-b", "Promoted", state_is("Promoted")).await;
-    assert_eq!(amrs_a.get("rel-a").await.unwrap().state(), Some("Promoting"), "stuck");
+    assert_eq!(
+        amrs_a.get("rel-a").await.unwrap().state(),
+        Some("Promoting"),
+        "stuck"
+    );
     world.faults.release(Transition::Promote, Some("rel-a"));
     wait_for(&amrs_a, "rel-a", "Promoted once released", state_is("Promoted")).await;
 
     // A transient error: set at one reconcile, cleared at the next; the state never moves.
-    let log = StateLog::start(&amrs_b, "rel-b");
-    world.faults.inject_transient_error(Kind::AppMirrorRelationship, "ns-b", "rel-b", "transient: ONTAP busy");
+    let log = StateLog::start(&amrs_b, "rel-b").await;
+    world.faults.inject_transient_error(
+        Kind::AppMirrorRelationship,
+        "ns-b",
+        "rel-b",
+        "transient: ONTAP busy",
+    );
     eventually("the transient error set and cleared", async || {
         let errors = log.errors();
-        let set = errors.iter().position(|e| e.as_deref() == Some("transient: ONTAP busy"))?;
+        let set = errors
+            .iter()
+            .position(|e| e.as_deref() == Some("transient: ONTAP busy"))?;
         errors[set + 1..].iter().any(Option::is_none).then_some(())
     })
     .await;
@@ -803,9 +1099,22 @@ async fn faults_a_stalled_promotion_a_transient_error_and_a_write_conflict() {
 
     // A write with a stale resourceVersion: the API server answers 409, the stand-in reads again and carries on.
     let conflicts_before = world.faults.conflicts_handled();
-    world.faults.conflict_once(Kind::AppMirrorRelationship, "ns-2", "rel-a");
-    world.patch(DST, "ns-2", "amr/rel-a", r#"{"spec":{"desiredState":"Established"}}"#);
-    wait_for(&amrs_a, "rel-a", "Established after the resync", state_is("Established")).await;
+    world
+        .faults
+        .conflict_once(Kind::AppMirrorRelationship, "ns-2", "rel-a");
+    world.patch(
+        DST,
+        "ns-2",
+        "amr/rel-a",
+        r#"{"spec":{"desiredState":"Established"}}"#,
+    );
+    wait_for(
+        &amrs_a,
+        "rel-a",
+        "Established after the resync",
+        state_is("Established"),
+    )
+    .await;
     assert!(world.faults.conflicts_handled() > conflicts_before);
     let status_writes = audit_events(
         &world.testbed.destination,

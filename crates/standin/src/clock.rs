@@ -240,7 +240,11 @@ mod tests {
         let cadence = Cadence::new(ts("2026-01-01T00:00:00Z"), Duration::from_secs(60)).unwrap();
         let t = tick(&cadence, &clock, -5, now);
         assert!(!t.due);
-        assert!(t.wake_in > Duration::from_secs(3600), "waits for DTSTART: {:?}", t.wake_in);
+        assert!(
+            t.wake_in > Duration::from_secs(3600),
+            "waits for DTSTART: {:?}",
+            t.wake_in
+        );
     }
 
     #[test]

@@ -342,12 +342,24 @@ pub async fn observe(clusters: &Clusters, relationship: &str, scope: &Scope) -> 
         observe_cluster(clusters.get(ClusterKey::Context), relationship, scope),
         observe_cluster(clusters.get(ClusterKey::Peer), relationship, scope),
     )?;
-    Ok(Observed {
+    let mut observed = Observed {
         relationship: relationship.to_string(),
         context,
         peer,
         record: None,
-    })
+    };
+    // Keep the Secrets referenced by an AppVault on EITHER cluster: a copy is planned from one to the other.
+    let referenced: BTreeSet<String> = ClusterKey::BOTH
+        .into_iter()
+        .filter_map(|k| observed.state(k))
+        .flat_map(|s| s.vaults.values().flat_map(|v| v.secret_refs.keys().cloned()))
+        .collect();
+    for key in ClusterKey::BOTH {
+        if let Reach::Reachable(state) = observed.cluster_mut(key) {
+            state.secrets.retain(|name, _| referenced.contains(name));
+        }
+    }
+    Ok(observed)
 }
 
 /// One cluster, for `scope`.
@@ -442,12 +454,8 @@ pub async fn observe_cluster(
     for vault in vaults.iter().map(vault_view) {
         state.vaults.insert(vault.name.clone(), vault);
     }
-    let referenced: BTreeSet<&String> = state.vaults.values().flat_map(|v| v.secret_refs.keys()).collect();
-    state.secrets = secrets
-        .into_iter()
-        .filter(|s| referenced.contains(&s.name))
-        .map(|s| (s.name.clone(), s))
-        .collect();
+    // Filtered to the Secrets vaults reference once both clusters are read ([`observe`]).
+    state.secrets = secrets.into_iter().map(|s| (s.name.clone(), s)).collect();
     state.storage_classes = storage_classes;
     state.saved_schedules = saved;
     Ok(Reach::Reachable(Box::new(state)))

@@ -609,6 +609,7 @@ impl Runner<'_> {
         scope_for: &dyn Fn(Option<&Observed>) -> Scope,
     ) -> Result<Finish, RunError> {
         let mut last: Option<Observed> = None;
+        let mut repeated: Option<(Action, u32)> = None;
         loop {
             if let Some(lock) = &self.lock {
                 lock.check().await?;
@@ -648,6 +649,21 @@ impl Runner<'_> {
                     }
                     if let Some(lock) = &self.lock {
                         lock.check().await?;
+                    }
+                    // The same action again right after it was done: the observation does not show its effect,
+                    // and acting again would change nothing. A bug to report, not a loop to spin in.
+                    if let Some((previous, times)) = &mut repeated
+                        && *previous == action
+                    {
+                        *times += 1;
+                        if *times >= 3 {
+                            return Err(RunError::Internal(format!(
+                                "the plan does not move on: {} was done {times} times and is planned again",
+                                describe_action(&action, self.clusters)
+                            )));
+                        }
+                    } else {
+                        repeated = Some((action.clone(), 0));
                     }
                     let result = self.perform(&action, &observed).await?;
                     self.error_seen = None;

@@ -197,6 +197,14 @@ pub async fn wait_for_change(
                 }
                 consecutive_errors += 1;
                 tracing::debug!(error = %e, attempt = consecutive_errors, "watch failed; retrying");
+                // The watcher backs off between attempts; this many in a row is not a blip.
+                if consecutive_errors >= 8 {
+                    return Err(RunError::Internal(format!(
+                        "watching {} on {} keeps failing: {e}",
+                        describe_wait(wait),
+                        handle.context
+                    )));
+                }
                 continue;
             }
             None => {

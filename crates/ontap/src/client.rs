@@ -434,8 +434,14 @@ impl OntapClient {
                 retryable: true,
             };
         }
+        // The request names the URL already; reqwest's own message would repeat it, query and all.
+        let request = format!("{method} {path}");
         Failure {
-            error: OntapError::Connect { host, source: err },
+            error: OntapError::Connect {
+                host,
+                request,
+                source: err.without_url(),
+            },
             retryable: true,
         }
     }

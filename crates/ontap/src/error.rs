@@ -98,9 +98,10 @@ pub enum OntapError {
     #[error("TLS with {host} failed: {reason}")]
     Tls { host: String, reason: String },
 
-    #[error("cannot reach ONTAP at {host}: {source}")]
+    #[error("cannot reach ONTAP at {host} ({request})")]
     Connect {
         host: String,
+        request: String,
         #[source]
         source: reqwest::Error,
     },

@@ -1,6 +1,7 @@
 //! `cargo xtask <command>`: the project's task runner (the alias lives in `.cargo/config.toml`).
 
 mod cluster_cmds;
+mod sim_cmd;
 mod test_cmd;
 
 use clap::{Parser, Subcommand};
@@ -28,6 +29,8 @@ enum Command {
     Test(test_cmd::TestArgs),
     /// The main job end to end on fresh local clusters
     Demo,
+    /// Run the Trident protect STAND-IN controller (tests and demo only) on the clusters of `up`, until Ctrl-C
+    Sim(sim_cmd::SimArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -47,5 +50,6 @@ fn main() -> anyhow::Result<()> {
         Command::Down => cluster_cmds::down(),
         Command::Test(args) => test_cmd::run(args),
         Command::Demo => cluster_cmds::demo(),
+        Command::Sim(args) => sim_cmd::run(args),
     }
 }

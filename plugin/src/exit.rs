@@ -30,10 +30,24 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
     }
     let code = err.downcast_ref::<CodedError>().map(|e| e.code).unwrap_or(FAILURE);
     eprintln!("error: {err}");
+    // Errors that wrap a kube error often repeat its text; print only causes that add something.
+    let mut said = err.to_string();
     for cause in err.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
+        let text = cause.to_string();
+        if said.contains(essence(&text)) {
+            continue;
+        }
+        eprintln!("  caused by: {text}");
+        said.push_str(&text);
     }
     ExitCode::from(code)
+}
+
+/// The message of a cause without kube-rs's `ApiError: ` prefix and its trailing `(Status { … })` dump.
+fn essence(text: &str) -> &str {
+    let text = text.strip_prefix("ApiError: ").unwrap_or(text);
+    let text = text.split(" (Status {").next().unwrap_or(text);
+    text.rsplit_once(": ").filter(|(_, reason)| !reason.contains(' ')).map_or(text, |(message, _)| message)
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
@@ -52,4 +66,16 @@ pub fn init_tracing(verbose: u8) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TPROTECT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::essence;
+
+    #[test]
+    fn essence_drops_kube_decorations() {
+        let text = "ApiError: admission webhook \"v\" denied the request: no: Invalid (Status { code: 422 })";
+        assert_eq!(essence(text), "admission webhook \"v\" denied the request: no");
+        assert_eq!(essence("plain message"), "plain message");
+    }
 }

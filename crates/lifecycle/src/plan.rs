@@ -820,7 +820,13 @@ fn reverse(
                         .into(),
                 });
             }
-            if let Some(schedule) = source.schedules_of(&source_ns, &source_app).find(|s| s.enabled()) {
+            // NetApp's recipe disables the source's *protection* schedules. The replication schedule stays on
+            // (the admission webhook refuses a disabled one): the reverse resync removes it with the rest of the
+            // new destination's schedules.
+            if let Some(schedule) = source
+                .schedules_of(&source_ns, &source_app)
+                .find(|s| s.enabled() && !s.is_replication())
+            {
                 return Ok(Progress::Step(Step::Act(Action::DisableSchedule {
                     cluster: src,
                     namespace: schedule.namespace.clone(),

@@ -469,7 +469,6 @@ fn reverse_is_a_planned_swap_through_a_shutdown_snapshot() {
         actions(&steps),
         [
             "DisableSchedule",
-            "DisableSchedule",
             "CreateShutdownSnapshot",
             "Wait",
             "SetDesiredState",
@@ -494,6 +493,14 @@ fn reverse_is_a_planned_swap_through_a_shutdown_snapshot() {
     });
     let shutdown = shutdown_snapshot_name("rel1", "abc123");
     let promote = promote.expect("promoted with a snapshot");
+    let disabled: Vec<&Step> = steps
+        .iter()
+        .filter(|s| matches!(s, Step::Act(Action::DisableSchedule { .. })))
+        .collect();
+    assert!(
+        matches!(disabled[..], [Step::Act(Action::DisableSchedule { cluster: SRC, name, .. })] if name == "daily"),
+        "only the protection schedule is disabled, never the replication schedule: {disabled:?}"
+    );
     assert!(
         promote.contains(&shutdown) && !promote.contains('/'),
         "the archive's basename: {promote}"

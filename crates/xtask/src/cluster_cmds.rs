@@ -77,33 +77,3 @@ pub fn down() -> anyhow::Result<()> {
     eprintln!("stopped {stopped} processes and removed {}", dir.display());
     Ok(())
 }
-
-pub fn demo() -> anyhow::Result<()> {
-    let started = Instant::now();
-    runtime()?.block_on(async {
-        eprintln!("==> starting two local clusters (real kube-apiserver 1.20 + etcd on loopback)");
-        let testbed = Testbed::start().await.context("starting the local clusters")?;
-        for cluster in [&testbed.source, &testbed.destination] {
-            let version = cluster.client.apiserver_version().await?;
-            eprintln!(
-                "==> {} at {} (Kubernetes {})",
-                cluster.context, cluster.server, version.git_version
-            );
-            let output = testbed
-                .kubectl(&cluster.context)
-                .args([
-                    "get",
-                    "crd",
-                    "-o",
-                    "custom-columns=CRD:.metadata.name,KIND:.spec.names.kind",
-                ])
-                .output()?;
-            print!("{}", String::from_utf8_lossy(&output.stdout));
-        }
-        eprintln!(
-            "==> demo finished in {:.1}s; stopping the clusters",
-            started.elapsed().as_secs_f64()
-        );
-        anyhow::Ok(())
-    })
-}

@@ -1,6 +1,7 @@
 //! `cargo xtask <command>`: the project's task runner (the alias lives in `.cargo/config.toml`).
 
 mod cluster_cmds;
+mod demo_cmd;
 mod sim_cmd;
 mod test_cmd;
 
@@ -49,7 +50,7 @@ fn main() -> anyhow::Result<()> {
         Command::Up(args) => cluster_cmds::up(args),
         Command::Down => cluster_cmds::down(),
         Command::Test(args) => test_cmd::run(args),
-        Command::Demo => cluster_cmds::demo(),
+        Command::Demo => demo_cmd::demo(),
         Command::Sim(args) => sim_cmd::run(args),
     }
 }

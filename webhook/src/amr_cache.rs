@@ -120,11 +120,12 @@ impl AmrCache {
         let stream = watcher(api, watcher::Config::default())
             .default_backoff()
             .modify(trim)
-            .reflect(writer)
-            .applied_objects();
+            // Every event, not only applied objects: an empty first list (InitDone alone) is a sync too.
+            .reflect(writer);
         let reader = store.clone();
         tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream);
+            let mut synced = false;
             loop {
                 tokio::select! {
                     _ = cancel.cancelled() => return,
@@ -143,8 +144,11 @@ impl AmrCache {
                     .wait_until_ready()
                     .now_or_never()
                     .is_some_and(|r| r.is_ok())
+                    && !synced
                 {
+                    synced = true;
                     metrics.amr_cache_synced.set(1);
+                    tracing::info!(objects = reader.len(), "AppMirrorRelationship cache synced");
                 }
             }
         });

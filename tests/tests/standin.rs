@@ -164,10 +164,13 @@ async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) ->
     }
 }
 
+type StateAndError = (String, Option<String>);
+
 /// Records every `status.state` (and `status.error`) an AMR passes through, from a watch started now.
 struct StateLog {
     task: tokio::task::JoinHandle<()>,
-    seen: std::sync::Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>,
+    /// `(state, error)` in the order seen.
+    seen: std::sync::Arc<std::sync::Mutex<Vec<StateAndError>>>,
 }
 
 impl StateLog {

@@ -99,6 +99,12 @@ pub enum Command {
     Snapmirror(commands::snapmirror::SnapmirrorCommand),
     /// Print the plugin's version
     Version,
+    /// Print a shell completion script, or the kubectl completion shim (for `kubectl tprotect <TAB>`)
+    #[command(long_about = commands::completion::LONG_ABOUT)]
+    Completion(commands::completion::CompletionArgs),
+    /// Cobra's completion protocol, run by the kubectl_complete-tprotect shim
+    #[command(name = "__complete", hide = true, disable_help_flag = true)]
+    Complete(commands::complete::CompleteArgs),
 }
 
 /// Parses `90s`, `15m`, `1h30m`, `500ms` or a bare number of seconds.

@@ -13,6 +13,10 @@ mod render;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    // Shell completion reads the half-typed line raw, before clap would refuse it.
+    if let Some(code) = commands::complete::intercept() {
+        return code;
+    }
     let cli = cli::Cli::parse();
     exit::init_tracing(cli.global.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {

@@ -3,11 +3,15 @@
 //! [`operate`].
 
 pub mod check;
+pub mod complete;
+pub mod completion;
 pub mod delete;
 pub mod failback;
 pub mod failover;
 pub mod operate;
 pub mod preview;
+#[cfg(test)]
+mod reference;
 pub mod resync;
 pub mod reverse;
 pub mod reverse_resync;
@@ -31,6 +35,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Delete(args) => delete::run(global, args).await,
         Command::Preview(args) => preview::run(global, args).await,
         Command::Snapmirror(command) => snapmirror::run(global, command).await,
+        Command::Completion(args) => completion::run(args),
+        Command::Complete(args) => complete::run(args).await,
         Command::Version => {
             crate::output::print(&format!("kubectl-tprotect {}\n", env!("CARGO_PKG_VERSION")))
         }

@@ -215,6 +215,15 @@ impl StateLog {
         states
     }
 
+    /// The states seen once the log's own watch has delivered `last` (another watch may have seen it first).
+    async fn states_until(&self, last: &str) -> Vec<String> {
+        eventually(&format!("the state log reaching {last}"), async || {
+            let states = self.states();
+            (states.last().map(String::as_str) == Some(last)).then_some(states)
+        })
+        .await
+    }
+
     fn errors(&self) -> Vec<Option<String>> {
         self.seen.lock().unwrap().iter().map(|(_, e)| e.clone()).collect()
     }
@@ -754,11 +763,11 @@ async fn relationship_establish_transfer_promote_resync_and_delete() {
     let log = StateLog::start(&amrs, "rel1").await;
     world.patch(DST, "ns-2", "amr/rel1", r#"{"spec":{"desiredState":"Promoted"}}"#);
     let promoted = wait_for(&amrs, "rel1", "Promoted", state_is("Promoted")).await;
+    let states = log.states_until("Promoted").await;
     assert_eq!(
-        log.states().iter().rev().take(2).rev().collect::<Vec<_>>(),
+        states.iter().rev().take(2).rev().collect::<Vec<_>>(),
         ["Promoting", "Promoted"],
-        "{:?}",
-        log.states()
+        "{states:?}"
     );
     assert_eq!(
         promoted
@@ -843,7 +852,7 @@ async fn relationship_establish_transfer_promote_resync_and_delete() {
         a.state() == Some("Established") && condition(a, CONDITION_DESTINATION_CHANGES_DISCARDED).is_some()
     })
     .await;
-    let states = log.states();
+    let states = log.states_until("Established").await;
     assert_eq!(
         states.iter().rev().take(3).rev().collect::<Vec<_>>(),
         ["Promoted", "Establishing", "Established"],

@@ -130,11 +130,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
                 'h' => "h",
                 'm' => "m",
                 's' => "s",
-                _ => return Err(format!("invalid duration {text:?}: unexpected {c:?}; use e.g. 90s, 15m, 1h")),
+                _ => {
+                    return Err(format!(
+                        "invalid duration {text:?}: unexpected {c:?}; use e.g. 90s, 15m, 1h"
+                    ));
+                }
             }
         };
-        let value: u64 =
-            number.parse().map_err(|_| format!("invalid duration {text:?}: a number must precede {unit:?}"))?;
+        let value: u64 = number
+            .parse()
+            .map_err(|_| format!("invalid duration {text:?}: a number must precede {unit:?}"))?;
         number.clear();
         saw_unit = true;
         total += match unit {
@@ -145,7 +150,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         };
     }
     if !number.is_empty() || !saw_unit {
-        return Err(format!("invalid duration {text:?}: end with a unit (h, m, s, ms), e.g. 15m"));
+        return Err(format!(
+            "invalid duration {text:?}: end with a unit (h, m, s, ms), e.g. 15m"
+        ));
     }
     Ok(total)
 }

@@ -19,7 +19,10 @@ pub struct CodedError {
 
 impl CodedError {
     pub fn timeout(message: impl Into<String>) -> anyhow::Error {
-        anyhow::Error::new(CodedError { code: TIMEOUT, message: message.into() })
+        anyhow::Error::new(CodedError {
+            code: TIMEOUT,
+            message: message.into(),
+        })
     }
 }
 
@@ -28,7 +31,10 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
     if is_broken_pipe(err) {
         return ExitCode::SUCCESS;
     }
-    let code = err.downcast_ref::<CodedError>().map(|e| e.code).unwrap_or(FAILURE);
+    let code = err
+        .downcast_ref::<CodedError>()
+        .map(|e| e.code)
+        .unwrap_or(FAILURE);
     eprintln!("error: {err}");
     // Errors that wrap a kube error often repeat its text; print only causes that add something.
     let mut said = err.to_string();
@@ -47,7 +53,9 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
 fn essence(text: &str) -> &str {
     let text = text.strip_prefix("ApiError: ").unwrap_or(text);
     let text = text.split(" (Status {").next().unwrap_or(text);
-    text.rsplit_once(": ").filter(|(_, reason)| !reason.contains(' ')).map_or(text, |(message, _)| message)
+    text.rsplit_once(": ")
+        .filter(|(_, reason)| !reason.contains(' '))
+        .map_or(text, |(message, _)| message)
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
@@ -65,7 +73,11 @@ pub fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("TPROTECT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }
 
 #[cfg(test)]

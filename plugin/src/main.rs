@@ -19,7 +19,11 @@ fn main() -> std::process::ExitCode {
     }
     let cli = cli::Cli::parse();
     exit::init_tracing(cli.global.verbose);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(err) => return exit::report(&anyhow::Error::new(err)),
     };

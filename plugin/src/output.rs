@@ -16,7 +16,11 @@ pub fn print(text: &str) -> anyhow::Result<()> {
 }
 
 /// Writes a serializable value as JSON or YAML; `Table` falls back to the caller's table text.
-pub fn print_data<T: Serialize>(format: OutputFormat, value: &T, table: impl FnOnce() -> String) -> anyhow::Result<()> {
+pub fn print_data<T: Serialize>(
+    format: OutputFormat,
+    value: &T,
+    table: impl FnOnce() -> String,
+) -> anyhow::Result<()> {
     let text = match format {
         OutputFormat::Json => serde_json::to_string_pretty(value)? + "\n",
         OutputFormat::Yaml => serde_norway::to_string(value)?,

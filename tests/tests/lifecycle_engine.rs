@@ -780,8 +780,16 @@ async fn interrupted_after_every_step_reverse_and_failback_end_where_an_uninterr
     );
 
     // Failback, interrupted after each of its steps, then reverse the same way.
+    let planned = plan_only(&world.clusters, REL, &Goal::Failback, None)
+        .await
+        .unwrap();
+    let actions = planned.iter().filter(|s| matches!(s, Step::Act(_))).count();
     let runs = run_one_action_at_a_time(&world, &Goal::Failback).await;
-    assert!(runs > 10, "{runs} runs");
+    assert_eq!(
+        runs,
+        actions + 1,
+        "one run per planned action, then one that finds it done: {planned:#?}"
+    );
     let src_uid_final = world.app_uid(SRC).await.unwrap();
     assert_eq!(
         src_uid_final, src_uid,
@@ -798,8 +806,16 @@ async fn interrupted_after_every_step_reverse_and_failback_end_where_an_uninterr
     assert!(world.saved(SRC).await.is_empty() && world.saved(DST).await.is_empty());
     assert_eq!(world.leases().await, 0);
 
+    let planned = plan_only(&world.clusters, REL, &Goal::Reverse, None)
+        .await
+        .unwrap();
+    let actions = planned.iter().filter(|s| matches!(s, Step::Act(_))).count();
     let runs = run_one_action_at_a_time(&world, &Goal::Reverse).await;
-    assert!(runs > 10, "{runs} runs");
+    assert_eq!(
+        runs,
+        actions + 1,
+        "one run per planned action, then one that finds it done: {planned:#?}"
+    );
     let dst_uid = world.app_uid(DST).await.unwrap();
     assert_amr(&world, SRC, "Established", &dst_uid, "dst-vault").await;
     let schedules = world.schedules(DST).await;

@@ -131,6 +131,21 @@ pub fn is_connection_error(error: &kube::Error) -> bool {
     ) || matches!(error, kube::Error::Auth(_))
 }
 
+/// An error with its causes, for messages ("client error (Connect): tcp connect error: Connection refused").
+pub fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 fn kube_message(
     cluster: &str,
     verb: &str,
@@ -170,7 +185,10 @@ fn kube_message(
             )
         }
         other if is_connection_error(other) => {
-            format!("{verb} {object} on {cluster} failed: cluster unreachable: {other}")
+            format!(
+                "{verb} {object} on {cluster} failed: cluster unreachable: {}",
+                with_causes(other)
+            )
         }
         other => format!("{verb} {object} on {cluster} failed: {other}"),
     }

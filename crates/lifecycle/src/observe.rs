@@ -24,7 +24,7 @@ use tprotect_api::{
 };
 
 use crate::clusters::{ClusterHandle, Clusters};
-use crate::error::{RunError, is_connection_error};
+use crate::error::{RunError, is_connection_error, with_causes};
 use crate::lock::{self, LeaseInfo};
 use crate::model::*;
 
@@ -240,7 +240,7 @@ async fn locate_on(
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let cluster_id = match namespaces.get("kube-system").await {
         Ok(ns) => ns.metadata.uid.unwrap_or_default(),
-        Err(e) if is_connection_error(&e) => return Ok(OnCluster::Unreachable(e.to_string())),
+        Err(e) if is_connection_error(&e) => return Ok(OnCluster::Unreachable(with_causes(&e))),
         Err(e) => return Err(RunError::kube(context, "get", "namespaces", "", "kube-system", e)),
     };
     let amr_resource = resource::<AppMirrorRelationship>();
@@ -318,7 +318,7 @@ pub async fn locate_all(
         match api.list(&ListParams::default()).await {
             Ok(list) => found.extend(list.items.iter().map(|o| (key, amr_view(o)))),
             Err(e) if is_connection_error(&e) => {
-                unreachable.insert(key, e.to_string());
+                unreachable.insert(key, with_causes(&e));
             }
             Err(e) => {
                 return Err(RunError::kube(
@@ -384,7 +384,7 @@ pub async fn observe_cluster(
         Err(e) if is_connection_error(&e) => {
             return Ok(Reach::Unreachable {
                 context,
-                error: e.to_string(),
+                error: with_causes(&e),
             });
         }
         Err(e) => return Err(RunError::kube(&context, "list", "namespaces", "", "", e)),

@@ -250,7 +250,7 @@ pub async fn run(
     let located = locate(clusters, relationship, options.namespace.as_deref()).await?;
     for (key, reason) in &located.unreachable {
         progress(Progress::Warning(format!(
-            "cluster {} is unreachable: {reason}",
+            "cluster {} is unreachable ({reason}); going on without it where the operation allows",
             clusters.context_of(*key)
         )));
     }
@@ -616,16 +616,6 @@ impl Runner<'_> {
             }
             let mut observed = observe(self.clusters, self.relationship, &scope_for(last.as_ref())).await?;
             observed.record = self.record.clone();
-            for key in ClusterKey::BOTH {
-                if let Reach::Unreachable { context, error } = observed.cluster(key)
-                    && self.warned.is_none()
-                    && self.acted == 0
-                {
-                    self.progress(Progress::Warning(format!(
-                        "cluster {context} is unreachable ({error}); going on without it"
-                    )));
-                }
-            }
             let step = self.plan(&observed)?;
             let cluster = step_context(self.clusters, &step);
             match step {

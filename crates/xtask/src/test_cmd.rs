@@ -69,7 +69,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<()> {
         )?;
     }
     let mut nextest = cargo();
-    nextest.args(["nextest", "run", "--workspace", "--locked", "--no-fail-fast"]);
+    nextest.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
     if let Some(filter) = &args.filter {
         nextest.arg(filter);
     }
@@ -80,7 +80,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<()> {
     if args.filter.is_none() {
         step(
             "doc tests",
-            cargo().args(["test", "--workspace", "--locked", "--doc"]),
+            cargo().args(["test", "--workspace", "--doc"]),
         )?;
     }
     eprintln!("all checks passed in {:.1}s", started.elapsed().as_secs_f64());

@@ -55,7 +55,6 @@ pub fn run(args: TestArgs) -> anyhow::Result<()> {
                 "clippy",
                 "--workspace",
                 "--all-targets",
-                "--locked",
                 "--",
                 "-D",
                 "warnings",

@@ -217,14 +217,18 @@ pub fn progress_line(event: &Progress, clusters: &Clusters) -> Option<(bool, Str
             state,
             error,
         } => {
-            let mut line = format!(
-                "waiting for {} on {cluster} (now: {})",
-                tprotect_lifecycle::wait::describe_wait(what),
-                if state.is_empty() { "no state yet" } else { state }
-            );
+            let mut now = if state.is_empty() {
+                "no state yet".to_string()
+            } else {
+                state.clone()
+            };
             if let Some(error) = error {
-                line.push_str(&format!(", error: {error}"));
+                now.push_str(&format!(", error: {error}"));
             }
+            let line = format!(
+                "waiting for {} on {cluster} (now: {now})",
+                tprotect_lifecycle::wait::describe_wait(what)
+            );
             (true, line)
         }
         Progress::Warning(text) => (false, format!("warning: {text}")),
@@ -261,13 +265,14 @@ fn plan_heading(goal: &Goal, name: &str, dry_run: DryRun) -> String {
 }
 
 /// Asks before any write when the plan holds a step that discards data. Refused: nothing was written, not
-/// even the lock.
+/// even the lock. `Ok(true)`: such a step was confirmed.
 fn confirm_up_front(
     steps: &[Step],
     global: &GlobalArgs,
     name: &str,
     clusters: &Clusters,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
+    let mut confirmed = false;
     for step in steps {
         if let Step::Act(action) = step
             && action.discards_data()
@@ -277,9 +282,10 @@ fn confirm_up_front(
                 warning: format!("{}.", describe_action(action, clusters)),
             };
             confirm::confirm_interactive(&prompt, global.yes).map_err(|e| anyhow!(e))?;
+            confirmed = true;
         }
     }
-    Ok(())
+    Ok(confirmed)
 }
 
 /// Runs `goal` on relationship `name`: `--dry-run=client` prints the plan; otherwise the runner performs it
@@ -299,11 +305,12 @@ pub async fn run_goal(global: &GlobalArgs, clusters: Clusters, name: &str, goal:
     }
 
     // A destructive step is confirmed before anything is written (a refusal must change nothing).
+    let mut confirmed = false;
     if global.dry_run == DryRun::None && !global.yes && matches!(goal, Goal::Resync) {
         let steps = runner::plan_only(&clusters, name, &goal, global.namespace.as_deref())
             .await
             .map_err(run_error)?;
-        confirm_up_front(&steps, global, name, &clusters)?;
+        confirmed = confirm_up_front(&steps, global, name, &clusters)?;
     }
 
     let planned: Arc<Mutex<Vec<Step>>> = Arc::default();
@@ -331,7 +338,7 @@ pub async fn run_goal(global: &GlobalArgs, clusters: Clusters, name: &str, goal:
     };
     // Confirmed above (or --yes); a discarding step that appears only now (the clusters changed since the
     // plan) is refused rather than performed unasked.
-    let confirmed_steps = global.yes || global.dry_run == DryRun::Server;
+    let confirmed_steps = confirmed || global.yes || global.dry_run == DryRun::Server;
     let confirm: runner::Confirm = Arc::new(move |_, _| confirmed_steps);
     let result = runner::run(&clusters, name, goal.clone(), options(global, progress, confirm)).await;
     reporter.finish();
@@ -366,4 +373,120 @@ pub async fn run_goal(global: &GlobalArgs, clusters: Clusters, name: &str, goal:
         actions,
     };
     output::print_data(global.output, &data, || format!("{message}\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tprotect_lifecycle::{Action, ClusterHandle, Operation, WaitFor};
+
+    fn clusters() -> Clusters {
+        Clusters::new(
+            ClusterHandle::unusable("dst", "test"),
+            ClusterHandle::unusable("src", "test"),
+        )
+    }
+
+    #[test]
+    fn progress_lines_name_the_cluster_and_the_object() {
+        let clusters = clusters();
+        let line = |event: Progress| progress_line(&event, &clusters);
+        assert_eq!(
+            line(Progress::Located {
+                cluster: "dst".into(),
+                namespace: "ns".into(),
+                name: "rel1".into()
+            }),
+            Some((false, "found AppMirrorRelationship ns/rel1 on dst".into()))
+        );
+        let (_, locked) = line(Progress::Locked {
+            cluster: "dst".into(),
+            namespace: "ns".into(),
+            lease: "tprotect-rel1".into(),
+            resumed: Some(Operation::Failback),
+        })
+        .unwrap();
+        assert!(
+            locked.contains("Lease ns/tprotect-rel1 on dst")
+                && locked.contains("resuming the interrupted failback")
+        );
+        let action = Action::DeleteAmr {
+            cluster: ClusterKey::Context,
+            namespace: "ns".into(),
+            name: "rel1".into(),
+            uid: "u".into(),
+        };
+        let (activity, acted) = line(Progress::Acted {
+            action: action.clone(),
+            cluster: "dst".into(),
+            result: Executed::AlreadyDone,
+        })
+        .unwrap();
+        assert!(!activity);
+        assert!(
+            acted.starts_with("done: delete AppMirrorRelationship ns/rel1 on dst"),
+            "{acted}"
+        );
+        assert!(acted.ends_with("(already so)"), "{acted}");
+        let (activity, waiting) = line(Progress::Waiting {
+            what: WaitFor::AmrState {
+                cluster: ClusterKey::Context,
+                namespace: "ns".into(),
+                name: "rel1".into(),
+                state: "Promoted".into(),
+            },
+            cluster: "dst".into(),
+            state: "Promoting".into(),
+            error: Some("volume busy".into()),
+        })
+        .unwrap();
+        assert!(activity, "waits drive the spinner");
+        assert!(
+            waiting.contains("on dst (now: Promoting, error: volume busy)"),
+            "{waiting}"
+        );
+        assert_eq!(
+            line(Progress::Warning("cluster src is unreachable".into())),
+            Some((false, "warning: cluster src is unreachable".into()))
+        );
+        assert_eq!(
+            line(Progress::Planned {
+                step: Step::Act(action),
+                cluster: "dst".into()
+            }),
+            None,
+            "planned steps are reported when performed"
+        );
+    }
+
+    #[test]
+    fn plan_headings_say_what_a_dry_run_does() {
+        let client = plan_heading(&Goal::Failback, "rel1", DryRun::Client);
+        assert!(
+            client.starts_with("Plan for failback rel1") && client.contains("nothing changed"),
+            "{client}"
+        );
+        let server = plan_heading(&Goal::Delete, "rel1", DryRun::Server);
+        assert!(server.contains("dryRun=All"), "{server}");
+    }
+
+    #[test]
+    fn timeouts_have_their_own_exit_code() {
+        let timeout = run_error(RunError::Timeout {
+            waiting_for: "x".into(),
+            cluster: "dst".into(),
+            last_state: "Promoting".into(),
+            last_error: None,
+            after: std::time::Duration::from_secs(1),
+        });
+        assert_eq!(
+            timeout.downcast_ref::<CodedError>().map(|e| e.code),
+            Some(crate::exit::TIMEOUT)
+        );
+        let other = run_error(RunError::Internal("x".into()));
+        assert!(
+            other.downcast_ref::<CodedError>().is_none(),
+            "anything else exits 1"
+        );
+    }
 }

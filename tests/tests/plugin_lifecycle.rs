@@ -1,0 +1,467 @@
+//! The whole replication lifecycle through the real `kubectl-tprotect` binary, on two real local clusters
+//! with the Trident protect stand-in and the real webhook: setup → status → failover → resync → failover →
+//! reverse-resync → reverse → failback → delete, with both clusters asserted after each step.
+//!
+//! Every command runs as the testbed's `dr-operator` (contexts `*-operator`), who has nothing but the DR
+//! operator roles of `manifests/rbac/`: that they suffice for every command is part of what this proves.
+
+mod plugin_support;
+
+use kube::api::ApiResource;
+use serde_json::Value;
+use tprotect_api::{AppVault, Application, Schedule};
+
+use plugin_support::{DST, Env, EnvOptions, SRC, TP, resource};
+
+/// The DR operator's contexts (only the operator ClusterRoles bound).
+const SRC_OP: &str = "tprotect-source-operator";
+const DST_OP: &str = "tprotect-destination-operator";
+/// An annotation both Trident protect (its ConfigMap) and the webhook are told to leave alone on failover.
+const SKIPPED: &str = "team.example.com/owner";
+
+const REL: &str = "rel1";
+const APP: &str = "app1";
+const DST_NS: &str = "app1-dr";
+
+/// Both contexts, in the order given.
+fn on<'a>(context: &'a str, peer: &'a str, namespace: &'a str) -> Vec<&'a str> {
+    vec!["--context", context, "--peer-context", peer, "-n", namespace]
+}
+
+fn args<'a>(base: &[&'a str], rest: &[&'a str]) -> Vec<&'a str> {
+    base.iter().chain(rest).copied().collect()
+}
+
+#[track_caller]
+fn assert_amr(amr: &Option<Value>, namespace: &str, desired: &str, state: &str) -> Value {
+    let amr = amr
+        .clone()
+        .unwrap_or_else(|| panic!("no AMR (expected {desired}/{state} in {namespace})"));
+    assert_eq!(amr["metadata"]["namespace"], namespace, "{amr:#}");
+    assert_eq!(amr["spec"]["desiredState"], desired, "{amr:#}");
+    assert_eq!(amr["status"]["state"], state, "{amr:#}");
+    assert_eq!(
+        amr["metadata"]["labels"]["tprotect.io/relationship"], REL,
+        "{amr:#}"
+    );
+    amr
+}
+
+async fn uid_of(env: &Env, context: &str, resource: &ApiResource, namespace: &str, name: &str) -> String {
+    env.get(context, resource, Some(namespace), name)
+        .await
+        .unwrap_or_else(|| panic!("{} {namespace}/{name} on {context}", resource.kind))["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn schedules(env: &Env, context: &str, namespace: &str) -> Vec<(String, bool)> {
+    let mut found: Vec<(String, bool)> = env
+        .list(context, &resource::<Schedule>())
+        .await
+        .into_iter()
+        .filter(|s| s["metadata"]["namespace"] == namespace)
+        .map(|s| {
+            (
+                s["metadata"]["name"].as_str().unwrap().to_string(),
+                s["spec"]["enabled"].as_bool().unwrap_or(true),
+            )
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+async fn no_locks(env: &Env) {
+    let summary = env.summary(REL).await;
+    assert_eq!(
+        summary[&format!("{SRC} locks")],
+        serde_json::json!([]),
+        "lock left on {SRC}"
+    );
+    assert_eq!(
+        summary[&format!("{DST} locks")],
+        serde_json::json!([]),
+        "lock left on {DST}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_lifecycle_through_the_binary_with_both_clusters_asserted_after_each_step() {
+    let started = std::time::Instant::now();
+    let env = Env::start(EnvOptions {
+        webhook: true,
+        webhook_env: vec![("RESTORE_SKIP_NAMESPACE_ANNOTATIONS".into(), SKIPPED.into())],
+    })
+    .await;
+    env.bind_operator_role().await;
+    env.fixtures(APP).await;
+    plugin_support::create(
+        &env.client(DST),
+        Some(TP),
+        &ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&()),
+        serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "trident-protect-env-config"},
+                           "data": {"RESTORE_SKIP_NAMESPACE_ANNOTATIONS": SKIPPED}}),
+    )
+    .await;
+    let source_app_uid = uid_of(&env, SRC, &resource::<Application>(), APP, APP).await;
+
+    // setup: everything on both clusters, then Established.
+    let out = env
+        .tprotect(&[
+            "setup",
+            REL,
+            "--source-context",
+            SRC_OP,
+            "--destination-context",
+            DST_OP,
+            "-n",
+            APP,
+            "--app",
+            APP,
+            "--source-vault",
+            "src-vault",
+            "--destination-vault",
+            "dst-vault",
+            "--destination-namespace",
+            DST_NS,
+            "--interval",
+            "5m",
+        ])
+        .await;
+    out.ok().stdout_has(REL);
+    let amr = assert_amr(&env.amr(DST, REL).await, DST_NS, "Established", "Established");
+    assert_eq!(amr["spec"]["sourceApplicationUID"], source_app_uid.as_str());
+    assert_eq!(amr["spec"]["sourceApplicationName"], APP);
+    assert_eq!(amr["spec"]["namespaceMapping"][0]["source"], APP);
+    assert_eq!(amr["spec"]["namespaceMapping"][0]["destination"], DST_NS);
+    let rule = amr["spec"]["recurrenceRule"].as_str().unwrap();
+    assert!(
+        rule.starts_with("DTSTART:") && rule.ends_with("Z\nRRULE:FREQ=MINUTELY;INTERVAL=5"),
+        "{rule}"
+    );
+    assert!(env.amr(SRC, REL).await.is_none(), "no AMR on the source");
+    assert!(
+        env.get(DST, &resource::<AppVault>(), Some(TP), "src-vault")
+            .await
+            .is_some(),
+        "source vault copied"
+    );
+    assert!(
+        env.get(
+            DST,
+            &ApiResource::erase::<k8s_openapi::api::core::v1::Secret>(&()),
+            Some(TP),
+            "src-vault-creds"
+        )
+        .await
+        .is_some(),
+        "source vault's Secret copied"
+    );
+    assert!(
+        env.get(
+            DST,
+            &ApiResource::erase::<k8s_openapi::api::core::v1::Namespace>(&()),
+            None,
+            DST_NS
+        )
+        .await
+        .is_some()
+    );
+    assert_eq!(
+        schedules(&env, SRC, APP).await,
+        vec![
+            (format!("{APP}-hourly"), true),
+            (format!("appmirror-schedule-{REL}"), true)
+        ]
+    );
+    assert!(
+        !out.stdout.contains("do-not-print-me") && !out.stderr.contains("do-not-print-me"),
+        "secret leaked"
+    );
+    no_locks(&env).await;
+
+    // status, from either side, in every format.
+    let out = env
+        .tprotect(&args(&on(SRC_OP, DST_OP, APP), &["status", REL]))
+        .await;
+    out.ok()
+        .stdout_has("Relationship rel1")
+        .stdout_has("Established")
+        .stdout_has(&format!("{DST_NS}/{REL} on {DST}"));
+    let out = env
+        .tprotect(&args(&on(DST_OP, SRC_OP, DST_NS), &["status", REL, "-o", "json"]))
+        .await;
+    out.ok();
+    let view: Value = serde_json::from_str(&out.stdout).expect("status -o json");
+    assert_eq!(view["amr"]["state"], "Established");
+    assert_eq!(view["amr"]["cluster"], DST_OP);
+    assert_eq!(view["sourceApplication"]["uid"], source_app_uid.as_str());
+    assert_eq!(view["failoverPossible"], true, "{view:#}");
+    let out = env
+        .tprotect(&args(&on(SRC_OP, DST_OP, APP), &["status", "-A", "-o", "yaml"]))
+        .await;
+    out.ok().stdout_has("relationship: rel1");
+
+    // check: every preflight item passes.
+    let out = env
+        .tprotect(&args(&on(DST_OP, SRC_OP, DST_NS), &["check", REL]))
+        .await;
+    out.ok()
+        .stdout_has("passed")
+        .stdout_has("tprotect webhook installed on");
+    assert!(!out.stdout.contains("FAILED"), "{}", out.stdout);
+
+    // preview: what the failover will do to the destination namespace, skip rules included.
+    let out = env
+        .tprotect(&args(&on(SRC_OP, DST_OP, APP), &["preview", REL]))
+        .await;
+    out.ok()
+        .stdout_has("environment")
+        .stdout_has("added")
+        .stdout_has("skipped");
+    let out = env
+        .tprotect(&args(&on(SRC_OP, DST_OP, APP), &["preview", REL, "-o", "json"]))
+        .await;
+    out.ok();
+    let preview: Value = serde_json::from_str(&out.stdout).expect("preview -o json");
+    let keys = preview[0]["keys"].as_array().expect("keys");
+    let change = |key: &str| {
+        keys.iter()
+            .find(|k| k["key"] == key)
+            .unwrap_or_else(|| panic!("{key} not previewed: {preview:#}"))
+            .clone()
+    };
+    assert_eq!(change("environment")["change"], "added");
+    assert_eq!(change("name")["change"], "added");
+    assert_eq!(
+        change("name")["new"],
+        DST_NS,
+        "the name label follows the namespace"
+    );
+    assert_eq!(change(SKIPPED)["change"], "skipped");
+    assert!(
+        change(SKIPPED)["rule"]
+            .as_str()
+            .unwrap()
+            .contains("RESTORE_SKIP_NAMESPACE_ANNOTATIONS")
+    );
+
+    // failover: Promoted; again: already so, exit 0.
+    let out = env
+        .tprotect(&args(&on(SRC_OP, DST_OP, APP), &["failover", REL]))
+        .await;
+    out.ok();
+    assert_amr(&env.amr(DST, REL).await, DST_NS, "Promoted", "Promoted");
+    assert!(
+        env.get(DST, &resource::<Application>(), Some(DST_NS), APP)
+            .await
+            .is_some(),
+        "destination app runs"
+    );
+    assert_eq!(
+        env.get(SRC, &resource::<Application>(), Some(APP), APP)
+            .await
+            .unwrap()["metadata"]["uid"],
+        source_app_uid.as_str(),
+        "source app untouched"
+    );
+    let ns = env
+        .get(
+            DST,
+            &ApiResource::erase::<k8s_openapi::api::core::v1::Namespace>(&()),
+            None,
+            DST_NS,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        ns["metadata"]["labels"]["environment"], "production",
+        "source labels merged: {ns:#}"
+    );
+    assert_eq!(
+        ns["metadata"]["labels"]["name"], DST_NS,
+        "name label follows the namespace: {ns:#}"
+    );
+    no_locks(&env).await;
+    let out = env
+        .tprotect(&args(&on(DST_OP, SRC_OP, DST_NS), &["failover", REL]))
+        .await;
+    out.ok().stdout_has("nothing to do");
+
+    // resync without a terminal and without --yes: refused, nothing changed.
+    let before = env.resource_versions().await;
+    let out = env
+        .tprotect(&args(&on(DST_OP, SRC_OP, DST_NS), &["resync", REL]))
+        .await;
+    out.expect_code(1).stderr_has("--yes");
+    assert_amr(&env.amr(DST, REL).await, DST_NS, "Promoted", "Promoted");
+    let after = env.resource_versions().await;
+    let amr_key = format!("{DST} AppMirrorRelationship {DST_NS}/{REL}");
+    assert_eq!(
+        before.get(&amr_key),
+        after.get(&amr_key),
+        "refused resync changed the AMR"
+    );
+    assert_eq!(
+        before.keys().filter(|k| k.contains(" Lease ")).count(),
+        after.keys().filter(|k| k.contains(" Lease ")).count(),
+        "refused resync left a Lease"
+    );
+    // On a terminal: the relationship's name must be typed. A wrong answer refuses, nothing changed.
+    let resync = args(&on(DST_OP, SRC_OP, DST_NS), &["resync", REL]);
+    let before = env.resource_versions().await;
+    let out = env.tprotect_tty(&resync, "yes\n").await;
+    out.expect_code(1)
+        .stdout_has("Type the relationship name (rel1)")
+        .stdout_has("DISCARDING")
+        .stdout_has("confirmation failed");
+    let after = env.resource_versions().await;
+    assert_eq!(
+        before.get(&amr_key),
+        after.get(&amr_key),
+        "refused resync changed the AMR"
+    );
+    // The right name: destination changes discarded, Established again.
+    let out = env.tprotect_tty(&resync, "rel1\n").await;
+    out.ok();
+    let amr = assert_amr(&env.amr(DST, REL).await, DST_NS, "Established", "Established");
+    assert_eq!(
+        amr["metadata"]["annotations"]["tprotect.io/discard-destination-changes"],
+        "true"
+    );
+    assert!(env.amr(SRC, REL).await.is_none());
+    assert_eq!(
+        schedules(&env, DST, DST_NS).await,
+        vec![],
+        "no schedules on the destination"
+    );
+    no_locks(&env).await;
+
+    // failover again.
+    env.tprotect(&args(&on(SRC_OP, DST_OP, APP), &["failover", REL]))
+        .await
+        .ok();
+    assert_amr(&env.amr(DST, REL).await, DST_NS, "Promoted", "Promoted");
+    let promoted_uid = uid_of(&env, DST, &resource::<Application>(), DST_NS, APP).await;
+
+    // reverse-resync: the AMR moves to the original source, replicating the promoted app back; kept.
+    env.tprotect(&args(&on(SRC_OP, DST_OP, APP), &["reverse-resync", REL]))
+        .await
+        .ok();
+    assert!(
+        env.amr(DST, REL).await.is_none(),
+        "AMR left the original destination"
+    );
+    let amr = assert_amr(&env.amr(SRC, REL).await, APP, "Established", "Established");
+    assert_eq!(
+        amr["spec"]["sourceApplicationUID"],
+        promoted_uid.as_str(),
+        "replicates the promoted app"
+    );
+    assert_eq!(amr["spec"]["namespaceMapping"][0]["source"], DST_NS);
+    assert_eq!(amr["spec"]["namespaceMapping"][0]["destination"], APP);
+    assert_eq!(amr["spec"]["sourceAppVaultRef"], "dst-vault");
+    assert_eq!(amr["spec"]["destinationAppVaultRef"], "src-vault");
+    assert!(
+        env.get(SRC, &resource::<AppVault>(), Some(TP), "dst-vault")
+            .await
+            .is_some(),
+        "new source vault copied"
+    );
+    assert_eq!(
+        schedules(&env, DST, DST_NS).await,
+        vec![(format!("appmirror-schedule-{REL}"), true)],
+        "replication schedule on the new source"
+    );
+    assert_eq!(
+        schedules(&env, SRC, APP).await,
+        vec![],
+        "no schedules on the new destination"
+    );
+    no_locks(&env).await;
+
+    // reverse: planned swap back; nothing lost, the original source's schedules come back.
+    env.tprotect(&args(&on(DST_OP, SRC_OP, DST_NS), &["reverse", REL]))
+        .await
+        .ok();
+    assert!(env.amr(SRC, REL).await.is_none(), "AMR left the original source");
+    let amr = assert_amr(&env.amr(DST, REL).await, DST_NS, "Established", "Established");
+    assert_eq!(amr["spec"]["namespaceMapping"][0]["source"], APP);
+    assert_eq!(amr["spec"]["sourceAppVaultRef"], "src-vault");
+    assert_eq!(
+        schedules(&env, SRC, APP).await,
+        vec![
+            (format!("{APP}-hourly"), true),
+            (format!("appmirror-schedule-{REL}"), true)
+        ],
+        "protection schedule restored and enabled on the source"
+    );
+    assert_eq!(
+        schedules(&env, DST, DST_NS).await,
+        vec![],
+        "no schedules on the destination"
+    );
+    assert_eq!(
+        env.list(DST, &resource::<tprotect_api::ShutdownSnapshot>())
+            .await
+            .len(),
+        1,
+        "one ShutdownSnapshot taken on the swapped-out source"
+    );
+    no_locks(&env).await;
+
+    // failback of a relationship that is not failed over: refused, nothing changed.
+    let before = env.resource_versions().await;
+    let out = env
+        .tprotect(&args(&on(SRC_OP, DST_OP, APP), &["failback", REL]))
+        .await;
+    out.expect_code(1).stderr_has("not failed over").stderr_has(DST);
+    assert_eq!(
+        before,
+        env.resource_versions().await,
+        "refused failback changed something"
+    );
+
+    // failover, then failback: home again, nothing lost.
+    env.tprotect(&args(&on(SRC_OP, DST_OP, APP), &["failover", REL]))
+        .await
+        .ok();
+    assert_amr(&env.amr(DST, REL).await, DST_NS, "Promoted", "Promoted");
+    env.tprotect(&args(&on(SRC_OP, DST_OP, APP), &["failback", REL]))
+        .await
+        .ok();
+    assert!(env.amr(SRC, REL).await.is_none());
+    let amr = assert_amr(&env.amr(DST, REL).await, DST_NS, "Established", "Established");
+    assert_eq!(amr["spec"]["namespaceMapping"][0]["source"], APP);
+    assert_eq!(amr["spec"]["namespaceMapping"][0]["destination"], DST_NS);
+    assert_eq!(
+        schedules(&env, SRC, APP).await,
+        vec![
+            (format!("{APP}-hourly"), true),
+            (format!("appmirror-schedule-{REL}"), true)
+        ],
+        "the original source has its schedules, enabled"
+    );
+    assert_eq!(schedules(&env, DST, DST_NS).await, vec![]);
+    no_locks(&env).await;
+
+    // delete: no AMR anywhere; the applications remain.
+    env.tprotect(&args(&on(DST_OP, SRC_OP, DST_NS), &["delete", REL]))
+        .await
+        .ok();
+    assert!(env.amr(SRC, REL).await.is_none() && env.amr(DST, REL).await.is_none());
+    assert!(
+        env.get(SRC, &resource::<Application>(), Some(APP), APP)
+            .await
+            .is_some(),
+        "source app remains"
+    );
+    no_locks(&env).await;
+    let out = env
+        .tprotect(&args(&on(DST_OP, SRC_OP, DST_NS), &["delete", REL]))
+        .await;
+    out.ok().stdout_has("nothing to do");
+    eprintln!("whole lifecycle: {:.1}s", started.elapsed().as_secs_f64());
+}

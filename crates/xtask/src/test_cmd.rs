@@ -51,14 +51,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<()> {
         step("rustfmt", cargo().args(["fmt", "--all", "--check"]))?;
         step(
             "clippy",
-            cargo().args([
-                "clippy",
-                "--workspace",
-                "--all-targets",
-                "--",
-                "-D",
-                "warnings",
-            ]),
+            cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
         )?;
     }
     if !has_nextest() {
@@ -77,10 +70,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<()> {
         &mut nextest,
     )?;
     if args.filter.is_none() {
-        step(
-            "doc tests",
-            cargo().args(["test", "--workspace", "--doc"]),
-        )?;
+        step("doc tests", cargo().args(["test", "--workspace", "--doc"]))?;
     }
     eprintln!("all checks passed in {:.1}s", started.elapsed().as_secs_f64());
     Ok(())

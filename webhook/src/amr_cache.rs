@@ -296,6 +296,73 @@ mod tests {
         assert_eq!(object.metadata.name.as_deref(), Some("a"));
     }
 
+    /// The watch against a mock API server: an empty first list is a completed sync (the metric says so),
+    /// and a watch event reaches the mappings.
+    #[tokio::test]
+    async fn watch_syncs_on_an_empty_list_and_applies_events() {
+        use http::{Request, Response};
+        use kube::client::Body;
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let metrics = Arc::new(Metrics::new());
+        let cancel = CancellationToken::new();
+        let cache = AmrCache::spawn(Client::new(service, "default"), metrics.clone(), cancel.clone());
+        assert!(!cache.is_synced());
+
+        let (list, respond) = handle.next_request().await.expect("list request");
+        assert_eq!(
+            list.uri().path(),
+            "/apis/protect.trident.netapp.io/v1/appmirrorrelationships"
+        );
+        assert!(
+            !list.uri().query().unwrap_or_default().contains("watch=true"),
+            "{}",
+            list.uri()
+        );
+        let empty = serde_json::json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "5"}, "items": []});
+        respond.send_response(Response::new(Body::from(serde_json::to_vec(&empty).unwrap())));
+
+        let (watch, respond) = handle.next_request().await.expect("watch request");
+        assert!(
+            watch.uri().query().unwrap_or_default().contains("watch=true"),
+            "{}",
+            watch.uri()
+        );
+        // Synced on the empty list alone, before any object arrives.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        while metrics.amr_cache_synced.get() != 1 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "an empty first list never counted as synced"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(cache.is_synced());
+        assert_eq!(metrics.amr_cache_objects.get(), 0);
+        let mut object = amr(
+            "ns-2",
+            "rel",
+            serde_json::json!([{"source": "ns-1", "destination": "ns-2"}]),
+        );
+        object.metadata.resource_version = Some("6".into());
+        let event = serde_json::json!({"type": "ADDED", "object": object});
+        let mut line = serde_json::to_vec(&event).unwrap();
+        line.push(b'\n');
+        respond.send_response(Response::new(Body::from(line)));
+
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        while cache.mappings_to("ns-2").is_empty() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the watch event never reached the cache"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(cache.is_synced());
+        assert_eq!(metrics.amr_cache_synced.get(), 1);
+        assert_eq!(metrics.amr_cache_objects.get(), 1);
+        cancel.cancel();
+    }
+
     #[test]
     fn unsynced_and_disabled() {
         assert!(!AmrCache::never_synced().is_synced());

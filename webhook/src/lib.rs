@@ -8,7 +8,8 @@
 //! - [`health`]: `/livez`, `/readyz` and `/metrics` on a separate plain-HTTP listener.
 //! - [`tls`]: the serving certificate, reloaded from its files (Secret volume symlink swaps included) without
 //!   dropping a request; a certificate that fails to load never replaces a working one.
-//! - [`server`]: both listeners, readiness only once the TLS listener is up, graceful drain on shutdown.
+//! - [`server`]: both listeners, readiness only once the TLS listener is up, graceful drain on shutdown;
+//!   [`server::serve_https`] serves any router on the same TLS stack (a benchmark's no-op comparison server).
 //! - [`amr_cache`]: a watch-fed cache of AppMirrorRelationships, for the namespace `name` label rule.
 //! - [`certs`]: a self-signed CA and serving certificate for clusters without cert-manager.
 //! - [`config`]: command-line flags and environment variables.

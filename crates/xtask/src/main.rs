@@ -32,6 +32,8 @@ enum Command {
     Demo,
     /// Run the Trident protect STAND-IN controller (tests and demo only) on the clusters of `up`, until Ctrl-C
     Sim(sim_cmd::SimArgs),
+    /// Build the plugin's release archives into dist/ and write their sha256 into krew/tprotect.yaml
+    Release(xtask::release_cmd::ReleaseArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -52,5 +54,6 @@ fn main() -> anyhow::Result<()> {
         Command::Test(args) => test_cmd::run(args),
         Command::Demo => demo_cmd::demo(),
         Command::Sim(args) => sim_cmd::run(args),
+        Command::Release(args) => Ok(xtask::release_cmd::run(args)?),
     }
 }

@@ -71,6 +71,15 @@ impl Out {
         self.expect_code(0)
     }
 
+    /// Shows what the command said on stderr (in the test's log: the messages users get).
+    pub fn show(&self) -> &Self {
+        eprintln!("    stderr of kubectl tprotect {}:", self.args.join(" "));
+        for line in self.stderr.lines() {
+            eprintln!("    | {line}");
+        }
+        self
+    }
+
     #[track_caller]
     pub fn stderr_has(&self, text: &str) -> &Self {
         assert!(

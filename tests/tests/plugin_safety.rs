@@ -1,0 +1,311 @@
+//! Safety of the lifecycle commands through the real binary on two real clusters with the stand-in:
+//! `--dry-run=client` (and `server`) changes nothing; two concurrent `failback`s: exactly one runs; each bad
+//! input exits 1 with a message naming the cluster, namespace and object, and changes nothing; failover works
+//! with the source API server stopped.
+
+mod plugin_support;
+
+use std::collections::BTreeMap;
+
+use plugin_support::{DST, Env, EnvOptions, Out, SRC};
+
+const APP: &str = "shop";
+const DST_NS: &str = "shop-dr";
+
+fn base<'a>(context: &'a str, peer: &'a str) -> Vec<&'a str> {
+    vec!["--context", context, "--peer-context", peer, "-n", APP]
+}
+
+fn with<'a>(mut base: Vec<&'a str>, rest: &[&'a str]) -> Vec<&'a str> {
+    base.extend_from_slice(rest);
+    base
+}
+
+fn setup_args<'a>(name: &'a str, app: &'a str, src_vault: &'a str, dst_vault: &'a str) -> Vec<&'a str> {
+    vec![
+        "setup",
+        name,
+        "--source-context",
+        SRC,
+        "--destination-context",
+        DST,
+        "-n",
+        APP,
+        "--app",
+        app,
+        "--source-vault",
+        src_vault,
+        "--destination-vault",
+        dst_vault,
+        "--destination-namespace",
+        DST_NS,
+    ]
+}
+
+#[track_caller]
+fn unchanged(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>, what: &str) {
+    let changed: Vec<String> = before
+        .iter()
+        .filter(|(k, v)| after.get(*k) != Some(v))
+        .map(|(k, v)| {
+            format!(
+                "{k}: {v} -> {}",
+                after.get(k).map(String::as_str).unwrap_or("(deleted)")
+            )
+        })
+        .chain(
+            after
+                .keys()
+                .filter(|k| !before.contains_key(*k))
+                .map(|k| format!("{k}: (created)")),
+        )
+        .collect();
+    assert!(
+        changed.is_empty(),
+        "{what} changed objects:\n{}",
+        changed.join("\n")
+    );
+}
+
+/// Runs a dry run with the stand-in stopped and checks it printed a plan and changed no resourceVersion.
+async fn dry_run_changes_nothing(env: &Env, args: &[&str], expect_in_plan: &[&str]) -> Out {
+    let before = env.resource_versions().await;
+    let out = env.tprotect(args).await;
+    out.ok();
+    for text in expect_in_plan {
+        out.stdout_has(text);
+    }
+    unchanged(&before, &env.resource_versions().await, &args.join(" "));
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_runs_concurrency_bad_input_and_a_failover_without_the_source() {
+    let started = std::time::Instant::now();
+    let mut env = Env::start(EnvOptions::default()).await;
+    env.fixtures(APP).await;
+
+    // --dry-run=client of setup: the whole plan, nothing written (the stand-in is stopped so that only the
+    // plugin could change anything).
+    env.stop_standin().await;
+    let mut args = vec!["--dry-run=client"];
+    args.extend(setup_args("rel1", APP, "src-vault", "dst-vault"));
+    let out = dry_run_changes_nothing(
+        &env,
+        &args,
+        &[
+            "Plan for setup rel1",
+            "create Schedule shop/appmirror-schedule-rel1",
+            "create Secret trident-protect/src-vault-creds",
+            "create AppVault trident-protect/src-vault",
+            "create Namespace shop-dr",
+            "create AppMirrorRelationship shop-dr/rel1",
+            "wait until AppMirrorRelationship shop-dr/rel1 has status.state Established",
+        ],
+    )
+    .await;
+    assert!(!out.stdout.contains("do-not-print-me"), "secret data in a plan");
+    // -o json of a plan is data.
+    let mut args = vec!["--dry-run=client", "-o", "json"];
+    args.extend(setup_args("rel1", APP, "src-vault", "dst-vault"));
+    let out = dry_run_changes_nothing(&env, &args, &[]).await;
+    let plan: serde_json::Value = serde_json::from_str(&out.stdout).expect("plan -o json");
+    assert!(plan.as_array().is_some_and(|steps| steps.len() >= 6), "{plan:#}");
+    // --dry-run=server: every write sent with dryRun=All, still nothing stored.
+    let mut args = vec!["--dry-run=server"];
+    args.extend(setup_args("rel1", APP, "src-vault", "dst-vault"));
+    dry_run_changes_nothing(
+        &env,
+        &args,
+        &["dryRun=All", "create AppMirrorRelationship shop-dr/rel1"],
+    )
+    .await;
+
+    // Bad input to setup: exit 1, a message naming cluster, namespace and object, nothing changed.
+    let before = env.resource_versions().await;
+    let bad_setups: Vec<(Vec<&str>, Vec<&str>)> = vec![
+        (
+            setup_args("rel1", "no-such-app", "src-vault", "dst-vault"),
+            vec!["Application", "shop/no-such-app", SRC],
+        ),
+        (
+            setup_args("rel1", APP, "no-such-vault", "dst-vault"),
+            vec!["AppVault", "trident-protect/no-such-vault", SRC],
+        ),
+        (
+            setup_args("rel1", APP, "src-vault", "no-such-vault"),
+            vec!["AppVault", "trident-protect/no-such-vault", DST],
+        ),
+    ];
+    for (args, expected) in bad_setups {
+        let out = env.tprotect(&args).await;
+        out.show().expect_code(1);
+        for text in expected {
+            out.stderr_has(text);
+        }
+    }
+    unchanged(&before, &env.resource_versions().await, "bad setups");
+
+    // Set the relationship up (stand-in running), and fail it over.
+    env.restart_standin().await;
+    env.tprotect(&setup_args("rel1", APP, "src-vault", "dst-vault"))
+        .await
+        .ok();
+    env.tprotect(&with(base(SRC, DST), &["failover", "rel1"]))
+        .await
+        .ok();
+    // Without a terminal, --yes confirms a resync; then fail over again.
+    env.tprotect(&with(base(DST, SRC), &["resync", "rel1", "--yes"]))
+        .await
+        .ok();
+    assert_eq!(
+        env.amr(DST, "rel1").await.unwrap()["status"]["state"],
+        "Established"
+    );
+    env.tprotect(&with(base(SRC, DST), &["failover", "rel1"]))
+        .await
+        .ok();
+
+    // --dry-run=client of every other mutating command on this Promoted relationship: plans, no change.
+    env.stop_standin().await;
+    for (verb, expected) in [
+        ("failover", "done: rel1 is failed over"),
+        ("resync", "DISCARDS every change"),
+        ("reverse-resync", "delete AppMirrorRelationship shop-dr/rel1"),
+        ("failback", "create ShutdownSnapshot"),
+        ("delete", "delete AppMirrorRelationship shop-dr/rel1"),
+    ] {
+        dry_run_changes_nothing(
+            &env,
+            &with(base(DST, SRC), &["--dry-run=client", verb, "rel1"]),
+            &[expected],
+        )
+        .await;
+    }
+    env.restart_standin().await;
+
+    // Bad input to commands on the relationship.
+    let before_cases = env.resource_versions().await;
+    let unknown = env
+        .tprotect(&with(base(SRC, DST), &["failover", "no-such-rel"]))
+        .await;
+    unknown
+        .show()
+        .expect_code(1)
+        .stderr_has("no-such-rel")
+        .stderr_has("not found")
+        .stderr_has(SRC)
+        .stderr_has(DST);
+    let wrong_context = env
+        .tprotect(&[
+            "--context",
+            "no-such-context",
+            "--peer-context",
+            DST,
+            "failover",
+            "rel1",
+        ])
+        .await;
+    wrong_context
+        .show()
+        .expect_code(1)
+        .stderr_has("no-such-context")
+        .stderr_has("not in the kubeconfig");
+    let same = env
+        .tprotect(&["--context", DST, "--peer-context", DST, "failover", "rel1"])
+        .await;
+    same.show().expect_code(2).stderr_has("both name");
+    let no_peer = env.tprotect(&["--context", DST, "failover", "rel1"]).await;
+    no_peer.show().expect_code(2).stderr_has("--peer-context");
+    // RBAC denied: `alice` has no permissions.
+    let viewer_src = format!("{SRC}-viewer");
+    let viewer_dst = format!("{DST}-viewer");
+    let denied = env
+        .tprotect(&[
+            "--context",
+            &viewer_dst,
+            "--peer-context",
+            &viewer_src,
+            "-n",
+            DST_NS,
+            "resync",
+            "rel1",
+            "--yes",
+        ])
+        .await;
+    denied
+        .show()
+        .expect_code(1)
+        .stderr_has("RBAC denied")
+        .stderr_has("alice")
+        .stderr_has(&viewer_dst);
+    // A planned swap of a failed-over relationship is refused with the way out.
+    let wrong_state = env.tprotect(&with(base(DST, SRC), &["reverse", "rel1"])).await;
+    wrong_state
+        .show()
+        .expect_code(1)
+        .stderr_has("failed over")
+        .stderr_has("failback rel1")
+        .stderr_has(DST_NS);
+    unchanged(
+        &before_cases,
+        &env.resource_versions().await,
+        "bad input on the relationship",
+    );
+
+    // `| head`: a closed stdout is not an error and never a panic.
+    for args in [
+        with(base(SRC, DST), &["status", "rel1"]),
+        with(base(SRC, DST), &["status", "-A", "-o", "yaml"]),
+    ] {
+        let out = env.tprotect_closed_stdout(&args).await;
+        out.ok();
+        assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    }
+
+    // Two concurrent failbacks: exactly one runs, the other is refused naming the lock holder.
+    let args = with(base(SRC, DST), &["failback", "rel1"]);
+    let (first, second) = tokio::join!(env.tprotect(&args), env.tprotect(&args));
+    let (winner, loser) = if first.code == 0 {
+        (&first, &second)
+    } else {
+        (&second, &first)
+    };
+    winner.ok();
+    loser
+        .show()
+        .expect_code(1)
+        .stderr_has("locked by")
+        .stderr_has("/pid ")
+        .stderr_has("since");
+    let amr = env.amr(DST, "rel1").await.expect("AMR back on the destination");
+    assert_eq!(amr["spec"]["desiredState"], "Established");
+    assert_eq!(amr["spec"]["namespaceMapping"][0]["source"], APP);
+
+    // The disaster: the source API server is down. Failover still works, with a warning.
+    env.testbed.source.stop_apiserver();
+    let out = env.tprotect(&with(base(DST, SRC), &["failover", "rel1"])).await;
+    out.show()
+        .ok()
+        .stderr_has("warning")
+        .stderr_has(SRC)
+        .stderr_has("unreachable");
+    let amr = env.amr(DST, "rel1").await.unwrap();
+    assert_eq!(amr["spec"]["desiredState"], "Promoted");
+    assert_eq!(amr["status"]["state"], "Promoted");
+    // What needs the source is refused, naming it, and changes nothing.
+    let before = env.resource_versions_of(DST).await;
+    let out = env
+        .tprotect(&with(base(DST, SRC), &["reverse-resync", "rel1"]))
+        .await;
+    out.show()
+        .expect_code(1)
+        .stderr_has(SRC)
+        .stderr_has("unreachable");
+    unchanged(
+        &before,
+        &env.resource_versions_of(DST).await,
+        "reverse-resync without the source",
+    );
+    eprintln!("safety test: {:.0}s", started.elapsed().as_secs_f64());
+}

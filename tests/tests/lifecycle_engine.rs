@@ -195,6 +195,29 @@ impl World {
         .unwrap_or_default()
     }
 
+    /// Requests our user agent has made so far, on both clusters (distinct audit IDs in the API servers' audit
+    /// logs: a watch logs a line when it starts and another when it ends).
+    fn requests(&self) -> usize {
+        let mut ids = std::collections::BTreeSet::new();
+        for path in [
+            &self.testbed.source.audit_log,
+            &self.testbed.destination.audit_log,
+        ] {
+            for line in std::fs::read_to_string(path).unwrap_or_default().lines() {
+                let Ok(event) = serde_json::from_str::<Value>(line) else {
+                    continue;
+                };
+                if event["userAgent"]
+                    .as_str()
+                    .is_some_and(|ua| ua.starts_with("kubectl-tprotect/"))
+                {
+                    ids.insert(event["auditID"].as_str().unwrap_or_default().to_string());
+                }
+            }
+        }
+        ids.len()
+    }
+
     /// resourceVersions of everything in the relationship's namespaces and trident-protect on both clusters.
     async fn resource_versions(&self) -> BTreeMap<String, String> {
         let mut versions = BTreeMap::new();
@@ -302,11 +325,15 @@ async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) ->
     }
 }
 
-/// Progress events of a run, for assertions.
+/// Progress events of a run, for assertions, and the API requests it made.
 #[derive(Clone, Default)]
-struct Events(Arc<Mutex<Vec<Progress>>>);
+struct Events(Arc<Mutex<Vec<Progress>>>, Arc<Mutex<usize>>);
 
 impl Events {
+    fn requests(&self) -> usize {
+        *self.1.lock().unwrap()
+    }
+
     fn acted(&self) -> Vec<Action> {
         self.0
             .lock()
@@ -351,10 +378,32 @@ fn options(events: &Events) -> RunOptions {
 async fn run_ok(world: &World, goal: Goal) -> (tprotect_lifecycle::Outcome, Events) {
     let events = Events::default();
     let what = format!("{goal:?}");
+    let operation = goal.operation().command();
+    let before = world.requests();
     match run(&world.clusters, REL, goal, options(&events)).await {
-        Ok(outcome) => (outcome, events),
+        Ok(outcome) => {
+            let requests = world.requests() - before;
+            eprintln!(
+                "MEASURED API requests of {operation}: {requests} ({} actions)",
+                events.acted().len()
+            );
+            *events.1.lock().unwrap() = requests;
+            (outcome, events)
+        }
         Err(e) => panic!("{what} failed: {e}\nevents: {:#?}", events.0.lock().unwrap()),
     }
+}
+
+/// The engine's request budget of one operation (about 1.5 times what it takes on the testbed, measured from
+/// the API servers' audit logs): one observation of both clusters is 4 to 18 LISTs depending on what the
+/// operation plans with, and an operation observes once per step and after each wait.
+#[track_caller]
+fn assert_budget(what: &str, events: &Events, budget: usize) {
+    assert!(
+        events.requests() <= budget,
+        "{what}: {} API requests, budget {budget}",
+        events.requests()
+    );
 }
 
 /// Hourly, the next occurrence half an hour from now (DTSTART fixed once per test process).
@@ -411,6 +460,7 @@ async fn whole_lifecycle_through_the_runner_on_two_clusters() {
 
     // ---- setup
     let (outcome, events) = run_ok(&world, setup_goal()).await;
+    assert_budget("setup", &events, 160);
     assert_eq!(outcome.amr_cluster, Some(ClusterKey::Peer), "{}", outcome.message);
     assert_amr(&world, DST, "Established", &src_uid, "src-vault").await;
     let amr = world.amr(DST).await.unwrap();
@@ -498,11 +548,13 @@ async fn whole_lifecycle_through_the_runner_on_two_clusters() {
     );
 
     // ---- failover (and again: already done, nothing written)
-    run_ok(&world, Goal::Failover { force: false }).await;
+    let (_, events) = run_ok(&world, Goal::Failover { force: false }).await;
+    assert_budget("failover", &events, 35);
     assert_amr(&world, DST, "Promoted", &src_uid, "src-vault").await;
     let dst_uid = world.app_uid(DST).await.expect("the promoted application");
     let before = world.resource_versions().await;
     let (again, events) = run_ok(&world, Goal::Failover { force: false }).await;
+    assert_budget("failover of a failed-over relationship", &events, 10);
     assert!(again.message.contains("failed over"), "{}", again.message);
     assert!(events.acted().is_empty());
     assert_eq!(
@@ -571,7 +623,8 @@ async fn whole_lifecycle_through_the_runner_on_two_clusters() {
     run_ok(&world, Goal::Failover { force: false }).await;
     let dst_uid2 = world.app_uid(DST).await.expect("promoted again");
     assert_ne!(dst_uid, dst_uid2, "a new promotion, a new application");
-    let (outcome, _) = run_ok(&world, Goal::ReverseResync).await;
+    let (outcome, events) = run_ok(&world, Goal::ReverseResync).await;
+    assert_budget("reverse-resync", &events, 150);
     assert_eq!(outcome.amr_cluster, Some(ClusterKey::Context));
     assert_amr(&world, SRC, "Established", &dst_uid2, "dst-vault").await;
     let amr = world.amr(SRC).await.unwrap();
@@ -617,7 +670,8 @@ async fn whole_lifecycle_through_the_runner_on_two_clusters() {
     );
 
     // ---- reverse (planned swap): back to the original direction, schedules re-enabled on the new source
-    run_ok(&world, Goal::Reverse).await;
+    let (_, events) = run_ok(&world, Goal::Reverse).await;
+    assert_budget("reverse", &events, 250);
     let src_uid_now = world.app_uid(SRC).await.unwrap();
     assert_amr(&world, DST, "Established", &src_uid_now, "src-vault").await;
     let shutdowns = world
@@ -653,6 +707,7 @@ async fn whole_lifecycle_through_the_runner_on_two_clusters() {
     run_ok(&world, Goal::Failover { force: false }).await;
     assert_amr(&world, DST, "Promoted", &src_uid_now, "src-vault").await;
     let (outcome, events) = run_ok(&world, Goal::Failback).await;
+    assert_budget("failback", &events, 360);
     assert_eq!(outcome.amr_cluster, Some(ClusterKey::Peer), "{}", outcome.message);
     let src_uid_final = world.app_uid(SRC).await.unwrap();
     assert_amr(&world, DST, "Established", &src_uid_final, "src-vault").await;
@@ -671,7 +726,8 @@ async fn whole_lifecycle_through_the_runner_on_two_clusters() {
     assert_eq!(world.leases().await, 0);
 
     // ---- delete: two independent applications remain
-    let (outcome, _) = run_ok(&world, Goal::Delete).await;
+    let (outcome, events) = run_ok(&world, Goal::Delete).await;
+    assert_budget("delete", &events, 25);
     assert_eq!(outcome.amr_cluster, None);
     assert!(world.amr(SRC).await.is_none() && world.amr(DST).await.is_none());
     assert!(world.app_uid(SRC).await.is_some());
@@ -953,6 +1009,41 @@ async fn failover_with_the_source_down_timeouts_failures_and_watch_latency() {
     assert_eq!(last_state, "Promoting");
     assert_eq!(world.leases().await, 0, "no record to keep: the lock is released");
 
+    // While a run waits, it renews its Lease every 10 s.
+    let leases: Api<Lease> = world.api(DST, NS);
+    let long_run = run(
+        &world.clusters,
+        REL,
+        Goal::Failover { force: false },
+        RunOptions {
+            timeout: Duration::from_secs(25),
+            ..options(&Events::default())
+        },
+    );
+    let watch_renewals = async {
+        let mut renewed = false;
+        for _ in 0..240 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let spec = leases
+                .get_opt("tprotect-rel1")
+                .await
+                .unwrap()
+                .and_then(|l| l.spec);
+            if let Some(spec) = spec
+                && spec.renew_time.is_some()
+                && spec.renew_time != spec.acquire_time
+            {
+                renewed = true;
+                break;
+            }
+        }
+        renewed
+    };
+    let (long_run, renewed) = tokio::join!(long_run, watch_renewals);
+    assert!(matches!(long_run, Err(RunError::Timeout { .. })), "{long_run:?}");
+    assert!(renewed, "the Lease was renewed while the run waited");
+    assert_eq!(world.leases().await, 0);
+
     // An error that persists longer than the grace period fails the run with that error.
     let amrs: Api<AppMirrorRelationship> = world.api(DST, NS);
     let events = Events::default();
@@ -1017,7 +1108,7 @@ async fn failover_with_the_source_down_timeouts_failures_and_watch_latency() {
         };
         let change = async {
             tokio::time::sleep(Duration::from_millis(300)).await;
-            let at = Instant::now();
+            let sent = Instant::now();
             amrs.patch_status(
                 REL,
                 &PatchParams::default(),
@@ -1025,21 +1116,23 @@ async fn failover_with_the_source_down_timeouts_failures_and_watch_latency() {
             )
             .await
             .unwrap();
-            at
+            (sent, Instant::now())
         };
-        let ((outcome, noticed_at), changed_at) = tokio::join!(waiter, change);
+        let ((outcome, noticed_at), (sent, stored)) = tokio::join!(waiter, change);
         assert!(
             matches!(outcome, Ok(WaitOutcome::Changed(Some(_)))),
             "{outcome:?}"
         );
         assert!(
-            noticed_at >= changed_at,
-            "the wait returned before the change: it saw an older one"
+            noticed_at >= sent,
+            "the wait returned before the change was sent: it saw an older one"
         );
-        latencies.push(noticed_at - changed_at);
+        latencies.push((noticed_at - sent, noticed_at.saturating_duration_since(stored)));
     }
     latencies.sort();
-    eprintln!("MEASURED watch latency (status change -> wait returns), 5 samples: {latencies:?}");
+    eprintln!(
+        "MEASURED watch latency, 5 samples of (status patch sent -> wait returned, patch answered -> wait returned): {latencies:?}"
+    );
     amrs.patch_status(
         REL,
         &PatchParams::default(),

@@ -108,6 +108,19 @@ impl RunError {
         }
     }
 
+    /// A request that could not reach its cluster at all.
+    pub fn is_connection_error(&self) -> bool {
+        matches!(self, RunError::Kube { source, .. } if is_connection_error(source))
+    }
+
+    /// The cause of a connection error, for "unreachable" messages.
+    pub fn connection_error_text(&self) -> String {
+        match self {
+            RunError::Kube { source, .. } => with_causes(source),
+            other => other.to_string(),
+        }
+    }
+
     /// A timeout (the plugin exits with its own code for it).
     pub fn is_timeout(&self) -> bool {
         matches!(self, RunError::Timeout { .. })

@@ -51,8 +51,6 @@ pub struct Located {
     pub amrs: Vec<(ClusterKey, AmrView)>,
     /// The relationship's lock, on whichever cluster it is.
     pub lease: Option<LeaseInfo>,
-    /// kube-system UIDs of the reachable clusters.
-    pub cluster_ids: BTreeMap<ClusterKey, String>,
     /// Clusters that could not be reached (or have no usable context), with the reason.
     pub unreachable: BTreeMap<ClusterKey, String>,
     /// Where the AMR was looked for, for "not found" messages.
@@ -184,12 +182,7 @@ pub async fn locate(
             OnCluster::Unreachable(error) => {
                 located.unreachable.insert(key, error);
             }
-            OnCluster::Found {
-                cluster_id,
-                amr,
-                leases,
-            } => {
-                located.cluster_ids.insert(key, cluster_id);
+            OnCluster::Found { amr, leases } => {
                 if let Some(amr) = amr {
                     located.amrs.push((key, *amr));
                 }
@@ -221,7 +214,6 @@ fn searched_text(context: &str, namespace: Option<&str>) -> String {
 enum OnCluster {
     Unreachable(String),
     Found {
-        cluster_id: String,
         amr: Option<Box<AmrView>>,
         leases: Vec<k8s_openapi::api::coordination::v1::Lease>,
     },
@@ -237,18 +229,13 @@ async fn locate_on(
         Err(error) => return Ok(OnCluster::Unreachable(error.to_string())),
     };
     let context = handle.context.as_str();
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let cluster_id = match namespaces.get("kube-system").await {
-        Ok(ns) => ns.metadata.uid.unwrap_or_default(),
-        Err(e) if is_connection_error(&e) => return Ok(OnCluster::Unreachable(with_causes(&e))),
-        Err(e) => return Err(RunError::kube(context, "get", "namespaces", "", "kube-system", e)),
-    };
     let amr_resource = resource::<AppMirrorRelationship>();
     let mut amr = None;
     if let Some(ns) = namespace {
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &amr_resource);
         match api.get_opt(relationship).await {
             Ok(found) => amr = found.map(|o| amr_view(&o)),
+            Err(e) if is_connection_error(&e) => return Ok(OnCluster::Unreachable(with_causes(&e))),
             Err(e) => {
                 return Err(RunError::kube(
                     context,
@@ -263,15 +250,24 @@ async fn locate_on(
     }
     if amr.is_none() {
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &amr_resource);
-        let all = api
-            .list(&ListParams::default())
-            .await
-            .map_err(|e| RunError::kube(context, "list", "appmirrorrelationships", "", "", e))?;
+        let all = match api.list(&ListParams::default()).await {
+            Ok(all) => all,
+            Err(e) if is_connection_error(&e) => return Ok(OnCluster::Unreachable(with_causes(&e))),
+            Err(e) => {
+                return Err(RunError::kube(
+                    context,
+                    "list",
+                    "appmirrorrelationships",
+                    "",
+                    "",
+                    e,
+                ));
+            }
+        };
         amr = pick_amr(relationship, all.items.iter().map(amr_view).collect());
     }
     let leases = lock::find_leases(&client, context, relationship).await?;
     Ok(OnCluster::Found {
-        cluster_id,
         amr: amr.map(Box::new),
         leases,
     })
@@ -338,108 +334,188 @@ pub async fn locate_all(
 /// Both clusters as they are now, for `scope`. The record is left `None`: it lives in the lock, which the
 /// runner holds.
 pub async fn observe(clusters: &Clusters, relationship: &str, scope: &Scope) -> Result<Observed, RunError> {
-    let (context, peer) = futures::try_join!(
-        observe_cluster(clusters.get(ClusterKey::Context), relationship, scope),
-        observe_cluster(clusters.get(ClusterKey::Peer), relationship, scope),
-    )?;
-    let mut observed = Observed {
-        relationship: relationship.to_string(),
-        context,
-        peer,
-        record: None,
-    };
-    // Keep the Secrets referenced by an AppVault on EITHER cluster: a copy is planned from one to the other.
-    let referenced: BTreeSet<String> = ClusterKey::BOTH
-        .into_iter()
-        .filter_map(|k| observed.state(k))
-        .flat_map(|s| s.vaults.values().flat_map(|v| v.secret_refs.keys().cloned()))
-        .collect();
-    for key in ClusterKey::BOTH {
-        if let Reach::Reachable(state) = observed.cluster_mut(key) {
-            state.secrets.retain(|name, _| referenced.contains(name));
-        }
-    }
-    Ok(observed)
+    Observer::new(clusters, relationship).observe(scope).await
 }
 
-/// One cluster, for `scope`.
+/// What changes only when this program changes it (or, for namespaces, when a promotion creates them): the
+/// cluster id, the relationship's namespaces, AppVaults, Secrets (key names), StorageClasses, saved schedules.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct Stable {
+    cluster_id: String,
+    namespaces: BTreeMap<String, NamespaceView>,
+    vaults: BTreeMap<String, VaultView>,
+    secrets: BTreeMap<String, SecretView>,
+    storage_classes: BTreeSet<String>,
+    saved_schedules: SavedSchedules,
+}
+
+/// Observes repeatedly within one run, reading the [`Stable`] parts of a cluster again only when told they may
+/// have changed ([`Observer::forget`]): after this program wrote one of them, or after a wait (the controller
+/// acted). The relationship's own objects (AMR, Applications, Schedules, snapshots) are read every time.
+pub struct Observer<'a> {
+    clusters: &'a Clusters,
+    relationship: &'a str,
+    stable: BTreeMap<ClusterKey, (Scope, Stable)>,
+}
+
+impl std::fmt::Debug for Observer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Observer")
+            .field("relationship", &self.relationship)
+            .field("cached", &self.stable.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl<'a> Observer<'a> {
+    pub fn new(clusters: &'a Clusters, relationship: &'a str) -> Self {
+        Self {
+            clusters,
+            relationship,
+            stable: BTreeMap::new(),
+        }
+    }
+
+    /// Read the stable parts of `key` again at the next observation.
+    pub fn forget(&mut self, key: ClusterKey) {
+        self.stable.remove(&key);
+    }
+
+    /// Read everything again at the next observation.
+    pub fn forget_all(&mut self) {
+        self.stable.clear();
+    }
+
+    /// Both clusters, for `scope` (record left `None`).
+    pub async fn observe(&mut self, scope: &Scope) -> Result<Observed, RunError> {
+        let cached = |key| {
+            self.stable
+                .get(&key)
+                .filter(|(cached_scope, _)| cached_scope == scope)
+                .map(|(_, stable)| stable.clone())
+        };
+        let (context_cached, peer_cached) = (cached(ClusterKey::Context), cached(ClusterKey::Peer));
+        let ((context, context_stable), (peer, peer_stable)) = futures::try_join!(
+            read_cluster(
+                self.clusters.get(ClusterKey::Context),
+                self.relationship,
+                scope,
+                context_cached
+            ),
+            read_cluster(
+                self.clusters.get(ClusterKey::Peer),
+                self.relationship,
+                scope,
+                peer_cached
+            ),
+        )?;
+        for (key, stable) in [
+            (ClusterKey::Context, context_stable),
+            (ClusterKey::Peer, peer_stable),
+        ] {
+            match stable {
+                Some(stable) => {
+                    self.stable.insert(key, (scope.clone(), stable));
+                }
+                None => {
+                    self.stable.remove(&key);
+                }
+            }
+        }
+        let mut observed = Observed {
+            relationship: self.relationship.to_string(),
+            context,
+            peer,
+            record: None,
+        };
+        // Keep the Secrets referenced by an AppVault on EITHER cluster: a copy is planned from one to the other.
+        let referenced: BTreeSet<String> = ClusterKey::BOTH
+            .into_iter()
+            .filter_map(|k| observed.state(k))
+            .flat_map(|s| s.vaults.values().flat_map(|v| v.secret_refs.keys().cloned()))
+            .collect();
+        for key in ClusterKey::BOTH {
+            if let Reach::Reachable(state) = observed.cluster_mut(key) {
+                state.secrets.retain(|name, _| referenced.contains(name));
+            }
+        }
+        Ok(observed)
+    }
+}
+
+/// One cluster, for `scope` (Secrets not yet filtered to those vaults reference: see [`observe`]).
 pub async fn observe_cluster(
     handle: &ClusterHandle,
     relationship: &str,
     scope: &Scope,
 ) -> Result<Reach, RunError> {
+    Ok(read_cluster(handle, relationship, scope, None).await?.0)
+}
+
+/// One cluster: the stable parts from `cached` when given, else read; the relationship's objects always read.
+/// Returns the stable parts used, to cache (None when the cluster is unreachable).
+async fn read_cluster(
+    handle: &ClusterHandle,
+    relationship: &str,
+    scope: &Scope,
+    cached: Option<Stable>,
+) -> Result<(Reach, Option<Stable>), RunError> {
     let context = handle.context.clone();
+    let unreachable = |error: String| {
+        Ok((
+            Reach::Unreachable {
+                context: context.clone(),
+                error,
+            },
+            None,
+        ))
+    };
     let client = match handle.client() {
         Ok(client) => client.clone(),
-        Err(error) => {
-            return Ok(Reach::Unreachable {
-                context,
-                error: error.to_string(),
-            });
-        }
+        Err(error) => return unreachable(error.to_string()),
     };
-    let all_namespaces: Api<Namespace> = Api::all(client.clone());
-    let listed = match all_namespaces.list(&ListParams::default()).await {
-        Ok(list) => list,
-        Err(e) if is_connection_error(&e) => {
-            return Ok(Reach::Unreachable {
-                context,
-                error: with_causes(&e),
-            });
-        }
-        Err(e) => return Err(RunError::kube(&context, "list", "namespaces", "", "", e)),
-    };
-    let mut state = ClusterState {
-        context: context.clone(),
-        ..Default::default()
-    };
-    for ns in listed.items {
-        let name = ns.metadata.name.clone().unwrap_or_default();
-        if name == "kube-system" {
-            state.cluster_id = ns.metadata.uid.clone().unwrap_or_default();
-        }
-        if scope.namespaces.contains(&name) {
-            state.namespaces.insert(
-                name.clone(),
-                NamespaceView {
-                    name,
-                    labels: ns.metadata.labels.clone().unwrap_or_default(),
-                    annotations: ns.metadata.annotations.clone().unwrap_or_default(),
-                },
-            );
-        }
-    }
-    // Only namespaces that exist can hold anything.
-    let namespaces: Vec<String> = state.namespaces.keys().cloned().collect();
     let reader = Reader {
         client: &client,
         context: &context,
     };
-
+    let stable = match cached {
+        Some(stable) => stable,
+        None => match read_stable(&reader, relationship, scope).await {
+            Ok(stable) => stable,
+            Err(e) if e.is_connection_error() => return unreachable(e.connection_error_text()),
+            Err(e) => return Err(e),
+        },
+    };
+    let mut state = ClusterState {
+        context: context.clone(),
+        cluster_id: stable.cluster_id.clone(),
+        namespaces: stable.namespaces.clone(),
+        vaults: stable.vaults.clone(),
+        secrets: stable.secrets.clone(),
+        storage_classes: stable.storage_classes.clone(),
+        saved_schedules: stable.saved_schedules.clone(),
+        ..Default::default()
+    };
+    // Only namespaces that exist can hold anything.
+    let namespaces: Vec<String> = state.namespaces.keys().cloned().collect();
     let per_namespace = futures::future::try_join_all(namespaces.iter().map(|ns| {
         let reader = &reader;
         async move {
-            let (amrs, apps, schedules, snapshots, shutdowns) = futures::try_join!(
+            futures::try_join!(
                 reader.list::<AppMirrorRelationship>(ns, true),
                 reader.list::<Application>(ns, scope.applications),
                 reader.list::<Schedule>(ns, scope.schedules),
                 reader.list::<Snapshot>(ns, scope.snapshots),
                 reader.list::<ShutdownSnapshot>(ns, scope.shutdown_snapshots),
-            )?;
-            Ok::<_, RunError>((amrs, apps, schedules, snapshots, shutdowns))
+            )
         }
-    }));
-    let cluster_wide = async {
-        futures::try_join!(
-            reader.list::<AppVault>(TRIDENT_PROTECT_NAMESPACE, scope.vaults),
-            reader.secrets(scope.vaults),
-            reader.storage_classes(scope.storage_classes),
-            reader.saved_schedules(relationship, scope.saved_schedules),
-        )
+    }))
+    .await;
+    let per_namespace = match per_namespace {
+        Ok(lists) => lists,
+        Err(e) if e.is_connection_error() => return unreachable(e.connection_error_text()),
+        Err(e) => return Err(e),
     };
-    let (per_namespace, (vaults, secrets, storage_classes, saved)) =
-        futures::try_join!(per_namespace, cluster_wide)?;
-
     let mut amrs = Vec::new();
     for (ns_amrs, apps, schedules, snapshots, shutdowns) in per_namespace {
         amrs.extend(ns_amrs.iter().map(amr_view));
@@ -451,14 +527,45 @@ pub async fn observe_cluster(
             .extend(shutdowns.iter().map(snapshot_view));
     }
     state.amr = pick_amr(relationship, amrs);
-    for vault in vaults.iter().map(vault_view) {
-        state.vaults.insert(vault.name.clone(), vault);
+    Ok((Reach::Reachable(Box::new(state)), Some(stable)))
+}
+
+async fn read_stable(reader: &Reader<'_>, relationship: &str, scope: &Scope) -> Result<Stable, RunError> {
+    let all_namespaces: Api<Namespace> = Api::all(reader.client.clone());
+    let listed = all_namespaces
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| RunError::kube(reader.context, "list", "namespaces", "", "", e))?;
+    let mut stable = Stable::default();
+    for ns in listed.items {
+        let name = ns.metadata.name.clone().unwrap_or_default();
+        if name == "kube-system" {
+            stable.cluster_id = ns.metadata.uid.clone().unwrap_or_default();
+        }
+        if scope.namespaces.contains(&name) {
+            stable.namespaces.insert(
+                name.clone(),
+                NamespaceView {
+                    name,
+                    labels: ns.metadata.labels.clone().unwrap_or_default(),
+                    annotations: ns.metadata.annotations.clone().unwrap_or_default(),
+                },
+            );
+        }
     }
-    // Filtered to the Secrets vaults reference once both clusters are read ([`observe`]).
-    state.secrets = secrets.into_iter().map(|s| (s.name.clone(), s)).collect();
-    state.storage_classes = storage_classes;
-    state.saved_schedules = saved;
-    Ok(Reach::Reachable(Box::new(state)))
+    let (vaults, secrets, storage_classes, saved) = futures::try_join!(
+        reader.list::<AppVault>(TRIDENT_PROTECT_NAMESPACE, scope.vaults),
+        reader.secrets(scope.vaults),
+        reader.storage_classes(scope.storage_classes),
+        reader.saved_schedules(relationship, scope.saved_schedules),
+    )?;
+    for vault in vaults.iter().map(vault_view) {
+        stable.vaults.insert(vault.name.clone(), vault);
+    }
+    stable.secrets = secrets.into_iter().map(|s| (s.name.clone(), s)).collect();
+    stable.storage_classes = storage_classes;
+    stable.saved_schedules = saved;
+    Ok(stable)
 }
 
 struct Reader<'a> {

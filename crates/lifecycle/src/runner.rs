@@ -23,10 +23,10 @@ use crate::error::RunError;
 use crate::execute::{Executed, Executor, note_destination_app};
 use crate::lock::{self, LockGuard, LockPlace};
 use crate::model::*;
-use crate::observe::{Located, Scope, locate, observe};
+use crate::observe::{Located, Observer, Scope, locate, observe};
 use crate::plan::plan;
 use crate::simulate;
-use crate::wait::{Fingerprint, WaitOutcome, describe_wait, observed_fingerprint, wait_for_change};
+use crate::wait::{Fingerprint, WaitOutcome, describe_wait, observed_fingerprint, wait_for_relevant_change};
 
 /// Environment variable of the test-only kill switch (see the module documentation).
 pub const KILL_AFTER_STEP_ENV: &str = "TPROTECT_TEST_KILL_AFTER_STEP";
@@ -125,9 +125,9 @@ impl std::fmt::Debug for RunOptions {
     }
 }
 
-/// The record an operation that needs one starts with: the AMR as it is now, where it is now.
-pub fn new_record(operation: Operation, located: &Located) -> Option<OperationRecord> {
-    let (key, amr) = located.amr()?;
+/// The record an operation that needs one starts with: the AMR as observed now, on the cluster holding it.
+pub fn new_record(operation: Operation, observed: &Observed) -> Option<OperationRecord> {
+    let (key, amr) = observed.amr_location().ok().flatten()?;
     let annotations = amr
         .annotations
         .iter()
@@ -139,7 +139,7 @@ pub fn new_record(operation: Operation, located: &Located) -> Option<OperationRe
     Some(OperationRecord {
         operation,
         id: record_id(),
-        initial_destination: located.cluster_ids.get(&key)?.clone(),
+        initial_destination: observed.state(key)?.cluster_id.clone(),
         amr_namespace: amr.namespace.clone(),
         spec: amr.spec.clone(),
         annotations,
@@ -163,13 +163,13 @@ fn namespaces(located: &Located, goal: &Goal) -> BTreeSet<String> {
 }
 
 /// The record the planner sees before the lock is taken (and in dry runs): the lock's, or a new one.
-fn candidate_record(goal: &Goal, located: &Located) -> Option<OperationRecord> {
+fn candidate_record(goal: &Goal, located: &Located, observed: &Observed) -> Option<OperationRecord> {
     let existing = located.lease.as_ref().and_then(|l| l.record.clone());
     if existing.is_some() {
         return existing;
     }
     if goal.operation().needs_record() {
-        new_record(goal.operation(), located)
+        new_record(goal.operation(), observed)
     } else {
         None
     }
@@ -214,7 +214,7 @@ pub async fn plan_only(
     let located = locate(clusters, relationship, namespace).await?;
     let scope = Scope::for_operation(goal.operation(), namespaces(&located, goal));
     let mut observed = observe(clusters, relationship, &scope).await?;
-    observed.record = candidate_record(goal, &located);
+    observed.record = candidate_record(goal, &located, &observed);
     simulate::dry_run(&observed, goal).map_err(|e| RunError::Plan(explain(e, &located, clusters, goal)))
 }
 
@@ -279,8 +279,9 @@ pub async fn run(
     };
 
     // Plan once before taking the lock: bad input and "already done" change nothing, not even a Lease.
-    let mut observed = observe(clusters, relationship, &scope_for(None)).await?;
-    observed.record = candidate_record(&goal, &located);
+    let mut observer = Observer::new(clusters, relationship);
+    let mut observed = observer.observe(&scope_for(None)).await?;
+    observed.record = candidate_record(&goal, &located, &observed);
     let first = plan(&observed, &goal).map_err(|e| RunError::Plan(explain(e, &located, clusters, &goal)))?;
     if let Step::Done(outcome) = &first
         && located.lease.is_none()
@@ -299,6 +300,7 @@ pub async fn run(
         options: &options,
         located: &located,
         lock: None,
+        observer,
         record: observed.record.clone(),
         acted: 0,
         kill_after: std::env::var(KILL_AFTER_STEP_ENV)
@@ -562,6 +564,7 @@ struct Runner<'a> {
     options: &'a RunOptions,
     located: &'a Located,
     lock: Option<LockGuard>,
+    observer: Observer<'a>,
     record: Option<OperationRecord>,
     acted: usize,
     kill_after: Option<usize>,
@@ -571,7 +574,7 @@ struct Runner<'a> {
     warned: Option<(WaitFor, Option<Fingerprint>)>,
 }
 
-impl Runner<'_> {
+impl<'a> Runner<'a> {
     fn progress(&self, event: Progress) {
         (self.options.progress)(event)
     }
@@ -614,7 +617,7 @@ impl Runner<'_> {
             if let Some(lock) = &self.lock {
                 lock.check().await?;
             }
-            let mut observed = observe(self.clusters, self.relationship, &scope_for(last.as_ref())).await?;
+            let mut observed = self.observer.observe(&scope_for(last.as_ref())).await?;
             observed.record = self.record.clone();
             let step = self.plan(&observed)?;
             let cluster = step_context(self.clusters, &step);
@@ -657,6 +660,11 @@ impl Runner<'_> {
                     }
                     let result = self.perform(&action, &observed).await?;
                     self.error_seen = None;
+                    match (&result, changes_stable_parts(&action)) {
+                        (Executed::Conflict(_), _) => self.observer.forget_all(),
+                        (_, Some(key)) => self.observer.forget(key),
+                        _ => {}
+                    }
                     self.progress(Progress::Acted {
                         action,
                         cluster,
@@ -681,13 +689,27 @@ impl Runner<'_> {
                     if Instant::now() >= deadline {
                         return Err(self.timeout(&wait, seen.as_ref(), &cluster));
                     }
-                    match wait_for_change(self.clusters, &wait, seen.as_ref(), until).await? {
+                    let progress = self.options.progress.clone();
+                    let (what, at) = (wait.clone(), cluster.clone());
+                    let report = move |now: &Fingerprint| {
+                        progress(Progress::Waiting {
+                            what: what.clone(),
+                            cluster: at.clone(),
+                            state: now.state.clone(),
+                            error: now.error.clone(),
+                        })
+                    };
+                    // Whatever the controller did meanwhile (a promotion creates namespaces) is read afresh.
+                    self.observer.forget_all();
+                    match wait_for_relevant_change(self.clusters, &wait, seen.as_ref(), until, &report)
+                        .await?
+                    {
                         WaitOutcome::Changed(_) => {}
-                        WaitOutcome::Deadline if Instant::now() >= deadline => {
-                            return Err(self.timeout(&wait, seen.as_ref(), &cluster));
+                        WaitOutcome::Deadline(last) if Instant::now() >= deadline => {
+                            return Err(self.timeout(&wait, last.as_ref(), &cluster));
                         }
                         // The error grace ran out: the next round fails with the error (or finds it cleared).
-                        WaitOutcome::Deadline => {}
+                        WaitOutcome::Deadline(_) => {}
                     }
                 }
             }
@@ -866,6 +888,17 @@ impl Runner<'_> {
             }
         }
         Err(RunError::Internal("the dry run did not converge".into()))
+    }
+}
+
+/// The cluster whose namespaces, AppVaults, Secrets or saved schedules `action` changes, if any.
+fn changes_stable_parts(action: &Action) -> Option<ClusterKey> {
+    match action {
+        Action::CreateNamespace { cluster, .. }
+        | Action::RemoveDestinationSchedules { cluster, .. }
+        | Action::RestoreSchedules { cluster, .. } => Some(*cluster),
+        Action::CopySecret { to, .. } | Action::CopyAppVault { to, .. } => Some(*to),
+        _ => None,
     }
 }
 

@@ -11,7 +11,9 @@ use futures::StreamExt;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::Value;
-use tprotect_api::{AppMirrorRelationship, ShutdownSnapshot, Snapshot};
+use tprotect_api::{
+    AppMirrorRelationship, SNAPSHOT_STATE_COMPLETED, SNAPSHOT_STATE_FAILED, ShutdownSnapshot, Snapshot,
+};
 
 use crate::clusters::Clusters;
 use crate::error::RunError;
@@ -37,8 +39,8 @@ pub struct Fingerprint {
 pub enum WaitOutcome {
     /// The object changed (now as given; `None`: gone): observe and plan again.
     Changed(Option<Fingerprint>),
-    /// `until` came first, nothing changed.
-    Deadline,
+    /// `until` came first, with nothing that [`matters`]; the object as last seen (`None`: not there).
+    Deadline(Option<Fingerprint>),
 }
 
 /// The fingerprint of the awaited object in an observation (`None`: not there).
@@ -123,15 +125,75 @@ pub fn describe_wait(wait: &WaitFor) -> String {
     }
 }
 
-/// Waits until the object `wait` is about differs from `seen` (what the runner last observed), or until
-/// `until`. Watches the one object; an object that changed between the observation and the start of the watch
-/// is caught by the watch's initial list.
+/// AMR states that mean the relationship failed (Trident's failure states are unverified; both spellings, as
+/// the planner reads them).
+const AMR_FAILURE_STATES: [&str; 2] = ["Failed", "Error"];
+
+/// Whether the change from `before` to `now` can change the plan: the awaited state reached or failed, an
+/// error set, changed or cleared, a deletion, the desired state or the archive path changed, the object gone or
+/// back. A move between intermediate states (Establishing, Promoting, Running) is only progress.
+pub fn matters(wait: &WaitFor, before: Option<&Fingerprint>, now: Option<&Fingerprint>) -> bool {
+    let (Some(before), Some(now)) = (before, now) else {
+        return before != now;
+    };
+    if before.error != now.error || before.deleting != now.deleting || before.detail != now.detail {
+        return true;
+    }
+    if before.state == now.state {
+        return false;
+    }
+    match wait {
+        WaitFor::AmrState { state, .. } => {
+            now.state == *state || AMR_FAILURE_STATES.contains(&now.state.as_str())
+        }
+        WaitFor::SnapshotCompleted { .. } => {
+            now.state == SNAPSHOT_STATE_COMPLETED || now.state == SNAPSHOT_STATE_FAILED
+        }
+        WaitFor::AmrGone { .. } => false,
+    }
+}
+
+/// Waits until the object `wait` is about differs from `seen` (what the runner last observed) in any way, or
+/// until `until`. Watches the one object; an object that changed between the observation and the start of the
+/// watch is caught by the watch's initial list.
 pub async fn wait_for_change(
     clusters: &Clusters,
     wait: &WaitFor,
     seen: Option<&Fingerprint>,
     until: Instant,
 ) -> Result<WaitOutcome, RunError> {
+    watch_until(clusters, wait, seen, until, &|_, _| true, &|_| {}).await
+}
+
+/// Waits until the object `wait` is about changes in a way that [`matters`] to the plan, or until `until`.
+/// Other changes (intermediate states) are passed to `progress` as they come, without ending the wait.
+pub async fn wait_for_relevant_change(
+    clusters: &Clusters,
+    wait: &WaitFor,
+    seen: Option<&Fingerprint>,
+    until: Instant,
+    progress: &(dyn Fn(&Fingerprint) + Send + Sync),
+) -> Result<WaitOutcome, RunError> {
+    watch_until(
+        clusters,
+        wait,
+        seen,
+        until,
+        &|before, now| matters(wait, before, now),
+        progress,
+    )
+    .await
+}
+
+async fn watch_until(
+    clusters: &Clusters,
+    wait: &WaitFor,
+    seen: Option<&Fingerprint>,
+    until: Instant,
+    ends_wait: &(dyn Fn(Option<&Fingerprint>, Option<&Fingerprint>) -> bool + Send + Sync),
+    progress: &(dyn Fn(&Fingerprint) + Send + Sync),
+) -> Result<WaitOutcome, RunError> {
+    let mut seen: Option<Fingerprint> = seen.cloned();
     let handle = clusters.get(wait.cluster());
     let (namespace, name, ar) = match wait {
         WaitFor::AmrState { namespace, name, .. } | WaitFor::AmrGone { namespace, name, .. } => {
@@ -172,7 +234,7 @@ pub async fn wait_for_change(
     loop {
         let event = tokio::select! {
             event = stream.next() => event,
-            () = tokio::time::sleep_until(deadline) => return Ok(WaitOutcome::Deadline),
+            () = tokio::time::sleep_until(deadline) => return Ok(WaitOutcome::Deadline(seen)),
         };
         let event = match event {
             Some(Ok(event)) => {
@@ -219,17 +281,115 @@ pub async fn wait_for_change(
             watcher::Event::Init => listed = None,
             watcher::Event::InitApply(object) => listed = Some(object_fingerprint(wait, &object)),
             watcher::Event::InitDone => {
-                if listed.as_ref() != seen {
-                    return Ok(WaitOutcome::Changed(listed));
+                let now = listed.take();
+                if now != seen {
+                    if ends_wait(seen.as_ref(), now.as_ref()) {
+                        return Ok(WaitOutcome::Changed(now));
+                    }
+                    if let Some(now) = &now {
+                        progress(now);
+                    }
+                    seen = now;
                 }
             }
             watcher::Event::Apply(object) => {
-                let now = object_fingerprint(wait, &object);
-                if Some(&now) != seen {
-                    return Ok(WaitOutcome::Changed(Some(now)));
+                let now = Some(object_fingerprint(wait, &object));
+                if now != seen {
+                    if ends_wait(seen.as_ref(), now.as_ref()) {
+                        return Ok(WaitOutcome::Changed(now));
+                    }
+                    if let Some(now) = &now {
+                        progress(now);
+                    }
+                    seen = now;
                 }
             }
             watcher::Event::Delete(_) => return Ok(WaitOutcome::Changed(None)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn print(state: &str, error: Option<&str>) -> Option<Fingerprint> {
+        Some(Fingerprint {
+            state: state.into(),
+            error: error.map(str::to_string),
+            deleting: false,
+            detail: Some("Promoted".into()),
+        })
+    }
+
+    fn amr_wait(state: &str) -> WaitFor {
+        WaitFor::AmrState {
+            cluster: ClusterKey::Peer,
+            namespace: "ns".into(),
+            name: "rel1".into(),
+            state: state.into(),
+        }
+    }
+
+    #[test]
+    fn intermediate_states_are_progress_the_target_a_failure_and_errors_matter() {
+        let wait = amr_wait("Promoted");
+        assert!(!matters(
+            &wait,
+            print("Established", None).as_ref(),
+            print("Promoting", None).as_ref()
+        ));
+        assert!(matters(
+            &wait,
+            print("Promoting", None).as_ref(),
+            print("Promoted", None).as_ref()
+        ));
+        assert!(matters(
+            &wait,
+            print("Promoting", None).as_ref(),
+            print("Failed", None).as_ref()
+        ));
+        assert!(matters(
+            &wait,
+            print("Promoting", None).as_ref(),
+            print("Promoting", Some("x")).as_ref()
+        ));
+        assert!(matters(
+            &wait,
+            print("Promoting", Some("x")).as_ref(),
+            print("Promoting", None).as_ref()
+        ));
+        assert!(matters(&wait, print("Promoting", None).as_ref(), None), "gone");
+        let mut redirected = print("Promoting", None);
+        redirected.as_mut().unwrap().detail = Some("Established".into());
+        assert!(
+            matters(&wait, print("Promoting", None).as_ref(), redirected.as_ref()),
+            "desired changed"
+        );
+    }
+
+    #[test]
+    fn snapshots_matter_when_completed_or_failed() {
+        let wait = WaitFor::SnapshotCompleted {
+            cluster: ClusterKey::Context,
+            namespace: "ns".into(),
+            name: "s".into(),
+            shutdown: true,
+        };
+        assert!(!matters(
+            &wait,
+            print("", None).as_ref(),
+            print("Running", None).as_ref()
+        ));
+        assert!(matters(
+            &wait,
+            print("Running", None).as_ref(),
+            print("Completed", None).as_ref()
+        ));
+        assert!(matters(
+            &wait,
+            print("Running", None).as_ref(),
+            print("Failed", None).as_ref()
+        ));
     }
 }

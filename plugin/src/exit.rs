@@ -67,7 +67,9 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 /// Logs go to stderr only; stdout carries data.
 pub fn init_tracing(verbose: u8) {
     let level = match verbose {
-        0 => "warn",
+        // kube-client logs every failed request at ERROR; the plugin reports failures itself, once, naming the
+        // cluster and the object (and an unreachable peer is expected during a failover).
+        0 => "warn,kube_client=off",
         1 => "info,kube=warn",
         _ => "debug,hyper=info,rustls=info",
     };
@@ -76,6 +78,7 @@ pub fn init_tracing(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
 }

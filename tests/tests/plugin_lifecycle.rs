@@ -89,12 +89,13 @@ async fn no_locks(env: &Env) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whole_lifecycle_through_the_binary_with_both_clusters_asserted_after_each_step() {
-    let started = std::time::Instant::now();
     let env = Env::start(EnvOptions {
         webhook: true,
         webhook_env: vec![("RESTORE_SKIP_NAMESPACE_ANNOTATIONS".into(), SKIPPED.into())],
     })
     .await;
+    // Timed once the clusters are up (building the binaries and starting the testbed are not counted).
+    let started = std::time::Instant::now();
     env.bind_operator_role().await;
     env.fixtures(APP).await;
     plugin_support::create(
@@ -248,11 +249,37 @@ async fn whole_lifecycle_through_the_binary_with_both_clusters_asserted_after_ea
             .contains("RESTORE_SKIP_NAMESPACE_ANNOTATIONS")
     );
 
-    // failover: Promoted; again: already so, exit 0.
+    // failover: Promoted; again: already so, exit 0. `status --watch` follows it as it happens.
+    let mut watch = env.tprotect_spawn(&args(
+        &on(SRC_OP, DST_OP, APP),
+        &["status", REL, "--watch", "-o", "json"],
+    ));
+    // The first view, before the change.
+    // A view ends with its last field, `operationInProgress`.
+    let mut seen = plugin_support::read_until(&mut watch, "the first view", |s| {
+        s.contains("operationInProgress")
+    })
+    .await;
     let out = env
         .tprotect(&args(&on(SRC_OP, DST_OP, APP), &["failover", REL]))
         .await;
     out.ok();
+    seen += &plugin_support::read_until(&mut watch, "a Promoted view", |s| {
+        s.rsplit_once("\"state\": \"Promoted\"")
+            .is_some_and(|(_, rest)| rest.contains("operationInProgress"))
+    })
+    .await;
+    let views: Vec<Value> = serde_json::Deserializer::from_str(&seen)
+        .into_iter::<Value>()
+        .collect::<Result<_, _>>()
+        .expect("status --watch -o json prints JSON documents");
+    assert!(
+        views.len() >= 2,
+        "the first view, then at least one change: {seen}"
+    );
+    assert_eq!(views[0]["amr"]["state"], "Established");
+    assert_eq!(views.last().unwrap()["amr"]["state"], "Promoted");
+    let _ = watch.start_kill();
     assert_amr(&env.amr(DST, REL).await, DST_NS, "Promoted", "Promoted");
     assert!(
         env.get(DST, &resource::<Application>(), Some(DST_NS), APP)

@@ -81,8 +81,9 @@ async fn dry_run_changes_nothing(env: &Env, args: &[&str], expect_in_plan: &[&st
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_runs_concurrency_bad_input_and_a_failover_without_the_source() {
-    let started = std::time::Instant::now();
     let mut env = Env::start(EnvOptions::default()).await;
+    // Timed once the clusters are up (building the binaries and starting the testbed are not counted).
+    let started = std::time::Instant::now();
     env.fixtures(APP).await;
 
     // --dry-run=client of setup: the whole plan, nothing written (the stand-in is stopped so that only the
@@ -285,6 +286,11 @@ async fn dry_runs_concurrency_bad_input_and_a_failover_without_the_source() {
     // The disaster: the source API server is down. Failover still works, with a warning.
     env.testbed.source.stop_apiserver();
     let out = env.tprotect(&with(base(DST, SRC), &["failover", "rel1"])).await;
+    assert!(
+        !out.stderr.contains("ERROR"),
+        "library logs leaked: {}",
+        out.stderr
+    );
     out.show()
         .ok()
         .stderr_has("warning")

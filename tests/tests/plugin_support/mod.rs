@@ -147,8 +147,13 @@ fn free_port() -> u16 {
 impl Env {
     pub async fn start(options: EnvOptions) -> Env {
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let clock = Instant::now();
         let plugin = tprotect_e2e::plugin_binary();
         let webhook_binary = options.webhook.then(tprotect_e2e::webhook_binary);
+        eprintln!(
+            "[{:>6.1}s] binaries built (cargo build)",
+            clock.elapsed().as_secs_f64()
+        );
         let clock = Instant::now();
         let testbed = Testbed::start().await.expect("testbed started");
         eprintln!("[{:>6.1}s] testbed started", clock.elapsed().as_secs_f64());
@@ -345,6 +350,21 @@ impl Env {
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
             args: args.iter().map(|s| s.to_string()).collect(),
         }
+    }
+
+    /// Starts `kubectl tprotect` in the background with stdout piped (for `--watch`); killed on drop.
+    pub fn tprotect_spawn(&self, args: &[&str]) -> tokio::process::Child {
+        tokio::process::Command::new(&self.plugin)
+            .arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .args(args)
+            .env_remove("KUBECONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start kubectl-tprotect")
     }
 
     /// Runs `kubectl tprotect` with its stdout closed before it writes (as `| head` does once satisfied).
@@ -762,6 +782,29 @@ fn strip_system_annotations(annotations: &Value) -> Value {
         map.retain(|k, _| !k.starts_with("kubectl.kubernetes.io/"));
     }
     annotations
+}
+
+/// Reads a background command's stdout until what was read satisfies `done` (60 s at most); returns it.
+pub async fn read_until(
+    child: &mut tokio::process::Child,
+    what: &str,
+    done: impl Fn(&str) -> bool,
+) -> String {
+    use tokio::io::AsyncReadExt;
+    let stdout = child.stdout.as_mut().expect("stdout piped");
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut buffer = [0u8; 4096];
+    while !done(&String::from_utf8_lossy(&seen)) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stdout.read(&mut buffer)).await {
+            Ok(Ok(0)) => panic!("output ended before {what}: {}", String::from_utf8_lossy(&seen)),
+            Ok(Ok(n)) => seen.extend_from_slice(&buffer[..n]),
+            Ok(Err(e)) => panic!("reading output: {e}"),
+            Err(_) => panic!("no {what} within 60s: {}", String::from_utf8_lossy(&seen)),
+        }
+    }
+    String::from_utf8_lossy(&seen).into_owned()
 }
 
 /// Creates an object (admin).

@@ -141,16 +141,27 @@ impl LeaseInfo {
     }
 }
 
-/// Every Lease labelled with `relationship` on one cluster (all namespaces).
+/// Every Lease labelled with `relationship` on one cluster (all namespaces; where that is not allowed, the one
+/// Lease of that name in `namespace`).
 pub async fn find_leases(
     client: &kube::Client,
     context: &str,
     relationship: &str,
+    namespace: Option<&str>,
 ) -> Result<Vec<Lease>, RunError> {
     let api: Api<Lease> = Api::all(client.clone());
     let params = ListParams::default().labels(&format!("{RELATIONSHIP_LABEL}={relationship}"));
     match api.list(&params).await {
         Ok(list) => Ok(list.items),
+        Err(e) if api_status(&e) == Some(403) && namespace.is_some() => {
+            let namespace = namespace.unwrap_or_default();
+            let api: Api<Lease> = Api::namespaced(client.clone(), namespace);
+            let name = lease_name(relationship);
+            match api.get_opt(&name).await {
+                Ok(found) => Ok(found.into_iter().collect()),
+                Err(e) => Err(RunError::kube(context, "get", "leases", namespace, &name, e)),
+            }
+        }
         Err(e) => Err(RunError::kube(context, "list", "leases", "", "", e)),
     }
 }

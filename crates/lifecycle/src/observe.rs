@@ -251,8 +251,10 @@ async fn locate_on(
     if amr.is_none() {
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &amr_resource);
         let all = match api.list(&ListParams::default()).await {
-            Ok(all) => all,
+            Ok(all) => all.items,
             Err(e) if is_connection_error(&e) => return Ok(OnCluster::Unreachable(with_causes(&e))),
+            // Allowed in `-n` only: what was found there is the answer.
+            Err(e) if namespace.is_some() && crate::error::api_status(&e) == Some(403) => Vec::new(),
             Err(e) => {
                 return Err(RunError::kube(
                     context,
@@ -264,9 +266,9 @@ async fn locate_on(
                 ));
             }
         };
-        amr = pick_amr(relationship, all.items.iter().map(amr_view).collect());
+        amr = pick_amr(relationship, all.iter().map(amr_view).collect());
     }
-    let leases = lock::find_leases(&client, context, relationship).await?;
+    let leases = lock::find_leases(&client, context, relationship, namespace).await?;
     Ok(OnCluster::Found {
         amr: amr.map(Box::new),
         leases,

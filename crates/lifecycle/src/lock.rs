@@ -551,43 +551,67 @@ impl LockGuard {
     /// Releases the lock at the end of a successful operation: deletes the Lease (preconditions: its uid and
     /// the resourceVersion we last wrote), record and all.
     pub async fn release(self) -> Result<(), RunError> {
+        // Holding the state first waits out a renewal in flight (it holds it across its request); only then
+        // stop the renewer, so no renewal lands after the resourceVersion we delete under.
+        let mut held = self.shared.held.lock().await;
         self.renewer.abort();
-        let held = self.shared.held.lock().await;
         if let Some(reason) = &held.lost {
             return Err(self.shared.lost(reason.clone()));
         }
-        let params = DeleteParams {
-            preconditions: Some(Preconditions {
-                uid: Some(self.shared.uid.clone()),
-                resource_version: Some(held.resource_version.clone()),
-            }),
-            ..Default::default()
-        };
-        match self.shared.api.delete(&self.shared.name, &params).await {
-            Ok(_) => Ok(()),
-            Err(e) if api_status(&e) == Some(404) => Ok(()),
-            Err(e) if api_status(&e) == Some(409) => Err(self
-                .shared
-                .lost("the Lease changed under us (precondition failed), so it was not deleted".into())),
-            Err(e) => Err(RunError::kube(
-                &self.shared.context,
-                "delete",
-                "leases",
-                &self.shared.namespace,
-                &self.shared.name,
-                e,
-            )),
+        for _ in 0..3 {
+            let params = DeleteParams {
+                preconditions: Some(Preconditions {
+                    uid: Some(self.shared.uid.clone()),
+                    resource_version: Some(held.resource_version.clone()),
+                }),
+                ..Default::default()
+            };
+            match self.shared.api.delete(&self.shared.name, &params).await {
+                Ok(_) => return Ok(()),
+                Err(e) if api_status(&e) == Some(404) => return Ok(()),
+                // Changed since we last wrote it: delete it only if it is still ours.
+                Err(e) if api_status(&e) == Some(409) => {
+                    match self.shared.api.get_opt(&self.shared.name).await {
+                        Ok(Some(lease)) if self.shared.still_ours(&lease) => {
+                            held.resource_version = lease.metadata.resource_version.unwrap_or_default();
+                        }
+                        Ok(None) => return Ok(()),
+                        Ok(Some(_)) => {
+                            return Err(self
+                                .shared
+                                .lost("another run took it over before it was released".into()));
+                        }
+                        Err(e) => return Err(self.kube_error("get", e)),
+                    }
+                }
+                Err(e) => return Err(self.kube_error("delete", e)),
+            }
         }
+        Err(self
+            .shared
+            .lost("the Lease kept changing while being released".into()))
+    }
+
+    fn kube_error(&self, verb: &str, e: kube::Error) -> RunError {
+        RunError::kube(
+            &self.shared.context,
+            verb,
+            "leases",
+            &self.shared.namespace,
+            &self.shared.name,
+            e,
+        )
     }
 
     /// Lets go of the lock but keeps the Lease and its record, for a re-run to resume at once (from any host).
     /// Without a record there is nothing to keep, and the Lease is deleted.
     pub async fn release_keep_record(self) -> Result<(), RunError> {
-        if self.shared.held.lock().await.record.is_none() {
+        let mut held = self.shared.held.lock().await;
+        if held.record.is_none() {
+            drop(held);
             return self.release().await;
         }
         self.renewer.abort();
-        let mut held = self.shared.held.lock().await;
         let body = json!({"spec": {"holderIdentity": null, "renewTime": null, "acquireTime": null}});
         self.shared.patch(&mut held, body).await
     }

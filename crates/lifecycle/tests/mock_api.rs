@@ -714,3 +714,29 @@ async fn restored_schedules_are_created_enabled_as_they_were_then_leave_the_save
         .collect();
     assert_eq!(names, ["weekly"]);
 }
+
+#[tokio::test]
+async fn a_release_that_finds_a_newer_version_of_our_own_lease_deletes_that_one() {
+    let (clusters, handle, peer) = clusters();
+    let server = serve(
+        handle,
+        vec![
+            exchange(Method::POST, LEASES).answer(201, lease(Some(&holder_identity()), 0, "5", None)),
+            exchange(Method::DELETE, LEASE)
+                .body(json!({"preconditions": {"uid": "lease-uid", "resourceVersion": "5"}}))
+                .answer(409, status(409, "Conflict")),
+            // A renewal landed meanwhile: still ours, at version 6.
+            exchange(Method::GET, LEASE).answer(200, lease(Some(&holder_identity()), 0, "6", None)),
+            exchange(Method::DELETE, LEASE)
+                .body(json!({"preconditions": {"uid": "lease-uid", "resourceVersion": "6"}})),
+        ],
+    );
+    let peer_server = serve(peer, vec![]);
+    let guard = lock::acquire(&clusters, "rel1", None, &place(), None)
+        .await
+        .unwrap();
+    guard.release().await.unwrap();
+    drop(clusters);
+    server.await.unwrap();
+    peer_server.await.unwrap();
+}

@@ -261,11 +261,26 @@ async fn watch_until(
                 tracing::debug!(error = %e, attempt = consecutive_errors, "watch failed; retrying");
                 // The watcher backs off between attempts; this many in a row is not a blip.
                 if consecutive_errors >= 8 {
-                    return Err(RunError::Internal(format!(
-                        "watching {} on {} keeps failing: {e}",
-                        describe_wait(wait),
-                        handle.context
-                    )));
+                    return Err(match e {
+                        watcher::Error::InitialListFailed(source)
+                        | watcher::Error::WatchStartFailed(source)
+                        | watcher::Error::WatchFailed(source) => {
+                            RunError::kube(&handle.context, "watch", &ar.plural, namespace, name, source)
+                        }
+                        watcher::Error::WatchError(status) => RunError::kube(
+                            &handle.context,
+                            "watch",
+                            &ar.plural,
+                            namespace,
+                            name,
+                            kube::Error::Api(status),
+                        ),
+                        other => RunError::Internal(format!(
+                            "watching {} on {} keeps failing: {other}",
+                            describe_wait(wait),
+                            handle.context
+                        )),
+                    });
                 }
                 continue;
             }

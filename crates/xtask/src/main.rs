@@ -1,5 +1,7 @@
 //! `cargo xtask <command>`: the project's task runner (the alias lives in `.cargo/config.toml`).
 
+mod bench_plugin;
+mod bench_webhook;
 mod cluster_cmds;
 mod demo_cmd;
 mod sim_cmd;
@@ -32,8 +34,19 @@ enum Command {
     Demo,
     /// Run the Trident protect STAND-IN controller (tests and demo only) on the clusters of `up`, until Ctrl-C
     Sim(sim_cmd::SimArgs),
+    /// Benchmarks (release builds, side-by-side comparisons); results go to BENCHMARKS.md
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Build the plugin's release archives into dist/ and write their sha256 into krew/tprotect.yaml
     Release(xtask::release_cmd::ReleaseArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// tprotect-webhook over HTTPS against a no-op axum+rustls server, RSS, and API-server overhead
+    Webhook(bench_webhook::BenchWebhookArgs),
+    /// kubectl tprotect: API requests per command, status-change notice latency, cold start
+    Plugin(bench_plugin::BenchPluginArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -54,6 +67,8 @@ fn main() -> anyhow::Result<()> {
         Command::Test(args) => test_cmd::run(args),
         Command::Demo => demo_cmd::demo(),
         Command::Sim(args) => sim_cmd::run(args),
+        Command::Bench(BenchCommand::Webhook(args)) => bench_webhook::run(args),
+        Command::Bench(BenchCommand::Plugin(args)) => bench_plugin::run(args),
         Command::Release(args) => Ok(xtask::release_cmd::run(args)?),
     }
 }

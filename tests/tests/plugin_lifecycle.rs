@@ -491,4 +491,82 @@ async fn whole_lifecycle_through_the_binary_with_both_clusters_asserted_after_ea
         .await;
     out.ok().stdout_has("nothing to do");
     eprintln!("whole lifecycle: {:.1}s", started.elapsed().as_secs_f64());
+
+    least_privilege(&env);
+}
+
+/// Every rule of the DR operator roles is used by the walk above (per the API servers' audit logs), except
+/// the few listed here that only other paths need: the ClusterRole grants what the commands use, nothing more.
+fn least_privilege(env: &Env) {
+    use std::collections::BTreeSet;
+    // (verb, group/resource) granted for paths this walk does not take, and why.
+    let other_paths: BTreeSet<(&str, &str)> = [
+        // setup --create-app
+        ("create", "protect.trident.netapp.io/applications"),
+        // setup --initial-snapshot, and waiting for it
+        ("create", "protect.trident.netapp.io/snapshots"),
+        ("watch", "protect.trident.netapp.io/snapshots"),
+        // a wait happens only when the ShutdownSnapshot is not complete at the first look
+        ("watch", "protect.trident.netapp.io/shutdownsnapshots"),
+        // a lock found held (two operations at once, plugin_safety), taken over when expired or orphaned
+        ("get", "coordination.k8s.io/leases"),
+        ("update", "coordination.k8s.io/leases"),
+        // a planned swap from a source with enabled protection schedules (plugin_resume's reverse)
+        ("patch", "protect.trident.netapp.io/schedules"),
+        // saving schedules into an existing saved-schedules ConfigMap
+        ("update", "/configmaps"),
+    ]
+    .into();
+    let mut used: BTreeSet<(String, String)> = BTreeSet::new();
+    for log in [&env.testbed.source.audit_log, &env.testbed.destination.audit_log] {
+        let text = std::fs::read_to_string(log).expect("audit log");
+        for event in text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()) {
+            if event["user"]["username"] != "dr-operator" || event["stage"] != "ResponseComplete" {
+                continue;
+            }
+            let object = &event["objectRef"];
+            used.insert((
+                event["verb"].as_str().unwrap_or("").to_string(),
+                format!(
+                    "{}/{}",
+                    object["apiGroup"].as_str().unwrap_or(""),
+                    object["resource"].as_str().unwrap_or("")
+                ),
+            ));
+        }
+    }
+    let manifests = tprotect_e2e::workspace_root().join("manifests/rbac/dr-operator.yaml");
+    let text = std::fs::read_to_string(&manifests).unwrap();
+    let mut unused = Vec::new();
+    for document in serde_norway::Deserializer::from_str(&text) {
+        let role: Value = serde::Deserialize::deserialize(document).unwrap();
+        for rule in role["rules"].as_array().into_iter().flatten() {
+            for group in rule["apiGroups"].as_array().into_iter().flatten() {
+                for resource in rule["resources"].as_array().into_iter().flatten() {
+                    for verb in rule["verbs"].as_array().into_iter().flatten() {
+                        let (verb, resource) = (
+                            verb.as_str().unwrap().to_string(),
+                            format!("{}/{}", group.as_str().unwrap(), resource.as_str().unwrap()),
+                        );
+                        if !used.contains(&(verb.clone(), resource.clone()))
+                            && !other_paths.contains(&(verb.as_str(), resource.as_str()))
+                        {
+                            unused.push(format!("{verb} {resource}"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let also_used: Vec<String> = other_paths
+        .iter()
+        .filter(|(v, r)| used.contains(&(v.to_string(), r.to_string())))
+        .map(|(v, r)| format!("{v} {r}"))
+        .collect();
+    eprintln!("DR operator rules used by the walk although listed as needed elsewhere: {also_used:?}");
+    assert!(
+        unused.is_empty(),
+        "granted in {} but used by no command of the walk (and not listed as needed elsewhere): {unused:?}\nused: {used:#?}",
+        manifests.display()
+    );
 }

@@ -1,8 +1,1230 @@
 //! `cargo xtask bench webhook`: benchmarks of tprotect-webhook; results are written to BENCHMARKS.md.
+//!
+//! 1. HTTPS on loopback with `oha`: the release `tprotect-webhook` answering a realistic AppMirrorRelationship
+//!    UPDATE review on `/validate`, side by side with a no-op axum+rustls server on the same TLS stack
+//!    (`webhook/examples/noop_admission_server.rs`) answering a fixed review. Rounds alternate the two servers
+//!    (the order flips every round) and the medians are reported, because the machine is shared and noisy:
+//!    a saturation run at a fixed connection count, and a fixed-rate run.
+//! 2. RSS of the webhook: VmRSS right after start, VmHWM (peak) after the load.
+//! 3. The wall time of creating Schedules through a real kube-apiserver (the testbed) with and without the
+//!    webhook registered, in interleaved batches, each batch in its own namespace.
+
+use std::{
+    collections::BTreeMap,
+    fmt::Write as _,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use futures::{StreamExt, TryStreamExt};
+use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
+use serde_json::{Value, json};
+use tprotect_testbed::{
+    CrdSource, TestbedOptions,
+    process::{Lifetime, ManagedProcess},
+};
+
+const BEGIN_MARKER: &str = "<!-- BEGIN bench webhook -->";
+const END_MARKER: &str = "<!-- END bench webhook -->";
+const RULE: &str = "DTSTART:20220101T000200Z\nRRULE:FREQ=MINUTELY;INTERVAL=5";
+/// Name of both webhook configurations in `manifests/webhook/base/webhooks.yaml`.
+const CONFIGURATION_NAME: &str = "tprotect-webhook";
 
 #[derive(Debug, clap::Args)]
-pub struct BenchWebhookArgs {}
+pub struct BenchWebhookArgs {
+    /// Rounds per server; each round runs both servers, the order flipping every round.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Seconds of each oha run.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Connections of the saturation runs.
+    #[arg(long, default_value_t = 50)]
+    connections: usize,
+    /// Requests per second of the fixed-rate runs.
+    #[arg(long, default_value_t = 1000)]
+    rate: u32,
+    /// Connections of the fixed-rate runs.
+    #[arg(long, default_value_t = 10)]
+    rate_connections: usize,
+    /// Schedules created per API-server batch.
+    #[arg(long, default_value_t = 500)]
+    schedules: usize,
+    /// API-server batches per condition (with and without the webhook), interleaved.
+    #[arg(long, default_value_t = 3)]
+    schedule_rounds: usize,
+    /// Concurrent creates in an API-server batch.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Skip the API-server measurement.
+    #[arg(long)]
+    skip_apiserver: bool,
+    /// Print the results without rewriting BENCHMARKS.md.
+    #[arg(long)]
+    no_write: bool,
+}
 
-pub fn run(_args: BenchWebhookArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`cargo xtask bench webhook` is being written")
+pub fn run(args: BenchWebhookArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.rounds > 0 && args.schedule_rounds > 0,
+        "rounds must be at least 1"
+    );
+    anyhow::ensure!(args.concurrency > 0, "--concurrency must be at least 1");
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let command = std::iter::once("cargo xtask".to_string())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let machine_before = Machine::read();
+    eprintln!(
+        "machine: {} cores, load {} ({})",
+        machine_before.nproc, machine_before.load, machine_before.cpu
+    );
+
+    let oha = ensure_oha()?;
+    let (webhook_bin, noop_bin) = build_servers()?;
+    let work = tempfile::tempdir().context("creating a scratch directory")?;
+    let certs = gen_certs(&webhook_bin, work.path())?;
+    let body = work.path().join("amr-update-review.json");
+    std::fs::write(&body, serde_json::to_vec(&amr_update_review())?)?;
+
+    let webhook = start_webhook(&webhook_bin, &certs, work.path())?;
+    let noop = start_noop(&noop_bin, &certs, work.path())?;
+    let idle = Memory::read(webhook.process.pid)?;
+    let noop_idle = Memory::read(noop.process.pid)?;
+    eprintln!(
+        "webhook idle RSS {:.1} MiB; no-op idle RSS {:.1} MiB",
+        idle.rss_mib(),
+        noop_idle.rss_mib()
+    );
+
+    let oha_runner = Oha {
+        binary: oha,
+        body: body.clone(),
+    };
+    // Warm both up (page faults, allocator pools, TLS session setup) and check they answer 200.
+    for (name, addr) in [("tprotect-webhook", webhook.https), ("no-op", noop.https)] {
+        let warm = oha_runner.run(
+            addr,
+            Load::Saturate {
+                connections: args.connections,
+            },
+            2,
+        )?;
+        anyhow::ensure!(
+            warm.successes > 0 && warm.failures == 0,
+            "{name} warm-up: {} answered 200, {} failed ({})",
+            warm.successes,
+            warm.failures,
+            warm.failure_summary
+        );
+    }
+
+    let mut runs: BTreeMap<(&'static str, ServerKind), Vec<OhaResult>> = BTreeMap::new();
+    for round in 0..args.rounds {
+        let order = if round % 2 == 0 {
+            [ServerKind::Webhook, ServerKind::Noop]
+        } else {
+            [ServerKind::Noop, ServerKind::Webhook]
+        };
+        let loads = [
+            (
+                "saturation",
+                Load::Saturate {
+                    connections: args.connections,
+                },
+            ),
+            (
+                "rate",
+                Load::Rate {
+                    connections: args.rate_connections,
+                    per_second: args.rate,
+                },
+            ),
+        ];
+        for (label, load) in loads {
+            for kind in order {
+                let addr = match kind {
+                    ServerKind::Webhook => webhook.https,
+                    ServerKind::Noop => noop.https,
+                };
+                let result = oha_runner.run(addr, load, args.seconds)?;
+                eprintln!(
+                    "round {}/{} {label:<10} {:<16} {:>8.0} req/s  p50 {:.3} ms  p99 {:.3} ms  failed {}",
+                    round + 1,
+                    args.rounds,
+                    kind.name(),
+                    result.requests_per_second,
+                    result.p50_ms,
+                    result.p99_ms,
+                    result.failures
+                );
+                runs.entry((label, kind)).or_default().push(result);
+            }
+        }
+    }
+    let loaded = Memory::read(webhook.process.pid)?;
+    let noop_loaded = Memory::read(noop.process.pid)?;
+    let answered = webhook.amr_answers()?;
+    let sent: u64 = runs
+        .iter()
+        .filter(|((_, kind), _)| *kind == ServerKind::Webhook)
+        .flat_map(|(_, results)| results.iter().map(|r| r.successes))
+        .sum();
+    // The webhook really reviewed the AMR (and allowed it) for every request oha saw answered.
+    anyhow::ensure!(
+        answered.denied == 0 && answered.allowed >= sent,
+        "the webhook's metrics count {} allowed and {} denied AMR reviews, oha saw {sent} answered",
+        answered.allowed,
+        answered.denied
+    );
+    drop(noop);
+
+    let apiserver = if args.skip_apiserver {
+        None
+    } else {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        Some(runtime.block_on(schedules_through_apiserver(&args, &webhook, &certs))?)
+    };
+    drop(webhook);
+
+    let machine_after = Machine::read();
+    let report = Report {
+        command,
+        args: &args,
+        date: date_utc(),
+        machine_before,
+        machine_after,
+        runs,
+        idle,
+        loaded,
+        noop_idle,
+        noop_loaded,
+        apiserver,
+    };
+    let markdown = report.markdown();
+    println!("{markdown}");
+    if !args.no_write {
+        write_section(&tprotect_testbed::repo_root().join("BENCHMARKS.md"), &markdown)?;
+        eprintln!("BENCHMARKS.md updated");
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Tools and servers
+
+fn tools_root() -> anyhow::Result<PathBuf> {
+    let home = std::env::var_os("HOME").context("HOME is not set")?;
+    Ok(PathBuf::from(home).join(".cache/kubectl-tprotect/tools"))
+}
+
+/// oha from the tools cache, installed there with `cargo install` if missing.
+fn ensure_oha() -> anyhow::Result<PathBuf> {
+    let root = tools_root()?;
+    let oha = root.join("bin/oha");
+    if oha.is_file() {
+        return Ok(oha);
+    }
+    eprintln!("installing oha into {} (once)", root.display());
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["install", "oha", "--locked", "--root"])
+        .arg(&root)
+        .status()
+        .context("running cargo install oha")?;
+    if !status.success() || !oha.is_file() {
+        bail!("cargo install oha --locked --root {} failed", root.display());
+    }
+    Ok(oha)
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tprotect_testbed::repo_root().join("target"))
+}
+
+/// Release builds of the webhook and the no-op comparison server.
+fn build_servers() -> anyhow::Result<(PathBuf, PathBuf)> {
+    eprintln!("building tprotect-webhook and noop_admission_server (release)");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "tprotect-webhook",
+            "--bin",
+            "tprotect-webhook",
+            "--example",
+            "noop_admission_server",
+        ])
+        .current_dir(tprotect_testbed::repo_root())
+        .status()
+        .context("running cargo build")?;
+    if !status.success() {
+        bail!("building the release webhook and no-op server failed");
+    }
+    let release = target_dir().join("release");
+    Ok((
+        release.join("tprotect-webhook"),
+        release.join("examples/noop_admission_server"),
+    ))
+}
+
+struct Certs {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+fn gen_certs(webhook: &Path, dir: &Path) -> anyhow::Result<Certs> {
+    let out = dir.join("certs");
+    let output = Command::new(webhook)
+        .args([
+            "gen-certs",
+            "--ip",
+            "127.0.0.1",
+            "--dns",
+            "localhost",
+            "--out-dir",
+        ])
+        .arg(&out)
+        .output()
+        .context("running tprotect-webhook gen-certs")?;
+    if !output.status.success() {
+        bail!(
+            "tprotect-webhook gen-certs failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(Certs {
+        ca: out.join("ca.crt"),
+        cert: out.join("tls.crt"),
+        key: out.join("tls.key"),
+    })
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn setpriv() -> anyhow::Result<PathBuf> {
+    tprotect_testbed::install::which("setpriv").context("setpriv (util-linux) not found on PATH")
+}
+
+struct RunningServer {
+    process: ManagedProcess,
+    https: SocketAddr,
+    health: Option<SocketAddr>,
+}
+
+fn start_webhook(binary: &Path, certs: &Certs, dir: &Path) -> anyhow::Result<RunningServer> {
+    let https: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+    let health: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+    let args = vec![
+        "serve".to_string(),
+        format!("--listen={https}"),
+        format!("--health-listen={health}"),
+        format!("--tls-cert={}", certs.cert.display()),
+        format!("--tls-key={}", certs.key.display()),
+        "--no-amr-watch".to_string(),
+    ];
+    // Through `env`: the default log level, whatever the caller's RUST_LOG says.
+    let mut env_args = vec!["RUST_LOG=info".to_string(), binary.display().to_string()];
+    env_args.extend(args);
+    let process = ManagedProcess::spawn(
+        "tprotect-webhook",
+        &setpriv()?,
+        Path::new("/usr/bin/env"),
+        &env_args,
+        &dir.join("webhook.log"),
+        Lifetime::TiedToProcess,
+    )?;
+    let server = RunningServer {
+        process,
+        https,
+        health: Some(health),
+    };
+    server.wait_ready(|| http_get(health, "/readyz").is_ok_and(|(status, _)| status == 200))?;
+    Ok(server)
+}
+
+fn start_noop(binary: &Path, certs: &Certs, dir: &Path) -> anyhow::Result<RunningServer> {
+    let https: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+    let args = vec![
+        format!("--listen={https}"),
+        format!("--tls-cert={}", certs.cert.display()),
+        format!("--tls-key={}", certs.key.display()),
+    ];
+    let process = ManagedProcess::spawn(
+        "noop_admission_server",
+        &setpriv()?,
+        binary,
+        &args,
+        &dir.join("noop.log"),
+        Lifetime::TiedToProcess,
+    )?;
+    let server = RunningServer {
+        process,
+        https,
+        health: None,
+    };
+    server.wait_ready(|| std::net::TcpStream::connect(https).is_ok())?;
+    Ok(server)
+}
+
+impl RunningServer {
+    /// Waits until `ready` (the process's `exec` through setpriv/env done, its listener up).
+    fn wait_ready(&self, ready: impl Fn() -> bool) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !ready() {
+            if Instant::now() > deadline {
+                bail!(
+                    "{} not ready after 30s:\n{}",
+                    self.process.name,
+                    self.process.log_tail(20)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    /// AppMirrorRelationship reviews answered, from the webhook's own metrics.
+    fn amr_answers(&self) -> anyhow::Result<Answers> {
+        self.answers("AppMirrorRelationship", "validate")
+    }
+
+    fn answers(&self, kind: &str, webhook: &str) -> anyhow::Result<Answers> {
+        let health = self.health.context("this server has no metrics")?;
+        let (status, text) = http_get(health, "/metrics")?;
+        anyhow::ensure!(status == 200, "GET /metrics answered {status}");
+        let mut answers = Answers::default();
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix("tprotect_webhook_admission_requests_total{") else {
+                continue;
+            };
+            let Some((labels, value)) = rest.split_once("} ") else {
+                continue;
+            };
+            if !labels.contains(&format!("kind=\"{kind}\""))
+                || !labels.contains(&format!("webhook=\"{webhook}\""))
+            {
+                continue;
+            }
+            let count: u64 = value.trim().parse().unwrap_or(0);
+            if labels.contains("allowed=\"true\"") {
+                answers.allowed += count;
+            } else {
+                answers.denied += count;
+            }
+        }
+        Ok(answers)
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Answers {
+    allowed: u64,
+    denied: u64,
+}
+
+/// A plain HTTP/1.1 GET on the health listener: (status, body).
+fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("no HTTP status line")?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// VmRSS and VmHWM of a process, in KiB.
+#[derive(Debug, Clone, Copy)]
+struct Memory {
+    rss_kib: u64,
+    hwm_kib: u64,
+}
+
+impl Memory {
+    fn read(pid: u32) -> anyhow::Result<Self> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .with_context(|| format!("reading /proc/{pid}/status"))?;
+        let field = |name: &str| -> anyhow::Result<u64> {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+                .with_context(|| format!("no {name} in /proc/{pid}/status"))
+        };
+        Ok(Self {
+            rss_kib: field("VmRSS:")?,
+            hwm_kib: field("VmHWM:")?,
+        })
+    }
+
+    fn rss_mib(self) -> f64 {
+        self.rss_kib as f64 / 1024.0
+    }
+
+    fn hwm_mib(self) -> f64 {
+        self.hwm_kib as f64 / 1024.0
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// oha
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum ServerKind {
+    Webhook,
+    Noop,
+}
+
+impl ServerKind {
+    fn name(self) -> &'static str {
+        match self {
+            ServerKind::Webhook => "tprotect-webhook",
+            ServerKind::Noop => "no-op axum+rustls",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Load {
+    Saturate { connections: usize },
+    Rate { connections: usize, per_second: u32 },
+}
+
+struct Oha {
+    binary: PathBuf,
+    body: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+struct OhaResult {
+    requests_per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    successes: u64,
+    failures: u64,
+    failure_summary: String,
+}
+
+impl Oha {
+    fn run(&self, addr: SocketAddr, load: Load, seconds: u64) -> anyhow::Result<OhaResult> {
+        let mut command = Command::new(&self.binary);
+        command
+            .args(["--no-tui", "--output-format", "json", "--insecure", "-m", "POST"])
+            .args(["-H", "content-type: application/json", "-D"])
+            .arg(&self.body)
+            .args(["-z", &format!("{seconds}s")])
+            // Requests in flight at the deadline finish and count, rather than being reported as errors.
+            .arg("-w");
+        match load {
+            Load::Saturate { connections } => {
+                command.args(["-c", &connections.to_string()]);
+            }
+            Load::Rate {
+                connections,
+                per_second,
+            } => {
+                command.args(["-c", &connections.to_string(), "-q", &per_second.to_string()]);
+            }
+        }
+        command.arg(format!("https://{addr}/validate"));
+        let output = command.output().context("running oha")?;
+        if !output.status.success() {
+            bail!(
+                "oha failed ({}): {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let report: Value = serde_json::from_slice(&output.stdout).with_context(|| {
+            format!(
+                "oha printed no JSON report: {}",
+                String::from_utf8_lossy(&output.stdout)
+            )
+        })?;
+        parse_oha(&report)
+    }
+}
+
+fn parse_oha(report: &Value) -> anyhow::Result<OhaResult> {
+    let number = |pointer: &str| {
+        report
+            .pointer(pointer)
+            .and_then(Value::as_f64)
+            .with_context(|| format!("oha's JSON report has no number at {pointer}"))
+    };
+    let statuses = report
+        .pointer("/statusCodeDistribution")
+        .and_then(Value::as_object)
+        .context("oha's JSON report has no statusCodeDistribution")?;
+    let mut successes = 0;
+    let mut failures = 0;
+    let mut failure_summary = Vec::new();
+    for (status, count) in statuses {
+        let count = count.as_u64().unwrap_or(0);
+        if status == "200" {
+            successes += count;
+        } else {
+            failures += count;
+            failure_summary.push(format!("HTTP {status}: {count}"));
+        }
+    }
+    if let Some(errors) = report.pointer("/errorDistribution").and_then(Value::as_object) {
+        for (error, count) in errors {
+            let count = count.as_u64().unwrap_or(0);
+            failures += count;
+            failure_summary.push(format!("{error}: {count}"));
+        }
+    }
+    Ok(OhaResult {
+        requests_per_second: number("/summary/requestsPerSec")?,
+        p50_ms: number("/latencyPercentiles/p50")? * 1000.0,
+        p99_ms: number("/latencyPercentiles/p99")? * 1000.0,
+        successes,
+        failures,
+        failure_summary: failure_summary.join(", "),
+    })
+}
+
+fn median(values: impl IntoIterator<Item = f64>) -> f64 {
+    let mut values: Vec<f64> = values.into_iter().collect();
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Request bodies and objects
+
+/// A realistic AppMirrorRelationship as the API server sends it: managed fields, last-applied annotation,
+/// status. The same object as `amr()` in webhook/tests/common/mod.rs.
+fn amr(desired_state: &str) -> Value {
+    json!({
+        "apiVersion": "protect.trident.netapp.io/v1",
+        "kind": "AppMirrorRelationship",
+        "metadata": {
+            "name": "amr-16061e80-1b05-4e80-9d26-d326dc1953d8",
+            "namespace": "my-app-namespace",
+            "uid": "3c0c6f1e-3f3c-4b8f-9d8e-0a0b0c0d0e0f",
+            "resourceVersion": "12345",
+            "generation": 2,
+            "creationTimestamp": "2025-01-07T10:00:00Z",
+            "labels": {"tprotect.io/relationship": "rel1"},
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{\"apiVersion\":\"protect.trident.netapp.io/v1\",\"kind\":\"AppMirrorRelationship\"}"},
+            "managedFields": [{
+                "manager": "kubectl-client-side-apply",
+                "operation": "Update",
+                "apiVersion": "protect.trident.netapp.io/v1",
+                "time": "2025-01-07T10:00:00Z",
+                "fieldsType": "FieldsV1",
+                "fieldsV1": {"f:spec": {"f:desiredState": {}, "f:recurrenceRule": {}, "f:namespaceMapping": {}}}
+            }]
+        },
+        "spec": {
+            "desiredState": desired_state,
+            "destinationAppVaultRef": "generic-s3-trident-protect-dst-bucket-8fe0b902-f369-4317-93d1-ad7f2edc02b5",
+            "namespaceMapping": [{"destination": "my-app-namespace", "source": "my-app-namespace"}],
+            "recurrenceRule": RULE,
+            "sourceAppVaultRef": "generic-s3-trident-protect-src-bucket-b643cc50-0429-4ad5-971f-ac4a83621922",
+            "sourceApplicationName": "my-app-name",
+            "sourceApplicationUID": "7498d32c-328e-4ddd-9029-122540866aeb",
+            "storageClassName": "sc-vsim-2"
+        },
+        "status": {
+            "state": desired_state,
+            "conditions": [],
+            "destinationApplicationRef": "my-app-name",
+            "destinationNamespaces": ["my-app-namespace"],
+            "lastTransfer": {"startTimestamp": "2025-01-07T12:20:00Z", "completionTimestamp": "2025-01-07T12:20:31Z"}
+        }
+    })
+}
+
+/// An AdmissionReview v1 for an UPDATE of an Established AMR that stays Established (the common case: the
+/// controller updating it), shaped as in webhook/tests/common/mod.rs `amr_update_review`.
+fn amr_update_review() -> Value {
+    let group = "protect.trident.netapp.io";
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "00000000-0000-4000-8000-000000000001",
+            "kind": {"group": group, "version": "v1", "kind": "AppMirrorRelationship"},
+            "resource": {"group": group, "version": "v1", "resource": "appmirrorrelationships"},
+            "requestKind": {"group": group, "version": "v1", "kind": "AppMirrorRelationship"},
+            "requestResource": {"group": group, "version": "v1", "resource": "appmirrorrelationships"},
+            "name": "amr-16061e80-1b05-4e80-9d26-d326dc1953d8",
+            "namespace": "my-app-namespace",
+            "operation": "UPDATE",
+            "userInfo": {"username": "alice", "uid": "u-1", "groups": ["system:authenticated"]},
+            "object": amr("Established"),
+            "oldObject": amr("Established"),
+            "dryRun": false,
+            "options": {"kind": "UpdateOptions", "apiVersion": "meta.k8s.io/v1"},
+        }
+    })
+}
+
+/// A valid replication Schedule (label `tprotect.io/replication-schedule: "true"`), as `kubectl tprotect`
+/// and NetApp's tooling create them.
+fn replication_schedule(name: &str, namespace: &str) -> Value {
+    json!({
+        "apiVersion": "protect.trident.netapp.io/v1",
+        "kind": "Schedule",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"tprotect.io/replication-schedule": "true", "app.kubernetes.io/part-of": "bench"}
+        },
+        "spec": {
+            "appVaultRef": "generic-s3-trident-protect-src-bucket-04b6b4ec-46a3-420a-b351-45795e1b5e34",
+            "applicationRef": "my-app-name",
+            "backupRetention": "0",
+            "enabled": true,
+            "granularity": "Custom",
+            "recurrenceRule": RULE,
+            "snapshotRetention": "2"
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Schedules through the API server
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Registration {
+    Without,
+    With,
+}
+
+struct ApiServerResult {
+    batches: Vec<(Registration, Duration)>,
+    reviewed: u64,
+}
+
+impl ApiServerResult {
+    fn median_seconds(&self, registration: Registration) -> f64 {
+        median(
+            self.batches
+                .iter()
+                .filter(|(r, _)| *r == registration)
+                .map(|(_, d)| d.as_secs_f64()),
+        )
+    }
+
+    fn added_percent(&self) -> f64 {
+        let without = self.median_seconds(Registration::Without);
+        (self.median_seconds(Registration::With) - without) / without * 100.0
+    }
+}
+
+async fn schedules_through_apiserver(
+    args: &BenchWebhookArgs,
+    webhook: &RunningServer,
+    certs: &Certs,
+) -> anyhow::Result<ApiServerResult> {
+    eprintln!("starting a testbed (real kube-apiserver + etcd) for the Schedule batches");
+    let testbed = tprotect_testbed::Testbed::start_with(TestbedOptions {
+        crds: CrdSource::Project,
+        controller_manager: false,
+        ..TestbedOptions::default()
+    })
+    .await
+    .context("starting the testbed")?;
+    let client = testbed.source.client.clone();
+    let ca = std::fs::read(&certs.ca).with_context(|| format!("reading {}", certs.ca.display()))?;
+    let base = format!("https://{}", webhook.https);
+    let schedules = tprotect_localenv::protect("Schedule", "schedules");
+    let reviewed_before = webhook.answers("Schedule", "validate")?.allowed;
+
+    // A warm-up batch (not counted): API server caches, connections, the webhook's client pool.
+    set_registration(&client, &base, &ca, Registration::With).await?;
+    let warmup = (args.schedules / 5).max(10);
+    create_batch(&client, &schedules, "bench-warmup", warmup, args.concurrency).await?;
+
+    let mut batches = Vec::new();
+    for round in 0..args.schedule_rounds {
+        let order = if round % 2 == 0 {
+            [Registration::Without, Registration::With]
+        } else {
+            [Registration::With, Registration::Without]
+        };
+        for registration in order {
+            let namespace = format!(
+                "bench-{}-{round}",
+                match registration {
+                    Registration::Without => "without",
+                    Registration::With => "with",
+                }
+            );
+            create_namespace(&client, &namespace).await?;
+            set_registration(&client, &base, &ca, registration).await?;
+            wait_registration_effective(&client, &schedules, &namespace, registration).await?;
+            let elapsed =
+                create_batch(&client, &schedules, &namespace, args.schedules, args.concurrency).await?;
+            eprintln!(
+                "round {}/{} {:?} webhook: {} Schedules in {:.2}s",
+                round + 1,
+                args.schedule_rounds,
+                registration,
+                args.schedules,
+                elapsed.as_secs_f64()
+            );
+            batches.push((registration, elapsed));
+        }
+    }
+    let reviewed = webhook.answers("Schedule", "validate")?.allowed - reviewed_before;
+    // Every "with" Schedule went through the webhook (plus the warm-up and the probes).
+    let expected = (args.schedules * args.schedule_rounds) as u64;
+    anyhow::ensure!(
+        reviewed >= expected,
+        "the webhook reviewed {reviewed} Schedules, expected at least {expected}"
+    );
+    testbed.stop();
+    Ok(ApiServerResult { batches, reviewed })
+}
+
+async fn create_namespace(client: &kube::Client, name: &str) -> anyhow::Result<()> {
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let namespace = serde_json::from_value(json!({"metadata": {"name": name}}))?;
+    namespaces
+        .create(&PostParams::default(), &namespace)
+        .await
+        .with_context(|| format!("creating namespace {name}"))?;
+    Ok(())
+}
+
+async fn set_registration(
+    client: &kube::Client,
+    base: &str,
+    ca: &[u8],
+    registration: Registration,
+) -> anyhow::Result<()> {
+    use k8s_openapi::api::admissionregistration::v1::{
+        MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+    };
+    match registration {
+        Registration::With => tprotect_localenv::register_webhooks(client, base, ca)
+            .await
+            .context("registering the webhook")?,
+        Registration::Without => {
+            let validating: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+            let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+            for result in [
+                validating
+                    .delete(CONFIGURATION_NAME, &DeleteParams::default())
+                    .await
+                    .map(|_| ()),
+                mutating
+                    .delete(CONFIGURATION_NAME, &DeleteParams::default())
+                    .await
+                    .map(|_| ()),
+            ] {
+                match result {
+                    Ok(()) => {}
+                    Err(kube::Error::Api(status)) if status.code == 404 => {}
+                    Err(error) => return Err(error).context("removing the webhook registration"),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The API server learns of webhook configurations through an informer; waits until it acts on the change.
+/// Probes with dry-run creates: a replication Schedule with `enabled: false` is refused only by the
+/// validating webhook, and one without `granularity` passes the CRD's required fields only when the mutating
+/// webhook fills it in.
+async fn wait_registration_effective(
+    client: &kube::Client,
+    resource: &kube::api::ApiResource,
+    namespace: &str,
+    registration: Registration,
+) -> anyhow::Result<()> {
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, resource);
+    let dry_run = PostParams {
+        dry_run: true,
+        field_manager: None,
+    };
+    let mut disabled = replication_schedule("bench-probe-disabled", namespace);
+    disabled["spec"]["enabled"] = json!(false);
+    let mut no_granularity = replication_schedule("bench-probe-defaults", namespace);
+    if let Some(spec) = no_granularity["spec"].as_object_mut() {
+        spec.remove("granularity");
+    }
+    let disabled: DynamicObject = serde_json::from_value(disabled)?;
+    let no_granularity: DynamicObject = serde_json::from_value(no_granularity)?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let validated = api.create(&dry_run, &disabled).await.is_err();
+        let mutated = api.create(&dry_run, &no_granularity).await.is_ok();
+        let want = registration == Registration::With;
+        if validated == want && mutated == want {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "webhook registration {registration:?} not in effect after 60s (validating {validated}, \
+                 mutating {mutated})"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Creates `count` Schedules in `namespace`, `concurrency` at a time; returns the wall time.
+async fn create_batch(
+    client: &kube::Client,
+    resource: &kube::api::ApiResource,
+    namespace: &str,
+    count: usize,
+    concurrency: usize,
+) -> anyhow::Result<Duration> {
+    if namespace == "bench-warmup" {
+        create_namespace(client, namespace).await?;
+    }
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, resource);
+    let objects = (0..count)
+        .map(|i| serde_json::from_value(replication_schedule(&format!("replication-{i:04}"), namespace)))
+        .collect::<Result<Vec<DynamicObject>, _>>()?;
+    let started = Instant::now();
+    futures::stream::iter(objects.iter())
+        .map(|object| {
+            let api = api.clone();
+            async move { api.create(&PostParams::default(), object).await.map(|_| ()) }
+        })
+        .buffer_unordered(concurrency)
+        .try_collect::<()>()
+        .await
+        .with_context(|| format!("creating Schedules in {namespace}"))?;
+    Ok(started.elapsed())
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Report
+
+struct Machine {
+    nproc: usize,
+    load: String,
+    cpu: String,
+}
+
+impl Machine {
+    fn read() -> Self {
+        let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+        let load = std::fs::read_to_string("/proc/loadavg")
+            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .unwrap_or_else(|_| "unknown".into());
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|info| {
+                info.lines()
+                    .find_map(|l| l.strip_prefix("model name"))
+                    .map(|l| l.trim_start_matches([' ', '\t', ':']).to_string())
+            })
+            .unwrap_or_else(|| "unknown CPU".into());
+        Self { nproc, load, cpu }
+    }
+}
+
+fn date_utc() -> String {
+    Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown date".into())
+}
+
+struct Report<'a> {
+    command: String,
+    args: &'a BenchWebhookArgs,
+    date: String,
+    machine_before: Machine,
+    machine_after: Machine,
+    runs: BTreeMap<(&'static str, ServerKind), Vec<OhaResult>>,
+    idle: Memory,
+    loaded: Memory,
+    noop_idle: Memory,
+    noop_loaded: Memory,
+    apiserver: Option<ApiServerResult>,
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "**NOT met**" }
+}
+
+impl Report<'_> {
+    fn medians(&self, label: &str, kind: ServerKind) -> (f64, f64, f64, u64) {
+        let results = self
+            .runs
+            .get(&(label, kind))
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        (
+            median(results.iter().map(|r| r.requests_per_second)),
+            median(results.iter().map(|r| r.p50_ms)),
+            median(results.iter().map(|r| r.p99_ms)),
+            results.iter().map(|r| r.failures).sum(),
+        )
+    }
+
+    fn per_round(&self, label: &str, kind: ServerKind, value: impl Fn(&OhaResult) -> f64) -> String {
+        self.runs
+            .get(&(label, kind))
+            .map(|results| {
+                results
+                    .iter()
+                    .map(|r| format!("{:.0}", value(r)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    }
+
+    fn markdown(&self) -> String {
+        let a = self.args;
+        let mut out = String::new();
+        let _ = writeln!(out, "Command: `{}`  ", self.command);
+        let _ = writeln!(out, "Run: {}  ", self.date);
+        let _ = writeln!(
+            out,
+            "Machine: {} cores ({}); load average (1, 5, 15 min) {} at the start, {} at the end. Shared and \
+             noisy: oha runs on the same cores as the servers.\n",
+            self.machine_before.nproc,
+            self.machine_before.cpu,
+            self.machine_before.load,
+            self.machine_after.load
+        );
+        let _ = writeln!(
+            out,
+            "oha over HTTPS on loopback (HTTP/1.1, keep-alive), `POST /validate` with a realistic \
+             AppMirrorRelationship UPDATE review ({} bytes: old and new object with managed fields and status). \
+             Release builds. The no-op server is axum + rustls on the webhook's own TLS stack \
+             (`webhook/examples/noop_admission_server.rs`), reading the body and answering a fixed review. \
+             {} rounds, alternating which server goes first; medians shown. Saturation: `-c {} -z {}s`; fixed \
+             rate: `-q {} -c {} -z {}s`.\n",
+            serde_json::to_vec(&amr_update_review()).map_or(0, |b| b.len()),
+            a.rounds,
+            a.connections,
+            a.seconds,
+            a.rate,
+            a.rate_connections,
+            a.seconds
+        );
+        let _ = writeln!(
+            out,
+            "| Run | Server | req/s | p50 | p99 | failed | req/s per round |"
+        );
+        let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---|");
+        for (label, title) in [
+            ("saturation", format!("saturation, {} connections", a.connections)),
+            ("rate", format!("fixed rate {} req/s", a.rate)),
+        ] {
+            for kind in [ServerKind::Webhook, ServerKind::Noop] {
+                let (rps, p50, p99, failed) = self.medians(label, kind);
+                let _ = writeln!(
+                    out,
+                    "| {title} | {} | {rps:.0} | {p50:.3} ms | {p99:.3} ms | {failed} | {} |",
+                    kind.name(),
+                    self.per_round(label, kind, |r| r.requests_per_second)
+                );
+            }
+            let (w_rps, w_p50, w_p99, _) = self.medians(label, ServerKind::Webhook);
+            let (n_rps, n_p50, n_p99, _) = self.medians(label, ServerKind::Noop);
+            let _ = writeln!(
+                out,
+                "| {title} | ratio webhook / no-op | {:.2} | {:.2} | {:.2} | | |",
+                w_rps / n_rps,
+                w_p50 / n_p50,
+                w_p99 / n_p99
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\nRSS of tprotect-webhook: {:.1} MiB idle (VmRSS after start), {:.1} MiB peak under load (VmHWM \
+             after all runs). No-op server for comparison: {:.1} MiB idle, {:.1} MiB peak.\n",
+            self.idle.rss_mib(),
+            self.loaded.hwm_mib(),
+            self.noop_idle.rss_mib(),
+            self.noop_loaded.hwm_mib()
+        );
+
+        let (w_rps, _, _, _) = self.medians("saturation", ServerKind::Webhook);
+        let (n_rps, _, _, _) = self.medians("saturation", ServerKind::Noop);
+        let ratio = w_rps / n_rps;
+        let (rate_rps, _, rate_p99, _) = self.medians("rate", ServerKind::Webhook);
+        let rss = self.loaded.hwm_mib();
+
+        if let Some(api) = &self.apiserver {
+            let list = |registration| {
+                api.batches
+                    .iter()
+                    .filter(|(r, _)| *r == registration)
+                    .map(|(_, d)| format!("{:.2}", d.as_secs_f64()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let _ = writeln!(
+                out,
+                "Creating {} replication Schedules through a real kube-apiserver 1.20 (testbed, etcd on \
+                 /dev/shm), {} at a time, each batch in its own namespace; {} batches per condition, \
+                 interleaved, after a warm-up batch. With the webhook the API server calls `/mutate` and \
+                 `/validate` for each (registered by URL from `manifests/webhook/base/webhooks.yaml`); the \
+                 webhook counted {} Schedule validations.\n",
+                a.schedules, a.concurrency, a.schedule_rounds, api.reviewed
+            );
+            let _ = writeln!(out, "| Webhook | median wall time | batches (s) |");
+            let _ = writeln!(out, "|---|---:|---|");
+            for (registration, name) in [
+                (Registration::Without, "not registered"),
+                (Registration::With, "registered"),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "| {name} | {:.2} s | {} |",
+                    api.median_seconds(registration),
+                    list(registration)
+                );
+            }
+            let _ = writeln!(out, "\nAdded by the webhook: {:+.1} %.\n", api.added_percent());
+        } else {
+            let _ = writeln!(
+                out,
+                "The API-server measurement was skipped (`--skip-apiserver`).\n"
+            );
+        }
+
+        let _ = writeln!(out, "| Target | Measured | Verdict |");
+        let _ = writeln!(out, "|---|---|---|");
+        let _ = writeln!(
+            out,
+            "| throughput ≥ 0.9 × no-op server | {ratio:.2} × ({w_rps:.0} vs {n_rps:.0} req/s) | {} |",
+            verdict(ratio >= 0.9)
+        );
+        let rate_reached = rate_rps >= f64::from(a.rate) * 0.95;
+        let _ = writeln!(
+            out,
+            "| p99 ≤ 1 ms at {} req/s | {rate_p99:.3} ms at {rate_rps:.0} req/s | {} |",
+            a.rate,
+            verdict(rate_p99 <= 1.0 && rate_reached)
+        );
+        let _ = writeln!(
+            out,
+            "| RSS ≤ 30 MiB under load | {rss:.1} MiB (VmHWM) | {} |",
+            verdict(rss <= 30.0)
+        );
+        match &self.apiserver {
+            Some(api) => {
+                let added = api.added_percent();
+                let _ = writeln!(
+                    out,
+                    "| ≤ 10 % added to creating {} Schedules | {added:+.1} % | {} |",
+                    a.schedules,
+                    verdict(added <= 10.0)
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "| ≤ 10 % added to creating {} Schedules | not measured | **NOT checked** |",
+                    a.schedules
+                );
+            }
+        }
+        out
+    }
+}
+
+/// Replaces the text between the webhook markers of BENCHMARKS.md, leaving every other section alone.
+fn write_section(path: &Path, section: &str) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let start = text
+        .find(BEGIN_MARKER)
+        .with_context(|| format!("{BEGIN_MARKER} not found in {}", path.display()))?
+        + BEGIN_MARKER.len();
+    let end = text[start..]
+        .find(END_MARKER)
+        .map(|offset| start + offset)
+        .with_context(|| format!("{END_MARKER} not found in {}", path.display()))?;
+    let updated = format!("{}\n{}{}", &text[..start], section, &text[end..]);
+    std::fs::write(path, updated).with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_an_oha_report() {
+        let report = json!({
+            "summary": {"requestsPerSec": 12345.6},
+            "latencyPercentiles": {"p50": 0.0004, "p99": 0.0012},
+            "statusCodeDistribution": {"200": 100, "500": 2},
+            "errorDistribution": {"connection closed": 1}
+        });
+        let result = parse_oha(&report).unwrap();
+        assert_eq!(result.successes, 100);
+        assert_eq!(result.failures, 3);
+        assert!((result.p99_ms - 1.2).abs() < 1e-9);
+        assert!(parse_oha(&json!({"summary": {}})).is_err());
+    }
+
+    #[test]
+    fn median_of_odd_and_even() {
+        assert_eq!(median([3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median([4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert!(median([]).is_nan());
+    }
+
+    #[test]
+    fn rewrites_only_its_section() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("BENCHMARKS.md");
+        std::fs::write(
+            &path,
+            format!("head\n{BEGIN_MARKER}\nold\n{END_MARKER}\n\n<!-- BEGIN bench plugin -->\nplugin\n"),
+        )
+        .unwrap();
+        write_section(&path, "new\n").unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text,
+            format!("head\n{BEGIN_MARKER}\nnew\n{END_MARKER}\n\n<!-- BEGIN bench plugin -->\nplugin\n")
+        );
+    }
 }

@@ -1042,18 +1042,81 @@ fn kubectl_completes_through_the_shim() {
     assert!(values(&lines).contains(&"tprotect"), "{lines:?}");
 }
 
-/// The bash script of `completion bash` completes for real in bash (verbs, a subcommand's flags, choices).
-#[test]
-fn bash_script_completes_the_binary() {
-    let binary = tprotect_e2e::plugin_binary();
+/// Writes `kubectl-tprotect completion SHELL` into a scratch directory as `file_name`.
+fn completion_script(shell: &str, file_name: &str) -> (tempfile::TempDir, PathBuf) {
     let scratch = tempfile::tempdir().unwrap();
-    let script = scratch.path().join("kubectl-tprotect.bash");
+    let script = scratch.path().join(file_name);
+    let binary = tprotect_e2e::plugin_binary();
     std::fs::write(
         &script,
-        run(Command::new(&binary).args(["completion", "bash"])).stdout,
+        run(Command::new(&binary).args(["completion", shell])).stdout,
     )
     .unwrap();
-    let complete = |words: &[&str]| -> Vec<String> {
+    (scratch, script)
+}
+
+/// A shell the completion tests run; `cargo xtask test` installs it (Debian package of the same name).
+fn shell(name: &str) -> Command {
+    let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .any(|dir| dir.join(name).is_file());
+    assert!(
+        found,
+        "{name} is not installed: `cargo xtask deps` installs it (apt-get install {name})"
+    );
+    Command::new(name)
+}
+
+/// PATH with the plugin binary's directory first (zsh and fish complete only commands they can find).
+fn path_with_plugin() -> String {
+    path_with(tprotect_e2e::plugin_binary().parent().unwrap())
+}
+
+/// What every shell's script must complete, given `complete(words)` → the candidates for the last word
+/// (sorted, descriptions stripped).
+fn assert_completes(shell: &str, complete: impl Fn(&[&str]) -> Vec<String>) {
+    assert_eq!(complete(&["fail"]), ["failback", "failover"], "{shell}: verbs");
+    assert_eq!(
+        complete(&["failover", "--fo"]),
+        ["--force"],
+        "{shell}: a subcommand's own flag"
+    );
+    assert_eq!(
+        complete(&["snapmirror", "update", "--wa"]),
+        ["--wait"],
+        "{shell}: two levels down"
+    );
+    assert_eq!(
+        complete(&["status", "-o", ""]),
+        ["json", "table", "yaml"],
+        "{shell}: choices"
+    );
+    let verbs = complete(&[""]);
+    assert!(
+        verbs.iter().any(|w| w == "reverse-resync"),
+        "{shell}: every verb is offered: {verbs:?}"
+    );
+    assert!(
+        verbs.iter().all(|w| !w.starts_with("__")),
+        "{shell}: hidden commands are not offered: {verbs:?}"
+    );
+}
+
+fn sorted_lines(output: &Output) -> Vec<String> {
+    let mut lines: Vec<String> = stdout(output)
+        .lines()
+        .map(|l| l.split('\t').next().unwrap_or_default().to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines.sort();
+    lines.dedup();
+    lines
+}
+
+/// The script of `completion bash` completes for real in bash (verbs, a subcommand's flags, choices).
+#[test]
+fn bash_script_completes_the_binary() {
+    let (_scratch, script) = completion_script("bash", "kubectl-tprotect.bash");
+    assert_completes("bash", |words| {
         let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
         let program = format!(
             "source '{}'\nCOMP_WORDS=(kubectl-tprotect {})\nCOMP_CWORD={}\n_kubectl__tprotect kubectl-tprotect '{}' '{}'\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"",
@@ -1067,25 +1130,46 @@ fn bash_script_completes_the_binary() {
                 "kubectl-tprotect"
             },
         );
-        let output = run(Command::new("bash").arg("-c").arg(program));
-        stdout(&output).lines().map(str::to_string).collect()
-    };
-    assert_eq!(complete(&["fail"]), ["failover", "failback"]);
-    assert_eq!(
-        complete(&["failover", "--fo"]),
-        ["--force"],
-        "a subcommand's own flag"
-    );
-    assert_eq!(
-        complete(&["snapmirror", "update", "--wa"]),
-        ["--wait"],
-        "two levels down"
-    );
-    assert_eq!(complete(&["status", "-o", ""]), ["table", "json", "yaml"]);
-    assert!(
-        complete(&[""]).iter().all(|w| !w.starts_with("__")),
-        "hidden commands are not offered"
-    );
+        sorted_lines(&run(shell("bash").arg("-c").arg(program)))
+    });
+}
+
+/// The script of `completion zsh` completes for real in zsh: installed as `_kubectl-tprotect` in $fpath and
+/// loaded by compinit, as a user installs it, then TAB pressed in an interactive zsh on a pseudo-terminal
+/// (tests/scripts/zsh-complete.zsh).
+#[test]
+fn zsh_script_completes_the_binary() {
+    let (scratch, _script) = completion_script("zsh", "_kubectl-tprotect");
+    let driver = tprotect_e2e::workspace_root().join("tests/scripts/zsh-complete.zsh");
+    let path = path_with_plugin();
+    assert_completes("zsh", |words| {
+        let line = format!("kubectl-tprotect {}", words.join(" "));
+        sorted_lines(&run(shell("zsh")
+            .arg("-f")
+            .arg(&driver)
+            .arg(scratch.path())
+            .arg(&line)
+            .env("PATH", &path)
+            .env("HOME", scratch.path())))
+    });
+}
+
+/// The script of `completion fish` completes for real in fish (`complete -C`, what fish runs on TAB).
+#[test]
+fn fish_script_completes_the_binary() {
+    let (scratch, script) = completion_script("fish", "kubectl-tprotect.fish");
+    let path = path_with_plugin();
+    assert_completes("fish", |words| {
+        let line = format!("kubectl-tprotect {}", words.join(" "));
+        let program = format!("source '{}'; complete -C '{line}'", script.display());
+        sorted_lines(&run(shell("fish")
+            .arg("--no-config")
+            .arg("-c")
+            .arg(program)
+            .env("PATH", &path)
+            .env("HOME", scratch.path())
+            .env("XDG_CONFIG_HOME", scratch.path())))
+    });
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -23,6 +23,9 @@ const APT_PACKAGES: &[&str] = &[
     "golang-github-modern-go-reflect2-dev",
     "golang-github-json-iterator-go-dev",
     "golang-github-modern-go-concurrent-dev",
+    // Not for the clusters: the distribution tests run the completion scripts in real shells.
+    "zsh",
+    "fish",
 ];
 
 const DEB_SRC_FILE: &str = "/etc/apt/sources.list.d/tprotect-deb-src.sources";
@@ -71,7 +74,9 @@ pub fn find_binaries() -> Option<Binaries> {
 /// Installs missing packages and builds missing binaries. Serialised across processes by a file lock, so
 /// parallel tests on a fresh machine build once.
 pub fn ensure_binaries() -> Result<Binaries, Error> {
-    if let Some(found) = find_binaries() {
+    if let Some(found) = find_binaries()
+        && packages_installed()
+    {
         return Ok(found);
     }
     let cache = cache_dir();
@@ -79,13 +84,20 @@ pub fn ensure_binaries() -> Result<Binaries, Error> {
     let lock_path = cache.join("install.lock");
     let lock = std::fs::File::create(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
     lock.lock().map_err(|e| Error::io(&lock_path, e))?;
-    // Another process may have finished while we waited for the lock.
+    install_packages()?;
+    // Another process may have finished the build while we waited for the lock.
     if let Some(found) = find_binaries() {
         return Ok(found);
     }
-    install_packages()?;
     build_kubernetes(&cache)?;
     find_binaries().ok_or_else(|| Error::Install("binaries still missing after the build".into()))
+}
+
+/// Whether every package is installed, checked once per process (a cache restored onto a new machine has the
+/// binaries but not the packages).
+fn packages_installed() -> bool {
+    static INSTALLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *INSTALLED.get_or_init(|| APT_PACKAGES.iter().all(|p| dpkg_installed(p)))
 }
 
 fn install_packages() -> Result<(), Error> {

@@ -107,54 +107,17 @@ pub enum Command {
     Complete(commands::complete::CompleteArgs),
 }
 
-/// Parses `90s`, `15m`, `1h30m`, `500ms` or a bare number of seconds.
+/// Parses `90s`, `15m`, `1h30m`, `500ms` (jiff's friendly duration format, ISO 8601 `PT15M` too) or a bare
+/// number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     if let Ok(seconds) = text.parse::<u64>() {
         return Ok(Duration::from_secs(seconds));
     }
-    let mut total = Duration::ZERO;
-    let mut number = String::new();
-    let mut chars = text.chars().peekable();
-    let mut saw_unit = false;
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let unit = if c == 'm' && chars.peek() == Some(&'s') {
-            chars.next();
-            "ms"
-        } else {
-            match c {
-                'h' => "h",
-                'm' => "m",
-                's' => "s",
-                _ => {
-                    return Err(format!(
-                        "invalid duration {text:?}: unexpected {c:?}; use e.g. 90s, 15m, 1h"
-                    ));
-                }
-            }
-        };
-        let value: u64 = number
-            .parse()
-            .map_err(|_| format!("invalid duration {text:?}: a number must precede {unit:?}"))?;
-        number.clear();
-        saw_unit = true;
-        total += match unit {
-            "h" => Duration::from_secs(value * 3600),
-            "m" => Duration::from_secs(value * 60),
-            "s" => Duration::from_secs(value),
-            _ => Duration::from_millis(value),
-        };
-    }
-    if !number.is_empty() || !saw_unit {
-        return Err(format!(
-            "invalid duration {text:?}: end with a unit (h, m, s, ms), e.g. 15m"
-        ));
-    }
-    Ok(total)
+    let signed: jiff::SignedDuration = text
+        .parse()
+        .map_err(|e| format!("invalid duration {text:?} (use e.g. 90s, 15m, 1h30m): {e}"))?;
+    Duration::try_from(signed).map_err(|_| format!("duration {text:?} must not be negative"))
 }
 
 #[cfg(test)]
@@ -177,6 +140,7 @@ mod tests {
         assert!(parse_duration("15x").is_err());
         assert!(parse_duration("m").is_err());
         assert!(parse_duration("10m5").is_err());
+        assert!(parse_duration("-5m").is_err());
     }
 
     #[test]

@@ -723,7 +723,7 @@ pub fn saved_schedule(schedule: &DynamicObject) -> Option<SavedSchedule> {
         namespace: view.namespace,
         name: view.name,
         labels: view.labels,
-        spec: view.spec,
+        spec: schedule.data.get("spec").cloned().unwrap_or_else(|| json!({})),
         was_enabled,
     })
 }
@@ -761,8 +761,7 @@ fn saved_config_map(
 
 /// A saved Schedule re-created: its labels, its spec, enabled as it was.
 pub fn restored_schedule_object(schedule: &SavedSchedule, relationship: &str) -> Value {
-    let mut spec = schedule.spec.clone();
-    spec.enabled = Some(schedule.was_enabled);
+    let spec = schedule.restored_spec();
     let mut labels = schedule.labels.clone();
     labels.insert(RELATIONSHIP_LABEL.to_string(), relationship.to_string());
     json!({
@@ -785,4 +784,59 @@ pub fn note_destination_app(
         .map(|s| s.cluster_id.clone())
         .unwrap_or_default();
     record.destination_apps.insert(id, name.to_string());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schedule(spec: Value, annotations: Value) -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": API_VERSION,
+            "kind": "Schedule",
+            "metadata": {"name": "daily", "namespace": "shop", "labels": {"team": "a"}, "annotations": annotations},
+            "spec": spec,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_saved_schedule_is_restored_with_the_fields_this_version_does_not_know() {
+        let spec = json!({
+            "applicationRef": "shop",
+            "appVaultRef": "vault",
+            "granularity": "Daily",
+            "hour": "2",
+            "enabled": false,
+            "dataMover": "Kopia",
+            "someFutureField": {"nested": [1, 2]},
+        });
+        let disabled_by_us = json!({DISABLED_BY_ANNOTATION: "planned swap"});
+        let saved =
+            saved_schedule(&schedule(spec.clone(), disabled_by_us)).expect("a protection schedule is kept");
+        assert!(saved.was_enabled, "disabled by the plugin, so enabled before");
+
+        // Through the ConfigMap and back, then re-created.
+        let text = serde_json::to_string(&SavedSchedules {
+            schedules: vec![saved],
+        })
+        .unwrap();
+        let back: SavedSchedules = serde_json::from_str(&text).unwrap();
+        let object = restored_schedule_object(&back.schedules[0], "rel");
+        let mut expected = spec;
+        expected["enabled"] = json!(true);
+        assert_eq!(object["spec"], expected);
+        assert_eq!(object["metadata"]["labels"]["team"], "a");
+        assert_eq!(object["metadata"]["labels"][RELATIONSHIP_LABEL], "rel");
+    }
+
+    #[test]
+    fn replication_schedules_are_not_saved() {
+        let mut object = schedule(json!({"granularity": "Custom"}), json!({}));
+        object.metadata.labels.get_or_insert_default().insert(
+            tprotect_api::REPLICATION_SCHEDULE_LABEL.to_string(),
+            "true".to_string(),
+        );
+        assert_eq!(saved_schedule(&object), None);
+    }
 }

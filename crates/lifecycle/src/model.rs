@@ -284,10 +284,23 @@ pub struct SavedSchedule {
     pub name: String,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
-    pub spec: ScheduleSpec,
+    /// The spec exactly as it was stored (raw JSON): fields this version does not know survive the round trip.
+    pub spec: serde_json::Value,
     /// The schedule was enabled before the plugin disabled it for a planned swap.
     #[serde(default)]
     pub was_enabled: bool,
+}
+
+impl SavedSchedule {
+    /// The spec as it is re-created: as stored, `enabled` as it was before the plugin disabled it.
+    pub fn restored_spec(&self) -> serde_json::Value {
+        let mut spec = match &self.spec {
+            serde_json::Value::Object(fields) => fields.clone(),
+            _ => serde_json::Map::new(),
+        };
+        spec.insert("enabled".to_string(), self.was_enabled.into());
+        serde_json::Value::Object(spec)
+    }
 }
 
 /// Everything observed on one reachable cluster that concerns one relationship.

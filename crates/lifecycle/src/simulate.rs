@@ -144,7 +144,7 @@ pub fn apply(observed: &mut Observed, action: &Action) {
                         namespace: s.namespace,
                         name: s.name,
                         labels: s.labels,
-                        spec: s.spec,
+                        spec: serde_json::to_value(&s.spec).unwrap_or_default(),
                         was_enabled,
                     });
                 }
@@ -158,8 +158,7 @@ pub fn apply(observed: &mut Observed, action: &Action) {
                         c.saved_schedules.schedules.push(s);
                         continue;
                     }
-                    let mut spec = s.spec;
-                    spec.enabled = Some(s.was_enabled);
+                    let spec = crate::observe::lenient(Some(&s.restored_spec()));
                     c.schedules
                         .retain(|x| !(x.namespace == s.namespace && x.name == s.name));
                     c.schedules.push(ScheduleView {

@@ -4,44 +4,13 @@
 //! The clusters are real API servers; Trident protect's controller is played by the STAND-IN (time-scaled, so a
 //! 5-minute replication interval passes in 5 seconds); the real webhook is registered on both clusters.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, bail};
-use tprotect_localenv::{LocalEnv, LocalEnvOptions, WebhookOptions};
-use tprotect_standin::StandInConfig;
 
-const SOURCE: &str = "tprotect-source";
-const DESTINATION: &str = "tprotect-destination";
-const APP: &str = "shop";
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| tprotect_testbed::repo_root().join("target"))
-}
-
-fn build_binaries() -> anyhow::Result<(PathBuf, PathBuf)> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "kubectl-tprotect",
-            "-p",
-            "tprotect-webhook",
-        ])
-        .current_dir(tprotect_testbed::repo_root())
-        .status()
-        .context("running cargo build")?;
-    if !status.success() {
-        bail!("building kubectl-tprotect and tprotect-webhook failed");
-    }
-    let dir = target_dir().join("debug");
-    Ok((dir.join("kubectl-tprotect"), dir.join("tprotect-webhook")))
-}
+use crate::lifecycle_walk::{self, APP, DESTINATION, Profile, SOURCE, Step};
 
 fn banner(text: &str) {
     eprintln!("\n\x1b[1m== {text}\x1b[0m");
@@ -75,7 +44,7 @@ fn show_amrs(kubeconfig: &Path) {
 pub fn demo() -> anyhow::Result<()> {
     let started = Instant::now();
     banner("building kubectl-tprotect and tprotect-webhook");
-    let (plugin, webhook) = build_binaries()?;
+    let binaries = lifecycle_walk::build_binaries(Profile::Debug)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -84,92 +53,19 @@ pub fn demo() -> anyhow::Result<()> {
         banner(
             "two local clusters (real kube-apiserver 1.20 + etcd), the Trident protect stand-in, the webhook",
         );
-        let options = LocalEnvOptions {
-            standin: Some(
-                StandInConfig {
-                    time_scale: 60.0,
-                    source_name: SOURCE.into(),
-                    destination_name: DESTINATION.into(),
-                    ..Default::default()
-                }
-                .with_delays(Duration::from_millis(500)),
-            ),
-            webhook: Some(WebhookOptions {
-                binary: webhook,
-                env: Vec::new(),
-            }),
-            ..Default::default()
-        };
-        let env = LocalEnv::start(options)
-            .await
-            .context("starting the local environment")?;
-        env.install_fixtures(APP)
-            .await
-            .context("installing the demo application")?;
-        let kubeconfig = env.kubeconfig().to_path_buf();
+        let env = lifecycle_walk::start_env(binaries.webhook.clone()).await?;
         eprintln!(
             "clusters up in {:.1}s; application {APP:?} on {SOURCE}, AppVaults src-vault and dst-vault",
             started.elapsed().as_secs_f64()
         );
-        let k = kubeconfig.as_path();
-        let between = ["--context", DESTINATION, "--peer-context", SOURCE];
-        let with = |verb: &'static str, extra: &[&'static str]| -> Vec<&'static str> {
-            let mut args = vec![verb, APP];
-            args.extend_from_slice(&between);
-            args.extend_from_slice(extra);
-            args
-        };
-
-        banner("1. set up replication of shop (source → destination), one command for both clusters");
-        tprotect(
-            &plugin,
-            k,
-            &[
-                "setup",
-                APP,
-                "--source-context",
-                SOURCE,
-                "--destination-context",
-                DESTINATION,
-                "-n",
-                APP,
-                "--app",
-                APP,
-                "--source-vault",
-                "src-vault",
-                "--destination-vault",
-                "dst-vault",
-                "--destination-namespace",
-                "shop-dr",
-                "--initial-snapshot",
-            ],
-        )?;
-        show_amrs(k);
-        banner("2. status and preflight, seen from both clusters");
-        tprotect(&plugin, k, &with("status", &[]))?;
-        tprotect(&plugin, k, &with("check", &[]))?;
-        banner("3. what a failover will do to the destination namespace's labels and annotations");
-        tprotect(&plugin, k, &with("preview", &[]))?;
-        banner("4. fail over (first the plan, then for real)");
-        tprotect(&plugin, k, &with("failover", &["--dry-run=client"]))?;
-        tprotect(&plugin, k, &with("failover", &[]))?;
-        tprotect(&plugin, k, &with("failover", &[]))?;
-        banner("5. resync: the destination's changes are discarded (confirmed with --yes)");
-        tprotect(&plugin, k, &with("resync", &["--yes"]))?;
-        banner("6. fail over again, then reverse-resync: keep the destination's changes and replicate back");
-        tprotect(&plugin, k, &with("failover", &[]))?;
-        tprotect(&plugin, k, &with("reverse-resync", &[]))?;
-        show_amrs(k);
-        banner("7. reverse: a planned swap through a ShutdownSnapshot");
-        tprotect(&plugin, k, &with("reverse", &[]))?;
-        show_amrs(k);
-        banner("8. fail over and fail back: reverse resync, then reverse; never a plain resync");
-        tprotect(&plugin, k, &with("failover", &[]))?;
-        tprotect(&plugin, k, &with("failback", &[]))?;
-        tprotect(&plugin, k, &with("status", &[]))?;
-        banner("9. delete the relationship: two independent applications remain");
-        tprotect(&plugin, k, &with("delete", &[]))?;
-        show_amrs(k);
+        let kubeconfig = env.kubeconfig();
+        for step in lifecycle_walk::lifecycle() {
+            match step {
+                Step::Banner(text) => banner(text),
+                Step::Run(args) => tprotect(&binaries.plugin, kubeconfig, &args)?,
+                Step::ShowAmrs => show_amrs(kubeconfig),
+            }
+        }
         drop(env);
         anyhow::Ok(())
     })?;

@@ -4,6 +4,7 @@ mod bench_plugin;
 mod bench_webhook;
 mod cluster_cmds;
 mod demo_cmd;
+mod lifecycle_walk;
 mod sim_cmd;
 mod test_cmd;
 

@@ -26,12 +26,13 @@ use axum::{
     routing::post,
 };
 use base64::Engine;
+use k8s_openapi::api::authentication::v1::UserInfo;
 use kube::core::{
-    DynamicObject, Status,
-    admission::{self, AdmissionRequest, AdmissionResponse, AdmissionReview},
+    GroupVersionKind, GroupVersionResource, Status,
+    admission::{self, AdmissionResponse},
     response::StatusSummary,
 };
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 use tower_http::catch_panic::CatchPanicLayer;
 use tprotect_policy::{
@@ -203,23 +204,189 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
     )
 }
 
+/// The parts of an AdmissionReview v1 request the endpoints read, parsed in one pass straight from the body.
+///
+/// Not kube's `AdmissionReview<DynamicObject>`: its flattened `TypeMeta` makes serde buffer the whole
+/// document before reading it, and `DynamicObject` parses metadata (managed fields included) into typed
+/// structs that the rules, which read plain JSON, would only serialise back. The fields and their
+/// requirements are kube's (`uid`, `kind`, `resource`, `operation`, `userInfo` required, the rest optional).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IncomingReview {
+    api_version: String,
+    kind: String,
+    #[serde(default)]
+    request: Option<ReviewRequest>,
+}
+
+/// An AdmissionReview v1 `request`, as the handlers use it.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReviewRequest {
+    pub uid: String,
+    pub kind: GroupVersionKind,
+    #[serde(rename = "resource")]
+    _resource: GroupVersionResource,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    pub operation: admission::Operation,
+    pub user_info: UserInfo,
+    /// The new object as the rules read it: plain JSON without `metadata.managedFields` and `status`.
+    #[serde(default, deserialize_with = "rule_object")]
+    pub object: Option<Value>,
+    #[serde(default, deserialize_with = "rule_object")]
+    pub old_object: Option<Value>,
+}
+
+/// An object as the rules read it: the JSON the API server sent without `metadata.managedFields` and the
+/// top-level `status`, which no rule reads (the rules judge what a user writes: metadata and spec) and which
+/// are much of a stored object's size. They are skipped while parsing, never allocated.
+struct RuleObject(Value);
+
+fn rule_object<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
+    Ok(Option::<RuleObject>::deserialize(deserializer)?.map(|object| object.0))
+}
+
+impl<'de> Deserialize<'de> for RuleObject {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_map(PrunedMap { metadata: false })
+            .map(RuleObject)
+    }
+}
+
+/// The object's top level (skipping `status`) or its metadata (skipping `managedFields`).
+#[derive(Clone, Copy)]
+struct PrunedMap {
+    metadata: bool,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for PrunedMap {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for PrunedMap {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let skipped = if self.metadata { "managedFields" } else { "status" };
+            if key == skipped {
+                map.next_value::<serde::de::IgnoredAny>()?;
+                continue;
+            }
+            let value = if !self.metadata && key == "metadata" {
+                map.next_value_seed(Nullable(PrunedMap { metadata: true }))?
+            } else {
+                map.next_value()?
+            };
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
+}
+
+/// `null`, or what the inner seed reads.
+struct Nullable(PrunedMap);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Nullable {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_option(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Nullable {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object or null")
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_map(self.0)
+    }
+}
+
 /// Reads an AdmissionReview v1 request; the error is the HTTP 400 message.
-pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, String> {
-    let review: AdmissionReview<DynamicObject> =
+pub fn parse_review(body: &[u8]) -> Result<ReviewRequest, String> {
+    let review: IncomingReview =
         serde_json::from_slice(body).map_err(|e| format!("body is not an AdmissionReview: {e}"))?;
-    if review.types.api_version != admission::META_API_VERSION_V1 || review.types.kind != admission::META_KIND
-    {
+    if review.api_version != admission::META_API_VERSION_V1 || review.kind != admission::META_KIND {
         return Err(format!(
             "expected apiVersion {:?} and kind {:?}, got apiVersion {:?} and kind {:?}",
             admission::META_API_VERSION_V1,
             admission::META_KIND,
-            review.types.api_version,
-            review.types.kind
+            review.api_version,
+            review.kind
         ));
     }
-    review
-        .try_into()
-        .map_err(|_| "AdmissionReview has no request".to_string())
+    let mut request = review
+        .request
+        .ok_or_else(|| "AdmissionReview has no request".to_string())?;
+    for (field, object) in [
+        ("object", &mut request.object),
+        ("oldObject", &mut request.old_object),
+    ] {
+        if let Some(value) = object {
+            normalise_object(value)
+                .map_err(|e| format!("body is not an AdmissionReview: request.{field}{e}"))?;
+        }
+    }
+    Ok(request)
+}
+
+/// Holds an object to what kube's `DynamicObject` accepted (a JSON object whose metadata, if any, is an
+/// object with string name, namespace and generateName and string-to-string labels and annotations; a null
+/// object is no object), and gives it an empty `metadata` when it has none, as `DynamicObject` did.
+fn normalise_object(object: &mut Value) -> Result<(), String> {
+    let Value::Object(map) = object else {
+        return Err(": expected a JSON object".to_string());
+    };
+    let metadata = map
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Default::default()));
+    if metadata.is_null() {
+        *metadata = Value::Object(Default::default());
+    }
+    let Value::Object(metadata) = metadata else {
+        return Err(".metadata: expected a JSON object".to_string());
+    };
+    for key in ["name", "namespace", "generateName"] {
+        if let Some(value) = metadata.get(key)
+            && !(value.is_string() || value.is_null())
+        {
+            return Err(format!(".metadata.{key}: expected a string"));
+        }
+    }
+    for key in ["labels", "annotations"] {
+        match metadata.get(key) {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(entries)) if entries.values().all(Value::is_string) => {}
+            Some(_) => return Err(format!(".metadata.{key}: expected a map of strings")),
+        }
+    }
+    Ok(())
 }
 
 fn policy_operation(operation: &admission::Operation) -> Operation {
@@ -244,35 +411,59 @@ fn kind_label(group: &str, kind: &str) -> &'static str {
     "other"
 }
 
-/// The object as the rules see it: plain JSON.
-fn to_value(object: &DynamicObject) -> Value {
-    // Serialising a value that was just deserialised from JSON cannot fail; Null makes every rule report
-    // the missing fields rather than panicking if it ever did.
-    serde_json::to_value(object).unwrap_or(Value::Null)
+fn namespace_meta(object: &Value, request_name: &str) -> NamespaceMeta {
+    let metadata = object.get("metadata");
+    let string_map = |key: &str| {
+        metadata
+            .and_then(|m| m.get(key))
+            .and_then(Value::as_object)
+            .map(|entries| {
+                entries
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    NamespaceMeta {
+        name: metadata
+            .and_then(|m| m.get("name"))
+            .and_then(Value::as_str)
+            .map_or_else(|| request_name.to_string(), str::to_string),
+        labels: string_map("labels"),
+        annotations: string_map("annotations"),
+    }
 }
 
-fn namespace_meta(object: &DynamicObject, request_name: &str) -> NamespaceMeta {
-    let name = object
-        .metadata
-        .name
-        .clone()
-        .unwrap_or_else(|| request_name.to_string());
-    NamespaceMeta {
-        name,
-        labels: object
-            .metadata
-            .labels
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .collect(),
-        annotations: object
-            .metadata
-            .annotations
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .collect(),
+/// The response to `request` before any rule speaks: allowed, echoing the uid.
+fn allowed_response(request: &ReviewRequest) -> AdmissionResponse {
+    // `AdmissionResponse` is non-exhaustive; `invalid` is its only constructor without a kube request.
+    let mut response = AdmissionResponse::invalid("");
+    response.uid = request.uid.clone();
+    response.allowed = true;
+    response.result = Status::default();
+    response
+}
+
+/// Logs which request was being reviewed if a rule panics (the panic guard then answers HTTP 500).
+struct PanicContext<'a> {
+    endpoint: Endpoint,
+    request: &'a ReviewRequest,
+}
+
+impl Drop for PanicContext<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let request = self.request;
+            tracing::error!(
+                webhook = ?self.endpoint,
+                uid = %request.uid,
+                kind = %request.kind.kind,
+                namespace = request.namespace.as_deref().unwrap_or(""),
+                name = %request.name,
+                "panicked while reviewing this request"
+            );
+        }
     }
 }
 
@@ -325,19 +516,13 @@ impl AppState {
         let metrics = &self.inner.metrics;
         let _in_flight = InFlight::enter(metrics);
         let operation = policy_operation(&request.operation);
-        let span = tracing::info_span!(
-            "admission",
-            webhook = ?endpoint,
-            uid = %request.uid,
-            kind = %request.kind.kind,
-            namespace = request.namespace.as_deref().unwrap_or(""),
-            name = %request.name,
-            operation = operation.as_str(),
-            allowed = tracing::field::Empty,
-            patched = tracing::field::Empty,
-            duration_us = tracing::field::Empty,
-        );
-        let _entered = span.enter();
+        // The request's log context is built only when something is logged (a denial, a patch, debug
+        // level): formatting a span per request was a measurable part of the cost of an allowed review. A
+        // panic in a rule still gets the context, from this guard.
+        let _context = PanicContext {
+            endpoint,
+            request: &request,
+        };
 
         let response = match endpoint {
             Endpoint::validate => self.review_validate(&request, operation),
@@ -377,28 +562,38 @@ impl AppState {
             .latency
             .get_or_create(&EndpointLabels { webhook: endpoint })
             .observe(elapsed.as_secs_f64());
-        span.record("allowed", allowed);
-        span.record("patched", patched);
-        span.record(
-            "duration_us",
-            u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
-        );
-        if !allowed {
-            tracing::info!(message = %response.result.message, "denied");
-        } else if patched {
-            tracing::info!("patched");
+        let logged = if allowed && !patched {
+            tracing::enabled!(tracing::Level::DEBUG)
         } else {
-            tracing::debug!("allowed");
+            tracing::enabled!(tracing::Level::INFO)
+        };
+        if logged {
+            let span = tracing::info_span!(
+                "admission",
+                webhook = ?endpoint,
+                uid = %request.uid,
+                kind = %request.kind.kind,
+                namespace = request.namespace.as_deref().unwrap_or(""),
+                name = %request.name,
+                operation = operation.as_str(),
+                allowed,
+                patched,
+                duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            );
+            let _entered = span.enter();
+            if !allowed {
+                tracing::info!(message = %response.result.message, "denied");
+            } else if patched {
+                tracing::info!("patched");
+            } else {
+                tracing::debug!("allowed");
+            }
         }
         (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response()
     }
 
-    fn review_validate(
-        &self,
-        request: &AdmissionRequest<DynamicObject>,
-        operation: Operation,
-    ) -> AdmissionResponse {
-        let response = AdmissionResponse::from(request);
+    fn review_validate(&self, request: &ReviewRequest, operation: Operation) -> AdmissionResponse {
+        let response = allowed_response(request);
         let kind = request.kind.kind.as_str();
         if request.kind.group != tprotect_api::GROUP || !VALIDATED_KINDS.contains(&kind) {
             return response;
@@ -407,10 +602,8 @@ impl AppState {
         let Some(object) = &request.object else {
             return response;
         };
-        let object = to_value(object);
-        let old_object = request.old_object.as_ref().map(to_value);
         let now = (self.inner.clock)();
-        let violations = tprotect_policy::validate(kind, operation, &object, old_object.as_ref(), now);
+        let violations = tprotect_policy::validate(kind, operation, object, request.old_object.as_ref(), now);
         if violations.is_empty() {
             return response;
         }
@@ -425,7 +618,7 @@ impl AppState {
         let message = tprotect_policy::denial_message(kind, name, &violations);
         // Violations the new object would not have on its own are about the change, not the object.
         let only_transitions = operation == Operation::Update && {
-            let standalone = tprotect_policy::validate(kind, Operation::Create, &object, None, now);
+            let standalone = tprotect_policy::validate(kind, Operation::Create, object, None, now);
             violations.iter().all(|v| !standalone.contains(v))
         };
         let mut response = response.deny(message);
@@ -440,17 +633,13 @@ impl AppState {
         response
     }
 
-    fn review_mutate(
-        &self,
-        request: &AdmissionRequest<DynamicObject>,
-        operation: Operation,
-    ) -> AdmissionResponse {
-        let response = AdmissionResponse::from(request);
+    fn review_mutate(&self, request: &ReviewRequest, operation: Operation) -> AdmissionResponse {
+        let response = allowed_response(request);
         let Some(object) = &request.object else {
             return response;
         };
         let patch = match (request.kind.group.as_str(), request.kind.kind.as_str()) {
-            (tprotect_api::GROUP, kind) => tprotect_policy::mutate(kind, operation, &to_value(object)),
+            (tprotect_api::GROUP, kind) => tprotect_policy::mutate(kind, operation, object),
             ("", "Namespace") if matches!(operation, Operation::Create | Operation::Update) => {
                 let username = request.user_info.username.as_deref().unwrap_or_default();
                 if !self.inner.controller_usernames.contains(username) {
@@ -468,6 +657,8 @@ impl AppState {
                     // operator chose to keep.
                     self.inner.metrics.namespace_mutations_without_cache.inc();
                     tracing::warn!(
+                        uid = %request.uid,
+                        namespace = %new.name,
                         "AppMirrorRelationship cache not synced yet; namespace name mapping may be missing"
                     );
                 }
@@ -505,7 +696,7 @@ fn with_patch(response: AdmissionResponse, patch: json_patch::Patch) -> Admissio
         Ok(patched) => patched,
         Err(error) => {
             // A Patch of JSON values always serialises; if it ever did not, admit unchanged rather than fail.
-            tracing::error!(%error, "failed to serialise a JSON Patch; admitting unchanged");
+            tracing::error!(%error, uid = %fallback.uid, "failed to serialise a JSON Patch; admitting unchanged");
             fallback
         }
     }
@@ -568,4 +759,69 @@ pub fn encode_review(response: &AdmissionResponse, encoding: PatchEncoding) -> s
         },
     };
     serde_json::to_vec(&wire)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn review(object: Value) -> Vec<u8> {
+        serde_json::to_vec(&json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": "u",
+                "kind": {"group": "protect.trident.netapp.io", "version": "v1", "kind": "Schedule"},
+                "resource": {"group": "protect.trident.netapp.io", "version": "v1", "resource": "schedules"},
+                "operation": "UPDATE",
+                "userInfo": {"username": "alice"},
+                "object": object,
+                "oldObject": null,
+            }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn objects_reach_the_rules_without_managed_fields_and_status() {
+        let request = parse_review(&review(json!({
+            "apiVersion": "protect.trident.netapp.io/v1",
+            "kind": "Schedule",
+            "metadata": {"name": "s", "labels": {"a": "b"}, "managedFields": [{"manager": "kubectl"}]},
+            "spec": {"enabled": true, "status": "kept: only the top-level status is skipped"},
+            "status": {"state": "Ready"},
+        })))
+        .unwrap();
+        assert_eq!(
+            request.object.unwrap(),
+            json!({
+                "apiVersion": "protect.trident.netapp.io/v1",
+                "kind": "Schedule",
+                "metadata": {"name": "s", "labels": {"a": "b"}},
+                "spec": {"enabled": true, "status": "kept: only the top-level status is skipped"},
+            })
+        );
+        assert_eq!(request.old_object, None);
+    }
+
+    #[test]
+    fn objects_are_held_to_what_kube_dynamic_object_accepted() {
+        let request = parse_review(&review(json!({"spec": {}}))).unwrap();
+        assert_eq!(request.object.unwrap(), json!({"metadata": {}, "spec": {}}));
+        let request = parse_review(&review(json!({"metadata": null}))).unwrap();
+        assert_eq!(request.object.unwrap(), json!({"metadata": {}}));
+        for bad in [
+            json!("a string"),
+            json!([1]),
+            json!({"metadata": 5}),
+            json!({"metadata": {"name": 5}}),
+            json!({"metadata": {"labels": {"a": 1}}}),
+            json!({"metadata": {"annotations": "x"}}),
+        ] {
+            let error = parse_review(&review(bad.clone())).unwrap_err();
+            assert!(error.contains("not an AdmissionReview"), "{bad}: {error}");
+        }
+    }
 }

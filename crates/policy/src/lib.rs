@@ -144,8 +144,11 @@ pub fn validate(
     }
     let mut violations = object_rules(kind, object, now);
     if let (Operation::Update, Some(old)) = (operation, old_object) {
-        let already = object_rules(kind, old, now);
-        violations.retain(|v| !already.contains(v));
+        // Only a violation can be one the old object already had (the common, valid update skips this).
+        if !violations.is_empty() {
+            let already = object_rules(kind, old, now);
+            violations.retain(|v| !already.contains(v));
+        }
         violations.extend(transition_rules(kind, object, old));
     }
     violations

@@ -147,20 +147,25 @@ pub fn run(args: BenchWebhookArgs) -> anyhow::Result<()> {
         ];
         for (label, load) in loads {
             for kind in order {
-                let addr = match kind {
-                    ServerKind::Webhook => webhook.https,
-                    ServerKind::Noop => noop.https,
+                let server = match kind {
+                    ServerKind::Webhook => &webhook,
+                    ServerKind::Noop => &noop,
                 };
-                let result = oha_runner.run(addr, load, args.seconds)?;
+                let cpu_before = cpu_seconds(server.process.pid)?;
+                let mut result = oha_runner.run(server.https, load, args.seconds)?;
+                let cpu = cpu_seconds(server.process.pid)? - cpu_before;
+                result.server_cpu_us = cpu * 1e6 / (result.successes + result.failures).max(1) as f64;
                 eprintln!(
-                    "round {}/{} {label:<10} {:<16} {:>8.0} req/s  p50 {:.3} ms  p99 {:.3} ms  failed {}",
+                    "round {}/{} {label:<10} {:<16} {:>8.0} req/s  p50 {:.3} ms  p99 {:.3} ms  failed {}  \
+                     server CPU {:.0} µs/request",
                     round + 1,
                     args.rounds,
                     kind.name(),
                     result.requests_per_second,
                     result.p50_ms,
                     result.p99_ms,
-                    result.failures
+                    result.failures,
+                    result.server_cpu_us
                 );
                 runs.entry((label, kind)).or_default().push(result);
             }
@@ -530,6 +535,8 @@ struct OhaResult {
     successes: u64,
     failures: u64,
     failure_summary: String,
+    /// CPU time (user + system) of the server process per request answered, in µs.
+    server_cpu_us: f64,
 }
 
 impl Oha {
@@ -609,6 +616,7 @@ fn parse_oha(report: &Value) -> anyhow::Result<OhaResult> {
         successes,
         failures,
         failure_summary: failure_summary.join(", "),
+        server_cpu_us: f64::NAN,
     })
 }
 
@@ -1035,6 +1043,16 @@ fn verdict(met: bool) -> &'static str {
 }
 
 impl Report<'_> {
+    fn median_cpu(&self, label: &str, kind: ServerKind) -> f64 {
+        median(
+            self.runs
+                .get(&(label, kind))
+                .into_iter()
+                .flatten()
+                .map(|r| r.server_cpu_us),
+        )
+    }
+
     fn medians(&self, label: &str, kind: ServerKind) -> (f64, f64, f64, u64) {
         let results = self
             .runs
@@ -1094,18 +1112,19 @@ impl Report<'_> {
         );
         let _ = writeln!(
             out,
-            "| Run | Server | req/s | p50 | p99 | failed | req/s per round |"
+            "| Run | Server | req/s | p50 | p99 | server CPU per request | failed | req/s per round |"
         );
-        let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---|");
+        let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---|");
         for (label, title) in [
             ("saturation", format!("saturation, {} connections", a.connections)),
             ("rate", format!("fixed rate {} req/s", a.rate)),
         ] {
             for kind in [ServerKind::Webhook, ServerKind::Noop] {
                 let (rps, p50, p99, failed) = self.medians(label, kind);
+                let cpu = self.median_cpu(label, kind);
                 let _ = writeln!(
                     out,
-                    "| {title} | {} | {rps:.0} | {p50:.3} ms | {p99:.3} ms | {failed} | {} |",
+                    "| {title} | {} | {rps:.0} | {p50:.3} ms | {p99:.3} ms | {cpu:.0} µs | {failed} | {} |",
                     kind.name(),
                     self.per_round(label, kind, |r| r.requests_per_second)
                 );
@@ -1114,10 +1133,11 @@ impl Report<'_> {
             let (n_rps, n_p50, n_p99, _) = self.medians(label, ServerKind::Noop);
             let _ = writeln!(
                 out,
-                "| {title} | ratio webhook / no-op | {:.2} | {:.2} | {:.2} | | |",
+                "| {title} | ratio webhook / no-op | {:.2} | {:.2} | {:.2} | {:.2} | | |",
                 w_rps / n_rps,
                 w_p50 / n_p50,
-                w_p99 / n_p99
+                w_p99 / n_p99,
+                self.median_cpu(label, ServerKind::Webhook) / self.median_cpu(label, ServerKind::Noop)
             );
         }
         let _ = writeln!(

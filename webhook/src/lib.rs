@@ -13,6 +13,7 @@
 //! - [`amr_cache`]: a watch-fed cache of AppMirrorRelationships, for the namespace `name` label rule.
 //! - [`certs`]: a self-signed CA and serving certificate for clusters without cert-manager.
 //! - [`config`]: command-line flags and environment variables.
+//! - [`testing`]: realistic admission requests for benchmarks and load tests.
 
 pub mod admission;
 pub mod amr_cache;
@@ -22,6 +23,7 @@ pub mod health;
 pub mod metrics;
 pub mod server;
 pub mod telemetry;
+pub mod testing;
 pub mod tls;
 
 use std::{io, net::SocketAddr, path::PathBuf};

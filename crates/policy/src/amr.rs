@@ -52,7 +52,9 @@ pub(crate) fn validate(report: &mut Report, object: &Value, now: jiff::Timestamp
             "set spec.sourceApplicationName to the name of the Application on the source cluster",
         ),
     ] {
-        if let Some(name) = report::required_string(report, spec, "spec", key, fix) {
+        if let Some(name) = report::required_string(report, spec, "spec", key, fix)
+            && !report::is_dns1123_subdomain(name)
+        {
             report::check_object_name(report, &format!("spec.{key}"), what, name);
         }
     }
@@ -194,10 +196,13 @@ fn check_namespace_mapping(report: &mut Report, spec: &Value) {
             let Some(name) = report::required_string(report, entry, &entry_path, key, fix) else {
                 continue;
             };
-            let field = format!("{entry_path}.{key}");
-            if report::check_namespace_name(report, &field, name) && !seen.insert(name) {
+            // The field path is built only for a violation.
+            let field = || format!("{entry_path}.{key}");
+            let valid =
+                report::is_dns1123_label(name) || report::check_namespace_name(report, &field(), name);
+            if valid && !seen.insert(name) {
                 report.push(
-                    field,
+                    field(),
                     format!("{} appears more than once as a {key}", quote(name)),
                     format!("map each {key} namespace exactly once"),
                 );
@@ -280,12 +285,8 @@ pub(crate) fn validate_update(report: &mut Report, new: &Value, old: &Value) {
         }
     }
 
-    let state = |spec: &Value| {
-        child(spec, "desiredState")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    };
-    if state(old_spec).as_deref() == Some("Promoted") && state(new_spec).as_deref() == Some("Established") {
+    let state = |spec| child(spec, "desiredState").and_then(Value::as_str);
+    if state(old_spec) == Some("Promoted") && state(new_spec) == Some("Established") {
         let consented = child(new, "metadata")
             .and_then(|m| child(m, "annotations"))
             .and_then(|a| child(a, DISCARD_DESTINATION_CHANGES_ANNOTATION))

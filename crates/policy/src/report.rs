@@ -89,13 +89,12 @@ pub(crate) fn required_string<'a>(
     key: &str,
     fix_when_missing: &str,
 ) -> Option<&'a str> {
-    let path = key_path(parent_path, key);
     match child(parent, key) {
         None => {
-            report.push(path, "is required", fix_when_missing);
+            report.push(key_path(parent_path, key), "is required", fix_when_missing);
             None
         }
-        Some(value) => string_value(report, &path, key, value, fix_when_missing),
+        Some(value) => string_value(report, parent_path, key, value, fix_when_missing),
     }
 }
 
@@ -107,26 +106,26 @@ pub(crate) fn optional_string<'a>(
     key: &str,
     fix_when_empty: &str,
 ) -> Option<&'a str> {
-    let path = key_path(parent_path, key);
-    string_value(report, &path, key, child(parent, key)?, fix_when_empty)
+    string_value(report, parent_path, key, child(parent, key)?, fix_when_empty)
 }
 
+/// The path is built only for a violation: a valid object is checked without allocating one per field.
 fn string_value<'a>(
     report: &mut Report,
-    path: &str,
+    parent_path: &str,
     key: &str,
     value: &'a Value,
     fix_when_empty: &str,
 ) -> Option<&'a str> {
     match value {
         Value::String(s) if s.trim().is_empty() => {
-            report.push(path, "must not be empty", fix_when_empty);
+            report.push(key_path(parent_path, key), "must not be empty", fix_when_empty);
             None
         }
         Value::String(s) => Some(s),
         Value::Number(_) | Value::Bool(_) => {
             report.push(
-                path,
+                key_path(parent_path, key),
                 format!("must be a string, got {}", describe(value)),
                 format!("quote the value: {key}: \"{value}\""),
             );
@@ -134,7 +133,7 @@ fn string_value<'a>(
         }
         _ => {
             report.push(
-                path,
+                key_path(parent_path, key),
                 format!("must be a string, got {}", describe(value)),
                 fix_when_empty,
             );

@@ -166,10 +166,13 @@ pub async fn locate(
     relationship: &str,
     namespace: Option<&str>,
 ) -> Result<Located, RunError> {
-    let (context, peer) = futures::try_join!(
+    let (context, peer) = futures::join!(
         locate_on(clusters.get(ClusterKey::Context), relationship, namespace),
         locate_on(clusters.get(ClusterKey::Peer), relationship, namespace),
-    )?;
+    );
+    // Both searched at once, but when both fail the error reported is always --context's, not whichever
+    // answered first.
+    let (context, peer) = (context?, peer?);
     let mut located = Located {
         relationship: relationship.to_string(),
         ..Default::default()
@@ -397,7 +400,7 @@ impl<'a> Observer<'a> {
                 .map(|(_, stable)| stable.clone())
         };
         let (context_cached, peer_cached) = (cached(ClusterKey::Context), cached(ClusterKey::Peer));
-        let ((context, context_stable), (peer, peer_stable)) = futures::try_join!(
+        let (context, peer) = futures::join!(
             read_cluster(
                 self.clusters.get(ClusterKey::Context),
                 self.relationship,
@@ -410,7 +413,9 @@ impl<'a> Observer<'a> {
                 scope,
                 peer_cached
             ),
-        )?;
+        );
+        // As in `locate`: when both clusters fail, --context's error is the one reported, every time.
+        let ((context, context_stable), (peer, peer_stable)) = (context?, peer?);
         for (key, stable) in [
             (ClusterKey::Context, context_stable),
             (ClusterKey::Peer, peer_stable),

@@ -262,13 +262,17 @@ pub(crate) fn validate_update(report: &mut Report, new: &Value, old: &Value) {
             continue;
         };
         let new_value = child(new_spec, key);
-        let changed = match (key, new_value) {
-            ("namespaceMapping", Some(new_value)) => match (mapping_set(old_value), mapping_set(new_value)) {
-                (Some(old_set), Some(new_set)) => old_set != new_set,
-                _ => old_value != new_value,
-            },
-            (_, new_value) => new_value != Some(old_value),
-        };
+        // Equal values are unchanged however they read; the set comparison is only for a reordered mapping.
+        let changed = new_value != Some(old_value)
+            && match (key, new_value) {
+                ("namespaceMapping", Some(new_value)) => {
+                    match (mapping_set(old_value), mapping_set(new_value)) {
+                        (Some(old_set), Some(new_set)) => old_set != new_set,
+                        _ => old_value != new_value,
+                    }
+                }
+                (_, new_value) => new_value != Some(old_value),
+            };
         if changed {
             report.push(
                 format!("spec.{key}"),
@@ -309,12 +313,12 @@ pub(crate) fn validate_update(report: &mut Report, new: &Value, old: &Value) {
 }
 
 /// A namespace mapping as a set of pairs: reordering the list changes nothing.
-fn mapping_set(value: &Value) -> Option<BTreeSet<(String, String)>> {
+fn mapping_set(value: &Value) -> Option<BTreeSet<(&str, &str)>> {
     value
         .as_array()?
         .iter()
         .map(|entry| {
-            let get = |key| child(entry, key).and_then(Value::as_str).map(str::to_string);
+            let get = |key| child(entry, key).and_then(Value::as_str);
             Some((get("source")?, get("destination")?))
         })
         .collect()

@@ -23,7 +23,7 @@ use tprotect_webhook::{
 };
 
 pub const NOW: &str = "2025-01-07T12:25:48Z";
-pub const RULE: &str = "DTSTART:20220101T000200Z\nRRULE:FREQ=MINUTELY;INTERVAL=5";
+pub use tprotect_webhook::testing::RULE;
 pub const CONTROLLER: &str = "system:serviceaccount:trident-protect:trident-protect-controller-manager";
 
 pub fn fixed_clock() -> Clock {
@@ -156,47 +156,8 @@ pub fn replication_schedule() -> Value {
     })
 }
 
-pub fn amr(desired_state: &str) -> Value {
-    json!({
-        "apiVersion": "protect.trident.netapp.io/v1",
-        "kind": "AppMirrorRelationship",
-        "metadata": {
-            "name": "amr-16061e80-1b05-4e80-9d26-d326dc1953d8",
-            "namespace": "my-app-namespace",
-            "uid": "3c0c6f1e-3f3c-4b8f-9d8e-0a0b0c0d0e0f",
-            "resourceVersion": "12345",
-            "generation": 2,
-            "creationTimestamp": "2025-01-07T10:00:00Z",
-            "labels": {"tprotect.io/relationship": "rel1"},
-            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{\"apiVersion\":\"protect.trident.netapp.io/v1\",\"kind\":\"AppMirrorRelationship\"}"},
-            "managedFields": [{
-                "manager": "kubectl-client-side-apply",
-                "operation": "Update",
-                "apiVersion": "protect.trident.netapp.io/v1",
-                "time": "2025-01-07T10:00:00Z",
-                "fieldsType": "FieldsV1",
-                "fieldsV1": {"f:spec": {"f:desiredState": {}, "f:recurrenceRule": {}, "f:namespaceMapping": {}}}
-            }]
-        },
-        "spec": {
-            "desiredState": desired_state,
-            "destinationAppVaultRef": "generic-s3-trident-protect-dst-bucket-8fe0b902-f369-4317-93d1-ad7f2edc02b5",
-            "namespaceMapping": [{"destination": "my-app-namespace", "source": "my-app-namespace"}],
-            "recurrenceRule": RULE,
-            "sourceAppVaultRef": "generic-s3-trident-protect-src-bucket-b643cc50-0429-4ad5-971f-ac4a83621922",
-            "sourceApplicationName": "my-app-name",
-            "sourceApplicationUID": "7498d32c-328e-4ddd-9029-122540866aeb",
-            "storageClassName": "sc-vsim-2"
-        },
-        "status": {
-            "state": desired_state,
-            "conditions": [],
-            "destinationApplicationRef": "my-app-name",
-            "destinationNamespaces": ["my-app-namespace"],
-            "lastTransfer": {"startTimestamp": "2025-01-07T12:20:00Z", "completionTimestamp": "2025-01-07T12:20:31Z"}
-        }
-    })
-}
+/// A realistic AppMirrorRelationship as the API server sends it (shared with the benchmarks).
+pub use tprotect_webhook::testing::amr;
 
 /// A realistic AMR UPDATE review (what a benchmark or load test sends).
 pub fn amr_update_review() -> Review {

@@ -229,34 +229,22 @@ struct CommandRequests {
 impl CommandRequests {
     /// "list 12, get 3" for one cluster.
     fn verbs(&self, cluster: &str) -> String {
-        let mut by_verb: BTreeMap<&str, usize> = BTreeMap::new();
-        for r in self.requests.iter().filter(|r| r.cluster == cluster) {
-            *by_verb.entry(r.verb.as_str()).or_default() += 1;
-        }
-        let mut parts: Vec<(&str, usize)> = by_verb.into_iter().collect();
-        parts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-        let text: Vec<String> = parts.iter().map(|(v, n)| format!("{v} {n}")).collect();
-        if text.is_empty() {
-            "-".into()
-        } else {
-            text.join(", ")
-        }
+        tally(
+            self.requests
+                .iter()
+                .filter(|r| r.cluster == cluster)
+                .map(|r| r.verb.as_str()),
+        )
     }
 
     /// "appmirrorrelationships 20, namespaces 4" over both clusters, the most frequent first.
     fn resources(&self, verbs: &[&str]) -> String {
-        let mut by_resource: BTreeMap<&str, usize> = BTreeMap::new();
-        for r in self.requests.iter().filter(|r| verbs.contains(&r.verb.as_str())) {
-            *by_resource.entry(r.resource.as_str()).or_default() += 1;
-        }
-        let mut parts: Vec<(&str, usize)> = by_resource.into_iter().collect();
-        parts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-        let text: Vec<String> = parts.iter().map(|(v, n)| format!("{v} {n}")).collect();
-        if text.is_empty() {
-            "-".into()
-        } else {
-            text.join(", ")
-        }
+        tally(
+            self.requests
+                .iter()
+                .filter(|r| verbs.contains(&r.verb.as_str()))
+                .map(|r| r.resource.as_str()),
+        )
     }
 
     fn count(&self, verbs: &[&str]) -> usize {
@@ -881,4 +869,34 @@ fn replace_section(path: &Path, section: &str) -> anyhow::Result<()> {
         &text[end..]
     );
     std::fs::write(path, updated).with_context(|| format!("{}", path.display()))
+}
+
+/// "list 12, get 3": how often each name occurs, the most frequent first; "-" for none.
+fn tally<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for name in names {
+        *counts.entry(name).or_default() += 1;
+    }
+    let mut parts: Vec<(&str, usize)> = counts.into_iter().collect();
+    parts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let text: Vec<String> = parts.iter().map(|(name, n)| format!("{name} {n}")).collect();
+    if text.is_empty() {
+        "-".into()
+    } else {
+        text.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tally;
+
+    #[test]
+    fn tally_orders_by_count_then_name() {
+        assert_eq!(
+            tally(["get", "list", "list", "watch", "get", "list"].into_iter()),
+            "list 3, get 2, watch 1"
+        );
+        assert_eq!(tally(std::iter::empty()), "-");
+    }
 }

@@ -39,6 +39,11 @@ fn venv_python() -> &'static Path {
     PYTHON.get_or_init(|| {
         let venv = target_dir().join("kfp-venv");
         let python = venv.join("bin/python");
+        // nextest runs each test in its own process: without this lock, one test could find the venv half
+        // made by another (python present, pip not yet) and fail.
+        let lock_path = target_dir().join("kfp-venv.lock");
+        let lock = std::fs::File::create(&lock_path).expect("kfp-venv.lock");
+        lock.lock().expect("locking kfp-venv.lock");
         let requirements = example_dir().join("requirements.txt");
         let wanted = std::fs::read_to_string(&requirements).expect("examples/kubeflow/requirements.txt");
         let marker = venv.join(".tprotect-requirements");
@@ -48,9 +53,14 @@ fn venv_python() -> &'static Path {
                 .status()
                 .is_ok_and(|s| s.success());
         if !installed {
-            if !python.exists() {
+            let has_pip = Command::new(&python)
+                .args(["-m", "pip", "--version"])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if !has_pip {
+                // Absent, or left half made by an interrupted run.
                 run_checked(
-                    Command::new("python3").args(["-m", "venv"]).arg(&venv),
+                    Command::new("python3").args(["-m", "venv", "--clear"]).arg(&venv),
                     "python3 -m venv",
                 );
             }
@@ -69,6 +79,7 @@ fn venv_python() -> &'static Path {
             );
             std::fs::write(&marker, wanted).unwrap();
         }
+        drop(lock);
         python
     })
 }

@@ -579,9 +579,13 @@ spec:
     let (paused_seen, paused_watch) = track(&snapshots, "paused");
     let count = |seen: &Seen| seen.lock().unwrap().len();
 
-    // Four occurrences later: only the retention is kept, the newest ones.
-    let kept = eventually("four scheduled snapshots, two kept", async || {
-        let kept: Vec<String> = snapshots
+    // Four occurrences later: only the retention is kept, the newest ones. Snapshots keep coming while
+    // this looks, so the list is compared with what the watch had seen just before and just after it:
+    // only a list taken while nothing new arrived says which ones pruning kept. Keeping the oldest (or
+    // keeping too many) never satisfies this, and the wait fails.
+    let kept = eventually("four scheduled snapshots, the newest two kept", async || {
+        let before: Vec<String> = fast_seen.lock().unwrap().iter().cloned().collect();
+        let mut kept: Vec<String> = snapshots
             .list(&owned_by("fast"))
             .await
             .ok()?
@@ -589,15 +593,13 @@ spec:
             .iter()
             .map(|s| s.name_any())
             .collect();
-        (count(&fast_seen) >= 4 && kept.len() == 2).then_some(kept)
+        let after: Vec<String> = fast_seen.lock().unwrap().iter().cloned().collect();
+        kept.sort();
+        // Names end in the snapshot's UTC timestamp, so the set's order is the order taken.
+        let newest = before.get(before.len().saturating_sub(2)..)?;
+        (before == after && before.len() >= 4 && kept == newest).then_some(kept)
     })
     .await;
-    let all: Vec<String> = fast_seen.lock().unwrap().iter().cloned().collect();
-    let mut newest = all.clone();
-    let newest = newest.split_off(newest.len() - 2);
-    let mut kept_sorted = kept.clone();
-    kept_sorted.sort();
-    assert_eq!(kept_sorted, newest, "pruned oldest first; all seen: {all:?}");
     let fast = world.api::<Schedule>(SRC, "ns-1").get("fast").await.unwrap();
     for name in &kept {
         let snap = snapshots.get(name).await.unwrap();

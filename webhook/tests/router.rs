@@ -425,6 +425,12 @@ async fn unusable_reviews_get_400_with_a_json_error() {
         assert_bad_request(&raw(path, b"{not json".to_vec()).await, "not an AdmissionReview");
         assert_bad_request(&raw(path, Vec::new()).await, "not an AdmissionReview");
         assert_bad_request(&raw(path, b"[]".to_vec()).await, "not an AdmissionReview");
+        // A well-formed review but for one Latin-1 "é" (not UTF-8) inside its uid.
+        let review = Review::protect("Schedule", "CREATE", replication_schedule()).to_json();
+        let mut latin1 = serde_json::to_vec(&review).unwrap();
+        let uid = latin1.windows(7).position(|w| w == br#""uid":""#).unwrap() + 7;
+        latin1.insert(uid, 0xE9);
+        assert_bad_request(&raw(path, latin1).await, "not UTF-8");
 
         let mut review = Review::protect("Schedule", "CREATE", replication_schedule()).to_json();
         review["apiVersion"] = json!("admission.k8s.io/v1beta1");

@@ -3,8 +3,12 @@
 //! its handler reads the request body and answers a fixed "allowed" AdmissionReview without looking at it. The
 //! benchmark compares the webhook's throughput and latency with this floor.
 //!
+//! `--parse` makes it do the least any webhook must do with a review before answering, so the benchmark can
+//! show how much of the webhook's cost is reading JSON at all: `syntax` checks the body is JSON (serde_json
+//! into `IgnoredAny`, nothing allocated), `value` parses it into a `serde_json::Value` and drops it.
+//!
 //! ```text
-//! noop_admission_server --listen 127.0.0.1:8443 --tls-cert tls.crt --tls-key tls.key
+//! noop_admission_server --listen 127.0.0.1:8443 --tls-cert tls.crt --tls-key tls.key [--parse syntax]
 //! ```
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
@@ -36,17 +40,38 @@ struct Args {
     tls_cert: PathBuf,
     #[arg(long)]
     tls_key: PathBuf,
+    /// What to do with the body before answering.
+    #[arg(long, value_enum, default_value_t = Parse::None)]
+    parse: Parse,
 }
 
-/// Takes the body (so the request is read as the webhook reads it), answers the fixed review.
-async fn fixed_review(body: Bytes) -> impl IntoResponse {
-    // Keep the read from being optimised away.
-    std::hint::black_box(body.len());
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        FIXED_REVIEW,
-    )
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum Parse {
+    /// Nothing: read it and answer.
+    None,
+    /// Check it is JSON, allocating nothing.
+    Syntax,
+    /// Parse it into a `serde_json::Value`.
+    Value,
+}
+
+/// Takes the body (so the request is read as the webhook reads it), parses it as `parse` says, answers the
+/// fixed review (HTTP 400 if the body had to be JSON and was not).
+fn fixed_review(parse: Parse, body: &Bytes) -> impl IntoResponse + use<> {
+    let parsed = match parse {
+        // Keep the read from being optimised away.
+        Parse::None => Ok(std::hint::black_box(body.len()) > 0),
+        Parse::Syntax => serde_json::from_slice::<serde::de::IgnoredAny>(body).map(|_| true),
+        Parse::Value => {
+            serde_json::from_slice::<serde_json::Value>(body).map(|v| std::hint::black_box(v).is_object())
+        }
+    };
+    let status = if parsed.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    (status, [(header::CONTENT_TYPE, "application/json")], FIXED_REVIEW)
 }
 
 #[tokio::main]
@@ -59,9 +84,11 @@ async fn main() -> anyhow::Result<()> {
     };
     let certificate = ReloadingCertificate::load(files, Arc::new(Metrics::new()))?;
     let tls = certificate.server_config()?;
+    let parse = args.parse;
+    let answer = move |body: Bytes| async move { fixed_review(parse, &body) };
     let router = Router::new()
-        .route(VALIDATE_PATH, post(fixed_review))
-        .route(MUTATE_PATH, post(fixed_review));
+        .route(VALIDATE_PATH, post(answer))
+        .route(MUTATE_PATH, post(answer));
     let listener = std::net::TcpListener::bind(args.listen)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let handle = axum_server::Handle::new();

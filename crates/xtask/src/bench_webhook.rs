@@ -4,7 +4,10 @@
 //!    UPDATE review on `/validate`, side by side with a no-op axum+rustls server on the same TLS stack
 //!    (`webhook/examples/noop_admission_server.rs`) answering a fixed review. Rounds alternate the two servers
 //!    (the order flips every round) and the medians are reported, because the machine is shared and noisy:
-//!    a saturation run at a fixed connection count, and a fixed-rate run.
+//!    a saturation run at a fixed connection count, and a fixed-rate run. A third server, the no-op server
+//!    checking that the body is JSON (`--parse syntax`), shows what reading the review at all costs.
+//! 1. Instructions per request of the three servers under valgrind's callgrind: counted, not timed, so the
+//!    same on a busy machine as on a quiet one.
 //! 2. RSS of the webhook: VmRSS right after start, VmHWM (peak) after the load.
 //! 3. The wall time of creating Schedules through a real kube-apiserver (the testbed) with and without the
 //!    webhook registered, in interleaved batches, each batch in its own namespace.
@@ -59,6 +62,9 @@ pub struct BenchWebhookArgs {
     /// Concurrent creates in an API-server batch.
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
+    /// Requests counted per server by the instruction count (callgrind); 0 skips it.
+    #[arg(long, default_value_t = 2000)]
+    counted_requests: u64,
     /// Skip the API-server measurement.
     #[arg(long)]
     skip_apiserver: bool,
@@ -91,8 +97,9 @@ pub fn run(args: BenchWebhookArgs) -> anyhow::Result<()> {
     let body = work.path().join("amr-update-review.json");
     std::fs::write(&body, serde_json::to_vec(&amr_update_review())?)?;
 
-    let webhook = start_webhook(&webhook_bin, &certs, work.path())?;
-    let noop = start_noop(&noop_bin, &certs, work.path())?;
+    let webhook = start_webhook(&webhook_bin, &certs, work.path(), None)?;
+    let noop = start_noop(&noop_bin, NoopParse::None, &certs, work.path(), None)?;
+    let floor = start_noop(&noop_bin, NoopParse::Syntax, &certs, work.path(), None)?;
     let idle = Memory::read(webhook.process.pid)?;
     let noop_idle = Memory::read(noop.process.pid)?;
     eprintln!(
@@ -106,7 +113,11 @@ pub fn run(args: BenchWebhookArgs) -> anyhow::Result<()> {
         body: body.clone(),
     };
     // Warm both up (page faults, allocator pools, TLS session setup) and check they answer 200.
-    for (name, addr) in [("tprotect-webhook", webhook.https), ("no-op", noop.https)] {
+    for (name, addr) in [
+        ("tprotect-webhook", webhook.https),
+        ("no-op", noop.https),
+        ("no-op checking JSON", floor.https),
+    ] {
         let warm = oha_runner.run(
             addr,
             Load::Saturate {
@@ -125,11 +136,8 @@ pub fn run(args: BenchWebhookArgs) -> anyhow::Result<()> {
 
     let mut runs: BTreeMap<(&'static str, ServerKind), Vec<OhaResult>> = BTreeMap::new();
     for round in 0..args.rounds {
-        let order = if round % 2 == 0 {
-            [ServerKind::Webhook, ServerKind::Noop]
-        } else {
-            [ServerKind::Noop, ServerKind::Webhook]
-        };
+        let mut order = ServerKind::ALL;
+        order.rotate_left(round % ServerKind::ALL.len());
         let loads = [
             (
                 "saturation",
@@ -150,6 +158,7 @@ pub fn run(args: BenchWebhookArgs) -> anyhow::Result<()> {
                 let server = match kind {
                     ServerKind::Webhook => &webhook,
                     ServerKind::Noop => &noop,
+                    ServerKind::JsonFloor => &floor,
                 };
                 let cpu_before = cpu_seconds(server.process.pid)?;
                 let mut result = oha_runner.run(server.https, load, args.seconds)?;
@@ -186,7 +195,19 @@ pub fn run(args: BenchWebhookArgs) -> anyhow::Result<()> {
         answered.allowed,
         answered.denied
     );
-    drop(noop);
+    drop((noop, floor));
+
+    let instructions = if args.counted_requests == 0 {
+        Vec::new()
+    } else {
+        count_instructions(&oha_runner, args.counted_requests, |kind, callgrind| match kind {
+            ServerKind::Webhook => start_webhook(&webhook_bin, &certs, work.path(), Some(callgrind)),
+            ServerKind::Noop => start_noop(&noop_bin, NoopParse::None, &certs, work.path(), Some(callgrind)),
+            ServerKind::JsonFloor => {
+                start_noop(&noop_bin, NoopParse::Syntax, &certs, work.path(), Some(callgrind))
+            }
+        })?
+    };
 
     let apiserver = if args.skip_apiserver {
         None
@@ -211,6 +232,7 @@ pub fn run(args: BenchWebhookArgs) -> anyhow::Result<()> {
         loaded,
         noop_idle,
         noop_loaded,
+        instructions,
         apiserver,
     };
     let markdown = report.markdown();
@@ -331,7 +353,33 @@ struct RunningServer {
     health: Option<SocketAddr>,
 }
 
-fn start_webhook(binary: &Path, certs: &Certs, dir: &Path) -> anyhow::Result<RunningServer> {
+/// `program args`, or the same under valgrind's callgrind writing its counts to `callgrind` (a server under
+/// callgrind runs about 50 times slower and counts only when switched on: see [`count_instructions`]).
+fn command_line(
+    binary: &Path,
+    args: Vec<String>,
+    callgrind: Option<&Path>,
+) -> anyhow::Result<(PathBuf, Vec<String>)> {
+    let Some(out) = callgrind else {
+        return Ok((binary.to_path_buf(), args));
+    };
+    let valgrind = tprotect_testbed::install::which("valgrind").context("valgrind not found on PATH")?;
+    let mut line = vec![
+        "--tool=callgrind".to_string(),
+        "--instr-atstart=no".to_string(),
+        format!("--callgrind-out-file={}", out.display()),
+        binary.display().to_string(),
+    ];
+    line.extend(args);
+    Ok((valgrind, line))
+}
+
+fn start_webhook(
+    binary: &Path,
+    certs: &Certs,
+    dir: &Path,
+    callgrind: Option<&Path>,
+) -> anyhow::Result<RunningServer> {
     let https: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
     let health: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
     let args = vec![
@@ -342,8 +390,9 @@ fn start_webhook(binary: &Path, certs: &Certs, dir: &Path) -> anyhow::Result<Run
         format!("--tls-key={}", certs.key.display()),
         "--no-amr-watch".to_string(),
     ];
+    let (program, args) = command_line(binary, args, callgrind)?;
     // Through `env`: the default log level, whatever the caller's RUST_LOG says.
-    let mut env_args = vec!["RUST_LOG=info".to_string(), binary.display().to_string()];
+    let mut env_args = vec!["RUST_LOG=info".to_string(), program.display().to_string()];
     env_args.extend(args);
     let process = ManagedProcess::spawn(
         "tprotect-webhook",
@@ -362,19 +411,38 @@ fn start_webhook(binary: &Path, certs: &Certs, dir: &Path) -> anyhow::Result<Run
     Ok(server)
 }
 
-fn start_noop(binary: &Path, certs: &Certs, dir: &Path) -> anyhow::Result<RunningServer> {
+/// What the no-op server does with a body (its `--parse`).
+#[derive(Debug, Clone, Copy)]
+enum NoopParse {
+    None,
+    Syntax,
+}
+
+fn start_noop(
+    binary: &Path,
+    parse: NoopParse,
+    certs: &Certs,
+    dir: &Path,
+    callgrind: Option<&Path>,
+) -> anyhow::Result<RunningServer> {
     let https: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+    let parse = match parse {
+        NoopParse::None => "none",
+        NoopParse::Syntax => "syntax",
+    };
     let args = vec![
         format!("--listen={https}"),
         format!("--tls-cert={}", certs.cert.display()),
         format!("--tls-key={}", certs.key.display()),
+        format!("--parse={parse}"),
     ];
+    let (program, args) = command_line(binary, args, callgrind)?;
     let process = ManagedProcess::spawn(
         "noop_admission_server",
         &setpriv()?,
-        binary,
+        &program,
         &args,
-        &dir.join("noop.log"),
+        &dir.join(format!("noop-{parse}.log")),
         Lifetime::TiedToProcess,
     )?;
     let server = RunningServer {
@@ -505,13 +573,18 @@ impl Memory {
 enum ServerKind {
     Webhook,
     Noop,
+    /// The no-op server checking that the body is JSON: the least any webhook does before answering.
+    JsonFloor,
 }
 
 impl ServerKind {
+    const ALL: [ServerKind; 3] = [ServerKind::Webhook, ServerKind::Noop, ServerKind::JsonFloor];
+
     fn name(self) -> &'static str {
         match self {
             ServerKind::Webhook => "tprotect-webhook",
             ServerKind::Noop => "no-op axum+rustls",
+            ServerKind::JsonFloor => "no-op + JSON syntax check",
         }
     }
 }
@@ -541,14 +614,30 @@ struct OhaResult {
 
 impl Oha {
     fn run(&self, addr: SocketAddr, load: Load, seconds: u64) -> anyhow::Result<OhaResult> {
+        self.run_with(
+            addr,
+            load,
+            // Requests in flight at the deadline finish and count, rather than being reported as errors.
+            &["-z".to_string(), format!("{seconds}s"), "-w".to_string()],
+        )
+    }
+
+    /// Exactly `requests` requests.
+    fn run_count(&self, addr: SocketAddr, connections: usize, requests: u64) -> anyhow::Result<OhaResult> {
+        self.run_with(
+            addr,
+            Load::Saturate { connections },
+            &["-n".to_string(), requests.to_string()],
+        )
+    }
+
+    fn run_with(&self, addr: SocketAddr, load: Load, amount: &[String]) -> anyhow::Result<OhaResult> {
         let mut command = Command::new(&self.binary);
         command
             .args(["--no-tui", "--output-format", "json", "--insecure", "-m", "POST"])
             .args(["-H", "content-type: application/json", "-D"])
             .arg(&self.body)
-            .args(["-z", &format!("{seconds}s")])
-            // Requests in flight at the deadline finish and count, rather than being reported as errors.
-            .arg("-w");
+            .args(amount);
         match load {
             Load::Saturate { connections } => {
                 command.args(["-c", &connections.to_string()]);
@@ -577,6 +666,79 @@ impl Oha {
         })?;
         parse_oha(&report)
     }
+}
+
+/// Instructions one server executed per request answered.
+#[derive(Debug, Clone, Copy)]
+struct InstructionCount {
+    kind: ServerKind,
+    per_request: f64,
+}
+
+/// Starts each server under callgrind with counting off, warms it up, switches counting on, sends exactly
+/// `requests` requests (4 connections), and reads the count it dumps. Counted instructions do not depend on
+/// what else the machine is doing, so these ratios hold on a shared machine.
+fn count_instructions(
+    oha: &Oha,
+    requests: u64,
+    start: impl Fn(ServerKind, &Path) -> anyhow::Result<RunningServer>,
+) -> anyhow::Result<Vec<InstructionCount>> {
+    let callgrind_control = tprotect_testbed::install::which("callgrind_control")
+        .context("callgrind_control (valgrind) not found on PATH")?;
+    let dir = tempfile::tempdir()?;
+    let mut counts = Vec::new();
+    for kind in ServerKind::ALL {
+        let out = dir.path().join(format!("callgrind.{kind:?}"));
+        let server = start(kind, &out)?;
+        let pid = server.process.pid.to_string();
+        let control = |option: &str| -> anyhow::Result<()> {
+            let status = Command::new(&callgrind_control)
+                .args([option, &pid])
+                .stdout(std::process::Stdio::null())
+                .status()
+                .context("running callgrind_control")?;
+            anyhow::ensure!(status.success(), "callgrind_control {option} {pid} failed");
+            Ok(())
+        };
+        let warm = oha.run_count(server.https, 4, 200)?;
+        anyhow::ensure!(
+            warm.failures == 0,
+            "{} under callgrind: {}",
+            kind.name(),
+            warm.failure_summary
+        );
+        control("--instr=on")?;
+        let counted = oha.run_count(server.https, 4, requests)?;
+        control("--dump")?;
+        anyhow::ensure!(
+            counted.successes == requests && counted.failures == 0,
+            "{} under callgrind answered {} of {requests} ({})",
+            kind.name(),
+            counted.successes,
+            counted.failure_summary
+        );
+        let dump = std::path::PathBuf::from(format!("{}.1", out.display()));
+        let total = read_callgrind_total(&dump)?;
+        let per_request = total as f64 / requests as f64;
+        eprintln!(
+            "{:<26} {per_request:>9.0} instructions per request (callgrind)",
+            kind.name()
+        );
+        counts.push(InstructionCount { kind, per_request });
+    }
+    Ok(counts)
+}
+
+/// The `summary:` (or `totals:`) line of a callgrind dump: instructions executed.
+fn read_callgrind_total(path: &Path) -> anyhow::Result<u64> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix("summary:")
+                .or_else(|| line.strip_prefix("totals:"))
+        })
+        .and_then(|value| value.trim().parse().ok())
+        .with_context(|| format!("{} has no summary line", path.display()))
 }
 
 fn parse_oha(report: &Value) -> anyhow::Result<OhaResult> {
@@ -966,6 +1128,7 @@ struct Report<'a> {
     loaded: Memory,
     noop_idle: Memory,
     noop_loaded: Memory,
+    instructions: Vec<InstructionCount>,
     apiserver: Option<ApiServerResult>,
 }
 
@@ -1030,9 +1193,10 @@ impl Report<'_> {
             "oha over HTTPS on loopback (HTTP/1.1, keep-alive), `POST /validate` with a realistic \
              AppMirrorRelationship UPDATE review ({} bytes: old and new object with managed fields and status). \
              Release builds. The no-op server is axum + rustls on the webhook's own TLS stack \
-             (`webhook/examples/noop_admission_server.rs`), reading the body and answering a fixed review. \
-             {} rounds, alternating which server goes first; medians shown. Saturation: `-c {} -z {}s`; fixed \
-             rate: `-q {} -c {} -z {}s`.\n",
+             (`webhook/examples/noop_admission_server.rs`), reading the body and answering a fixed review; \
+             the same server with `--parse syntax` also checks that the body is JSON (serde_json, nothing \
+             allocated), the least any webhook must do with a review. {} rounds, rotating which server goes \
+             first; medians shown. Saturation: `-c {} -z {}s`; fixed rate: `-q {} -c {} -z {}s`.\n",
             serde_json::to_vec(&amr_update_review()).map_or(0, |b| b.len()),
             a.rounds,
             a.connections,
@@ -1050,7 +1214,7 @@ impl Report<'_> {
             ("saturation", format!("saturation, {} connections", a.connections)),
             ("rate", format!("fixed rate {} req/s", a.rate)),
         ] {
-            for kind in [ServerKind::Webhook, ServerKind::Noop] {
+            for kind in ServerKind::ALL {
                 let (rps, p50, p99, failed) = self.medians(label, kind);
                 let cpu = self.median_cpu(label, kind);
                 let _ = writeln!(
@@ -1060,16 +1224,46 @@ impl Report<'_> {
                     self.per_round(label, kind, |r| r.requests_per_second)
                 );
             }
-            let (w_rps, w_p50, w_p99, _) = self.medians(label, ServerKind::Webhook);
             let (n_rps, n_p50, n_p99, _) = self.medians(label, ServerKind::Noop);
+            for (kind, name) in [
+                (ServerKind::Webhook, "webhook"),
+                (ServerKind::JsonFloor, "JSON syntax check"),
+            ] {
+                let (rps, p50, p99, _) = self.medians(label, kind);
+                let _ = writeln!(
+                    out,
+                    "| {title} | ratio {name} / no-op | {:.2} | {:.2} | {:.2} | {:.2} | | |",
+                    rps / n_rps,
+                    p50 / n_p50,
+                    p99 / n_p99,
+                    self.median_cpu(label, kind) / self.median_cpu(label, ServerKind::Noop)
+                );
+            }
+        }
+        if let Some(noop) = self.instructions.iter().find(|c| c.kind == ServerKind::Noop) {
             let _ = writeln!(
                 out,
-                "| {title} | ratio webhook / no-op | {:.2} | {:.2} | {:.2} | {:.2} | | |",
-                w_rps / n_rps,
-                w_p50 / n_p50,
-                w_p99 / n_p99,
-                self.median_cpu(label, ServerKind::Webhook) / self.median_cpu(label, ServerKind::Noop)
+                "\nInstructions per request, counted by valgrind's callgrind (the same on a busy machine as on a \
+                 quiet one): each server warmed up with 200 requests, then {} requests on 4 connections \
+                 counted. Everything the server process executes is counted: TLS, HTTP, the handler, the \
+                 allocator.\n",
+                a.counted_requests
             );
+            let _ = writeln!(
+                out,
+                "| Server | instructions per request | × no-op | added to the no-op's |"
+            );
+            let _ = writeln!(out, "|---|---:|---:|---:|");
+            for count in &self.instructions {
+                let _ = writeln!(
+                    out,
+                    "| {} | {:.0} | {:.2} | {:+.0} |",
+                    count.kind.name(),
+                    count.per_request,
+                    count.per_request / noop.per_request,
+                    count.per_request - noop.per_request
+                );
+            }
         }
         let _ = writeln!(
             out,
@@ -1146,7 +1340,9 @@ impl Report<'_> {
         let _ = writeln!(out, "|---|---|---|");
         let _ = writeln!(
             out,
-            "| throughput ≥ 0.9 × no-op server | {ratio:.2} × ({w_rps:.0} vs {n_rps:.0} req/s) | {} |",
+            "| throughput ≥ 0.9 × no-op server | {ratio:.2} × ({w_rps:.0} vs {n_rps:.0} req/s; the JSON syntax \
+             check alone: {:.2} ×) | {} |",
+            self.medians("saturation", ServerKind::JsonFloor).0 / n_rps,
             verdict(ratio >= 0.9)
         );
         let rate_reached = rate_rps >= f64::from(a.rate) * 0.95;
@@ -1222,6 +1418,27 @@ mod tests {
         assert_eq!(median([3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median([4.0, 1.0, 3.0, 2.0]), 2.5);
         assert!(median([]).is_nan());
+    }
+
+    #[test]
+    fn reads_the_total_of_a_callgrind_dump() {
+        let dir = tempfile::tempdir().unwrap();
+        let dump = dir.path().join("callgrind.out.1");
+        std::fs::write(
+            &dump,
+            "# callgrind format\nversion: 1\nevents: Ir\nsummary: 394765994\n\nob=(1) x\n",
+        )
+        .unwrap();
+        assert_eq!(read_callgrind_total(&dump).unwrap(), 394_765_994);
+        std::fs::write(&dump, "events: Ir\ntotals: 12\n").unwrap();
+        assert_eq!(read_callgrind_total(&dump).unwrap(), 12);
+        std::fs::write(&dump, "events: Ir\n").unwrap();
+        assert!(
+            read_callgrind_total(&dump)
+                .unwrap_err()
+                .to_string()
+                .contains("no summary line")
+        );
     }
 
     #[test]

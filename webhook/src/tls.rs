@@ -240,7 +240,8 @@ impl ReloadingCertificate {
         };
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticker.tick().await;
+        // The first tick is immediate: one reload right after the watch is set up catches a change made
+        // between the initial load and now, which no notification will report.
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return,

@@ -169,6 +169,32 @@ fn reload_outcomes() {
     assert!(ReloadingCertificate::load(broken, Arc::new(Metrics::new())).is_err());
 }
 
+/// A rotation between the initial load and the watch being set up sends no notification the watch can see;
+/// the watch still serves the new pair (it reloads once as it starts), without waiting for the timer.
+#[tokio::test]
+async fn a_change_before_the_watch_starts_is_not_missed() {
+    tprotect_webhook::install_crypto_provider();
+    let ca = TestCa::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_a, key_a) = ca.issue("a");
+    let mut volume = SecretVolume::new(dir.path(), &cert_a, &key_a);
+    let certificate = Arc::new(ReloadingCertificate::load(volume.files(), Arc::new(Metrics::new())).unwrap());
+    let (cert_b, key_b) = ca.issue("b");
+    volume.update(&cert_b, &key_b);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let watch = tokio::spawn(certificate.clone().watch(NO_TIMER, cancel.clone()));
+    let expected = der_of(&cert_b);
+    eventually("the pair written before the watch started is served", || {
+        let served = certificate
+            .current_leaf()
+            .is_some_and(|leaf| leaf.to_vec() == expected);
+        async move { served }
+    })
+    .await;
+    cancel.cancel();
+    watch.await.unwrap();
+}
+
 #[tokio::test]
 async fn alpn_offers_h2_and_http1() {
     let ca = TestCa::new();

@@ -183,9 +183,9 @@ async fn dry_runs_concurrency_bad_input_and_a_failover_without_the_source() {
         )
         .await;
     }
-    env.restart_standin().await;
 
-    // Bad input to commands on the relationship.
+    // Bad input to commands on the relationship, the stand-in still stopped: its schedules would snapshot
+    // the application meanwhile, a change no command made.
     let before_cases = env.resource_versions().await;
     let unknown = env
         .tprotect(&with(base(SRC, DST), &["failover", "no-such-rel"]))
@@ -253,6 +253,7 @@ async fn dry_runs_concurrency_bad_input_and_a_failover_without_the_source() {
         &env.resource_versions().await,
         "bad input on the relationship",
     );
+    env.restart_standin().await;
 
     // `| head`: a closed stdout is not an error and never a panic.
     for args in [

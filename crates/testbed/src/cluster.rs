@@ -18,7 +18,9 @@ use crate::process::{self, Lifetime, ManagedProcess};
 use crate::{CrdSource, Error, Identity, Testbed, TestbedOptions};
 
 const FIELD_MANAGER: &str = "tprotect-testbed";
-const READY_TIMEOUT: Duration = Duration::from_secs(90);
+/// Generous: under a full test run on 2 cores an API server once took over 90 s to become ready. The
+/// deadline only stops a broken one from hanging.
+const READY_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// Which side of a replication relationship a cluster starts as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -522,18 +524,35 @@ async fn wait_ready(client: &kube::Client, server: &Mutex<Option<ManagedProcess>
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
         check_alive(server)?;
-        let request = http::Request::get("/readyz")
+        let request = http::Request::get("/readyz?verbose")
             .body(Vec::new())
             .map_err(|e| Error::Start(e.to_string()))?;
-        match client.request_text(request).await {
-            Ok(body) if body.trim() == "ok" => return Ok(()),
-            _ if Instant::now() > deadline => {
-                return Err(Error::Start(format!(
-                    "API server not ready after {READY_TIMEOUT:?}"
-                )));
-            }
-            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        let last_answer = match client.request_text(request).await {
+            Ok(body) if body.lines().any(|line| line.starts_with("readyz check passed")) => return Ok(()),
+            Ok(body) => body,
+            Err(error) => error.to_string(),
+        };
+        if Instant::now() > deadline {
+            return Err(Error::Start(format!(
+                "API server not ready after {READY_TIMEOUT:?}; its last /readyz answer: {}",
+                failing_checks(&last_answer)
+            )));
         }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The checks a verbose `/readyz` answer reports failed (`[-]…` lines), or the answer itself, shortened.
+fn failing_checks(answer: &str) -> String {
+    let failed: Vec<&str> = answer
+        .lines()
+        .map(str::trim)
+        .filter(|line| line.starts_with("[-]"))
+        .collect();
+    if failed.is_empty() {
+        answer.chars().take(500).collect()
+    } else {
+        failed.join(", ")
     }
 }
 
@@ -666,4 +685,22 @@ pub async fn install_crds(client: &kube::Client, files: &[PathBuf]) -> Result<()
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::failing_checks;
+
+    #[test]
+    fn names_the_readiness_checks_that_failed() {
+        let answer = "[+]ping ok\n[+]etcd ok\n[-]poststarthook/crd-informer-synced failed: reason withheld\n\
+                      [-]poststarthook/rbac/bootstrap-roles failed: reason withheld\nreadyz check failed\n";
+        assert_eq!(
+            failing_checks(answer),
+            "[-]poststarthook/crd-informer-synced failed: reason withheld, \
+             [-]poststarthook/rbac/bootstrap-roles failed: reason withheld"
+        );
+        assert_eq!(failing_checks("connection refused"), "connection refused");
+        assert_eq!(failing_checks(&"x".repeat(900)).len(), 500);
+    }
 }

@@ -89,7 +89,7 @@ async fn no_locks(env: &Env) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whole_lifecycle_through_the_binary_with_both_clusters_asserted_after_each_step() {
-    let env = Env::start(EnvOptions {
+    let mut env = Env::start(EnvOptions {
         webhook: true,
         webhook_env: vec![("RESTORE_SKIP_NAMESPACE_ANNOTATIONS".into(), SKIPPED.into())],
     })
@@ -439,7 +439,10 @@ async fn whole_lifecycle_through_the_binary_with_both_clusters_asserted_after_ea
     );
     no_locks(&env).await;
 
-    // failback of a relationship that is not failed over: refused, nothing changed.
+    // failback of a relationship that is not failed over: refused, nothing changed. The stand-in is stopped
+    // meanwhile: its replication schedule (5 min, a simulated clock 60 × real time) snapshots every 5 s, a
+    // change no command made.
+    env.stop_standin().await;
     let before = env.resource_versions().await;
     let out = env
         .tprotect(&args(&on(SRC_OP, DST_OP, APP), &["failback", REL]))
@@ -450,6 +453,7 @@ async fn whole_lifecycle_through_the_binary_with_both_clusters_asserted_after_ea
         env.resource_versions().await,
         "refused failback changed something"
     );
+    env.restart_standin().await;
 
     // failover, then failback: home again, nothing lost.
     env.tprotect(&args(&on(SRC_OP, DST_OP, APP), &["failover", REL]))

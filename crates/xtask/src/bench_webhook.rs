@@ -437,7 +437,7 @@ fn start_noop(
     callgrind: Option<&Path>,
 ) -> anyhow::Result<RunningServer> {
     let https: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
-    let parse = match parse {
+    let parse_arg = match parse {
         NoopParse::None => "none",
         NoopParse::Syntax => "syntax",
         NoopParse::Uid => "uid",
@@ -446,9 +446,9 @@ fn start_noop(
         format!("--listen={https}"),
         format!("--tls-cert={}", certs.cert.display()),
         format!("--tls-key={}", certs.key.display()),
-        format!("--parse={parse}"),
+        format!("--parse={parse_arg}"),
     ];
-    let count: Option<SocketAddr> = if parse == "uid" {
+    let count: Option<SocketAddr> = if matches!(parse, NoopParse::Uid) {
         let count = ([127, 0, 0, 1], free_port()?).into();
         args.push(format!("--count-listen={count}"));
         Some(count)
@@ -461,7 +461,7 @@ fn start_noop(
         &setpriv()?,
         &program,
         &args,
-        &dir.join(format!("noop-{parse}.log")),
+        &dir.join(format!("noop-{parse_arg}.log")),
         Lifetime::TiedToProcess,
     )?;
     let server = RunningServer {
@@ -1424,10 +1424,10 @@ impl Report<'_> {
             let _ = writeln!(
                 out,
                 "\nAdded wall time: {:+.1} % by the webhook, {:+.1} % by the no-op server; the webhook over the \
-                 no-op: {:+.1} %. Per batch, compared with no webhook, the API server spent {:+.2} s CPU with the \
-                 no-op registered and {:+.2} s with the webhook; the webhook itself {webhook_cpu:.2} s ({:.0} µs per Schedule, for its \
-                 two reviews). The machine has {} cores, shared by the client, the API server, etcd and the \
-                 admission server.\n",
+                 no-op: {:+.1} %. Per batch, compared with no webhook, the API server spent {:+.2} s CPU with \
+                 the no-op registered and {:+.2} s with the webhook; the webhook itself {webhook_cpu:.2} s \
+                 ({:.0} µs per Schedule, for its two reviews). The machine has {} cores, shared by the client, \
+                 the API server, etcd and the admission server.\n",
                 api.added_percent(Registration::With, Registration::Without),
                 api.added_percent(Registration::Noop, Registration::Without),
                 api.added_percent(Registration::With, Registration::Noop),

@@ -9,7 +9,7 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, JSONSchemaProps,
 };
-use kube::{CustomResourceExt, core::schema::StructuralSchemaRewriter};
+use kube_core::{CustomResourceExt, schema::StructuralSchemaRewriter};
 use schemars::{
     JsonSchema, Schema,
     generate::SchemaSettings,

@@ -4,7 +4,7 @@
 #![allow(clippy::duplicated_attributes)]
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::CustomResource;
+use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -55,6 +55,7 @@ snapshot_spec! {
     /// Spec of a Snapshot: which application to snapshot into which AppVault.
     #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
     #[kube(
+        crates(kube_core = "::kube_core"),
         group = "protect.trident.netapp.io",
         version = "v1",
         kind = "Snapshot",
@@ -77,6 +78,7 @@ snapshot_spec! {
     /// Spec of a ShutdownSnapshot: stop the application, then snapshot it (planned failover).
     #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
     #[kube(
+        crates(kube_core = "::kube_core"),
         group = "protect.trident.netapp.io",
         version = "v1",
         kind = "ShutdownSnapshot",

@@ -273,7 +273,7 @@ fn typed_reads_drop_unknown_fields_so_never_write_them_back_whole() {
 
 #[test]
 fn constants_agree_with_the_types() {
-    use kube::Resource;
+    use kube_core::Resource;
     assert_eq!(AppMirrorRelationship::api_version(&()), tprotect_api::API_VERSION);
     assert_eq!(AppMirrorRelationship::group(&()), tprotect_api::GROUP);
     assert_eq!(Schedule::version(&()), tprotect_api::VERSION);

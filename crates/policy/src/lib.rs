@@ -25,7 +25,7 @@ mod report;
 mod schedule;
 mod snapshot;
 
-pub use schedule::is_replication_schedule;
+pub use schedule::{is_replication_schedule, replication_defaults};
 
 /// Names this crate shares with the rest of the project (defined once, in `tprotect-api`).
 pub mod names {

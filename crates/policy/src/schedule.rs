@@ -11,8 +11,9 @@ use crate::{
 
 const GRANULARITIES: [&str; 5] = ["Hourly", "Daily", "Weekly", "Monthly", "Custom"];
 
-/// The values a replication schedule must have, in the order `mutate` adds them.
-fn replication_defaults() -> [(&'static str, Value); 4] {
+/// The values a replication schedule must have (seed 003, step 3), in the order `mutate` adds them. The
+/// plugin writes its replication schedules with exactly these.
+pub fn replication_defaults() -> [(&'static str, Value); 4] {
     [
         ("granularity", json!("Custom")),
         ("backupRetention", json!("0")),

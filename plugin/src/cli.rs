@@ -1,10 +1,10 @@
-//! The command-line definition. Help reads `kubectl tprotect …` because kubectl runs us as a plugin.
+//! The command line: the verbs ([`crate::commands::Command`]) and the few flags that may come before one.
+//! Help reads `kubectl tprotect …` because kubectl runs us as a plugin.
 
-use std::time::Duration;
+use clap::Parser;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-
-use crate::commands;
+use crate::args::{BeforeVerbFlags, ConnectionArgs};
+use crate::commands::{BeforeVerb, Command};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -15,115 +15,39 @@ use crate::commands;
     propagate_version = true
 )]
 pub struct Cli {
+    /// The cluster flags may come before the verb too (`kubectl tprotect --context dr status payments`); those
+    /// after it win.
     #[command(flatten)]
-    pub global: GlobalArgs,
+    pub connection: ConnectionArgs,
+    #[command(flatten)]
+    pub flags: BeforeVerbFlags,
+    /// More detail on stderr (-v, -vv)
+    #[arg(short = 'v', long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
     #[command(subcommand)]
     pub command: Command,
 }
 
-/// Flags every command takes. kubectl passes everything after `tprotect` to us unchanged, so we implement
-/// `--kubeconfig`, `--context` and `-n` ourselves. `--kubeconfig` is deliberately NOT bound to `KUBECONFIG`:
-/// that variable may be a colon-separated list, which kube-rs merges itself.
-#[derive(Debug, Args, Clone)]
-pub struct GlobalArgs {
-    /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)
-    #[arg(long, global = true, value_name = "PATH")]
-    pub kubeconfig: Option<std::path::PathBuf>,
-    /// Kubeconfig context of one cluster (default: the current context)
-    #[arg(long, global = true, value_name = "CONTEXT")]
-    pub context: Option<String>,
-    /// Kubeconfig context of the other cluster of the relationship
-    #[arg(long, global = true, value_name = "CONTEXT")]
-    pub peer_context: Option<String>,
-    /// Namespace (default: the context's namespace)
-    #[arg(short = 'n', long, global = true, value_name = "NAMESPACE")]
-    pub namespace: Option<String>,
-    /// Output format of data printed on stdout
-    #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Table)]
-    pub output: OutputFormat,
-    /// `client` prints the plan without sending; `server` sends every write with dryRun=All
-    #[arg(long, global = true, value_enum, default_value_t = DryRun::None, num_args = 0..=1, default_missing_value = "client", require_equals = true)]
-    pub dry_run: DryRun,
-    /// How long to wait for the operation to finish (e.g. 90s, 15m, 1h)
-    #[arg(long, global = true, value_parser = parse_duration, default_value = "15m", value_name = "DURATION")]
-    pub timeout: Duration,
-    /// Start the operation and return without waiting for it to finish
-    #[arg(long, global = true)]
-    pub no_wait: bool,
-    /// Answer yes to confirmations (required for destructive steps when stdin is not a terminal)
-    #[arg(short = 'y', long, global = true)]
-    pub yes: bool,
-    /// More detail on stderr (-v, -vv)
-    #[arg(short = 'v', long, global = true, action = clap::ArgAction::Count)]
-    pub verbose: u8,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    Table,
-    Json,
-    Yaml,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DryRun {
-    None,
-    Client,
-    Server,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Set up replication of an application from one cluster to another (every step, both clusters)
-    Setup(commands::setup::SetupArgs),
-    /// Show relationships as both clusters see them: state, transfers, lag against the interval, problems
-    Status(commands::status::StatusArgs),
-    /// Check, without changing anything, everything the relationship's operations need
-    Check(commands::check::CheckArgs),
-    /// Fail over: run the application on the destination (works with the source cluster down)
-    Failover(commands::failover::FailoverArgs),
-    /// Resync after a failover: DISCARD the destination's changes and replicate from the source again
-    Resync(commands::resync::ResyncArgs),
-    /// Reverse resync after a failover: KEEP the destination's changes and replicate them back to the source
-    ReverseResync(commands::reverse_resync::ReverseResyncArgs),
-    /// Swap directions in a planned way: the destination becomes the source, with no data lost
-    Reverse(commands::reverse::ReverseArgs),
-    /// Fail back after a failover: reverse resync, then reverse, so the original source runs the application again
-    Failback(commands::failback::FailbackArgs),
-    /// Delete the relationship (its AppMirrorRelationship); both applications remain
-    Delete(commands::delete::DeleteArgs),
-    /// Show what a failover would do to the destination namespace's labels and annotations
-    Preview(commands::preview::PreviewArgs),
-    /// Trigger and watch an ONTAP SnapMirror volume update, or show a relationship's state
-    #[command(subcommand)]
-    Snapmirror(commands::snapmirror::SnapmirrorCommand),
-    /// Print the plugin's version
-    Version,
-    /// Print a shell completion script, or the kubectl completion shim (for `kubectl tprotect <TAB>`)
-    #[command(long_about = commands::completion::LONG_ABOUT)]
-    Completion(commands::completion::CompletionArgs),
-    /// Cobra's completion protocol, run by the kubectl_complete-tprotect shim
-    #[command(name = "__complete", hide = true, disable_help_flag = true)]
-    Complete(commands::complete::CompleteArgs),
-}
-
-/// Parses `90s`, `15m`, `1h30m`, `500ms` (jiff's friendly duration format, ISO 8601 `PT15M` too) or a bare
-/// number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    if let Ok(seconds) = text.parse::<u64>() {
-        return Ok(Duration::from_secs(seconds));
+impl Cli {
+    /// What the verb may read of the flags given before it.
+    pub fn before_verb(&self) -> BeforeVerb {
+        BeforeVerb {
+            connection: self.connection.clone(),
+            flags: self.flags.clone(),
+            verbose: self.verbose,
+        }
     }
-    let signed: jiff::SignedDuration = text
-        .parse()
-        .map_err(|e| format!("invalid duration {text:?} (use e.g. 90s, 15m, 1h30m): {e}"))?;
-    Duration::try_from(signed).map_err(|_| format!("duration {text:?} must not be negative"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::args::{DryRun, OutputFormat};
     use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("kubectl-tprotect").chain(args.iter().copied()))
+    }
 
     #[test]
     fn cli_definition_is_consistent() {
@@ -131,21 +55,215 @@ mod tests {
     }
 
     #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
-        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("42"), Ok(Duration::from_secs(42)));
-        assert!(parse_duration("15x").is_err());
-        assert!(parse_duration("m").is_err());
-        assert!(parse_duration("10m5").is_err());
-        assert!(parse_duration("-5m").is_err());
-    }
-
-    #[test]
     fn help_reads_kubectl_tprotect() {
         let help = Cli::command().render_help().to_string();
         assert!(help.contains("kubectl tprotect"), "{help}");
+    }
+
+    #[test]
+    fn every_lifecycle_verb_takes_the_cluster_flags_after_it_and_before_it() {
+        for verb in [
+            "status",
+            "check",
+            "failover",
+            "resync",
+            "reverse-resync",
+            "reverse",
+            "failback",
+            "delete",
+            "preview",
+        ] {
+            let after = parse(&[verb, "rel1", "--context", "a", "--peer-context", "b", "-n", "ns"])
+                .unwrap_or_else(|e| panic!("{verb}: {e}"));
+            let before = parse(&["--context", "a", "-n", "ns", verb, "rel1", "--peer-context", "b"])
+                .unwrap_or_else(|e| panic!("{verb}: {e}"));
+            for cli in [after, before] {
+                let connection = connection_of(&cli.command).or(&cli.before_verb().connection);
+                assert_eq!(connection.context.as_deref(), Some("a"), "{verb}");
+                assert_eq!(connection.peer_context.as_deref(), Some("b"), "{verb}");
+                assert_eq!(connection.namespace.as_deref(), Some("ns"), "{verb}");
+            }
+        }
+    }
+
+    fn connection_of(command: &Command) -> ConnectionArgs {
+        match command {
+            Command::Status(a) => a.connection.clone(),
+            Command::Check(a) => a.connection.clone(),
+            Command::Failover(a) => a.connection.clone(),
+            Command::Resync(a) => a.connection.clone(),
+            Command::ReverseResync(a) => a.connection.clone(),
+            Command::Reverse(a) => a.connection.clone(),
+            Command::Failback(a) => a.connection.clone(),
+            Command::Delete(a) => a.connection.clone(),
+            Command::Preview(a) => a.connection.clone(),
+            other => panic!("no connection flags: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_verb_shows_only_the_flags_it_uses() {
+        let help = |verb: &str| {
+            Cli::command()
+                .find_subcommand_mut(verb)
+                .unwrap_or_else(|| panic!("{verb}"))
+                .render_long_help()
+                .to_string()
+        };
+        for read_only in ["status", "check", "preview"] {
+            let text = help(read_only);
+            for flag in ["--yes", "--dry-run", "--no-wait", "--timeout", "--abandon"] {
+                assert!(!text.contains(flag), "{read_only} shows {flag}:\n{text}");
+            }
+            assert!(text.contains("--peer-context"), "{read_only}:\n{text}");
+        }
+        let failover = help("failover");
+        for flag in [
+            "--dry-run",
+            "--no-wait",
+            "--timeout",
+            "--abandon",
+            "--force",
+            "-o, --output",
+        ] {
+            assert!(failover.contains(flag), "failover lacks {flag}:\n{failover}");
+        }
+        let setup = help("setup");
+        assert!(
+            !setup.contains("--peer-context") && !setup.contains("--yes"),
+            "{setup}"
+        );
+        assert!(setup.contains("--source-context"), "{setup}");
+        let version = help("version");
+        assert!(!version.contains("--context"), "{version}");
+    }
+
+    #[test]
+    fn every_verb_has_examples() {
+        let mut cli = Cli::command();
+        cli.build();
+        for sub in cli.get_subcommands().filter(|s| !s.is_hide_set()) {
+            let name = sub.get_name();
+            if matches!(name, "version" | "snapmirror" | "help") {
+                continue;
+            }
+            let help = sub.clone().render_long_help().to_string();
+            assert!(help.contains("Examples:"), "{name} has no examples:\n{help}");
+            assert!(
+                help.contains(&format!("kubectl tprotect {name}")),
+                "{name}:\n{help}"
+            );
+        }
+    }
+
+    #[test]
+    fn failover_force_output_timeout_and_dry_run_forms() {
+        let cli = parse(&[
+            "failover",
+            "rel1",
+            "--force",
+            "-o",
+            "json",
+            "--timeout",
+            "90s",
+            "--no-wait",
+            "-y",
+        ])
+        .unwrap();
+        let Command::Failover(args) = cli.command else {
+            panic!("not failover")
+        };
+        assert!(args.force && args.operation.no_wait && args.confirm.yes);
+        assert_eq!(args.output.output, Some(OutputFormat::Json));
+        let settings = args.operation.settings(&Default::default());
+        assert_eq!(settings.timeout, std::time::Duration::from_secs(90));
+        let dry = |words: &[&str]| match parse(words) {
+            Ok(Cli {
+                command: Command::Delete(a),
+                flags,
+                ..
+            }) => Ok(a.operation.settings(&flags).dry_run),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e),
+        };
+        assert_eq!(dry(&["delete", "rel1"]).unwrap(), DryRun::None);
+        assert_eq!(dry(&["delete", "rel1", "--dry-run"]).unwrap(), DryRun::Client);
+        assert_eq!(
+            dry(&["delete", "rel1", "--dry-run=server"]).unwrap(),
+            DryRun::Server
+        );
+        assert_eq!(
+            dry(&["--dry-run=server", "delete", "rel1"]).unwrap(),
+            DryRun::Server,
+            "before the verb, as earlier versions took it"
+        );
+        assert!(dry(&["delete", "rel1", "--dry-run=maybe"]).is_err());
+    }
+
+    #[test]
+    fn bad_input_is_a_usage_error() {
+        assert!(parse(&["failover"]).is_err(), "NAME is required");
+        assert!(parse(&["failover", "Bad_Name"]).is_err());
+        assert!(parse(&["status", "--yes"]).is_err(), "status takes no --yes");
+        assert!(
+            parse(&["setup", "rel1", "--app", "a"]).is_err(),
+            "setup needs both contexts and vaults"
+        );
+        assert!(
+            parse(&[
+                "setup",
+                "rel1",
+                "--source-context",
+                "a",
+                "--destination-context",
+                "b",
+                "--app",
+                "x",
+                "--source-vault",
+                "v",
+                "--destination-vault",
+                "w",
+                "--interval",
+                "1m"
+            ])
+            .is_err()
+        );
+        assert!(parse(&["frobnicate", "rel1"]).is_err());
+    }
+
+    #[test]
+    fn status_forms() {
+        let cli = parse(&["status", "-A", "--watch"]).unwrap();
+        let Command::Status(args) = cli.command else {
+            panic!("not status")
+        };
+        assert!(args.name.is_none() && args.all_namespaces && args.watch);
+        let cli = parse(&["status", "rel1"]).unwrap();
+        let Command::Status(args) = cli.command else {
+            panic!("not status")
+        };
+        assert_eq!(args.name.as_deref(), Some("rel1"));
+    }
+
+    #[test]
+    fn help_lists_every_verb_as_kubectl_tprotect() {
+        let help = Cli::command().render_help().to_string();
+        for verb in [
+            "setup",
+            "status",
+            "check",
+            "failover",
+            "resync",
+            "reverse-resync",
+            "reverse",
+            "failback",
+            "delete",
+            "preview",
+            "snapmirror",
+        ] {
+            assert!(help.contains(verb), "{verb} missing from help:\n{help}");
+        }
+        let sub = parse(&["failover", "--help"]).unwrap_err().to_string();
+        assert!(sub.contains("Usage: kubectl tprotect failover"), "{sub}");
     }
 }

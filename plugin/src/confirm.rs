@@ -26,6 +26,17 @@ pub enum Refused {
     NoAnswer,
 }
 
+impl Refused {
+    /// Why, in a few words (the warning itself is said by the caller).
+    pub fn reason(&self) -> String {
+        match self {
+            Refused::NoTerminal { .. } => "stdin is not a terminal to ask on".into(),
+            Refused::Mismatch { typed, expected } => format!("typed {typed:?}, expected {expected:?}"),
+            Refused::NoAnswer => "no answer".into(),
+        }
+    }
+}
+
 /// Asks for confirmation. `yes` (from `--yes`) confirms without asking; otherwise `terminal` says whether
 /// `input` is an interactive terminal. The question goes to `prompt_out` (stderr in the binary).
 pub fn confirm(

@@ -10,7 +10,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 /// Where progress goes.
 #[derive(Debug)]
 pub struct Progress {
-    spinner: Option<ProgressBar>,
+    /// On a terminal: the spinner, made at the first activity (nothing spins before there is something to wait
+    /// for, so nothing redraws over a question asked first).
+    spinner: Option<std::sync::OnceLock<ProgressBar>>,
     /// Serialises plain lines from the runner's callback and the command.
     plain: Mutex<()>,
 }
@@ -22,23 +24,33 @@ impl Progress {
     }
 
     pub fn new(spinner: bool) -> Self {
-        let spinner = spinner.then(|| {
-            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-            if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
-                bar.set_style(style);
-            }
-            bar.enable_steady_tick(Duration::from_millis(120));
-            bar
-        });
         Self {
-            spinner,
+            spinner: spinner.then(std::sync::OnceLock::new),
             plain: Mutex::new(()),
         }
     }
 
+    fn bar(&self) -> Option<&ProgressBar> {
+        self.spinner.as_ref().map(|cell| {
+            cell.get_or_init(|| {
+                let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+                if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+                    bar.set_style(style);
+                }
+                bar.enable_steady_tick(Duration::from_millis(120));
+                bar
+            })
+        })
+    }
+
+    /// The spinner, if one is spinning.
+    fn spinning(&self) -> Option<&ProgressBar> {
+        self.spinner.as_ref().and_then(|cell| cell.get())
+    }
+
     /// A finished step: one permanent line.
     pub fn line(&self, text: &str) {
-        match &self.spinner {
+        match self.spinning() {
             Some(bar) => bar.println(text),
             None => self.plain_line(text),
         }
@@ -46,9 +58,17 @@ impl Progress {
 
     /// Something in progress (a wait): the spinner's message on a terminal, a line otherwise.
     pub fn activity(&self, text: &str) {
-        match &self.spinner {
+        match self.bar() {
             Some(bar) => bar.set_message(text.to_string()),
             None => self.plain_line(text),
+        }
+    }
+
+    /// Runs `ask` (a question on the terminal) with the spinner hidden, so it cannot erase the question.
+    pub fn suspend<T>(&self, ask: impl FnOnce() -> T) -> T {
+        match self.spinning() {
+            Some(bar) => bar.suspend(ask),
+            None => ask(),
         }
     }
 
@@ -59,7 +79,7 @@ impl Progress {
 
     /// Removes the spinner (before printing data or an error).
     pub fn finish(&self) {
-        if let Some(bar) = &self.spinner {
+        if let Some(bar) = self.spinning() {
             bar.finish_and_clear();
         }
     }

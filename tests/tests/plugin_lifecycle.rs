@@ -211,7 +211,8 @@ async fn whole_lifecycle_through_the_binary_with_both_clusters_asserted_after_ea
         .await;
     out.ok()
         .stdout_has("passed")
-        .stdout_has("tprotect webhook installed on");
+        .stdout_has("tprotect webhook on")
+        .stdout_has("answers: it refused an invalid replication Schedule");
     assert!(!out.stdout.contains("FAILED"), "{}", out.stdout);
 
     // preview: what the failover will do to the destination namespace, skip rules included.
@@ -490,10 +491,20 @@ async fn whole_lifecycle_through_the_binary_with_both_clusters_asserted_after_ea
         "source app remains"
     );
     no_locks(&env).await;
+    // Gone: deleting it again is an error, as kubectl's delete of a missing object is, unless asked not to be.
     let out = env
         .tprotect(&args(&on(DST_OP, SRC_OP, DST_NS), &["delete", REL]))
         .await;
-    out.ok().stdout_has("nothing to do");
+    out.expect_code(1)
+        .stderr_has("not found")
+        .stderr_has("--ignore-not-found");
+    let out = env
+        .tprotect(&args(
+            &on(DST_OP, SRC_OP, DST_NS),
+            &["delete", REL, "--ignore-not-found"],
+        ))
+        .await;
+    out.ok().stdout_has("not found");
     eprintln!("whole lifecycle: {:.1}s", started.elapsed().as_secs_f64());
 
     least_privilege(&env);

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
-use crate::model::ClusterKey;
+use crate::model::{ClusterKey, Contexts};
 
 /// Connecting to an API server that does not answer fails after this long (a stopped server refuses at once).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(4);
@@ -138,6 +138,14 @@ impl Clusters {
     /// The context name of `key`, for messages.
     pub fn context_of(&self, key: ClusterKey) -> &str {
         &self.get(key).context
+    }
+
+    /// Both context names, for the words about steps ([`tprotect_lifecycle_rules::describe`]).
+    pub fn contexts(&self) -> Contexts {
+        Contexts {
+            context: self.context.context.clone(),
+            peer: self.peer.context.clone(),
+        }
     }
 }
 

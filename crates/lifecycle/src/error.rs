@@ -59,8 +59,10 @@ pub enum RunError {
         source: kube::Error,
     },
     /// A destructive step was not confirmed (no TTY and no `--yes`, or the user said no).
-    #[error("not confirmed: {what}. Nothing was changed by this step; run again with --yes to confirm")]
-    NotConfirmed { what: String },
+    #[error(
+        "confirmation failed ({reason}); nothing was changed. Asked to confirm: {what}. Run again to be asked again (--yes confirms without a terminal)"
+    )]
+    NotConfirmed { what: String, reason: String },
     /// The lock was taken by someone else, or could not be renewed, while this run held it.
     #[error(
         "lost the lock of relationship {relationship} (Lease {namespace}/{lease} on {cluster}): {reason}; stopped before the next step. Run the command again to resume"
@@ -191,6 +193,14 @@ fn kube_message(
                 message = status.message
             )
         }
+        kube::Error::Api(status) if status.message.contains("failed calling webhook") => {
+            let webhook =
+                quoted_after(&status.message, "failed calling webhook \"").unwrap_or("an admission webhook");
+            format!(
+                "{verb} {object} on {cluster} failed: the admission webhook {webhook} does not answer, and the API server refuses every write it guards until it does ({}). Fix the webhook (kubectl --context {cluster} get validatingwebhookconfiguration,mutatingwebhookconfiguration; for this project's: kubectl --context {cluster} -n tprotect-system get pods), then run the command again: it continues where it stopped",
+                status.message
+            )
+        }
         kube::Error::Api(status) => {
             format!(
                 "{verb} {object} on {cluster} failed: {} ({} {})",
@@ -209,8 +219,13 @@ fn kube_message(
 
 /// The user name in an API server's "forbidden" message (`User "alice" cannot …`).
 fn forbidden_user(message: &str) -> Option<&str> {
-    let rest = message.split_once("User \"")?.1;
-    rest.split_once('"').map(|(user, _)| user)
+    quoted_after(message, "User \"")
+}
+
+/// The text between `prefix` (which ends with a quote) and the next quote.
+fn quoted_after<'a>(message: &'a str, prefix: &str) -> Option<&'a str> {
+    let rest = message.split_once(prefix)?.1;
+    rest.split_once('"').map(|(quoted, _)| quoted)
 }
 
 #[cfg(test)]
@@ -262,6 +277,31 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "get appvaults trident-protect/vault1 on ctx failed: appvaults \"vault1\" not found (404 NotFound)"
+        );
+    }
+
+    #[test]
+    fn a_webhook_that_does_not_answer_is_named_with_the_fix() {
+        let error = RunError::kube(
+            "dr",
+            "patch",
+            "appmirrorrelationships",
+            "app1",
+            "rel1",
+            api_error(
+                500,
+                "InternalError",
+                "Internal error occurred: failed calling webhook \"replication.validate.tprotect.io\": Post \"https://127.0.0.1:1/validate\": dial tcp 127.0.0.1:1: connect: connection refused",
+            ),
+        );
+        let text = error.to_string();
+        assert!(
+            text.contains("the admission webhook replication.validate.tprotect.io does not answer"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kubectl --context dr -n tprotect-system get pods"),
+            "{text}"
         );
     }
 

@@ -31,17 +31,12 @@ use crate::clusters::Clusters;
 use crate::error::{RunError, api_status, is_connection_error};
 use crate::model::{ClusterKey, OperationRecord};
 
-/// Annotation of the Lease carrying the JSON of the [`OperationRecord`].
-pub const RECORD_ANNOTATION: &str = "tprotect.io/operation-record";
-/// `spec.leaseDurationSeconds`: a holder that has not renewed for this long has lost the lock.
-pub const LEASE_DURATION_SECONDS: i32 = 30;
+pub use tprotect_lifecycle_rules::record::{
+    LEASE_DURATION_SECONDS, LeaseInfo, RECORD_ANNOTATION, lease_name,
+};
+
 /// How often the holder renews.
 pub const RENEW_INTERVAL: Duration = Duration::from_secs(10);
-
-/// Name of the Lease of relationship `relationship`.
-pub fn lease_name(relationship: &str) -> String {
-    format!("tprotect-{relationship}")
-}
 
 /// This process, as a Lease holder: `<user>@<hostname>/pid <pid>`.
 pub fn holder_identity() -> String {
@@ -49,7 +44,7 @@ pub fn holder_identity() -> String {
         .or_else(|_| std::env::var("LOGNAME"))
         .or_else(|_| std::env::var("USERNAME"))
         .unwrap_or_else(|_| "unknown".into());
-    format!("{user}@{}/pid {}", host_name(), std::process::id())
+    tprotect_lifecycle_rules::record::holder_identity(&user, &host_name(), std::process::id())
 }
 
 fn host_name() -> String {
@@ -59,13 +54,6 @@ fn host_name() -> String {
         .unwrap_or_else(|| "unknown-host".into())
 }
 
-/// The host and pid of a holder identity written by [`holder_identity`].
-fn parse_holder(holder: &str) -> Option<(&str, u32)> {
-    let (who, pid) = holder.rsplit_once("/pid ")?;
-    let host = who.rsplit_once('@').map(|(_, h)| h)?;
-    Some((host, pid.trim().parse().ok()?))
-}
-
 /// Whether process `pid` of this host is alive. Only Linux can tell (`/proc`); elsewhere a holder is assumed
 /// alive and its lock expires normally.
 fn pid_alive(pid: u32) -> bool {
@@ -73,72 +61,6 @@ fn pid_alive(pid: u32) -> bool {
         return true;
     }
     std::path::Path::new(&format!("/proc/{pid}")).exists()
-}
-
-/// A relationship's Lease as read.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LeaseInfo {
-    pub cluster: ClusterKey,
-    pub namespace: String,
-    pub name: String,
-    pub uid: String,
-    pub resource_version: String,
-    /// None or empty: nobody holds it (a record kept for a re-run).
-    pub holder: Option<String>,
-    pub acquire_time: Option<Timestamp>,
-    pub renew_time: Option<Timestamp>,
-    pub duration_seconds: i32,
-    pub record: Option<OperationRecord>,
-}
-
-impl LeaseInfo {
-    /// Reads a Lease; an unreadable record is an error (better to stop than to guess where an operation was).
-    pub fn from_lease(cluster: ClusterKey, lease: &Lease) -> Result<Self, String> {
-        let spec = lease.spec.clone().unwrap_or_default();
-        let record = match lease
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(RECORD_ANNOTATION))
-        {
-            Some(text) => Some(
-                serde_json::from_str(text)
-                    .map_err(|e| format!("annotation {RECORD_ANNOTATION} is not a valid record: {e}"))?,
-            ),
-            None => None,
-        };
-        Ok(Self {
-            cluster,
-            namespace: lease.metadata.namespace.clone().unwrap_or_default(),
-            name: lease.metadata.name.clone().unwrap_or_default(),
-            uid: lease.metadata.uid.clone().unwrap_or_default(),
-            resource_version: lease.metadata.resource_version.clone().unwrap_or_default(),
-            holder: spec.holder_identity.filter(|h| !h.is_empty()),
-            acquire_time: spec.acquire_time.map(|t| t.0),
-            renew_time: spec.renew_time.map(|t| t.0),
-            duration_seconds: spec.lease_duration_seconds.unwrap_or(LEASE_DURATION_SECONDS),
-            record,
-        })
-    }
-
-    /// When the holder's claim runs out.
-    pub fn expires(&self) -> Option<Timestamp> {
-        let last = self.renew_time.or(self.acquire_time)?;
-        last.checked_add(jiff::SignedDuration::from_secs(i64::from(self.duration_seconds)))
-            .ok()
-    }
-
-    /// Whether this Lease can be taken now by `me` (a holder identity) on host `host`: free, expired, ours,
-    /// or held by a process of this host that is gone.
-    pub fn takeable(&self, now: Timestamp, me: &str, host: &str) -> bool {
-        let Some(holder) = &self.holder else {
-            return true;
-        };
-        if holder == me || self.expires().is_none_or(|e| e <= now) {
-            return true;
-        }
-        matches!(parse_holder(holder), Some((h, pid)) if h == host && !pid_alive(pid))
-    }
 }
 
 /// Every Lease labelled with `relationship` on one cluster (all namespaces; where that is not allowed, the one
@@ -283,7 +205,7 @@ pub async fn acquire(
         let info = LeaseInfo::from_lease(cluster, &current)
             .map_err(|e| RunError::Internal(format!("Lease {namespace}/{name} on {context}: {e}")))?;
         let now = Timestamp::now();
-        if !info.takeable(now, &me, &host) {
+        if !info.takeable(now, &me, &host, pid_alive) {
             return Err(locked(relationship, &context, &info));
         }
         // Take over: the update carries the resourceVersion, so of two racing takeovers one gets 409.
@@ -531,6 +453,18 @@ impl LockGuard {
         Ok(())
     }
 
+    /// Removes the record (a finished operation's, or one given up with `--abandon`).
+    pub async fn clear_record(&self) -> Result<(), RunError> {
+        let mut held = self.shared.held.lock().await;
+        if held.record.is_none() {
+            return Ok(());
+        }
+        let body = json!({"metadata": {"annotations": {RECORD_ANNOTATION: null}}});
+        self.shared.patch(&mut held, body).await?;
+        held.record = None;
+        Ok(())
+    }
+
     /// Fails when the lock was lost (taken over, deleted, or not renewed in time).
     pub async fn check(&self) -> Result<(), RunError> {
         let held = self.shared.held.lock().await;
@@ -621,56 +555,13 @@ impl LockGuard {
 mod tests {
     use super::*;
 
-    fn info(holder: Option<&str>, renewed_secs_ago: i64) -> LeaseInfo {
-        let renew = Timestamp::now() - jiff::SignedDuration::from_secs(renewed_secs_ago);
-        LeaseInfo {
-            cluster: ClusterKey::Context,
-            namespace: "app1".into(),
-            name: "tprotect-rel1".into(),
-            uid: "u".into(),
-            resource_version: "1".into(),
-            holder: holder.map(str::to_string),
-            acquire_time: Some(renew),
-            renew_time: Some(renew),
-            duration_seconds: LEASE_DURATION_SECONDS,
-            record: None,
-        }
-    }
-
     #[test]
-    fn holder_identity_names_user_host_and_pid() {
+    fn holder_identity_names_this_host_and_pid_and_this_process_is_alive() {
         let me = holder_identity();
-        let (host, pid) = parse_holder(&me).expect(&me);
+        let (host, pid) = tprotect_lifecycle_rules::record::parse_holder(&me).expect(&me);
         assert_eq!(host, host_name());
         assert_eq!(pid, std::process::id());
-        assert!(me.contains('@'), "{me}");
-    }
-
-    #[test]
-    fn a_live_unexpired_holder_keeps_the_lock() {
-        let now = Timestamp::now();
-        let lease = info(Some("alice@elsewhere/pid 42"), 5);
-        assert!(!lease.takeable(now, "bob@here/pid 7", "here"));
-    }
-
-    #[test]
-    fn an_expired_lock_a_free_lock_and_our_own_lock_are_takeable() {
-        let now = Timestamp::now();
-        assert!(info(Some("alice@elsewhere/pid 42"), 31).takeable(now, "bob@here/pid 7", "here"));
-        assert!(info(None, 1).takeable(now, "bob@here/pid 7", "here"));
-        assert!(info(Some("bob@here/pid 7"), 1).takeable(now, "bob@here/pid 7", "here"));
-    }
-
-    #[test]
-    fn a_dead_process_of_this_host_loses_the_lock_at_once() {
-        let now = Timestamp::now();
-        // pid 0 has no /proc entry; the holder is on our host.
-        let dead = format!("alice@{}/pid 999999999", host_name());
-        assert!(info(Some(&dead), 1).takeable(now, "bob@x/pid 7", &host_name()));
-        // Our own live pid on this host is alive: not takeable by someone else.
-        let live = format!("alice@{}/pid {}", host_name(), std::process::id());
-        assert!(!info(Some(&live), 1).takeable(now, "bob@x/pid 7", &host_name()));
-        // A dead pid on ANOTHER host proves nothing.
-        assert!(!info(Some("alice@other-host/pid 999999999"), 1).takeable(now, "bob@x/pid 7", &host_name()));
+        assert!(pid_alive(pid));
+        assert!(!pid_alive(u32::MAX - 1), "no such process");
     }
 }

@@ -15,27 +15,21 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
-use kube::core::ObjectMeta;
-use serde::de::DeserializeOwned;
-use serde_json::Value;
 use tprotect_api::{
-    AppMirrorRelationship, AppMirrorRelationshipSpec, AppMirrorRelationshipStatus, AppVault, Application,
-    RELATIONSHIP_LABEL, Schedule, ScheduleSpec, ShutdownSnapshot, Snapshot, TRIDENT_PROTECT_NAMESPACE,
+    AppMirrorRelationship, AppVault, Application, Schedule, ShutdownSnapshot, Snapshot,
+    TRIDENT_PROTECT_NAMESPACE,
 };
+use tprotect_lifecycle_rules::objects::{SAVED_SCHEDULES_KEY, saved_schedules_config_map};
+use tprotect_lifecycle_rules::read::{
+    amr_view, app_view, parse_saved_schedules, pick_amr, schedule_view, secret_view, snapshot_view,
+    vault_view,
+};
+use tprotect_lifecycle_rules::record::LeaseInfo;
 
 use crate::clusters::{ClusterHandle, Clusters};
-use crate::error::{RunError, is_connection_error, with_causes};
-use crate::lock::{self, LeaseInfo};
+use crate::error::{RunError, api_status, is_connection_error, with_causes};
+use crate::lock;
 use crate::model::*;
-
-/// Name of the ConfigMap (in `trident-protect`) keeping the Schedules removed from a cluster while it was a
-/// destination of relationship `relationship`.
-pub fn saved_schedules_config_map(relationship: &str) -> String {
-    format!("tprotect-saved-schedules-{relationship}")
-}
-
-/// Key of the saved-schedules ConfigMap holding the JSON of [`SavedSchedules`].
-pub const SAVED_SCHEDULES_KEY: &str = "schedules.json";
 
 /// The API resource of a Trident protect kind, for JSON reads and writes.
 pub fn resource<K: kube::Resource<DynamicType = ()>>() -> ApiResource {
@@ -100,6 +94,9 @@ pub struct Scope {
     pub shutdown_snapshots: bool,
     pub storage_classes: bool,
     pub saved_schedules: bool,
+    /// Every AMR of the cluster, for the relationships that are not this one (setup: one relationship per
+    /// application and per destination namespace).
+    pub other_amrs: bool,
 }
 
 impl Scope {
@@ -114,6 +111,7 @@ impl Scope {
             shutdown_snapshots: true,
             storage_classes: true,
             saved_schedules: true,
+            other_amrs: false,
         }
     }
 
@@ -128,18 +126,25 @@ impl Scope {
                 scope = Scope::everything(scope.namespaces);
                 scope.shutdown_snapshots = false;
                 scope.saved_schedules = false;
+                scope.other_amrs = true;
             }
             Operation::Failover | Operation::Delete => {}
-            Operation::Resync => scope.schedules = true,
+            // The source application is confirmed before the destination is discarded.
+            Operation::Resync => {
+                scope.applications = true;
+                scope.schedules = true;
+            }
             Operation::ReverseResync => {
                 scope.applications = true;
                 scope.schedules = true;
                 scope.vaults = true;
+                scope.storage_classes = true;
             }
             Operation::Reverse | Operation::Failback => {
                 scope.applications = true;
                 scope.schedules = true;
                 scope.vaults = true;
+                scope.storage_classes = true;
                 scope.shutdown_snapshots = true;
                 scope.saved_schedules = true;
             }
@@ -278,28 +283,6 @@ async fn locate_on(
     })
 }
 
-/// The relationship's AMR among all of a cluster's: the one labelled with it (named like it first), else the
-/// only one named like it.
-fn pick_amr(relationship: &str, amrs: Vec<AmrView>) -> Option<AmrView> {
-    let labelled = |a: &AmrView| {
-        a.labels
-            .get(RELATIONSHIP_LABEL)
-            .is_some_and(|v| v == relationship)
-    };
-    if let Some(found) = amrs
-        .iter()
-        .find(|a| labelled(a) && a.name == relationship)
-        .or_else(|| amrs.iter().find(|a| labelled(a)))
-    {
-        return Some(found.clone());
-    }
-    let mut named = amrs.into_iter().filter(|a| a.name == relationship);
-    match (named.next(), named.next()) {
-        (Some(one), None) => Some(one),
-        _ => None,
-    }
-}
-
 /// Every AMR on both clusters (for `status -A`), with the clusters that could not be read.
 pub async fn locate_all(
     clusters: &Clusters,
@@ -350,6 +333,7 @@ struct Stable {
     namespaces: BTreeMap<String, NamespaceView>,
     vaults: BTreeMap<String, VaultView>,
     secrets: BTreeMap<String, SecretView>,
+    secrets_unreadable: Option<String>,
     storage_classes: BTreeSet<String>,
     saved_schedules: SavedSchedules,
 }
@@ -499,6 +483,7 @@ async fn read_cluster(
         namespaces: stable.namespaces.clone(),
         vaults: stable.vaults.clone(),
         secrets: stable.secrets.clone(),
+        secrets_unreadable: stable.secrets_unreadable.clone(),
         storage_classes: stable.storage_classes.clone(),
         saved_schedules: stable.saved_schedules.clone(),
         ..Default::default()
@@ -533,7 +518,34 @@ async fn read_cluster(
             .shutdown_snapshots
             .extend(shutdowns.iter().map(snapshot_view));
     }
-    state.amr = pick_amr(relationship, amrs);
+    if scope.other_amrs {
+        // All of the cluster's, for the relationships that are not this one.
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource::<AppMirrorRelationship>());
+        match api.list(&ListParams::default()).await {
+            Ok(list) => amrs = list.items.iter().map(amr_view).collect(),
+            Err(e) if is_connection_error(&e) => return unreachable(with_causes(&e)),
+            Err(e) => {
+                return Err(RunError::kube(
+                    &context,
+                    "list",
+                    "appmirrorrelationships",
+                    "",
+                    "",
+                    e,
+                ));
+            }
+        }
+    }
+    state.amr = pick_amr(relationship, amrs.clone());
+    state.other_amrs = amrs
+        .into_iter()
+        .filter(|a| {
+            state
+                .amr
+                .as_ref()
+                .is_none_or(|mine| !(mine.namespace == a.namespace && mine.name == a.name))
+        })
+        .collect();
     Ok((Reach::Reachable(Box::new(state)), Some(stable)))
 }
 
@@ -569,7 +581,10 @@ async fn read_stable(reader: &Reader<'_>, relationship: &str, scope: &Scope) -> 
     for vault in vaults.iter().map(vault_view) {
         stable.vaults.insert(vault.name.clone(), vault);
     }
-    stable.secrets = secrets.into_iter().map(|s| (s.name.clone(), s)).collect();
+    match secrets {
+        Ok(secrets) => stable.secrets = secrets.into_iter().map(|s| (s.name.clone(), s)).collect(),
+        Err(reason) => stable.secrets_unreadable = Some(reason),
+    }
     stable.storage_classes = storage_classes;
     stable.saved_schedules = saved;
     Ok(stable)
@@ -598,17 +613,27 @@ impl Reader<'_> {
         }
     }
 
-    /// Secrets of `trident-protect`: names and key names only (the data is dropped here).
-    async fn secrets(&self, wanted: bool) -> Result<Vec<SecretView>, RunError> {
+    /// Secrets of `trident-protect`: names and key names only (the data is dropped here). A user who may not
+    /// read Secrets (the DR viewer role) gets the reason instead, so checks say "not verified" rather than fail.
+    async fn secrets(&self, wanted: bool) -> Result<Result<Vec<SecretView>, String>, RunError> {
         if !wanted {
-            return Ok(Vec::new());
+            return Ok(Ok(Vec::new()));
         }
         let api: Api<Secret> = Api::namespaced(self.client.clone(), TRIDENT_PROTECT_NAMESPACE);
-        let list = api
-            .list(&ListParams::default())
-            .await
-            .map_err(|e| RunError::kube(self.context, "list", "secrets", TRIDENT_PROTECT_NAMESPACE, "", e))?;
-        Ok(list.items.into_iter().map(secret_view).collect())
+        match api.list(&ListParams::default()).await {
+            Ok(list) => Ok(Ok(list.items.into_iter().map(secret_view).collect())),
+            Err(e) if api_status(&e) == Some(403) => Ok(Err(format!(
+                "no permission to read Secret objects in {TRIDENT_PROTECT_NAMESPACE}"
+            ))),
+            Err(e) => Err(RunError::kube(
+                self.context,
+                "list",
+                "secrets",
+                TRIDENT_PROTECT_NAMESPACE,
+                "",
+                e,
+            )),
+        }
     }
 
     async fn storage_classes(&self, wanted: bool) -> Result<BTreeSet<String>, RunError> {
@@ -639,233 +664,17 @@ impl Reader<'_> {
                 e,
             )
         })?;
-        Ok(found.map(|cm| parse_saved_schedules(&cm)).unwrap_or_default())
+        Ok(found.map(|cm| saved_schedules_of(&cm)).unwrap_or_default())
     }
 }
 
 /// The saved schedules a ConfigMap holds (empty when it holds none, or nothing readable).
-pub fn parse_saved_schedules(config_map: &ConfigMap) -> SavedSchedules {
-    config_map
-        .data
-        .as_ref()
-        .and_then(|d| d.get(SAVED_SCHEDULES_KEY))
-        .and_then(|text| serde_json::from_str(text).ok())
-        .unwrap_or_default()
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// JSON objects to views. Lenient: a field our types cannot read is left out, the rest is kept.
-
-/// Reads `value` as `T`; when that fails, keeps every top-level field that reads on its own.
-pub fn lenient<T: DeserializeOwned + Default>(value: Option<&Value>) -> T {
-    let Some(value) = value else {
-        return T::default();
-    };
-    if let Ok(parsed) = serde_json::from_value(value.clone()) {
-        return parsed;
-    }
-    let Some(object) = value.as_object() else {
-        return T::default();
-    };
-    let kept: serde_json::Map<String, Value> = object
-        .iter()
-        .filter(|(key, field)| {
-            let single = Value::Object([((*key).clone(), (*field).clone())].into_iter().collect());
-            serde_json::from_value::<T>(single).is_ok()
-        })
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    serde_json::from_value(Value::Object(kept)).unwrap_or_default()
-}
-
-fn name_of(meta: &ObjectMeta) -> String {
-    meta.name.clone().unwrap_or_default()
-}
-
-fn namespace_of(meta: &ObjectMeta) -> String {
-    meta.namespace.clone().unwrap_or_default()
-}
-
-fn str_at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
-    path.iter()
-        .try_fold(value, |v, key| v.get(key))
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-}
-
-/// An AMR (JSON) as the planner sees it.
-pub fn amr_view(object: &DynamicObject) -> AmrView {
-    let meta = &object.metadata;
-    AmrView {
-        namespace: namespace_of(meta),
-        name: name_of(meta),
-        uid: meta.uid.clone().unwrap_or_default(),
-        resource_version: meta.resource_version.clone().unwrap_or_default(),
-        generation: meta.generation.unwrap_or_default(),
-        labels: meta.labels.clone().unwrap_or_default(),
-        annotations: meta.annotations.clone().unwrap_or_default(),
-        spec: lenient::<AppMirrorRelationshipSpec>(object.data.get("spec")),
-        status: object
+pub fn saved_schedules_of(config_map: &ConfigMap) -> SavedSchedules {
+    parse_saved_schedules(
+        config_map
             .data
-            .get("status")
-            .map(|s| lenient::<AppMirrorRelationshipStatus>(Some(s))),
-        deleting: meta.deletion_timestamp.is_some(),
-    }
-}
-
-fn app_view(object: &DynamicObject) -> AppView {
-    let meta = &object.metadata;
-    AppView {
-        namespace: namespace_of(meta),
-        name: name_of(meta),
-        uid: meta.uid.clone().unwrap_or_default(),
-        labels: meta.labels.clone().unwrap_or_default(),
-    }
-}
-
-fn schedule_view(object: &DynamicObject) -> ScheduleView {
-    let meta = &object.metadata;
-    ScheduleView {
-        namespace: namespace_of(meta),
-        name: name_of(meta),
-        labels: meta.labels.clone().unwrap_or_default(),
-        annotations: meta.annotations.clone().unwrap_or_default(),
-        spec: lenient::<ScheduleSpec>(object.data.get("spec")),
-    }
-}
-
-fn snapshot_view(object: &DynamicObject) -> SnapshotView {
-    let meta = &object.metadata;
-    let status = object.data.get("status").cloned().unwrap_or(Value::Null);
-    SnapshotView {
-        namespace: namespace_of(meta),
-        name: name_of(meta),
-        state: str_at(&status, &["state"]).unwrap_or_default().to_string(),
-        error: str_at(&status, &["error"]).map(str::to_string),
-        app_archive_path: str_at(&status, &["appArchivePath"]).map(str::to_string),
-        labels: meta.labels.clone().unwrap_or_default(),
-    }
-}
-
-/// An AppVault (JSON): state, error and the Secrets (with keys) its credentials reference.
-pub fn vault_view(object: &DynamicObject) -> VaultView {
-    let status = object.data.get("status").cloned().unwrap_or(Value::Null);
-    let mut secret_refs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    if let Some(credentials) = object
-        .data
-        .get("spec")
-        .and_then(|s| s.get("providerCredentials"))
-        .and_then(Value::as_object)
-    {
-        for credential in credentials.values() {
-            if let Some(name) = str_at(credential, &["valueFromSecret", "name"]) {
-                let keys = secret_refs.entry(name.to_string()).or_default();
-                if let Some(key) = str_at(credential, &["valueFromSecret", "key"]) {
-                    keys.insert(key.to_string());
-                }
-            }
-        }
-    }
-    VaultView {
-        name: name_of(&object.metadata),
-        state: str_at(&status, &["state"]).unwrap_or_default().to_string(),
-        error: str_at(&status, &["error"]).map(str::to_string),
-        secret_refs,
-    }
-}
-
-/// A Secret reduced to its name and key names; the data is dropped with `secret`.
-pub fn secret_view(secret: Secret) -> SecretView {
-    let mut keys: BTreeSet<String> = secret.data.unwrap_or_default().into_keys().collect();
-    keys.extend(secret.string_data.unwrap_or_default().into_keys());
-    SecretView {
-        name: secret.metadata.name.unwrap_or_default(),
-        keys,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn dynamic(value: Value) -> DynamicObject {
-        serde_json::from_value(value).unwrap()
-    }
-
-    #[test]
-    fn lenient_reading_keeps_the_fields_it_can_read() {
-        let spec: ScheduleSpec = lenient(Some(&json!({
-            "granularity": "custom",
-            "enabled": false,
-            "applicationRef": "app1",
-        })));
-        assert_eq!(spec.enabled, Some(false));
-        assert_eq!(spec.application_ref.as_deref(), Some("app1"));
-        assert_eq!(
-            spec.granularity, None,
-            "an unknown enum value is left out, not fatal"
-        );
-    }
-
-    #[test]
-    fn vault_view_lists_referenced_secrets_with_their_keys() {
-        let vault = vault_view(&dynamic(json!({
-            "apiVersion": "protect.trident.netapp.io/v1", "kind": "AppVault",
-            "metadata": {"name": "v1", "namespace": "trident-protect"},
-            "spec": {"providerType": "GenericS3", "providerCredentials": {
-                "accessKeyID": {"valueFromSecret": {"name": "s3-creds", "key": "accessKeyID"}},
-                "secretAccessKey": {"valueFromSecret": {"name": "s3-creds", "key": "secretAccessKey"}},
-            }},
-            "status": {"state": "Available"}
-        })));
-        assert_eq!(vault.state, "Available");
-        assert_eq!(
-            vault.secret_refs["s3-creds"],
-            BTreeSet::from(["accessKeyID".to_string(), "secretAccessKey".to_string()])
-        );
-    }
-
-    #[test]
-    fn secret_view_keeps_key_names_only() {
-        let secret: Secret = serde_json::from_value(json!({
-            "metadata": {"name": "s3-creds"},
-            "data": {"accessKeyID": "QUtJQQ==", "secretAccessKey": "c2VjcmV0"}
-        }))
-        .unwrap();
-        let view = secret_view(secret);
-        let debug = format!("{view:?}");
-        assert!(
-            !debug.contains("QUtJQQ") && !debug.contains("c2VjcmV0"),
-            "{debug}"
-        );
-        assert_eq!(view.keys.len(), 2);
-    }
-
-    fn amr(name: &str, label: Option<&str>) -> AmrView {
-        AmrView {
-            name: name.into(),
-            labels: label
-                .map(|l| [(RELATIONSHIP_LABEL.to_string(), l.to_string())].into())
-                .unwrap_or_default(),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn pick_amr_prefers_the_label_then_a_unique_name() {
-        let picked = pick_amr("rel1", vec![amr("rel1", None), amr("other", Some("rel1"))]).unwrap();
-        assert_eq!(picked.name, "other");
-        assert_eq!(pick_amr("rel1", vec![amr("rel1", None)]).unwrap().name, "rel1");
-        let mut a = amr("rel1", None);
-        a.namespace = "a".into();
-        let mut b = amr("rel1", None);
-        b.namespace = "b".into();
-        assert_eq!(
-            pick_amr("rel1", vec![a, b]),
-            None,
-            "two unlabelled AMRs of that name: ambiguous"
-        );
-        assert_eq!(pick_amr("rel1", vec![amr("other", None)]), None);
-    }
+            .as_ref()
+            .and_then(|d| d.get(SAVED_SCHEDULES_KEY))
+            .map(String::as_str),
+    )
 }

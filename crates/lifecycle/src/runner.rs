@@ -1,8 +1,11 @@
-//! The loop of a lifecycle command: locate → lock → { observe → plan → act or wait } → release.
+//! The loop of a lifecycle command: locate → plan → confirm → lock → { observe → plan → act or wait } →
+//! release, returning a [`RunReport`] of what was done.
 //!
-//! `args -> clusters -> locate -> acquire lock -> loop { observe -> plan -> step } -> release lock -> result`.
-//! Killed at any point, the same command run again observes where things are and continues: the only state
-//! kept outside the clusters' own objects is the [`OperationRecord`] in the lock.
+//! `args -> clusters -> locate -> plan -> confirm -> acquire lock -> loop { observe -> plan -> step } -> release
+//! lock -> report`. Killed at any point, the same command run again observes where things are and continues:
+//! the only state kept outside the clusters' own objects is the [`OperationRecord`] in the lock. Every decision
+//! (the next step, which steps need a confirmation, what a record in the lock means) is a pure function of
+//! `tprotect-lifecycle-rules`; this module only moves data between the clusters and those functions.
 //!
 //! Test-only switch: the environment variable `TPROTECT_TEST_KILL_AFTER_STEP=k` makes the process exit with
 //! status 137 (as if SIGKILLed) right after it performed its k-th action (1-based). The kill/resume tests use
@@ -15,24 +18,32 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tprotect_api::DISCARD_DESTINATION_CHANGES_ANNOTATION;
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{Event, ObjectReference};
+use kube::api::{Api, PostParams};
+use kube::core::ObjectMeta;
+use serde::Serialize;
+use tprotect_lifecycle_rules::describe::{self, Description};
+use tprotect_lifecycle_rules::plan::plan;
+use tprotect_lifecycle_rules::record::{Standing, begin_record, standing};
+use tprotect_lifecycle_rules::wait::{Fingerprint, observed_fingerprint};
+use tprotect_lifecycle_rules::{confirm, simulate};
 
 use crate::PlanError;
 use crate::clusters::Clusters;
 use crate::error::RunError;
-use crate::execute::{Executed, Executor, note_destination_app};
+use crate::execute::{Executed, Executor};
 use crate::lock::{self, LockGuard, LockPlace};
 use crate::model::*;
-use crate::observe::{Located, Observer, Scope, locate, observe};
-use crate::plan::plan;
-use crate::simulate;
-use crate::wait::{Fingerprint, WaitOutcome, describe_wait, observed_fingerprint, wait_for_relevant_change};
+use crate::observe::{Located, Observer, Scope, locate};
+use crate::wait::{WaitOutcome, wait_for_relevant_change};
 
 /// Environment variable of the test-only kill switch (see the module documentation).
 pub const KILL_AFTER_STEP_ENV: &str = "TPROTECT_TEST_KILL_AFTER_STEP";
 
 /// `--dry-run`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub enum DryRun {
     #[default]
     None,
@@ -42,7 +53,8 @@ pub enum DryRun {
     Server,
 }
 
-/// What happened, as it happens (the plugin prints these on stderr).
+/// What happened, as it happens (the plugin prints these on stderr). Counting and results are in the
+/// [`RunReport`]; these are for people watching.
 #[derive(Debug, Clone)]
 pub enum Progress {
     /// Where the relationship's AMR was found.
@@ -60,25 +72,28 @@ pub enum Progress {
     },
     /// The next step, and the cluster it concerns.
     Planned { step: Step, cluster: String },
-    /// An action was performed.
+    /// An action was performed (or, in a server dry run, sent with dryRun=All).
     Acted {
         action: Action,
-        cluster: String,
+        description: Description,
         result: Executed,
     },
     /// Waiting on the cluster: what for, and the awaited object's current state and error.
     Waiting {
         what: WaitFor,
-        cluster: String,
+        description: Description,
         state: String,
         error: Option<String>,
     },
+    /// A detail for `-v`: how something was found or decided.
+    Note(String),
     /// Something the user should know that does not stop the run (a peer unreachable, a transient error).
     Warning(String),
 }
 
-/// Asks the user to confirm a destructive action (`what` describes it); true to go ahead.
-pub type Confirm = Arc<dyn Fn(&Action, &str) -> bool + Send + Sync>;
+/// Asks the user to confirm what the run will do (each line a warning): `Ok` to go ahead, or why not (refused,
+/// no terminal to ask on). Called once, before the run writes anything, and off the async runtime.
+pub type Confirm = Arc<dyn Fn(&[String]) -> Result<(), String> + Send + Sync>;
 /// Receives progress events.
 pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
 
@@ -90,12 +105,13 @@ pub struct RunOptions {
     pub dry_run: DryRun,
     /// The whole run, waits included (`--timeout`).
     pub timeout: Duration,
-    /// A `status.error` unchanged for this long while waiting fails the run; shorter ones are warnings.
+    /// A `status.error` unchanged for this long while waiting fails the run; shorter ones are warnings. Also how
+    /// long a missing object the controller may still be creating is given before the run fails.
     pub error_grace: Duration,
     /// Stop at the first wait (after acting) instead of following the operation to its end.
     pub no_wait: bool,
     pub progress: ProgressFn,
-    /// Called (off the async runtime) before each destructive action.
+    /// Asked before a run that needs a confirmation writes anything (`--yes`: a function answering true).
     pub confirm: Confirm,
 }
 
@@ -108,7 +124,7 @@ impl Default for RunOptions {
             error_grace: Duration::from_secs(60),
             no_wait: false,
             progress: Arc::new(|_| {}),
-            confirm: Arc::new(|_, _| false),
+            confirm: Arc::new(|_| Err("nobody to ask".into())),
         }
     }
 }
@@ -125,32 +141,53 @@ impl std::fmt::Debug for RunOptions {
     }
 }
 
-/// The record an operation that needs one starts with: the AMR as observed now, on the cluster holding it.
-pub fn new_record(operation: Operation, observed: &Observed) -> Option<OperationRecord> {
-    let (key, amr) = observed.amr_location().ok().flatten()?;
-    let annotations = amr
-        .annotations
-        .iter()
-        .filter(|(k, _)| {
-            k.starts_with("tprotect.io/") && k.as_str() != DISCARD_DESTINATION_CHANGES_ANNOTATION
-        })
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    Some(OperationRecord {
-        operation,
-        id: record_id(),
-        initial_destination: observed.state(key)?.cluster_id.clone(),
-        amr_namespace: amr.namespace.clone(),
-        spec: amr.spec.clone(),
-        annotations,
-        started: jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        destination_apps: Default::default(),
-    })
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunResult {
+    /// The goal holds, and this run changed something to get there.
+    Done,
+    /// The goal already held: nothing was changed.
+    AlreadyDone,
+    /// `--no-wait`: the operation was started (or continued) and is under way on the clusters.
+    Started,
+    /// `--dry-run=client`: the plan, nothing sent.
+    DryRunClient,
+    /// `--dry-run=server`: every write sent with dryRun=All, nothing stored.
+    DryRunServer,
+    /// `--abandon`: the operation's record was given up; the clusters were left as they were.
+    Abandoned,
 }
 
-/// A short random id (6 lowercase hex digits) naming one run of an operation.
-fn record_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()[..6].to_string()
+/// One step of a run: the planner's step, its one description, and what became of it (`None`: planned only,
+/// or a wait).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepReport {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
+    pub cluster: String,
+    pub change: String,
+    pub step: Step,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub executed: Option<Executed>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunReport {
+    pub relationship: String,
+    pub operation: Operation,
+    pub result: RunResult,
+    /// One line for the user.
+    pub message: String,
+    /// The steps: for a dry run, the whole plan; otherwise the actions performed (waits are not listed).
+    pub steps: Vec<StepReport>,
+    /// Actions that changed something (or, in a server dry run, were accepted).
+    pub actions: usize,
+    /// Context of the cluster holding the AMR at the end (none after delete).
+    pub amr_cluster: Option<String>,
 }
 
 /// The namespaces a run observes: the relationship's as located, plus a setup's.
@@ -162,17 +199,13 @@ fn namespaces(located: &Located, goal: &Goal) -> BTreeSet<String> {
     namespaces
 }
 
-/// The record the planner sees before the lock is taken (and in dry runs): the lock's, or a new one.
-fn candidate_record(goal: &Goal, located: &Located, observed: &Observed) -> Option<OperationRecord> {
-    let existing = located.lease.as_ref().and_then(|l| l.record.clone());
-    if existing.is_some() {
-        return existing;
-    }
-    if goal.operation().needs_record() {
-        new_record(goal.operation(), observed)
-    } else {
-        None
-    }
+/// A short random id (6 lowercase hex digits) naming one run of an operation.
+fn record_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..6].to_string()
+}
+
+fn now_text() -> String {
+    Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// Sharper errors than the planner can give without knowing why a cluster is missing.
@@ -203,63 +236,81 @@ fn explain(error: PlanError, located: &Located, clusters: &Clusters, goal: &Goal
     }
 }
 
+/// The report entries of a plan (numbered; the final "done" is not a step).
+fn plan_reports(steps: &[Step], contexts: &Contexts, relationship: &str) -> Vec<StepReport> {
+    describe::plan_entries(steps, contexts, relationship)
+        .into_iter()
+        .map(|e| StepReport {
+            index: e.index,
+            cluster: e.cluster,
+            change: e.change,
+            step: e.step,
+            executed: None,
+        })
+        .collect()
+}
+
 /// The whole plan, computed without writing anything and without taking the lock (`--dry-run=client`): the
-/// planner walked over a simulation of each step's effect, starting from what the clusters hold now.
+/// same [`run`], stopped before its first write.
 pub async fn plan_only(
     clusters: &Clusters,
     relationship: &str,
     goal: &Goal,
     namespace: Option<&str>,
 ) -> Result<Vec<Step>, RunError> {
-    let located = locate(clusters, relationship, namespace).await?;
-    let scope = Scope::for_operation(goal.operation(), namespaces(&located, goal));
-    let mut observed = observe(clusters, relationship, &scope).await?;
-    observed.record = candidate_record(goal, &located, &observed);
-    simulate::dry_run(&observed, goal).map_err(|e| RunError::Plan(explain(e, &located, clusters, goal)))
+    let options = RunOptions {
+        namespace: namespace.map(str::to_string),
+        dry_run: DryRun::Client,
+        ..RunOptions::default()
+    };
+    let report = run(clusters, relationship, goal.clone(), options).await?;
+    Ok(report.steps.into_iter().map(|s| s.step).collect())
 }
 
-/// Runs `goal` on relationship `relationship` to its end (or to the first wait with `no_wait`).
+/// Runs `goal` on relationship `relationship` to its end (or to the first wait with `no_wait`, or, for a dry
+/// run, through its plan), and reports what was done.
 pub async fn run(
     clusters: &Clusters,
     relationship: &str,
     goal: Goal,
     options: RunOptions,
-) -> Result<Outcome, RunError> {
+) -> Result<RunReport, RunError> {
     let progress = options.progress.clone();
-    if options.dry_run == DryRun::Client {
-        let steps = plan_only(clusters, relationship, &goal, options.namespace.as_deref()).await?;
-        let mut outcome = None;
-        for step in steps {
-            if let Step::Done(done) = &step {
-                outcome = Some(done.clone());
-            }
-            progress(Progress::Planned {
-                cluster: step_context(clusters, &step),
-                step,
-            });
+    let contexts = clusters.contexts();
+    let operation = goal.operation();
+    let report = |result: RunResult, message: String, steps: Vec<StepReport>, amr: Option<ClusterKey>| {
+        let actions = steps
+            .iter()
+            .filter(|s| matches!(s.executed, Some(Executed::Applied)))
+            .count();
+        RunReport {
+            relationship: relationship.to_string(),
+            operation,
+            result,
+            message,
+            steps,
+            actions,
+            amr_cluster: amr.map(|k| clusters.context_of(k).to_string()),
         }
-        let done = outcome.ok_or_else(|| RunError::Internal("the dry run did not end".into()))?;
-        return Ok(Outcome {
-            message: format!("dry run (client), nothing was sent. At the end: {}", done.message),
-            amr_cluster: done.amr_cluster,
-        });
-    }
+    };
 
     let started = Instant::now();
     let deadline = started + options.timeout;
     let located = locate(clusters, relationship, options.namespace.as_deref()).await?;
-    for (key, reason) in &located.unreachable {
-        progress(Progress::Warning(format!(
-            "cluster {} is unreachable ({reason}); going on without it where the operation allows",
-            clusters.context_of(*key)
-        )));
-    }
-    if let Some((key, amr)) = located.amr() {
-        progress(Progress::Located {
-            cluster: clusters.context_of(key).to_string(),
-            namespace: amr.namespace.clone(),
-            name: amr.name.clone(),
-        });
+    if options.dry_run != DryRun::Client {
+        for (key, reason) in &located.unreachable {
+            progress(Progress::Warning(format!(
+                "cluster {} is unreachable ({reason}); going on without it where the operation allows",
+                clusters.context_of(*key)
+            )));
+        }
+        if let Some((key, amr)) = located.amr() {
+            progress(Progress::Located {
+                cluster: clusters.context_of(key).to_string(),
+                namespace: amr.namespace.clone(),
+                name: amr.name.clone(),
+            });
+        }
     }
     let base_namespaces = namespaces(&located, &goal);
     let scope_for = |observed: Option<&Observed>| {
@@ -275,23 +326,74 @@ pub async fn run(
                 }
             }
         }
-        Scope::for_operation(goal.operation(), names)
+        Scope::for_operation(operation, names)
     };
 
-    // Plan once before taking the lock: bad input and "already done" change nothing, not even a Lease.
+    // What the record in the lock (if any) means for this command, and the record this run works with.
     let mut observer = Observer::new(clusters, relationship);
     let mut observed = observer.observe(&scope_for(None)).await?;
-    observed.record = candidate_record(&goal, &located, &observed);
-    let first = plan(&observed, &goal).map_err(|e| RunError::Plan(explain(e, &located, clusters, &goal)))?;
-    if let Step::Done(outcome) = &first
+    let recorded = located.lease.as_ref().and_then(|l| l.record.clone());
+    observed.record = recorded.clone();
+    let standing = standing(&observed, &goal);
+    let record = match &standing {
+        Standing::Blocks(error) => return Err(RunError::Plan(error.clone())),
+        Standing::Resume => recorded.clone(),
+        Standing::None | Standing::Finished => begin_record(&observed, operation, &record_id(), &now_text()),
+        Standing::OverriddenByDelete => None,
+    };
+    if standing == Standing::Finished
+        && let Some(finished) = &recorded
+    {
+        progress(Progress::Note(format!(
+            "the {} started {} has finished on the clusters; its record in the lock is cleared",
+            finished.operation.command(),
+            finished.started
+        )));
+    }
+    observed.record = record.clone();
+
+    // The plan from here, as the documented controller would take it: printed by a client dry run, and what
+    // is confirmed before anything is written. Bad input and "already done" change nothing, not even a Lease.
+    let steps = simulate::dry_run(&observed, &goal)
+        .map_err(|e| RunError::Plan(explain(e, &located, clusters, &goal)))?;
+    let amr_at_end = |steps: &[Step]| match steps.last() {
+        Some(Step::Done(outcome)) => outcome.amr_cluster,
+        _ => None,
+    };
+    let final_message = |steps: &[Step]| match steps.last() {
+        Some(Step::Done(outcome)) => outcome.message.clone(),
+        _ => String::new(),
+    };
+    if options.dry_run == DryRun::Client {
+        let message = format!(
+            "dry run (client), nothing was sent. At the end: {}",
+            final_message(&steps)
+        );
+        return Ok(report(
+            RunResult::DryRunClient,
+            message,
+            plan_reports(&steps, &contexts, relationship),
+            amr_at_end(&steps),
+        ));
+    }
+    if let [Step::Done(outcome)] = steps.as_slice()
         && located.lease.is_none()
     {
-        progress(Progress::Planned {
-            step: first.clone(),
-            cluster: step_context(clusters, &first),
-        });
-        return Ok(outcome.clone());
+        return Ok(report(
+            RunResult::AlreadyDone,
+            format!("nothing to do: {}", outcome.message),
+            Vec::new(),
+            outcome.amr_cluster,
+        ));
     }
+
+    let warnings = confirm::run_warnings(&steps, &standing, recorded.as_ref(), &contexts, relationship);
+    let confirmed = if warnings.is_empty() || options.dry_run == DryRun::Server {
+        true
+    } else {
+        ask(&options.confirm, warnings.clone()).await?;
+        true
+    };
 
     let mut runner = Runner {
         clusters,
@@ -299,34 +401,51 @@ pub async fn run(
         goal: &goal,
         options: &options,
         located: &located,
+        contexts: contexts.clone(),
         lock: None,
         observer,
-        record: observed.record.clone(),
+        record,
+        reports: Vec::new(),
         acted: 0,
+        confirmed,
         kill_after: std::env::var(KILL_AFTER_STEP_ENV)
             .ok()
             .and_then(|v| v.parse().ok()),
         error_seen: None,
+        missing_since: None,
         warned: None,
     };
 
     if options.dry_run == DryRun::Server {
-        return runner.run_server_dry_run(observed, deadline).await;
+        let outcome = runner.run_server_dry_run(observed, deadline).await?;
+        let steps = std::mem::take(&mut runner.reports);
+        return Ok(report(
+            RunResult::DryRunServer,
+            format!(
+                "dry run (server): every write was accepted with dryRun=All, nothing was stored. At the end: {}",
+                outcome.message
+            ),
+            steps,
+            outcome.amr_cluster,
+        ));
     }
 
     let place = lock_place(&goal, &located, &observed);
+    let keeps = operation.keeps_record();
     let guard = lock::acquire(
         clusters,
         relationship,
         located.lease.as_ref(),
         &place,
-        if goal.operation().needs_record() {
-            runner.record.clone()
-        } else {
-            None
-        },
+        if keeps { runner.record.clone() } else { None },
     )
     .await?;
+    // A record the planner no longer goes by (a finished operation's, or one a delete overrides) is replaced.
+    match (&standing, keeps, runner.record.clone()) {
+        (Standing::Finished, true, Some(new)) => guard.set_record(new).await?,
+        (Standing::Finished, false, _) => guard.clear_record().await?,
+        _ => {}
+    }
     let (lock_cluster, lock_namespace, lease) = guard.location();
     let resumed_record = guard.record().await;
     progress(Progress::Locked {
@@ -335,24 +454,20 @@ pub async fn run(
         lease: lease.to_string(),
         resumed: resumed_record
             .as_ref()
-            .filter(|_| !guard.created_record)
+            .filter(|_| standing == Standing::Resume)
             .map(|r| r.operation),
     });
-    runner.record = resumed_record;
+    if standing != Standing::OverriddenByDelete {
+        runner.record = resumed_record;
+    }
     runner.lock = Some(guard);
 
     let result = runner.run_loop(deadline, &scope_for).await;
     let guard = runner.lock.take();
-    match (&result, guard) {
-        (_, None) => result.map(Finish::into_outcome),
-        (Ok(Finish::Done(_)), Some(guard)) => {
-            guard.release().await?;
-            result.map(Finish::into_outcome)
-        }
-        (Ok(Finish::Started(_)), Some(guard)) => {
-            guard.release_keep_record().await?;
-            result.map(Finish::into_outcome)
-        }
+    let released = match (&result, guard) {
+        (_, None) => Ok(()),
+        (Ok(Finish::Done(_)), Some(guard)) => guard.release().await,
+        (Ok(Finish::Started(_)), Some(guard)) => guard.release_keep_record().await,
         (Err(_), Some(guard)) => {
             // A record this run created and never acted on is bad input, not an operation to resume.
             let release = if runner.acted == 0 && guard.created_record {
@@ -363,9 +478,175 @@ pub async fn run(
             if let Err(e) = release {
                 progress(Progress::Warning(format!("releasing the lock failed: {e}")));
             }
-            result.map(Finish::into_outcome)
+            Ok(())
         }
+    };
+    let finish = result?;
+    released?;
+    let steps = std::mem::take(&mut runner.reports);
+    let acted = steps
+        .iter()
+        .any(|s| matches!(s.executed, Some(Executed::Applied)));
+    Ok(match finish {
+        Finish::Done(outcome) if acted || standing == Standing::Resume => {
+            report(RunResult::Done, outcome.message, steps, outcome.amr_cluster)
+        }
+        Finish::Done(outcome) => report(
+            RunResult::AlreadyDone,
+            format!("nothing to do: {}", outcome.message),
+            steps,
+            outcome.amr_cluster,
+        ),
+        Finish::Started(outcome) => report(RunResult::Started, outcome.message, steps, outcome.amr_cluster),
+    })
+}
+
+/// Asks `confirm` off the async runtime; a refusal changes nothing.
+async fn ask(confirm: &Confirm, warnings: Vec<String>) -> Result<(), RunError> {
+    let confirm = confirm.clone();
+    let asked = warnings.clone();
+    let answer = tokio::task::spawn_blocking(move || confirm(&asked))
+        .await
+        .map_err(|e| RunError::Internal(format!("confirmation prompt: {e}")))?;
+    answer.map_err(|reason| RunError::NotConfirmed {
+        what: warnings.join("; "),
+        reason,
+    })
+}
+
+/// Gives up the interrupted `operation` of `relationship`: after a confirmation, its record is removed from
+/// the lock and kept in an Event (reason `OperationAbandoned`) beside the Lease. Nothing else is changed.
+pub async fn abandon(
+    clusters: &Clusters,
+    relationship: &str,
+    operation: Operation,
+    options: RunOptions,
+) -> Result<RunReport, RunError> {
+    let located = locate(clusters, relationship, options.namespace.as_deref()).await?;
+    let Some(lease) = located.lease.as_ref().filter(|l| l.record.is_some()) else {
+        return Err(RunError::Plan(PlanError::Conflict {
+            name: relationship.to_string(),
+            message: format!(
+                "no operation is in progress (no record in a lock {} on {} or {}); nothing to abandon",
+                lock::lease_name(relationship),
+                clusters.context_of(ClusterKey::Context),
+                clusters.context_of(ClusterKey::Peer)
+            ),
+        }));
+    };
+    let record = lease
+        .record
+        .clone()
+        .unwrap_or_else(|| unreachable!("filtered above"));
+    if record.operation != operation {
+        return Err(RunError::Plan(PlanError::Conflict {
+            name: relationship.to_string(),
+            message: format!(
+                "the operation in progress is a {}, not a {}; to give it up: kubectl tprotect {} {relationship} --abandon",
+                record.operation.command(),
+                operation.command(),
+                record.operation.command()
+            ),
+        }));
     }
+    let report = |result, message: String| RunReport {
+        relationship: relationship.to_string(),
+        operation,
+        result,
+        message,
+        steps: Vec::new(),
+        actions: 0,
+        amr_cluster: located.amr().map(|(k, _)| clusters.context_of(k).to_string()),
+    };
+    let what = confirm::abandon_warning(&record, relationship);
+    if options.dry_run != DryRun::None {
+        return Ok(report(
+            if options.dry_run == DryRun::Client {
+                RunResult::DryRunClient
+            } else {
+                RunResult::DryRunServer
+            },
+            format!("dry run, nothing was changed. It would {what}"),
+        ));
+    }
+    ask(&options.confirm, vec![what]).await?;
+    let place = LockPlace {
+        cluster: lease.cluster,
+        namespace: lease.namespace.clone(),
+    };
+    let guard = lock::acquire(clusters, relationship, Some(lease), &place, None).await?;
+    record_abandoned(clusters, lease, &record, relationship).await?;
+    guard.release().await?;
+    (options.progress)(Progress::Note(format!(
+        "the record was kept in an Event: kubectl --context {} -n {} get events --field-selector reason=OperationAbandoned",
+        clusters.context_of(lease.cluster),
+        lease.namespace
+    )));
+    Ok(report(
+        RunResult::Abandoned,
+        format!(
+            "gave up the {} of {relationship} started {}; both clusters are as it left them (kubectl tprotect status {relationship})",
+            record.operation.command(),
+            record.started
+        ),
+    ))
+}
+
+/// The record of an abandoned operation, kept in an Event beside the Lease (who, when, and the record itself).
+async fn record_abandoned(
+    clusters: &Clusters,
+    lease: &lock::LeaseInfo,
+    record: &OperationRecord,
+    relationship: &str,
+) -> Result<(), RunError> {
+    let handle = clusters.get(lease.cluster);
+    let client = handle.client().map_err(|e| RunError::Internal(e.to_string()))?;
+    let api: Api<Event> = Api::namespaced(client.clone(), &lease.namespace);
+    let record_json = serde_json::to_string(record).unwrap_or_default();
+    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now());
+    let event = Event {
+        metadata: ObjectMeta {
+            generate_name: Some(format!("{}-abandoned-", lock::lease_name(relationship))),
+            namespace: Some(lease.namespace.clone()),
+            labels: Some(
+                [(
+                    tprotect_api::RELATIONSHIP_LABEL.to_string(),
+                    relationship.to_string(),
+                )]
+                .into(),
+            ),
+            ..Default::default()
+        },
+        involved_object: ObjectReference {
+            api_version: Some("coordination.k8s.io/v1".into()),
+            kind: Some("Lease".into()),
+            name: Some(lease.name.clone()),
+            namespace: Some(lease.namespace.clone()),
+            uid: Some(lease.uid.clone()),
+            ..Default::default()
+        },
+        reason: Some("OperationAbandoned".into()),
+        type_: Some("Warning".into()),
+        message: Some(format!(
+            "{} gave up the {} of relationship {relationship} started {} (run {}); record: {record_json}",
+            lock::holder_identity(),
+            record.operation.command(),
+            record.started,
+            record.id
+        )),
+        first_timestamp: Some(now.clone()),
+        last_timestamp: Some(now),
+        count: Some(1),
+        source: Some(k8s_openapi::api::core::v1::EventSource {
+            component: Some("kubectl-tprotect".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    api.create(&PostParams::default(), &event)
+        .await
+        .map(|_| ())
+        .map_err(|e| RunError::kube(&handle.context, "create", "events", &lease.namespace, "", e))
 }
 
 /// Where a new Lease goes: the AMR's namespace on its cluster; for a setup, the destination namespace if it
@@ -415,146 +696,10 @@ pub fn step_context(clusters: &Clusters, step: &Step) -> String {
         .unwrap_or_default()
 }
 
-/// A one-line description of an action (names, never data).
-pub fn describe_action(action: &Action, clusters: &Clusters) -> String {
-    let ctx = |k: &ClusterKey| clusters.context_of(*k).to_string();
-    let trident = tprotect_api::TRIDENT_PROTECT_NAMESPACE;
-    match action {
-        Action::CreateNamespace { cluster, name } => format!("create Namespace {name} on {}", ctx(cluster)),
-        Action::CopySecret { from, to, name } => {
-            format!("copy Secret {trident}/{name} from {} to {}", ctx(from), ctx(to))
-        }
-        Action::CopyAppVault { from, to, name } => {
-            format!("copy AppVault {trident}/{name} from {} to {}", ctx(from), ctx(to))
-        }
-        Action::CreateApplication {
-            cluster,
-            namespace,
-            name,
-            namespaces,
-        } => format!(
-            "create Application {namespace}/{name} over namespaces {} on {}",
-            namespaces.join(", "),
-            ctx(cluster)
-        ),
-        Action::CreateReplicationSchedule {
-            cluster,
-            namespace,
-            name,
-            application,
-            app_vault,
-            recurrence_rule,
-        } => format!(
-            "create replication Schedule {namespace}/{name} (application {application}, AppVault {app_vault}, {}) on {}",
-            recurrence_rule.replace('\n', " "),
-            ctx(cluster)
-        ),
-        Action::DisableSchedule {
-            cluster,
-            namespace,
-            name,
-        } => format!(
-            "disable Schedule {namespace}/{name} on {} (re-enabled at the end)",
-            ctx(cluster)
-        ),
-        Action::RemoveDestinationSchedules {
-            cluster,
-            namespace,
-            names,
-        } => format!(
-            "save and delete Schedules {} in {namespace} on {} (schedules on a destination make its snapshots fail)",
-            names.join(", "),
-            ctx(cluster)
-        ),
-        Action::RestoreSchedules { cluster, names } => {
-            format!("restore saved Schedules {} on {}", names.join(", "), ctx(cluster))
-        }
-        Action::CreateSnapshot {
-            cluster,
-            namespace,
-            name,
-            application,
-            shutdown,
-            ..
-        } => format!(
-            "create {} {namespace}/{name} of application {application} on {}",
-            if *shutdown { "ShutdownSnapshot" } else { "Snapshot" },
-            ctx(cluster)
-        ),
-        Action::CreateAmr {
-            cluster,
-            namespace,
-            name,
-            spec,
-            ..
-        } => format!(
-            "create AppMirrorRelationship {namespace}/{name} (desiredState {}, source application {} uid {}) on {}",
-            spec.desired_state.map(|d| d.as_str()).unwrap_or(""),
-            spec.source_application_name.as_deref().unwrap_or(""),
-            spec.source_application_uid.as_deref().unwrap_or(""),
-            ctx(cluster)
-        ),
-        Action::SetDesiredState {
-            cluster,
-            namespace,
-            name,
-            desired,
-            promoted_snapshot,
-            discard_destination_changes,
-        } => {
-            let mut text = format!(
-                "set AppMirrorRelationship {namespace}/{name} desiredState: {desired} on {}",
-                ctx(cluster)
-            );
-            if let Some(snapshot) = promoted_snapshot {
-                text.push_str(&format!(" with promotedSnapshot {snapshot}"));
-            }
-            if *discard_destination_changes {
-                text.push_str(", DISCARDING every change made on the destination since the failover");
-            }
-            text
-        }
-        Action::DeleteAmr {
-            cluster,
-            namespace,
-            name,
-            ..
-        } => format!(
-            "delete AppMirrorRelationship {namespace}/{name} on {}",
-            ctx(cluster)
-        ),
-        Action::RecordDestinationApp { cluster, name } => format!(
-            "note in the lock that the promoted application on {} is {name}",
-            ctx(cluster)
-        ),
-    }
-}
-
-/// A one-line description of any step.
-pub fn describe_step(step: &Step, clusters: &Clusters) -> String {
-    match step {
-        Step::Act(action) => describe_action(action, clusters),
-        Step::Wait(wait) => format!(
-            "wait for {} on {}",
-            describe_wait(wait),
-            clusters.context_of(wait.cluster())
-        ),
-        Step::Done(outcome) => outcome.message.clone(),
-    }
-}
-
 enum Finish {
     Done(Outcome),
     /// `--no-wait`: started, not finished.
     Started(Outcome),
-}
-
-impl Finish {
-    fn into_outcome(self) -> Outcome {
-        match self {
-            Finish::Done(o) | Finish::Started(o) => o,
-        }
-    }
 }
 
 struct Runner<'a> {
@@ -563,13 +708,20 @@ struct Runner<'a> {
     goal: &'a Goal,
     options: &'a RunOptions,
     located: &'a Located,
+    contexts: Contexts,
     lock: Option<LockGuard>,
     observer: Observer<'a>,
     record: Option<OperationRecord>,
+    reports: Vec<StepReport>,
     acted: usize,
+    /// The run's warnings were confirmed (or it needed none).
+    confirmed: bool,
     kill_after: Option<usize>,
     /// The awaited object's error and when it was first seen.
     error_seen: Option<(String, Instant)>,
+    /// Since when the planner has reported an object missing right after a wait (the controller may still be
+    /// creating it).
+    missing_since: Option<Instant>,
     /// The last wait reported, to report each distinct one once.
     warned: Option<(WaitFor, Option<Fingerprint>)>,
 }
@@ -579,23 +731,13 @@ impl<'a> Runner<'a> {
         (self.options.progress)(event)
     }
 
+    fn describe(&self, step: &Step) -> Description {
+        describe::step(step, &self.contexts, self.relationship)
+    }
+
     fn plan(&self, observed: &Observed) -> Result<Step, RunError> {
         plan(observed, self.goal)
             .map_err(|e| RunError::Plan(explain(e, self.located, self.clusters, self.goal)))
-    }
-
-    async fn confirm(&self, action: &Action) -> Result<(), RunError> {
-        let what = describe_action(action, self.clusters);
-        let confirm = self.options.confirm.clone();
-        let (action_copy, what_copy) = (action.clone(), what.clone());
-        let yes = tokio::task::spawn_blocking(move || confirm(&action_copy, &what_copy))
-            .await
-            .map_err(|e| RunError::Internal(format!("confirmation prompt: {e}")))?;
-        if yes {
-            Ok(())
-        } else {
-            Err(RunError::NotConfirmed { what })
-        }
     }
 
     fn after_action(&mut self) {
@@ -613,13 +755,30 @@ impl<'a> Runner<'a> {
     ) -> Result<Finish, RunError> {
         let mut last: Option<Observed> = None;
         let mut repeated: Option<(Action, u32)> = None;
+        let mut just_waited = false;
         loop {
             if let Some(lock) = &self.lock {
                 lock.check().await?;
             }
             let mut observed = self.observer.observe(&scope_for(last.as_ref())).await?;
             observed.record = self.record.clone();
-            let step = self.plan(&observed)?;
+            let step = match self.plan(&observed) {
+                Ok(step) => {
+                    self.missing_since = None;
+                    step
+                }
+                // Right after the controller acted, an object it creates (the promoted Application) may appear a
+                // moment after the state it reports: NetApp documents no order. Look again for a while.
+                Err(RunError::Plan(PlanError::Missing { .. }))
+                    if just_waited && self.still_settling(deadline) =>
+                {
+                    self.observer.forget_all();
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            just_waited = false;
             let cluster = step_context(self.clusters, &step);
             match step {
                 Step::Done(outcome) => {
@@ -634,11 +793,20 @@ impl<'a> Runner<'a> {
                         step: Step::Act(action.clone()),
                         cluster: cluster.clone(),
                     });
+                    let description = self.describe(&Step::Act(action.clone()));
                     if Instant::now() >= deadline {
-                        return Err(self.timeout_before(&action, &observed));
+                        return Err(self.timeout_before(&description, &observed));
                     }
-                    if action.discards_data() {
-                        self.confirm(&action).await?;
+                    // A step needing a confirmation that the plan confirmed up front did not show (the clusters
+                    // changed since): refused rather than performed unasked.
+                    if !self.confirmed
+                        && let Some(warning) =
+                            confirm::action_warning(&action, &self.contexts, self.relationship)
+                    {
+                        return Err(RunError::NotConfirmed {
+                            what: warning,
+                            reason: "the clusters changed since the plan was confirmed".into(),
+                        });
                     }
                     if let Some(lock) = &self.lock {
                         lock.check().await?;
@@ -651,8 +819,7 @@ impl<'a> Runner<'a> {
                         *times += 1;
                         if *times >= 3 {
                             return Err(RunError::Internal(format!(
-                                "the plan does not move on: {} was done {times} times and is planned again",
-                                describe_action(&action, self.clusters)
+                                "the plan does not move on: {description} was done {times} times and is planned again"
                             )));
                         }
                     } else {
@@ -665,36 +832,37 @@ impl<'a> Runner<'a> {
                         (_, Some(key)) => self.observer.forget(key),
                         _ => {}
                     }
+                    self.record_step(Step::Act(action.clone()), description.clone(), result.clone());
                     self.progress(Progress::Acted {
                         action,
-                        cluster,
+                        description,
                         result,
                     });
                     self.after_action();
                 }
                 Step::Wait(wait) => {
                     let seen = observed_fingerprint(&observed, &wait);
-                    self.report_wait(&wait, seen.as_ref(), &cluster);
+                    let description = self.describe(&Step::Wait(wait.clone()));
+                    self.report_wait(&wait, &description, seen.as_ref());
                     if self.options.no_wait {
                         return Ok(Finish::Started(Outcome {
                             message: format!(
-                                "{} started; now waiting for {}. Run the same command again to follow it",
+                                "{} started; now: {description}. Run the same command again to follow it",
                                 self.goal.operation().command(),
-                                describe_wait(&wait)
                             ),
                             amr_cluster: observed.amr_location().ok().flatten().map(|(k, _)| k),
                         }));
                     }
-                    let until = self.check_error(&wait, seen.as_ref(), &cluster, deadline)?;
+                    let until = self.check_error(&wait, &description, seen.as_ref(), &cluster, deadline)?;
                     if Instant::now() >= deadline {
-                        return Err(self.timeout(&wait, seen.as_ref(), &cluster));
+                        return Err(self.timeout(&description, seen.as_ref(), &cluster));
                     }
                     let progress = self.options.progress.clone();
-                    let (what, at) = (wait.clone(), cluster.clone());
+                    let (what, shown) = (wait.clone(), description.clone());
                     let report = move |now: &Fingerprint| {
                         progress(Progress::Waiting {
                             what: what.clone(),
-                            cluster: at.clone(),
+                            description: shown.clone(),
                             state: now.state.clone(),
                             error: now.error.clone(),
                         })
@@ -706,25 +874,59 @@ impl<'a> Runner<'a> {
                     {
                         WaitOutcome::Changed(_) => {}
                         WaitOutcome::Deadline(last) if Instant::now() >= deadline => {
-                            return Err(self.timeout(&wait, last.as_ref(), &cluster));
+                            return Err(self.timeout(&description, last.as_ref(), &cluster));
                         }
                         // The error grace ran out: the next round fails with the error (or finds it cleared).
                         WaitOutcome::Deadline(_) => {}
                     }
+                    just_waited = true;
                 }
             }
             last = Some(observed);
         }
     }
 
+    /// Whether a missing object may still be on its way: within the error grace since first seen missing.
+    fn still_settling(&mut self, deadline: Instant) -> bool {
+        let since = *self.missing_since.get_or_insert_with(Instant::now);
+        Instant::now() < (since + self.options.error_grace).min(deadline)
+    }
+
+    fn record_step(&mut self, step: Step, description: Description, executed: Executed) {
+        self.reports.push(StepReport {
+            index: Some(self.reports.len() + 1),
+            cluster: description.cluster,
+            change: description.change,
+            step,
+            executed: Some(executed),
+        });
+    }
+
     /// Performs an action for real (or, for a server dry run, sent with dryRun=All).
     async fn perform(&mut self, action: &Action, observed: &Observed) -> Result<Executed, RunError> {
-        if let Action::RecordDestinationApp { cluster, name } = action {
+        if let Action::RecordDestinationApp {
+            cluster,
+            namespace,
+            name,
+            found_by,
+        } = action
+        {
             let mut record = self
                 .record
                 .clone()
                 .ok_or_else(|| RunError::Internal("no operation record to note the application in".into()))?;
-            note_destination_app(&mut record, observed, *cluster, name);
+            tprotect_lifecycle_rules::objects::note_destination_app(
+                &mut record,
+                observed,
+                *cluster,
+                namespace,
+                name,
+            );
+            self.progress(Progress::Note(format!(
+                "the promoted Application {namespace}/{name} on {}: found {}",
+                self.clusters.context_of(*cluster),
+                found_by.describe()
+            )));
             if let Some(lock) = &self.lock {
                 lock.set_record(record.clone()).await?;
             }
@@ -743,7 +945,7 @@ impl<'a> Runner<'a> {
         Ok(result)
     }
 
-    fn report_wait(&mut self, wait: &WaitFor, seen: Option<&Fingerprint>, cluster: &str) {
+    fn report_wait(&mut self, wait: &WaitFor, description: &Description, seen: Option<&Fingerprint>) {
         let key = (wait.clone(), seen.cloned());
         if self.warned.as_ref() == Some(&key) {
             return;
@@ -751,7 +953,7 @@ impl<'a> Runner<'a> {
         self.warned = Some(key);
         self.progress(Progress::Waiting {
             what: wait.clone(),
-            cluster: cluster.to_string(),
+            description: description.clone(),
             state: seen.map(|f| f.state.clone()).unwrap_or_default(),
             error: seen.and_then(|f| f.error.clone()),
         });
@@ -762,6 +964,7 @@ impl<'a> Runner<'a> {
     fn check_error(
         &mut self,
         wait: &WaitFor,
+        description: &Description,
         seen: Option<&Fingerprint>,
         cluster: &str,
         deadline: Instant,
@@ -770,15 +973,12 @@ impl<'a> Runner<'a> {
             self.error_seen = None;
             return Ok(deadline);
         };
+        let (kind, namespace, name) = describe::wait_object(wait);
         let since = match &self.error_seen {
             Some((previous, since)) if *previous == error => *since,
             _ => {
                 self.progress(Progress::Warning(format!(
-                    "{} on {cluster} reports an error (it may be transient; failing if it persists for {}s): {error}",
-                    describe_wait(wait)
-                        .split(" to ")
-                        .next()
-                        .unwrap_or_default(),
+                    "{kind} {namespace}/{name} on {cluster} reports an error (it may be transient; failing if it persists for {}s): {error}",
                     self.options.error_grace.as_secs()
                 )));
                 let now = Instant::now();
@@ -788,25 +988,24 @@ impl<'a> Runner<'a> {
         };
         let grace_end = since + self.options.error_grace;
         if Instant::now() >= grace_end {
-            let (kind, namespace, name) = wait_object(wait);
             return Err(RunError::Failed {
                 kind: kind.to_string(),
                 cluster: cluster.to_string(),
                 namespace: namespace.to_string(),
                 name: name.to_string(),
                 error: format!(
-                    "{error} (unchanged for {}s while waiting for {})",
+                    "{error} (unchanged for {}s at the step: {})",
                     self.options.error_grace.as_secs(),
-                    describe_wait(wait)
+                    description.change
                 ),
             });
         }
         Ok(grace_end.min(deadline))
     }
 
-    fn timeout(&self, wait: &WaitFor, seen: Option<&Fingerprint>, cluster: &str) -> RunError {
+    fn timeout(&self, description: &Description, seen: Option<&Fingerprint>, cluster: &str) -> RunError {
         RunError::Timeout {
-            waiting_for: describe_wait(wait),
+            waiting_for: description.change.clone(),
             cluster: cluster.to_string(),
             last_state: seen
                 .map(|f| {
@@ -822,13 +1021,11 @@ impl<'a> Runner<'a> {
         }
     }
 
-    fn timeout_before(&self, action: &Action, observed: &Observed) -> RunError {
+    fn timeout_before(&self, description: &Description, observed: &Observed) -> RunError {
         let amr = observed.amr_location().ok().flatten();
         RunError::Timeout {
-            waiting_for: format!("the next step ({})", describe_action(action, self.clusters)),
-            cluster: amr
-                .map(|(k, _)| self.clusters.context_of(k).to_string())
-                .unwrap_or_default(),
+            waiting_for: format!("the next step ({})", description.change),
+            cluster: description.cluster.clone(),
             last_state: amr.map(|(_, a)| a.state().to_string()).unwrap_or_default(),
             last_error: amr.and_then(|(_, a)| a.error().map(str::to_string)),
             after: self.options.timeout,
@@ -858,29 +1055,23 @@ impl<'a> Runner<'a> {
                 step: step.clone(),
                 cluster: cluster.clone(),
             });
+            let description = self.describe(&step);
             match step {
-                Step::Done(outcome) => {
-                    return Ok(Outcome {
-                        message: format!(
-                            "dry run (server): every write was accepted with dryRun=All, nothing was stored. At the end: {}",
-                            outcome.message
-                        ),
-                        amr_cluster: outcome.amr_cluster,
-                    });
-                }
+                Step::Done(outcome) => return Ok(outcome),
                 Step::Act(action) => {
-                    let result = if matches!(action, Action::RecordDestinationApp { .. }) {
-                        Executed::Applied
-                    } else {
+                    let result = if action.writes() {
                         self.perform(&action, &observed).await?
+                    } else {
+                        Executed::NotSent("changes only this run's record in the lock".into())
                     };
                     if let Executed::NotSent(reason) = &result {
                         self.progress(Progress::Warning(format!("not sent: {reason}")));
                     }
                     simulate::apply(&mut observed, &action);
+                    self.record_step(Step::Act(action.clone()), description.clone(), result.clone());
                     self.progress(Progress::Acted {
                         action,
-                        cluster,
+                        description,
                         result,
                     });
                 }
@@ -902,21 +1093,32 @@ fn changes_stable_parts(action: &Action) -> Option<ClusterKey> {
     }
 }
 
-/// Kind, namespace and name of the object a wait is about.
-fn wait_object(wait: &WaitFor) -> (&'static str, &str, &str) {
-    match wait {
-        WaitFor::AmrState { namespace, name, .. } | WaitFor::AmrGone { namespace, name, .. } => {
-            ("AppMirrorRelationship", namespace, name)
-        }
-        WaitFor::SnapshotCompleted {
-            namespace,
-            name,
-            shutdown,
-            ..
-        } => (
-            if *shutdown { "ShutdownSnapshot" } else { "Snapshot" },
-            namespace,
-            name,
-        ),
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tprotect_lifecycle_rules::plan::abandon_hint;
+
+    #[test]
+    fn an_operation_in_progress_is_refused_naming_every_way_out() {
+        let error = PlanError::OtherOperationInProgress {
+            name: "rel1".into(),
+            in_progress: "reverse-resync".into(),
+            started: "2026-12-01T10:00:00Z".into(),
+        };
+        let text = error.to_string();
+        assert!(text.contains("kubectl tprotect reverse-resync rel1"), "{text}");
+        assert!(
+            text.contains("kubectl tprotect reverse-resync rel1 --abandon"),
+            "{text}"
+        );
+        assert!(text.contains("kubectl tprotect delete rel1"), "{text}");
+    }
+
+    #[test]
+    fn abandon_hint_names_the_command() {
+        assert_eq!(
+            abandon_hint("rel1", Operation::Failback),
+            "To give the failback up, leaving both clusters as they are: kubectl tprotect failback rel1 --abandon"
+        );
     }
 }

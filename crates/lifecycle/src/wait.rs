@@ -10,10 +10,8 @@ use std::time::Instant;
 use futures::StreamExt;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::{WatchStreamExt, watcher};
-use serde_json::Value;
-use tprotect_api::{
-    AppMirrorRelationship, SNAPSHOT_STATE_COMPLETED, SNAPSHOT_STATE_FAILED, ShutdownSnapshot, Snapshot,
-};
+use tprotect_api::{AppMirrorRelationship, ShutdownSnapshot, Snapshot};
+pub use tprotect_lifecycle_rules::wait::{Fingerprint, matters, object_fingerprint, observed_fingerprint};
 
 use crate::clusters::Clusters;
 use crate::error::RunError;
@@ -24,16 +22,6 @@ use crate::observe::resource;
 /// ([`crate::clusters::READ_TIMEOUT`]), so a quiet watch ends normally and is re-issued, never cut as dead.
 pub const WATCH_TIMEOUT_SECS: u32 = 15;
 
-/// What matters about an awaited object: the fields whose change ends a wait. `None`: the object is gone.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Fingerprint {
-    pub state: String,
-    pub error: Option<String>,
-    pub deleting: bool,
-    /// AMR `spec.desiredState`, snapshot `status.appArchivePath`.
-    pub detail: Option<String>,
-}
-
 /// How a wait ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WaitOutcome {
@@ -41,116 +29,6 @@ pub enum WaitOutcome {
     Changed(Option<Fingerprint>),
     /// `until` came first, with nothing that [`matters`]; the object as last seen (`None`: not there).
     Deadline(Option<Fingerprint>),
-}
-
-/// The fingerprint of the awaited object in an observation (`None`: not there).
-pub fn observed_fingerprint(observed: &Observed, wait: &WaitFor) -> Option<Fingerprint> {
-    let state = observed.state(wait.cluster())?;
-    match wait {
-        WaitFor::AmrState { namespace, name, .. } | WaitFor::AmrGone { namespace, name, .. } => {
-            let amr = state
-                .amr
-                .as_ref()
-                .filter(|a| &a.namespace == namespace && &a.name == name)?;
-            Some(Fingerprint {
-                state: amr.state().to_string(),
-                error: amr.error().map(str::to_string),
-                deleting: amr.deleting,
-                detail: amr.desired().map(|d| d.to_string()),
-            })
-        }
-        WaitFor::SnapshotCompleted {
-            namespace,
-            name,
-            shutdown,
-            ..
-        } => {
-            let snapshot = if *shutdown {
-                state.shutdown_snapshot(namespace, name)
-            } else {
-                state.snapshot(namespace, name)
-            }?;
-            Some(Fingerprint {
-                state: snapshot.state.clone(),
-                error: snapshot.error.clone(),
-                deleting: false,
-                detail: snapshot.app_archive_path.clone(),
-            })
-        }
-    }
-}
-
-/// The fingerprint of an object as a watch delivers it.
-pub fn object_fingerprint(wait: &WaitFor, object: &DynamicObject) -> Fingerprint {
-    let status = object.data.get("status");
-    let text = |v: Option<&Value>, key: &str| {
-        v.and_then(|v| v.get(key))
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-    };
-    let detail = match wait {
-        WaitFor::SnapshotCompleted { .. } => text(status, "appArchivePath"),
-        _ => text(object.data.get("spec"), "desiredState"),
-    };
-    Fingerprint {
-        state: text(status, "state").unwrap_or_default(),
-        error: text(status, "error"),
-        deleting: object.metadata.deletion_timestamp.is_some(),
-        detail,
-    }
-}
-
-/// A human description of a wait, for progress and timeouts.
-pub fn describe_wait(wait: &WaitFor) -> String {
-    match wait {
-        WaitFor::AmrState {
-            namespace,
-            name,
-            state,
-            ..
-        } => format!("AppMirrorRelationship {namespace}/{name} to be {state}"),
-        WaitFor::SnapshotCompleted {
-            namespace,
-            name,
-            shutdown,
-            ..
-        } => format!(
-            "{} {namespace}/{name} to complete",
-            if *shutdown { "ShutdownSnapshot" } else { "Snapshot" }
-        ),
-        WaitFor::AmrGone { namespace, name, .. } => {
-            format!("AppMirrorRelationship {namespace}/{name} to be deleted")
-        }
-    }
-}
-
-/// AMR states that mean the relationship failed (Trident's failure states are unverified; both spellings, as
-/// the planner reads them).
-const AMR_FAILURE_STATES: [&str; 2] = ["Failed", "Error"];
-
-/// Whether the change from `before` to `now` can change the plan: the awaited state reached or failed, an
-/// error set, changed or cleared, a deletion, the desired state or the archive path changed, the object gone or
-/// back. A move between intermediate states (Establishing, Promoting, Running) is only progress.
-pub fn matters(wait: &WaitFor, before: Option<&Fingerprint>, now: Option<&Fingerprint>) -> bool {
-    let (Some(before), Some(now)) = (before, now) else {
-        return before != now;
-    };
-    if before.error != now.error || before.deleting != now.deleting || before.detail != now.detail {
-        return true;
-    }
-    if before.state == now.state {
-        return false;
-    }
-    match wait {
-        WaitFor::AmrState { state, .. } => {
-            now.state == *state || AMR_FAILURE_STATES.contains(&now.state.as_str())
-        }
-        WaitFor::SnapshotCompleted { .. } => {
-            now.state == SNAPSHOT_STATE_COMPLETED || now.state == SNAPSHOT_STATE_FAILED
-        }
-        WaitFor::AmrGone { .. } => false,
-    }
 }
 
 /// Waits until the object `wait` is about differs from `seen` (what the runner last observed) in any way, or
@@ -218,7 +96,7 @@ async fn watch_until(
         RunError::Plan(crate::PlanError::Unreachable {
             context: handle.context.clone(),
             error: e.to_string(),
-            needed_for: describe_wait(wait),
+            needed_for: format!("waiting for {}", waited_object(wait)),
         })
     })?;
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ar);
@@ -277,7 +155,7 @@ async fn watch_until(
                         ),
                         other => RunError::Internal(format!(
                             "watching {} on {} keeps failing: {other}",
-                            describe_wait(wait),
+                            waited_object(wait),
                             handle.context
                         )),
                     });
@@ -287,7 +165,7 @@ async fn watch_until(
             None => {
                 return Err(RunError::Internal(format!(
                     "the watch of {} on {} ended",
-                    describe_wait(wait),
+                    waited_object(wait),
                     handle.context
                 )));
             }
@@ -324,87 +202,8 @@ async fn watch_until(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn print(state: &str, error: Option<&str>) -> Option<Fingerprint> {
-        Some(Fingerprint {
-            state: state.into(),
-            error: error.map(str::to_string),
-            deleting: false,
-            detail: Some("Promoted".into()),
-        })
-    }
-
-    fn amr_wait(state: &str) -> WaitFor {
-        WaitFor::AmrState {
-            cluster: ClusterKey::Peer,
-            namespace: "ns".into(),
-            name: "rel1".into(),
-            state: state.into(),
-        }
-    }
-
-    #[test]
-    fn intermediate_states_are_progress_the_target_a_failure_and_errors_matter() {
-        let wait = amr_wait("Promoted");
-        assert!(!matters(
-            &wait,
-            print("Established", None).as_ref(),
-            print("Promoting", None).as_ref()
-        ));
-        assert!(matters(
-            &wait,
-            print("Promoting", None).as_ref(),
-            print("Promoted", None).as_ref()
-        ));
-        assert!(matters(
-            &wait,
-            print("Promoting", None).as_ref(),
-            print("Failed", None).as_ref()
-        ));
-        assert!(matters(
-            &wait,
-            print("Promoting", None).as_ref(),
-            print("Promoting", Some("x")).as_ref()
-        ));
-        assert!(matters(
-            &wait,
-            print("Promoting", Some("x")).as_ref(),
-            print("Promoting", None).as_ref()
-        ));
-        assert!(matters(&wait, print("Promoting", None).as_ref(), None), "gone");
-        let mut redirected = print("Promoting", None);
-        redirected.as_mut().unwrap().detail = Some("Established".into());
-        assert!(
-            matters(&wait, print("Promoting", None).as_ref(), redirected.as_ref()),
-            "desired changed"
-        );
-    }
-
-    #[test]
-    fn snapshots_matter_when_completed_or_failed() {
-        let wait = WaitFor::SnapshotCompleted {
-            cluster: ClusterKey::Context,
-            namespace: "ns".into(),
-            name: "s".into(),
-            shutdown: true,
-        };
-        assert!(!matters(
-            &wait,
-            print("", None).as_ref(),
-            print("Running", None).as_ref()
-        ));
-        assert!(matters(
-            &wait,
-            print("Running", None).as_ref(),
-            print("Completed", None).as_ref()
-        ));
-        assert!(matters(
-            &wait,
-            print("Running", None).as_ref(),
-            print("Failed", None).as_ref()
-        ));
-    }
+/// `Kind namespace/name` of the awaited object, for messages.
+fn waited_object(wait: &WaitFor) -> String {
+    let (kind, namespace, name) = tprotect_lifecycle_rules::describe::wait_object(wait);
+    format!("{kind} {namespace}/{name}")
 }

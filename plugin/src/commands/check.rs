@@ -1,72 +1,98 @@
 //! `kubectl tprotect check NAME`: a read-only preflight of everything the relationship's operations need
-//! (vaults Available on both sides, Secrets, storage classes, the source application's UID, a valid
-//! replication schedule, the webhook installed), each item passed or failed. Exits 1 when any failed.
+//! (vaults Available on both sides, Secrets, storage classes, the source application's UID, a valid replication
+//! schedule, the webhook answering), each item passed, failed, a warning or not verified. Exits 1 when any
+//! failed; warnings (the webhook not installed) and items the user may not read do not fail it.
+
+use std::collections::BTreeMap;
 
 use clap::Args;
 use serde::Serialize;
-use tprotect_lifecycle::checks::{self, CheckItem};
 use tprotect_lifecycle::observe::{Scope, locate, observe};
+use tprotect_lifecycle::rules::checks::{CheckItem, Level, preflight};
+use tprotect_lifecycle::{ClusterKey, Observed};
 
-use crate::cli::GlobalArgs;
-use crate::commands::{operate, relationship_name};
+use crate::args::{ConnectionArgs, OutputArgs, relationship_name};
+use crate::commands::{BeforeVerb, operate};
 use crate::exit::CodedError;
-use crate::output;
+use crate::output::Printer;
 use crate::render;
+
+pub const EXAMPLES: &str = "Examples:
+  # Everything a failover, resync or failback of payments needs, checked without changing anything
+  kubectl tprotect check payments --context dr --peer-context prod
+
+  # As data, for a script
+  kubectl tprotect check payments --context dr --peer-context prod -o json";
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// Name of the relationship
     #[arg(value_parser = relationship_name)]
     pub name: String,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct CheckReport<'a> {
-    relationship: &'a str,
-    passed: bool,
-    items: &'a [CheckItem],
+pub struct CheckReport {
+    pub relationship: String,
+    /// No item failed.
+    pub passed: bool,
+    pub items: Vec<CheckItem>,
 }
 
 pub fn table(items: &[CheckItem]) -> String {
     render::table(
         &["CHECK", "RESULT", "DETAIL"],
-        items.iter().map(|i| {
-            vec![
-                i.name.clone(),
-                if i.ok { "passed" } else { "FAILED" }.to_string(),
-                i.detail.clone(),
-            ]
-        }),
+        items
+            .iter()
+            .map(|i| vec![i.name.clone(), i.level.word().to_string(), i.detail.clone()]),
     )
 }
 
-/// The one-line verdict (stderr), `None` when everything passed.
+/// The one-line verdict (stderr), `None` when nothing failed.
 pub fn verdict(items: &[CheckItem]) -> Option<String> {
-    let failed = items.iter().filter(|i| !i.ok).count();
+    let failed = items.iter().filter(|i| i.level == Level::Failed).count();
     (failed > 0).then(|| format!("{failed} of {} checks failed", items.len()))
 }
 
-pub async fn run(global: &GlobalArgs, args: CheckArgs) -> anyhow::Result<()> {
-    let clusters = operate::connect(global).await?;
-    let located = locate(&clusters, &args.name, global.namespace.as_deref())
+/// Where to send the webhook probe on each cluster: a namespace of the relationship there (the AMR's on the
+/// destination, the mapped source namespace on the source).
+fn probe_namespaces(observed: &Observed) -> BTreeMap<ClusterKey, String> {
+    let mut namespaces = BTreeMap::new();
+    if let Ok(Some((key, amr))) = observed.amr_location() {
+        namespaces.insert(key, amr.namespace.clone());
+        if let Some((source, _)) = amr.mapping().into_iter().next() {
+            namespaces.insert(key.other(), source);
+        }
+    }
+    namespaces
+}
+
+pub async fn run(args: CheckArgs, before: &BeforeVerb, printer: &mut Printer) -> anyhow::Result<()> {
+    let connection = args.connection.or(&before.connection);
+    let clusters = operate::connect(&connection).await?;
+    let located = locate(&clusters, &args.name, connection.namespace.as_deref())
         .await
         .map_err(operate::run_error)?;
     let mut observed = observe(&clusters, &args.name, &Scope::everything(located.namespaces()))
         .await
         .map_err(operate::run_error)?;
     observed.record = located.lease.as_ref().and_then(|l| l.record.clone());
-    let webhooks = checks::read_webhooks(&clusters)
+    let webhooks = tprotect_lifecycle::checks::probe_webhooks(&clusters, &probe_namespaces(&observed))
         .await
         .map_err(operate::run_error)?;
-    let items = checks::preflight(&observed, &webhooks, jiff::Timestamp::now());
+    let items = preflight(&observed, &webhooks, jiff::Timestamp::now());
     let report = CheckReport {
-        relationship: &args.name,
-        passed: items.iter().all(|i| i.ok),
-        items: &items,
+        relationship: args.name.clone(),
+        passed: items.iter().all(CheckItem::ok),
+        items,
     };
-    output::print_data(global.output, &report, || table(&items))?;
-    match verdict(&items) {
+    printer.print(&report, || table(&report.items))?;
+    match verdict(&report.items) {
         Some(message) => Err(anyhow::Error::new(CodedError {
             code: crate::exit::FAILURE,
             message,
@@ -79,22 +105,37 @@ pub async fn run(global: &GlobalArgs, args: CheckArgs) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    fn item(name: &str, ok: bool) -> CheckItem {
+    fn item(name: &str, level: Level) -> CheckItem {
         CheckItem {
             name: name.into(),
-            ok,
+            level,
             detail: format!("detail of {name}"),
         }
     }
 
     #[test]
-    fn table_and_verdict() {
-        let items = vec![item("cluster a reachable", true), item("source AppVault", false)];
+    fn table_and_verdict_count_only_failures() {
+        let items = vec![
+            item("cluster a reachable", Level::Passed),
+            item("source AppVault", Level::Failed),
+            item("tprotect webhook on a", Level::Warning),
+            item("Secret s on a", Level::NotVerified),
+        ];
         let text = table(&items);
         assert!(text.starts_with("CHECK"), "{text}");
         assert!(text.contains("passed"), "{text}");
-        assert!(text.contains("FAILED   detail of source AppVault"), "{text}");
-        assert_eq!(verdict(&items).as_deref(), Some("1 of 2 checks failed"));
-        assert_eq!(verdict(&items[..1]), None);
+        assert!(
+            text.contains("FAILED         detail of source AppVault"),
+            "{text}"
+        );
+        assert!(
+            text.contains("warning") && text.contains("not verified"),
+            "{text}"
+        );
+        assert_eq!(verdict(&items).as_deref(), Some("1 of 4 checks failed"));
+        assert_eq!(
+            verdict(&[items[0].clone(), items[2].clone(), items[3].clone()]),
+            None
+        );
     }
 }

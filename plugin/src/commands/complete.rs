@@ -26,11 +26,9 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Arg, Command, CommandFactory, ValueHint};
+use clap::{Arg, Command, ValueHint};
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
-
-use crate::cli::Cli;
 
 /// The hidden subcommands kubectl's shim and cobra's own scripts call.
 pub const COMMAND: &str = "__complete";
@@ -162,10 +160,9 @@ impl Line {
 }
 
 /// The CLI definition with global flags propagated to every subcommand.
-pub fn cli_definition() -> Command {
-    let mut command = Cli::command();
-    command.build();
-    command
+pub fn cli_definition(mut root: Command) -> Command {
+    root.build();
+    root
 }
 
 fn find_long<'a>(command: &'a Command, name: &str) -> Option<&'a Arg> {
@@ -694,8 +691,8 @@ async fn look_up(lookup: Lookup, line: &Line) -> Result<Vec<Candidate>, String> 
 }
 
 /// Completes `words` (everything after `__complete`) and returns the protocol's text.
-pub async fn complete(words: &[String], with_descriptions: bool) -> String {
-    let root = cli_definition();
+pub async fn complete(root: Command, words: &[String], with_descriptions: bool) -> String {
+    let root = cli_definition(root);
     let line = parse_line(&root, words);
     let plan = plan(&root, &line);
     let looked_up = match plan.lookup {
@@ -715,7 +712,7 @@ pub async fn complete(words: &[String], with_descriptions: bool) -> String {
 
 /// Runs `__complete` when it is the first argument: before clap, which would take a half-typed line apart.
 /// Returns `None` for every other command line.
-pub fn intercept() -> Option<std::process::ExitCode> {
+pub fn intercept(root: impl FnOnce() -> Command) -> Option<std::process::ExitCode> {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let first = args.first()?.to_str()?;
     let with_descriptions = match first {
@@ -727,15 +724,15 @@ pub fn intercept() -> Option<std::process::ExitCode> {
         .iter()
         .map(|word| word.to_string_lossy().into_owned())
         .collect();
-    Some(run_words(&words, with_descriptions))
+    Some(run_words(root(), &words, with_descriptions))
 }
 
-fn run_words(words: &[String], with_descriptions: bool) -> std::process::ExitCode {
+fn run_words(root: Command, words: &[String], with_descriptions: bool) -> std::process::ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => return crate::exit::report(&anyhow::Error::new(err)),
     };
-    let text = runtime.block_on(complete(words, with_descriptions));
+    let text = runtime.block_on(complete(root, words, with_descriptions));
     match crate::output::print(&text) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => crate::exit::report(&err),
@@ -752,7 +749,7 @@ pub struct CompleteArgs {
 }
 
 /// Runs the hidden subcommand: the raw words after `__complete` on our command line.
-pub async fn run(_args: CompleteArgs) -> anyhow::Result<()> {
+pub async fn run(_args: CompleteArgs, root: Command) -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let at = args
         .iter()
@@ -760,7 +757,7 @@ pub async fn run(_args: CompleteArgs) -> anyhow::Result<()> {
         .unwrap_or(args.len());
     let with_descriptions = args.get(at).is_none_or(|a| a == COMMAND);
     let words = args.get(at + 1..).unwrap_or_default();
-    crate::output::print(&complete(words, with_descriptions).await)
+    crate::output::print(&complete(root, words, with_descriptions).await)
 }
 
 #[cfg(test)]
@@ -777,7 +774,7 @@ mod tests {
     }
 
     fn static_completion(line: &str) -> (Completions, Option<Lookup>, Line) {
-        let root = cli_definition();
+        let root = cli_definition(<crate::cli::Cli as clap::CommandFactory>::command());
         let parsed = parse_line(&root, &words(line));
         let plan = plan(&root, &parsed);
         let lookup = plan.lookup;
@@ -920,11 +917,11 @@ mod tests {
         );
         let (completions, _, _) = static_completion("completion ");
         assert_eq!(values(&completions), ["bash", "zsh", "fish", "kubectl-shim"]);
-        let (completions, _, _) = static_completion("-o ");
+        let (completions, _, _) = static_completion("--context a status -o ");
         assert_eq!(
             values(&completions),
             ["table", "json", "yaml"],
-            "a global flag before the verb"
+            "after a flag given before the verb"
         );
     }
 
@@ -967,9 +964,9 @@ mod tests {
         assert_eq!(line.values.get("kubeconfig").map(String::as_str), Some("/k"));
         assert_eq!(line.values.get("context").map(String::as_str), Some("a"));
         assert_eq!(line.values.get("namespace").map(String::as_str), Some("ns"));
-        for flag in ["--context", "--source-context"] {
-            let (_, lookup, _) = static_completion(&format!("setup r {flag} "));
-            assert_eq!(lookup, Some(Lookup::Contexts), "{flag}");
+        for line in ["setup r --source-context ", "--context "] {
+            let (_, lookup, _) = static_completion(line);
+            assert_eq!(lookup, Some(Lookup::Contexts), "{line}");
         }
         let (_, lookup, _) = static_completion("setup r --destination-context=");
         assert_eq!(lookup, Some(Lookup::Contexts));
@@ -995,7 +992,7 @@ mod tests {
 
     #[test]
     fn looked_up_candidates_are_filtered_and_prefixed() {
-        let root = cli_definition();
+        let root = cli_definition(<crate::cli::Cli as clap::CommandFactory>::command());
         let line = parse_line(&root, &words("failover --context=tp"));
         assert_eq!(line.prefix, "--context=");
         let plan = plan(&root, &line);

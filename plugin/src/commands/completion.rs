@@ -9,7 +9,15 @@
 
 use clap::{Args, ValueEnum};
 
-use crate::cli::Cli;
+use crate::output::Printer;
+
+pub const EXAMPLES: &str = "Examples:
+  # kubectl tprotect <TAB>, through kubectl's own completion (kubectl 1.26 or later)
+  kubectl tprotect completion kubectl-shim > \"${KREW_ROOT:-$HOME/.krew}/bin/kubectl_complete-tprotect\"
+  chmod +x \"${KREW_ROOT:-$HOME/.krew}/bin/kubectl_complete-tprotect\"
+
+  # kubectl-tprotect <TAB> in bash
+  source <(kubectl-tprotect completion bash)";
 
 /// The executable kubectl looks for to complete `kubectl tprotect …` (kubectl 1.26+).
 pub const SHIM_NAME: &str = "kubectl_complete-tprotect";
@@ -64,14 +72,14 @@ exec {BINARY_NAME} __complete "$@"
 }
 
 /// The text `completion SHELL` prints.
-pub fn script(shell: CompletionShell) -> String {
+pub fn script(shell: CompletionShell, root: &clap::Command) -> String {
     let shell = match shell {
         CompletionShell::KubectlShim => return kubectl_shim(),
         CompletionShell::Bash => clap_complete::Shell::Bash,
         CompletionShell::Zsh => clap_complete::Shell::Zsh,
         CompletionShell::Fish => clap_complete::Shell::Fish,
     };
-    let mut command = binary_command();
+    let mut command = binary_command(root);
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut command, BINARY_NAME, &mut out);
     let text = String::from_utf8_lossy(&out).into_owned();
@@ -97,8 +105,7 @@ fn fix_bash_hyphenated_bin_name(script: &str) -> String {
 /// The CLI as the binary `kubectl-tprotect` rather than `kubectl tprotect` (a script cannot hook a two-word
 /// command; that route is kubectl's, through the shim), and without the hidden subcommands, which
 /// clap_complete's bash script would otherwise offer.
-fn binary_command() -> clap::Command {
-    let cli = <Cli as clap::CommandFactory>::command();
+fn binary_command(cli: &clap::Command) -> clap::Command {
     let mut command = clap::Command::new(BINARY_NAME)
         .bin_name(BINARY_NAME)
         .version(env!("CARGO_PKG_VERSION"))
@@ -111,13 +118,17 @@ fn binary_command() -> clap::Command {
     command
 }
 
-pub fn run(args: CompletionArgs) -> anyhow::Result<()> {
-    crate::output::print(&script(args.shell))
+pub fn run(args: CompletionArgs, root: clap::Command, printer: &mut Printer) -> anyhow::Result<()> {
+    printer.text(&script(args.shell, &root))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn root() -> clap::Command {
+        <crate::cli::Cli as clap::CommandFactory>::command()
+    }
 
     #[test]
     fn shim_calls_the_protocol_with_every_word() {
@@ -137,7 +148,7 @@ mod tests {
     #[test]
     fn scripts_are_for_the_binary_and_know_the_verbs() {
         for shell in [CompletionShell::Bash, CompletionShell::Zsh, CompletionShell::Fish] {
-            let text = script(shell);
+            let text = script(shell, &root());
             for verb in ["failover", "reverse-resync", "snapmirror"] {
                 assert!(text.contains(verb), "{shell:?} lacks {verb}");
             }
@@ -147,15 +158,15 @@ mod tests {
             );
         }
         // Registered for the binary's name: a two-word `kubectl tprotect` cannot be hooked by a script.
-        assert!(script(CompletionShell::Bash).contains("-o default kubectl-tprotect\n"));
-        assert!(script(CompletionShell::Zsh).starts_with("#compdef kubectl-tprotect\n"));
-        assert!(script(CompletionShell::Fish).contains("complete -c kubectl-tprotect "));
+        assert!(script(CompletionShell::Bash, &root()).contains("-o default kubectl-tprotect\n"));
+        assert!(script(CompletionShell::Zsh, &root()).starts_with("#compdef kubectl-tprotect\n"));
+        assert!(script(CompletionShell::Fish, &root()).contains("complete -c kubectl-tprotect "));
     }
 
     /// Every state the bash script's loop sets has an arm that matches it (clap-rs/clap#6421 broke this).
     #[test]
     fn bash_states_have_their_arms() {
-        let text = script(CompletionShell::Bash);
+        let text = script(CompletionShell::Bash, &root());
         let set: Vec<&str> = text
             .lines()
             .filter_map(|l| l.trim().strip_prefix("cmd=\""))

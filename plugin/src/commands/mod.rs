@@ -1,5 +1,7 @@
-//! One module per verb: a thin command wiring flags to a function that does the work. What the lifecycle
-//! commands share (connecting to the two clusters, running an operation, dry runs, exit codes) is in
+//! One module per verb, as `kubectl cnpg` has it: the verb's arguments (composed of the shared groups in
+//! [`crate::args`]), a thin `run` that connects and hands the work to a function, and that function's tests.
+//! Verbs print only through the [`Printer`] they are given, so a test reads what a user would see. What the
+//! lifecycle verbs share (connecting to the two clusters, running an operation, confirmation, exit codes) is in
 //! [`operate`].
 
 pub mod check;
@@ -10,8 +12,6 @@ pub mod failback;
 pub mod failover;
 pub mod operate;
 pub mod preview;
-#[cfg(test)]
-mod reference;
 pub mod resync;
 pub mod reverse;
 pub mod reverse_resync;
@@ -19,205 +19,150 @@ pub mod setup;
 pub mod snapmirror;
 pub mod status;
 
-use crate::cli::{Cli, Command};
+use clap::Subcommand;
 
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let global = &cli.global;
-    match cli.command {
-        Command::Setup(args) => setup::run(global, args).await,
-        Command::Status(args) => status::run(global, args).await,
-        Command::Check(args) => check::run(global, args).await,
-        Command::Failover(args) => failover::run(global, args).await,
-        Command::Resync(args) => resync::run(global, args).await,
-        Command::ReverseResync(args) => reverse_resync::run(global, args).await,
-        Command::Reverse(args) => reverse::run(global, args).await,
-        Command::Failback(args) => failback::run(global, args).await,
-        Command::Delete(args) => delete::run(global, args).await,
-        Command::Preview(args) => preview::run(global, args).await,
-        Command::Snapmirror(command) => snapmirror::run(global, command).await,
-        Command::Completion(args) => completion::run(args),
-        Command::Complete(args) => complete::run(args).await,
-        Command::Version => {
-            crate::output::print(&format!("kubectl-tprotect {}\n", env!("CARGO_PKG_VERSION")))
+use crate::args::{BeforeVerbFlags, ConnectionArgs, OutputFormat};
+use crate::output::Printer;
+
+/// What every verb may read of the flags given before it (`kubectl tprotect -v --context a status …`).
+#[derive(Debug, Clone, Default)]
+pub struct BeforeVerb {
+    pub connection: ConnectionArgs,
+    pub flags: BeforeVerbFlags,
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Set up replication of an application from one cluster to another (every step, both clusters)
+    #[command(after_help = setup::EXAMPLES)]
+    Setup(Box<setup::SetupArgs>),
+    /// Show relationships as both clusters see them: state, transfers, lag against the interval, problems
+    #[command(after_help = status::EXAMPLES)]
+    Status(status::StatusArgs),
+    /// Check, without changing anything, everything the relationship's operations need
+    #[command(after_help = check::EXAMPLES)]
+    Check(check::CheckArgs),
+    /// Fail over: run the application on the destination (works with the source cluster down)
+    #[command(after_help = failover::EXAMPLES)]
+    Failover(failover::FailoverArgs),
+    /// Resync after a failover: DISCARD the destination's changes and replicate from the source again
+    #[command(after_help = resync::EXAMPLES)]
+    Resync(resync::ResyncArgs),
+    /// Reverse resync after a failover: KEEP the destination's changes and replicate them back to the source
+    #[command(after_help = reverse_resync::EXAMPLES)]
+    ReverseResync(reverse_resync::ReverseResyncArgs),
+    /// Swap directions in a planned way: the destination becomes the source, with no data lost
+    #[command(after_help = reverse::EXAMPLES)]
+    Reverse(reverse::ReverseArgs),
+    /// Fail back after a failover: reverse resync, then reverse, so the original source runs the application again
+    #[command(after_help = failback::EXAMPLES)]
+    Failback(failback::FailbackArgs),
+    /// Delete the relationship (its AppMirrorRelationship); both applications remain
+    #[command(after_help = delete::EXAMPLES)]
+    Delete(delete::DeleteArgs),
+    /// Show what a failover would do to the destination namespace's labels and annotations
+    #[command(after_help = preview::EXAMPLES)]
+    Preview(preview::PreviewArgs),
+    /// Trigger and watch an ONTAP SnapMirror volume update, or show a relationship's state
+    Snapmirror(snapmirror::SnapmirrorArgs),
+    /// Print the plugin's version
+    Version,
+    /// Print a shell completion script, or the kubectl completion shim (for `kubectl tprotect <TAB>`)
+    #[command(long_about = completion::LONG_ABOUT, after_help = completion::EXAMPLES)]
+    Completion(completion::CompletionArgs),
+    /// Cobra's completion protocol, run by the kubectl_complete-tprotect shim
+    #[command(name = "__complete", hide = true, disable_help_flag = true)]
+    Complete(complete::CompleteArgs),
+}
+
+impl Command {
+    /// The `-o` the verb was given (table for verbs without one).
+    fn output(&self, before: &BeforeVerbFlags) -> OutputFormat {
+        match self {
+            Command::Setup(a) => a.output.format(before),
+            Command::Status(a) => a.output.format(before),
+            Command::Check(a) => a.output.format(before),
+            Command::Failover(a) => a.output.format(before),
+            Command::Resync(a) => a.output.format(before),
+            Command::ReverseResync(a) => a.output.format(before),
+            Command::Reverse(a) => a.output.format(before),
+            Command::Failback(a) => a.output.format(before),
+            Command::Delete(a) => a.output.format(before),
+            Command::Preview(a) => a.output.format(before),
+            Command::Snapmirror(a) => a.global.output,
+            Command::Version | Command::Completion(_) | Command::Complete(_) => OutputFormat::Table,
+        }
+    }
+
+    /// Which of the verbs' flags this one reads: (`--dry-run`/`--timeout`/`--no-wait`, `--yes`, `-o`).
+    fn reads(&self) -> (bool, bool, bool) {
+        match self {
+            Command::Setup(_) => (true, false, true),
+            Command::Status(_) | Command::Check(_) | Command::Preview(_) => (false, false, true),
+            Command::Failover(_)
+            | Command::Resync(_)
+            | Command::ReverseResync(_)
+            | Command::Reverse(_)
+            | Command::Failback(_)
+            | Command::Delete(_) => (true, true, true),
+            Command::Snapmirror(_) | Command::Version | Command::Completion(_) | Command::Complete(_) => {
+                (false, false, false)
+            }
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Setup(_) => "setup",
+            Command::Status(_) => "status",
+            Command::Check(_) => "check",
+            Command::Failover(_) => "failover",
+            Command::Resync(_) => "resync",
+            Command::ReverseResync(_) => "reverse-resync",
+            Command::Reverse(_) => "reverse",
+            Command::Failback(_) => "failback",
+            Command::Delete(_) => "delete",
+            Command::Preview(_) => "preview",
+            Command::Snapmirror(_) => "snapmirror",
+            Command::Version => "version",
+            Command::Completion(_) => "completion",
+            Command::Complete(_) => "__complete",
         }
     }
 }
 
-/// A relationship NAME: it names the AppMirrorRelationship, its Lease (`tprotect-NAME`) and is the value of
-/// the `tprotect.io/relationship` label, so it must be a DNS-1123 label (at most 63 characters).
-pub fn relationship_name(text: &str) -> Result<String, String> {
-    let valid_chars = text
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    let valid_ends = text
-        .bytes()
-        .next()
-        .zip(text.bytes().last())
-        .is_some_and(|(first, last)| first.is_ascii_alphanumeric() && last.is_ascii_alphanumeric());
-    if text.is_empty() || text.len() > 63 || !valid_chars || !valid_ends {
-        return Err(format!(
-            "invalid relationship name {text:?}: use 1 to 63 lower-case letters, digits and '-', starting and ending with a letter or digit (it names the AppMirrorRelationship and its Lease tprotect-NAME)"
-        ));
-    }
-    Ok(text.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::cli::{Cli, DryRun, OutputFormat};
-    use clap::Parser;
-
-    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("kubectl-tprotect").chain(args.iter().copied()))
-    }
-
-    #[test]
-    fn names_are_dns_labels() {
-        for good in ["rel1", "a", "my-app-dr", "0abc"] {
-            assert_eq!(relationship_name(good).as_deref(), Ok(good));
-        }
-        for bad in ["", "Rel1", "-rel", "rel-", "rel_1", "rel.1", &"a".repeat(64)] {
-            assert!(relationship_name(bad).is_err(), "{bad:?} accepted");
-        }
-    }
-
-    #[test]
-    fn every_lifecycle_verb_parses_with_global_flags_anywhere() {
-        for verb in [
-            "status",
-            "check",
-            "failover",
-            "resync",
-            "reverse-resync",
-            "reverse",
-            "failback",
-            "delete",
-            "preview",
-        ] {
-            let cli = parse(&[
-                "--context",
-                "a",
-                verb,
-                "rel1",
-                "--peer-context",
-                "b",
-                "-n",
-                "ns",
-                "--dry-run=client",
-            ])
-            .unwrap_or_else(|e| panic!("{verb}: {e}"));
-            assert_eq!(cli.global.context.as_deref(), Some("a"), "{verb}");
-            assert_eq!(cli.global.peer_context.as_deref(), Some("b"), "{verb}");
-            assert_eq!(cli.global.namespace.as_deref(), Some("ns"), "{verb}");
-            assert_eq!(cli.global.dry_run, DryRun::Client, "{verb}");
-        }
-    }
-
-    #[test]
-    fn failover_force_and_output_and_timeout() {
-        let cli = parse(&[
-            "failover",
-            "rel1",
-            "--force",
-            "-o",
-            "json",
-            "--timeout",
-            "90s",
-            "--no-wait",
-            "-y",
-        ])
-        .unwrap();
-        let Command::Failover(args) = cli.command else {
-            panic!("not failover")
-        };
-        assert!(args.force);
-        assert_eq!(cli.global.output, OutputFormat::Json);
-        assert_eq!(cli.global.timeout, std::time::Duration::from_secs(90));
-        assert!(cli.global.no_wait && cli.global.yes);
-    }
-
-    #[test]
-    fn dry_run_forms() {
-        assert_eq!(parse(&["delete", "rel1"]).unwrap().global.dry_run, DryRun::None);
-        assert_eq!(
-            parse(&["delete", "rel1", "--dry-run"]).unwrap().global.dry_run,
-            DryRun::Client
+/// Runs a verb. `root` is the whole CLI definition (completion reads it).
+pub async fn run(command: Command, before: &BeforeVerb, root: clap::Command) -> anyhow::Result<()> {
+    // A flag before the verb that the verb does not read changes nothing (a script's common prefix of flags);
+    // after the verb, clap refuses it.
+    let (operation, yes, output) = command.reads();
+    let unused = before.flags.unused_by(operation, yes, output);
+    if !unused.is_empty() {
+        tracing::info!(
+            "{} given before `{}` {} nothing: it does not read {}",
+            unused.join(", "),
+            command.name(),
+            if unused.len() == 1 { "changes" } else { "change" },
+            if unused.len() == 1 { "it" } else { "them" }
         );
-        assert_eq!(
-            parse(&["delete", "rel1", "--dry-run=server"])
-                .unwrap()
-                .global
-                .dry_run,
-            DryRun::Server
-        );
-        assert!(parse(&["delete", "rel1", "--dry-run=maybe"]).is_err());
     }
-
-    #[test]
-    fn bad_input_is_a_usage_error() {
-        assert!(parse(&["failover"]).is_err(), "NAME is required");
-        assert!(parse(&["failover", "Bad_Name"]).is_err());
-        assert!(
-            parse(&["setup", "rel1", "--app", "a"]).is_err(),
-            "setup needs both contexts and vaults"
-        );
-        assert!(
-            parse(&[
-                "setup",
-                "rel1",
-                "--source-context",
-                "a",
-                "--destination-context",
-                "b",
-                "--app",
-                "x",
-                "--source-vault",
-                "v",
-                "--destination-vault",
-                "w",
-                "--interval",
-                "1m"
-            ])
-            .is_err()
-        );
-        assert!(parse(&["frobnicate", "rel1"]).is_err());
-    }
-
-    #[test]
-    fn status_forms() {
-        let cli = parse(&["status", "-A", "--watch"]).unwrap();
-        let Command::Status(args) = cli.command else {
-            panic!("not status")
-        };
-        assert!(args.name.is_none() && args.all_namespaces && args.watch);
-        let cli = parse(&["status", "rel1"]).unwrap();
-        let Command::Status(args) = cli.command else {
-            panic!("not status")
-        };
-        assert_eq!(args.name.as_deref(), Some("rel1"));
-    }
-
-    #[test]
-    fn help_lists_every_verb_as_kubectl_tprotect() {
-        use clap::CommandFactory;
-        let help = Cli::command().render_help().to_string();
-        for verb in [
-            "setup",
-            "status",
-            "check",
-            "failover",
-            "resync",
-            "reverse-resync",
-            "reverse",
-            "failback",
-            "delete",
-            "preview",
-            "snapmirror",
-        ] {
-            assert!(help.contains(verb), "{verb} missing from help:\n{help}");
-        }
-        let sub = parse(&["failover", "--help"]).unwrap_err().to_string();
-        assert!(sub.contains("Usage: kubectl tprotect failover"), "{sub}");
+    let mut printer = Printer::stdout(command.output(&before.flags));
+    let printer = &mut printer;
+    match command {
+        Command::Setup(args) => setup::run(*args, before, printer).await,
+        Command::Status(args) => status::run(args, before, printer).await,
+        Command::Check(args) => check::run(args, before, printer).await,
+        Command::Failover(args) => failover::run(args, before, printer).await,
+        Command::Resync(args) => resync::run(args, before, printer).await,
+        Command::ReverseResync(args) => reverse_resync::run(args, before, printer).await,
+        Command::Reverse(args) => reverse::run(args, before, printer).await,
+        Command::Failback(args) => failback::run(args, before, printer).await,
+        Command::Delete(args) => delete::run(args, before, printer).await,
+        Command::Preview(args) => preview::run(args, before, printer).await,
+        Command::Snapmirror(args) => snapmirror::run(&args.global, args.command).await,
+        Command::Completion(args) => completion::run(args, root, printer),
+        Command::Complete(args) => complete::run(args, root).await,
+        Command::Version => printer.text(&format!("kubectl-tprotect {}\n", env!("CARGO_PKG_VERSION"))),
     }
 }

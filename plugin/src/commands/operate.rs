@@ -1,20 +1,19 @@
-//! What the lifecycle commands share: the two clusters from `--context`/`--peer-context`, running an
-//! operation with the lifecycle runner (progress on stderr, the result on stdout), dry runs that print the
-//! plan, confirmation of destructive steps before anything is written, and exit codes.
+//! What the lifecycle verbs share: the two clusters from `--context`/`--peer-context`, running an operation with
+//! the lifecycle runner (progress on stderr, its report on stdout), the confirmation prompt, exit codes.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::anyhow;
 use tprotect_lifecycle::execute::Executed;
-use tprotect_lifecycle::runner::{self, describe_action};
-use tprotect_lifecycle::{ClusterKey, Clusters, Goal, Outcome, Progress, RunError, RunOptions, Step};
+use tprotect_lifecycle::runner::{self, Confirm, ProgressFn};
+use tprotect_lifecycle::{ClusterKey, Clusters, Goal, Progress, RunError, RunOptions, RunReport, RunResult};
 
-use crate::cli::{DryRun, GlobalArgs};
+use crate::args::{ConnectionArgs, DryRun, OperationSettings};
 use crate::confirm::{self, Prompt};
 use crate::exit::{CodedError, USAGE};
-use crate::output;
+use crate::output::Printer;
 use crate::progress::Progress as Reporter;
-use crate::render::{self, Contexts};
+use crate::render;
 
 /// A usage error (exit 2): the command line cannot work as given.
 pub fn usage(message: impl Into<String>) -> anyhow::Error {
@@ -45,39 +44,43 @@ pub fn kube_error(
     anyhow::Error::new(RunError::kube(context, "get", &resource, namespace, name, error))
 }
 
-/// The clusters of `--context` and `--peer-context`, for commands on an existing relationship. A context
-/// that is not in the kubeconfig, or whose credentials cannot be loaded, is bad input: refused before any
-/// request. A cluster that is merely down is not (failover must work without its peer).
-pub async fn connect(global: &GlobalArgs) -> anyhow::Result<Clusters> {
-    let Some(peer) = global.peer_context.as_deref() else {
+/// The clusters of `--context` and `--peer-context`, for commands on an existing relationship. A context that
+/// is not in the kubeconfig, or whose credentials cannot be loaded, is bad input: refused before any request. A
+/// cluster that is merely down is not (failover must work without its peer).
+pub async fn connect(connection: &ConnectionArgs) -> anyhow::Result<Clusters> {
+    let Some(peer) = connection.peer_context.as_deref() else {
         return Err(usage(
             "pass the other cluster of the relationship with --peer-context CONTEXT (the order of --context and --peer-context does not matter)",
         ));
     };
-    connect_contexts(global, global.context.as_deref(), Some(peer)).await
+    connect_contexts(connection, connection.context.as_deref(), Some(peer)).await
 }
 
 /// Like [`connect`], but the peer is optional (`status` can show one side).
-pub async fn connect_optional_peer(global: &GlobalArgs) -> anyhow::Result<Clusters> {
-    connect_contexts(global, global.context.as_deref(), global.peer_context.as_deref()).await
+pub async fn connect_optional_peer(connection: &ConnectionArgs) -> anyhow::Result<Clusters> {
+    connect_contexts(
+        connection,
+        connection.context.as_deref(),
+        connection.peer_context.as_deref(),
+    )
+    .await
 }
 
 /// For `setup`: the source as `--context`, the destination as `--peer-context`.
-pub async fn connect_roles(global: &GlobalArgs, source: &str, destination: &str) -> anyhow::Result<Clusters> {
-    if global.context.is_some() || global.peer_context.is_some() {
-        return Err(usage(
-            "setup names the clusters by role: use --source-context and --destination-context (not --context/--peer-context)",
-        ));
-    }
-    connect_contexts(global, Some(source), Some(destination)).await
+pub async fn connect_roles(
+    connection: &ConnectionArgs,
+    source: &str,
+    destination: &str,
+) -> anyhow::Result<Clusters> {
+    connect_contexts(connection, Some(source), Some(destination)).await
 }
 
 async fn connect_contexts(
-    global: &GlobalArgs,
+    connection: &ConnectionArgs,
     context: Option<&str>,
     peer: Option<&str>,
 ) -> anyhow::Result<Clusters> {
-    let clusters = Clusters::from_kubeconfig(global.kubeconfig.as_deref(), context, peer)
+    let clusters = Clusters::from_kubeconfig(connection.kubeconfig.as_deref(), context, peer)
         .await
         .map_err(|e| anyhow!(e))?;
     for key in ClusterKey::BOTH {
@@ -98,16 +101,9 @@ async fn connect_contexts(
     Ok(clusters)
 }
 
-pub fn contexts(clusters: &Clusters) -> Contexts {
-    Contexts {
-        context: clusters.context.context.clone(),
-        peer: clusters.peer.context.clone(),
-    }
-}
-
 /// The namespace a command works in on cluster `key`: `-n`, else the context's default.
-pub fn namespace(clusters: &Clusters, key: ClusterKey, global: &GlobalArgs) -> String {
-    global
+pub fn namespace(clusters: &Clusters, key: ClusterKey, connection: &ConnectionArgs) -> String {
+    connection
         .namespace
         .clone()
         .unwrap_or_else(|| clusters.get(key).default_namespace.clone())
@@ -121,8 +117,8 @@ pub struct Found {
 }
 
 /// Finds the relationship's AMR on either cluster, or says where it looked.
-pub async fn locate(clusters: &Clusters, global: &GlobalArgs, name: &str) -> anyhow::Result<Found> {
-    let located = tprotect_lifecycle::observe::locate(clusters, name, global.namespace.as_deref())
+pub async fn locate(clusters: &Clusters, namespace: Option<&str>, name: &str) -> anyhow::Result<Found> {
+    let located = tprotect_lifecycle::observe::locate(clusters, name, namespace)
         .await
         .map_err(run_error)?;
     if located.amrs.len() > 1 {
@@ -137,41 +133,54 @@ pub async fn locate(clusters: &Clusters, global: &GlobalArgs, name: &str) -> any
             cluster,
             mapping: amr.mapping(),
         }),
-        None => {
-            let mut message = format!(
-                "relationship {name:?} not found: no AppMirrorRelationship of that name (or labelled tprotect.io/relationship={name}) in {}",
-                located.searched.join("; ")
-            );
-            for (key, reason) in &located.unreachable {
-                message.push_str(&format!(
-                    "; cluster {} is unreachable: {reason}",
-                    clusters.context_of(*key)
-                ));
-            }
-            Err(anyhow!(message))
-        }
+        None => Err(anyhow!(not_found_message(
+            name,
+            &located.searched,
+            &located.unreachable,
+            clusters
+        ))),
     }
 }
 
-/// The lifecycle runner's options from the global flags.
-fn options(global: &GlobalArgs, progress: runner::ProgressFn, confirm: runner::Confirm) -> RunOptions {
-    RunOptions {
-        namespace: global.namespace.clone(),
-        dry_run: match global.dry_run {
-            DryRun::None => tprotect_lifecycle::DryRun::None,
-            DryRun::Client => tprotect_lifecycle::DryRun::Client,
-            DryRun::Server => tprotect_lifecycle::DryRun::Server,
-        },
-        timeout: global.timeout,
-        no_wait: global.no_wait,
-        progress,
-        confirm,
-        ..RunOptions::default()
+/// "relationship X not found", saying where it looked and which cluster could not be asked.
+pub fn not_found_message(
+    name: &str,
+    searched: &[String],
+    unreachable: &std::collections::BTreeMap<ClusterKey, String>,
+    clusters: &Clusters,
+) -> String {
+    let mut message = format!(
+        "relationship {name:?} not found: no AppMirrorRelationship of that name (or labelled tprotect.io/relationship={name}) in {}",
+        searched.join("; ")
+    );
+    for (key, reason) in unreachable {
+        message.push_str(&format!(
+            "; cluster {} is unreachable: {reason}",
+            clusters.context_of(*key)
+        ));
     }
+    message
 }
 
-/// One progress event as a line on stderr.
-pub fn progress_line(event: &Progress, clusters: &Clusters) -> Option<(bool, String)> {
+/// How a lifecycle verb asks for its operation.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    pub name: &'a str,
+    pub goal: Goal,
+    /// `-n`: where to look for the AMR first.
+    pub namespace: Option<String>,
+    pub operation: OperationSettings,
+    /// `--yes`.
+    pub yes: bool,
+    /// `--abandon`: give the operation up instead of running it.
+    pub abandon: bool,
+    /// `-v`.
+    pub verbose: u8,
+}
+
+/// One progress event as a line on stderr: `(activity, text)`, where an activity drives the spinner. `None`
+/// for what is not shown (planned steps; notes without `-v`).
+pub fn progress_line(event: &Progress, verbose: u8, dry_run: DryRun) -> Option<(bool, String)> {
     Some(match event {
         Progress::Located {
             cluster,
@@ -197,25 +206,27 @@ pub fn progress_line(event: &Progress, clusters: &Clusters) -> Option<(bool, Str
             },
         ),
         Progress::Planned { .. } => return None,
-        Progress::Acted { action, result, .. } => {
-            let what = describe_action(action, clusters);
-            (
-                false,
-                match result {
-                    Executed::Applied => format!("done: {what}"),
-                    Executed::AlreadyDone => format!("done: {what} (already so)"),
-                    Executed::Conflict(reason) => {
-                        format!("changed meanwhile: {what} ({reason}); looking again")
-                    }
-                    Executed::NotSent(reason) => format!("not sent: {what} ({reason})"),
-                },
-            )
-        }
+        Progress::Acted {
+            description, result, ..
+        } => (
+            false,
+            match (result, dry_run) {
+                (Executed::Applied, DryRun::Server) => {
+                    format!("would be done (accepted with dryRun=All, not stored): {description}")
+                }
+                (Executed::Applied, _) => format!("done: {description}"),
+                (Executed::AlreadyDone, _) => format!("done: {description} (already so)"),
+                (Executed::Conflict(reason), _) => {
+                    format!("changed meanwhile: {description} ({reason}); looking again")
+                }
+                (Executed::NotSent(reason), _) => format!("not sent: {description} ({reason})"),
+            },
+        ),
         Progress::Waiting {
-            what,
-            cluster,
+            description,
             state,
             error,
+            ..
         } => {
             let mut now = if state.is_empty() {
                 "no state yet".to_string()
@@ -225,109 +236,38 @@ pub fn progress_line(event: &Progress, clusters: &Clusters) -> Option<(bool, Str
             if let Some(error) = error {
                 now.push_str(&format!(", error: {error}"));
             }
-            let line = format!(
-                "waiting for {} on {cluster} (now: {now})",
-                tprotect_lifecycle::wait::describe_wait(what)
-            );
-            (true, line)
+            (true, format!("{description} (now: {now})"))
         }
+        Progress::Note(text) if verbose > 0 => (false, format!("note: {text}")),
+        Progress::Note(_) => return None,
         Progress::Warning(text) => (false, format!("warning: {text}")),
     })
 }
 
-/// The result of an operation, as data.
-#[derive(Debug, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Result_ {
-    relationship: String,
-    operation: String,
-    /// `done`, `already-done`, `started` (`--no-wait`), `dry-run`.
-    result: String,
-    message: String,
-    /// Context of the cluster holding the AMR at the end (none after delete).
-    amr_cluster: Option<String>,
-    /// Actions performed.
-    actions: usize,
-}
-
-/// The heading of a printed plan.
-fn plan_heading(goal: &Goal, name: &str, dry_run: DryRun) -> String {
-    match dry_run {
-        DryRun::Server => format!(
-            "Plan for {} {name} (--dry-run=server: each write sent with dryRun=All, nothing stored):",
-            goal.operation().command()
-        ),
-        _ => format!(
-            "Plan for {} {name} (--dry-run=client: nothing sent, nothing changed):",
-            goal.operation().command()
-        ),
-    }
-}
-
-/// Asks before any write when the plan holds a step that discards data. Refused: nothing was written, not
-/// even the lock. `Ok(true)`: such a step was confirmed.
-fn confirm_up_front(
-    steps: &[Step],
-    global: &GlobalArgs,
-    name: &str,
+/// Runs the verb's operation on relationship `request.name`: `--dry-run=client` prints the plan; otherwise the
+/// runner performs it (server dry run: with dryRun=All), reporting progress on stderr and its report on stdout.
+pub async fn run_operation(
     clusters: &Clusters,
-) -> anyhow::Result<bool> {
-    let mut confirmed = false;
-    for step in steps {
-        if let Step::Act(action) = step
-            && action.discards_data()
-        {
-            let prompt = Prompt {
-                relationship: name.to_string(),
-                warning: format!("{}.", describe_action(action, clusters)),
-            };
-            confirm::confirm_interactive(&prompt, global.yes).map_err(|e| anyhow!(e))?;
-            confirmed = true;
-        }
-    }
-    Ok(confirmed)
+    request: Request<'_>,
+    printer: &mut Printer,
+) -> anyhow::Result<()> {
+    let report = perform(clusters, request).await?;
+    print_report(&report, printer)
 }
 
-/// Runs `goal` on relationship `name`: `--dry-run=client` prints the plan; otherwise the runner performs it
-/// (server dry run: with dryRun=All), reporting progress on stderr and the result (or the plan) on stdout.
-pub async fn run_goal(global: &GlobalArgs, clusters: Clusters, name: &str, goal: Goal) -> anyhow::Result<()> {
+/// Prints a run's report: JSON/YAML as data, for people [`render_report`].
+pub fn print_report(report: &RunReport, printer: &mut Printer) -> anyhow::Result<()> {
+    printer.print(report, || render_report(report))
+}
+
+/// Performs the operation and returns its report (progress on stderr as it goes).
+pub async fn perform(clusters: &Clusters, request: Request<'_>) -> anyhow::Result<RunReport> {
     let reporter = Arc::new(Reporter::stderr());
-    let contexts = contexts(&clusters);
-
-    if global.dry_run == DryRun::Client {
-        let steps = runner::plan_only(&clusters, name, &goal, global.namespace.as_deref())
-            .await
-            .map_err(run_error)?;
-        reporter.finish();
-        let entries = render::plan_entries(&steps, &contexts, name);
-        let heading = plan_heading(&goal, name, global.dry_run);
-        return output::print_data(global.output, &entries, || render::plan_table(&heading, &entries));
-    }
-
-    // A destructive step is confirmed before anything is written (a refusal must change nothing).
-    let mut confirmed = false;
-    if global.dry_run == DryRun::None && !global.yes && matches!(goal, Goal::Resync) {
-        let steps = runner::plan_only(&clusters, name, &goal, global.namespace.as_deref())
-            .await
-            .map_err(run_error)?;
-        confirmed = confirm_up_front(&steps, global, name, &clusters)?;
-    }
-
-    let planned: Arc<Mutex<Vec<Step>>> = Arc::default();
-    let acted = Arc::new(Mutex::new(0usize));
-    let progress: runner::ProgressFn = {
-        let (reporter, clusters, planned, acted) =
-            (reporter.clone(), clusters.clone(), planned.clone(), acted.clone());
+    let dry_run = request.operation.dry_run;
+    let progress: ProgressFn = {
+        let (reporter, verbose) = (reporter.clone(), request.verbose);
         Arc::new(move |event: Progress| {
-            match &event {
-                Progress::Planned { step, .. } => planned
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(step.clone()),
-                Progress::Acted { .. } => *acted.lock().unwrap_or_else(|e| e.into_inner()) += 1,
-                _ => {}
-            }
-            if let Some((activity, line)) = progress_line(&event, &clusters) {
+            if let Some((activity, line)) = progress_line(&event, verbose, dry_run) {
                 if activity {
                     reporter.activity(&line)
                 } else {
@@ -336,61 +276,72 @@ pub async fn run_goal(global: &GlobalArgs, clusters: Clusters, name: &str, goal:
             }
         })
     };
-    // Confirmed above (or --yes); a discarding step that appears only now (the clusters changed since the
-    // plan) is refused rather than performed unasked.
-    let confirmed_steps = confirmed || global.yes || global.dry_run == DryRun::Server;
-    let confirm: runner::Confirm = Arc::new(move |_, _| confirmed_steps);
-    let result = runner::run(&clusters, name, goal.clone(), options(global, progress, confirm)).await;
+    let confirm: Confirm = {
+        let (reporter, yes, name) = (reporter.clone(), request.yes, request.name.to_string());
+        // The spinner is hidden while the prompt waits for an answer: it would erase the question.
+        Arc::new(move |warnings: &[String]| {
+            let prompt = Prompt {
+                relationship: name.clone(),
+                warning: warnings.join("\n         "),
+            };
+            reporter.suspend(|| confirm::confirm_interactive(&prompt, yes).map_err(|e| e.reason()))
+        })
+    };
+    let options = RunOptions {
+        namespace: request.namespace.clone(),
+        dry_run: dry_run.into(),
+        timeout: request.operation.timeout,
+        no_wait: request.operation.no_wait,
+        progress,
+        confirm,
+        ..RunOptions::default()
+    };
+    let result = if request.abandon {
+        runner::abandon(clusters, request.name, request.goal.operation(), options).await
+    } else {
+        runner::run(clusters, request.name, request.goal.clone(), options).await
+    };
     reporter.finish();
-    let outcome: Outcome = result.map_err(run_error)?;
-    let actions = *acted.lock().unwrap_or_else(|e| e.into_inner());
+    result.map_err(run_error)
+}
 
-    if global.dry_run == DryRun::Server {
-        let steps = planned.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let entries = render::plan_entries(&steps, &contexts, name);
-        let heading = plan_heading(&goal, name, global.dry_run);
-        return output::print_data(global.output, &entries, || render::plan_table(&heading, &entries));
+/// The report for people: a dry run's plan as a table, otherwise the one-line result.
+pub fn render_report(report: &RunReport) -> String {
+    let command = report.operation.command();
+    let name = &report.relationship;
+    match report.result {
+        RunResult::DryRunClient => render::plan_table(
+            &format!("Plan for {command} {name} (--dry-run=client: nothing sent, nothing changed):"),
+            &report.steps,
+            false,
+        ),
+        RunResult::DryRunServer => render::plan_table(
+            &format!(
+                "Plan for {command} {name} (--dry-run=server: each write was sent with dryRun=All and accepted; nothing was stored):"
+            ),
+            &report.steps,
+            true,
+        ),
+        _ => format!("{}\n", report.message),
     }
-
-    let result = if global.no_wait && outcome.message.contains("started") && actions > 0 {
-        "started"
-    } else if actions == 0 {
-        "already-done"
-    } else {
-        "done"
-    };
-    let message = if result == "already-done" {
-        format!("nothing to do: {}", outcome.message)
-    } else {
-        outcome.message.clone()
-    };
-    let data = Result_ {
-        relationship: name.to_string(),
-        operation: goal.operation().command().to_string(),
-        result: result.to_string(),
-        message: message.clone(),
-        amr_cluster: outcome.amr_cluster.map(|k| clusters.context_of(k).to_string()),
-        actions,
-    };
-    output::print_data(global.output, &data, || format!("{message}\n"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tprotect_lifecycle::{Action, ClusterHandle, Operation, WaitFor};
+    use tprotect_lifecycle::rules::describe::Description;
+    use tprotect_lifecycle::{Action, Operation, Step, WaitFor};
 
-    fn clusters() -> Clusters {
-        Clusters::new(
-            ClusterHandle::unusable("dst", "test"),
-            ClusterHandle::unusable("src", "test"),
-        )
+    fn description(change: &str) -> Description {
+        Description {
+            cluster: "dst".into(),
+            change: change.into(),
+        }
     }
 
     #[test]
-    fn progress_lines_name_the_cluster_and_the_object() {
-        let clusters = clusters();
-        let line = |event: Progress| progress_line(&event, &clusters);
+    fn progress_lines_use_the_step_descriptions() {
+        let line = |event: Progress| progress_line(&event, 0, DryRun::None);
         assert_eq!(
             line(Progress::Located {
                 cluster: "dst".into(),
@@ -416,18 +367,28 @@ mod tests {
             name: "rel1".into(),
             uid: "u".into(),
         };
-        let (activity, acted) = line(Progress::Acted {
-            action: action.clone(),
-            cluster: "dst".into(),
-            result: Executed::AlreadyDone,
-        })
-        .unwrap();
-        assert!(!activity);
-        assert!(
-            acted.starts_with("done: delete AppMirrorRelationship ns/rel1 on dst"),
-            "{acted}"
+        let acted = |result: Executed, dry_run: DryRun| {
+            progress_line(
+                &Progress::Acted {
+                    action: action.clone(),
+                    description: description("delete AppMirrorRelationship ns/rel1"),
+                    result,
+                },
+                0,
+                dry_run,
+            )
+            .unwrap()
+            .1
+        };
+        assert_eq!(
+            acted(Executed::AlreadyDone, DryRun::None),
+            "done: delete AppMirrorRelationship ns/rel1 on dst (already so)"
         );
-        assert!(acted.ends_with("(already so)"), "{acted}");
+        let server = acted(Executed::Applied, DryRun::Server);
+        assert!(
+            server.starts_with("would be done") && !server.starts_with("done"),
+            "{server}"
+        );
         let (activity, waiting) = line(Progress::Waiting {
             what: WaitFor::AmrState {
                 cluster: ClusterKey::Context,
@@ -435,19 +396,15 @@ mod tests {
                 name: "rel1".into(),
                 state: "Promoted".into(),
             },
-            cluster: "dst".into(),
+            description: description("wait until AppMirrorRelationship ns/rel1 has status.state Promoted"),
             state: "Promoting".into(),
             error: Some("volume busy".into()),
         })
         .unwrap();
         assert!(activity, "waits drive the spinner");
         assert!(
-            waiting.contains("on dst (now: Promoting, error: volume busy)"),
+            waiting.ends_with("has status.state Promoted on dst (now: Promoting, error: volume busy)"),
             "{waiting}"
-        );
-        assert_eq!(
-            line(Progress::Warning("cluster src is unreachable".into())),
-            Some((false, "warning: cluster src is unreachable".into()))
         );
         assert_eq!(
             line(Progress::Planned {
@@ -457,17 +414,11 @@ mod tests {
             None,
             "planned steps are reported when performed"
         );
-    }
-
-    #[test]
-    fn plan_headings_say_what_a_dry_run_does() {
-        let client = plan_heading(&Goal::Failback, "rel1", DryRun::Client);
-        assert!(
-            client.starts_with("Plan for failback rel1") && client.contains("nothing changed"),
-            "{client}"
+        assert_eq!(line(Progress::Note("how".into())), None, "notes only with -v");
+        assert_eq!(
+            progress_line(&Progress::Note("how".into()), 1, DryRun::None),
+            Some((false, "note: how".into()))
         );
-        let server = plan_heading(&Goal::Delete, "rel1", DryRun::Server);
-        assert!(server.contains("dryRun=All"), "{server}");
     }
 
     #[test]
@@ -487,6 +438,29 @@ mod tests {
         assert!(
             other.downcast_ref::<CodedError>().is_none(),
             "anything else exits 1"
+        );
+    }
+
+    #[test]
+    fn results_are_rendered_without_guessing_from_the_message() {
+        let report = |result: RunResult, message: &str| RunReport {
+            relationship: "started".into(),
+            operation: Operation::Resync,
+            result,
+            message: message.into(),
+            steps: Vec::new(),
+            actions: 0,
+            amr_cluster: None,
+        };
+        // A relationship named "started" is not a started operation: the result says what happened.
+        let done = report(RunResult::Done, "started is resynced");
+        assert_eq!(render_report(&done), "started is resynced\n");
+        let json = serde_json::to_value(&done).unwrap();
+        assert_eq!(json["result"], "done");
+        let plan = render_report(&report(RunResult::DryRunServer, ""));
+        assert!(
+            plan.contains("dryRun=All") && plan.contains("nothing was stored"),
+            "{plan}"
         );
     }
 }

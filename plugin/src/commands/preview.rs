@@ -13,10 +13,14 @@ use kube::Api;
 use serde::Serialize;
 use tprotect_policy::namespace::{self as ns, NamespaceMeta, SkipRules};
 
-use crate::cli::GlobalArgs;
-use crate::commands::{operate, relationship_name};
-use crate::output;
+use crate::args::{ConnectionArgs, OutputArgs, relationship_name};
+use crate::commands::{BeforeVerb, operate};
+use crate::output::Printer;
 use crate::render;
+
+pub const EXAMPLES: &str = "Examples:
+  # The labels and annotations a failover of payments would give its namespace on dr, and why
+  kubectl tprotect preview payments --context dr --peer-context prod";
 
 /// The ConfigMap Trident protect's Helm chart renders the controller's environment into.
 pub const ENV_CONFIGMAP: &str = "trident-protect-env-config";
@@ -29,6 +33,10 @@ pub struct PreviewArgs {
     /// Name of the relationship
     #[arg(value_parser = relationship_name)]
     pub name: String,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// Label or annotation.
@@ -340,10 +348,11 @@ async fn webhook_rules(
     }
 }
 
-pub async fn run(global: &GlobalArgs, args: PreviewArgs) -> anyhow::Result<()> {
+pub async fn run(args: PreviewArgs, before: &BeforeVerb, printer: &mut Printer) -> anyhow::Result<()> {
     let progress = crate::progress::Progress::stderr();
-    let clusters = operate::connect(global).await?;
-    let found = operate::locate(&clusters, global, &args.name).await?;
+    let connection = args.connection.or(&before.connection);
+    let clusters = operate::connect(&connection).await?;
+    let found = operate::locate(&clusters, connection.namespace.as_deref(), &args.name).await?;
     let (dst_key, src_key) = (found.cluster, found.cluster.other());
     let dst_ctx = clusters.context_of(dst_key).to_string();
     let src_ctx = clusters.context_of(src_key).to_string();
@@ -396,7 +405,7 @@ pub async fn run(global: &GlobalArgs, args: PreviewArgs) -> anyhow::Result<()> {
         });
     }
     progress.finish();
-    output::print_data(global.output, &reports, || text)
+    printer.print(&reports, || text)
 }
 
 #[cfg(test)]

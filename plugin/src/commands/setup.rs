@@ -1,13 +1,30 @@
 //! `kubectl tprotect setup NAME`: every step of NetApp's "set up" recipe on both clusters, then a wait for
 //! Established. The only command that names the clusters by role; afterwards NAME is enough.
 
+use std::path::PathBuf;
+
 use clap::Args;
 use jiff::Timestamp;
 use tprotect_lifecycle::{ClusterKey, Goal, SetupParams};
 use tprotect_policy::recurrence::{self, Frequency, RecurrenceRule};
 
-use crate::cli::GlobalArgs;
-use crate::commands::{operate, relationship_name};
+use crate::args::{ConnectionArgs, OperationArgs, OutputArgs, parse_duration, relationship_name};
+use crate::commands::BeforeVerb;
+use crate::commands::operate::{self, Request};
+use crate::output::Printer;
+
+pub const EXAMPLES: &str = "Examples:
+  # The plan first: every object it would create on both clusters
+  kubectl tprotect setup payments --source-context prod --destination-context dr -n payments --app payments \\
+    --source-vault vault-prod --destination-vault vault-dr --interval 5m --dry-run=client
+
+  # Set it up and wait until it is Established
+  kubectl tprotect setup payments --source-context prod --destination-context dr -n payments --app payments \\
+    --source-vault vault-prod --destination-vault vault-dr --interval 5m
+
+  # Run again with another interval: the relationship's schedule and AMR follow it
+  kubectl tprotect setup payments --source-context prod --destination-context dr -n payments --app payments \\
+    --source-vault vault-prod --destination-vault vault-dr --interval 15m";
 
 #[derive(Debug, Args)]
 pub struct SetupArgs {
@@ -47,6 +64,16 @@ pub struct SetupArgs {
     /// Take a Snapshot of the source application first and wait for it to complete
     #[arg(long)]
     pub initial_snapshot: bool,
+    /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Namespace of the source application (default: the source context's namespace)
+    #[arg(short = 'n', long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    #[command(flatten)]
+    pub operation: OperationArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// How often the relationship replicates: what `FREQ` and `INTERVAL` say.
@@ -59,7 +86,7 @@ pub enum Interval {
 /// `--interval`: whole minutes, at least 5 (Trident protect's minimum for MINUTELY); whole hours become
 /// `FREQ=HOURLY`, so `2h` reads as written in the rule.
 pub fn parse_interval(text: &str) -> Result<Interval, String> {
-    let duration = crate::cli::parse_duration(text)?;
+    let duration = parse_duration(text)?;
     let seconds = duration.as_secs();
     if duration.subsec_nanos() != 0 || seconds % 60 != 0 || seconds == 0 {
         return Err(format!(
@@ -122,11 +149,32 @@ pub fn params(args: &SetupArgs, source_namespace: &str, now: Timestamp) -> Resul
     })
 }
 
-pub async fn run(global: &GlobalArgs, args: SetupArgs) -> anyhow::Result<()> {
-    let clusters = operate::connect_roles(global, &args.source_context, &args.destination_context).await?;
-    let source_namespace = operate::namespace(&clusters, ClusterKey::Context, global);
+pub async fn run(args: SetupArgs, before: &BeforeVerb, printer: &mut Printer) -> anyhow::Result<()> {
+    if before.connection.context.is_some() || before.connection.peer_context.is_some() {
+        return Err(operate::usage(
+            "setup names the clusters by role: use --source-context and --destination-context (not --context/--peer-context)",
+        ));
+    }
+    let connection = ConnectionArgs {
+        kubeconfig: args.kubeconfig.clone(),
+        namespace: args.namespace.clone(),
+        ..Default::default()
+    }
+    .or(&before.connection);
+    let clusters =
+        operate::connect_roles(&connection, &args.source_context, &args.destination_context).await?;
+    let source_namespace = operate::namespace(&clusters, ClusterKey::Context, &connection);
     let params = params(&args, &source_namespace, Timestamp::now()).map_err(operate::usage)?;
-    operate::run_goal(global, clusters, &args.name, Goal::Setup(params)).await
+    let request = Request {
+        name: &args.name,
+        goal: Goal::Setup(params),
+        namespace: connection.namespace.clone(),
+        operation: args.operation.settings(&before.flags),
+        yes: false,
+        abandon: false,
+        verbose: before.verbose,
+    };
+    operate::run_operation(&clusters, request, printer).await
 }
 
 #[cfg(test)]
@@ -211,7 +259,7 @@ mod tests {
             "10m",
         ])
         .unwrap();
-        let crate::cli::Command::Setup(args) = cli.command else {
+        let crate::commands::Command::Setup(args) = cli.command else {
             panic!("not setup")
         };
         let p = params(&args, "app-ns", at("2026-01-01T00:00:30Z")).unwrap();

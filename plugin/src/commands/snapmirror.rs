@@ -18,9 +18,18 @@ use tprotect_ontap::{
     format_duration,
 };
 
-use crate::cli::{DryRun, GlobalArgs, parse_duration};
+use crate::args::{DryRun, GlobalArgs, parse_duration};
 use crate::exit::{self, CodedError};
 use crate::output;
+
+/// `snapmirror` and its flags (shared by `update` and `status`, given before or after them).
+#[derive(Debug, Args)]
+pub struct SnapmirrorArgs {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: SnapmirrorCommand,
+}
 
 #[derive(Debug, Subcommand)]
 pub enum SnapmirrorCommand {
@@ -532,7 +541,9 @@ fn status_table(report: &StatusReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::{Cli, Command, OutputFormat};
+    use crate::args::OutputFormat;
+    use crate::cli::Cli;
+    use crate::commands::Command;
     use clap::Parser;
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
@@ -541,7 +552,10 @@ mod tests {
 
     fn update_args(cli: Cli) -> UpdateArgs {
         match cli.command {
-            Command::Snapmirror(SnapmirrorCommand::Update(args)) => *args,
+            Command::Snapmirror(SnapmirrorArgs {
+                command: SnapmirrorCommand::Update(args),
+                ..
+            }) => *args,
             other => panic!("expected snapmirror update, got {other:?}"),
         }
     }
@@ -643,10 +657,12 @@ mod tests {
             "--context",
             "dst",
         ]);
-        let cli = parse(&args).unwrap();
-        assert_eq!(cli.global.namespace.as_deref(), Some("kubeflow"));
-        assert_eq!(cli.global.output, OutputFormat::Json);
-        assert_eq!(cli.global.timeout, Duration::from_secs(90));
+        let Command::Snapmirror(SnapmirrorArgs { global, .. }) = parse(&args).unwrap().command else {
+            panic!("not snapmirror")
+        };
+        assert_eq!(global.namespace.as_deref(), Some("kubeflow"));
+        assert_eq!(global.output, OutputFormat::Json);
+        assert_eq!(global.timeout, Duration::from_secs(90));
     }
 
     #[test]

@@ -14,14 +14,24 @@ use jiff::Timestamp;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::watcher;
 use tprotect_api::{AppMirrorRelationship, RELATIONSHIP_LABEL};
-use tprotect_lifecycle::checks::{StatusView, status_view};
 use tprotect_lifecycle::observe::{Scope, locate, locate_all, observe, resource};
+use tprotect_lifecycle::rules::status::{StatusView, status_view};
 use tprotect_lifecycle::{ClusterKey, Clusters};
 
-use crate::cli::{GlobalArgs, OutputFormat};
-use crate::commands::{operate, relationship_name};
-use crate::output;
+use crate::args::{ConnectionArgs, OutputArgs, OutputFormat, relationship_name};
+use crate::commands::{BeforeVerb, operate};
+use crate::output::Printer;
 use crate::render;
+
+pub const EXAMPLES: &str = "Examples:
+  # One relationship as both clusters see it
+  kubectl tprotect status payments --context dr --peer-context prod
+
+  # Every relationship on both clusters, one line each
+  kubectl tprotect status -A --context dr --peer-context prod
+
+  # Follow it as it changes, as YAML documents
+  kubectl tprotect status payments --context dr --peer-context prod -w -o yaml";
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -34,6 +44,10 @@ pub struct StatusArgs {
     /// Keep watching and print the status again whenever it changes (Ctrl-C to stop)
     #[arg(short = 'w', long)]
     pub watch: bool,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// "4m5s"-style durations for people.
@@ -162,12 +176,31 @@ pub fn detail(view: &StatusView) -> String {
         view.operation_in_progress
             .as_ref()
             .map(|o| {
-                format!(
-                    "{} (started {}); finish it: kubectl tprotect {} {}",
-                    o.operation, o.started, o.operation, view.relationship
-                )
+                if o.finished {
+                    format!(
+                        "{} (started {}): finished on the clusters; the next command clears its record",
+                        o.operation, o.started
+                    )
+                } else {
+                    format!(
+                        "{} (started {}); finish it: kubectl tprotect {} {name}, or give it up: kubectl tprotect {} {name} --abandon",
+                        o.operation,
+                        o.started,
+                        o.operation,
+                        o.operation,
+                        name = view.relationship
+                    )
+                }
             })
             .unwrap_or_else(|| "none".into()),
+    );
+    row(
+        "Health",
+        if view.health.healthy {
+            "healthy".into()
+        } else {
+            format!("NOT healthy: {}", view.health.problems.join("; "))
+        },
     );
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     let mut text = format!("Relationship {}\n", view.relationship);
@@ -244,22 +277,17 @@ pub fn summary(views: &[StatusView]) -> String {
 }
 
 /// The view of one relationship now.
-async fn view_of(clusters: &Clusters, global: &GlobalArgs, name: &str) -> anyhow::Result<StatusView> {
-    let located = locate(clusters, name, global.namespace.as_deref())
+async fn view_of(clusters: &Clusters, connection: &ConnectionArgs, name: &str) -> anyhow::Result<StatusView> {
+    let located = locate(clusters, name, connection.namespace.as_deref())
         .await
         .map_err(operate::run_error)?;
     if located.amrs.is_empty() && located.lease.is_none() {
-        let mut message = format!(
-            "relationship {name:?} not found: no AppMirrorRelationship of that name (or labelled tprotect.io/relationship={name}) in {}",
-            located.searched.join("; ")
-        );
-        for (key, reason) in &located.unreachable {
-            message.push_str(&format!(
-                "; cluster {} is unreachable: {reason}",
-                clusters.context_of(*key)
-            ));
-        }
-        anyhow::bail!(message);
+        anyhow::bail!(operate::not_found_message(
+            name,
+            &located.searched,
+            &located.unreachable,
+            clusters
+        ));
     }
     let mut observed = observe(clusters, name, &Scope::everything(located.namespaces()))
         .await
@@ -272,13 +300,13 @@ async fn view_of(clusters: &Clusters, global: &GlobalArgs, name: &str) -> anyhow
 /// relationship label, else the AMR's name.
 async fn relationship_names(
     clusters: &Clusters,
-    global: &GlobalArgs,
+    connection: &ConnectionArgs,
     all: bool,
 ) -> anyhow::Result<BTreeSet<String>> {
     let (amrs, _unreachable) = locate_all(clusters).await.map_err(operate::run_error)?;
     let mut names = BTreeSet::new();
     for (key, amr) in amrs {
-        let wanted = all || amr.namespace == operate::namespace(clusters, key, global);
+        let wanted = all || amr.namespace == operate::namespace(clusters, key, connection);
         if wanted {
             names.insert(amr.labels.get(RELATIONSHIP_LABEL).cloned().unwrap_or(amr.name));
         }
@@ -288,28 +316,26 @@ async fn relationship_names(
 
 async fn views(
     clusters: &Clusters,
-    global: &GlobalArgs,
+    connection: &ConnectionArgs,
     args: &StatusArgs,
 ) -> anyhow::Result<Vec<StatusView>> {
     match &args.name {
-        Some(name) => Ok(vec![view_of(clusters, global, name).await?]),
+        Some(name) => Ok(vec![view_of(clusters, connection, name).await?]),
         None => {
             let mut out = Vec::new();
-            for name in relationship_names(clusters, global, args.all_namespaces).await? {
-                out.push(view_of(clusters, global, &name).await?);
+            for name in relationship_names(clusters, connection, args.all_namespaces).await? {
+                out.push(view_of(clusters, connection, &name).await?);
             }
             Ok(out)
         }
     }
 }
 
-fn print(global: &GlobalArgs, args: &StatusArgs, views: &[StatusView]) -> anyhow::Result<()> {
-    match (&args.name, global.output) {
-        (Some(_), OutputFormat::Json | OutputFormat::Yaml) => {
-            output::print_data(global.output, &views[0], String::new)
-        }
-        (Some(_), OutputFormat::Table) => output::print(&detail(&views[0])),
-        (None, _) => output::print_data(global.output, &views, || {
+/// One document: a relationship in detail, or the list of them.
+fn print(printer: &mut Printer, args: &StatusArgs, views: &[StatusView]) -> anyhow::Result<()> {
+    match &args.name {
+        Some(_) => printer.print(&views[0], || detail(&views[0])),
+        None => printer.print(&views, || {
             if views.is_empty() {
                 "No relationships found.\n".into()
             } else {
@@ -331,13 +357,14 @@ fn stable(views: &[StatusView]) -> Vec<StatusView> {
         .collect()
 }
 
-pub async fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<()> {
+pub async fn run(args: StatusArgs, before: &BeforeVerb, printer: &mut Printer) -> anyhow::Result<()> {
     if args.name.is_some() && args.all_namespaces {
         return Err(operate::usage("give a NAME or -A, not both"));
     }
-    let clusters = operate::connect_optional_peer(global).await?;
-    let current = views(&clusters, global, &args).await?;
-    print(global, &args, &current)?;
+    let connection = args.connection.or(&before.connection);
+    let clusters = operate::connect_optional_peer(&connection).await?;
+    let current = views(&clusters, &connection, &args).await?;
+    print(printer, &args, &current)?;
     if !args.watch {
         return Ok(());
     }
@@ -365,14 +392,14 @@ pub async fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<()> {
         }
         // Several events usually arrive together (status patches in a row): take them all, then look once.
         while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(20), events.next()).await {}
-        match views(&clusters, global, &args).await {
+        match views(&clusters, &connection, &args).await {
             Ok(now) => {
                 let stable_now = stable(&now);
                 if stable_now != last {
-                    if global.output == OutputFormat::Table {
-                        output::print(&format!("--- {}\n", Timestamp::now().strftime("%H:%M:%S")))?;
+                    if printer.format() == OutputFormat::Table {
+                        printer.text(&format!("--- {}\n", Timestamp::now().strftime("%H:%M:%S")))?;
                     }
-                    print(global, &args, &now)?;
+                    print(printer, &args, &now)?;
                     last = stable_now;
                 }
             }
@@ -391,7 +418,7 @@ pub async fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tprotect_lifecycle::checks::{AmrStatus, AppStatus, ClusterStatus, ConditionStatus};
+    use tprotect_lifecycle::rules::status::{AmrStatus, AppStatus, ClusterStatus, ConditionStatus, Health};
 
     fn view() -> StatusView {
         StatusView {
@@ -451,6 +478,12 @@ mod tests {
             failover_possible: true,
             failover: "possible: kubectl tprotect failover rel1 promotes the destination".into(),
             operation_in_progress: None,
+            health: Health {
+                healthy: false,
+                problems: vec![
+                    "Schedules on the destination make its snapshots fail: app1/app1-hourly".into(),
+                ],
+            },
         }
     }
 

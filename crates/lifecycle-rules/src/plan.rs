@@ -1,18 +1,25 @@
 //! The planner: given both clusters as observed and a goal, the ONE next step. Pure; no I/O, no clock.
 //!
 //! The recipes are NetApp's (shared/docs/trident-protect.md, "The lifecycle"); each function below says which
-//! one it follows. Preconditions that the plugin cannot fix itself are checked before any write, so bad input
-//! changes nothing.
+//! one it follows. Two rules hold for every operation:
+//! - **Every precondition before the first write that cannot be undone** ([`Action::irreversible`]): whatever a
+//!   later step needs (both clusters, the applications, the AppVaults and their Secrets, storage classes, the
+//!   fields it reads) is resolved first, so a refusal leaves a documented state and running the command again
+//!   (once the precondition holds) or `delete` moves on.
+//! - **Never discard the only copy**: a step that discards a destination runs only once the source application
+//!   is confirmed on a reachable source cluster.
 
 use std::collections::BTreeMap;
 
 use tprotect_api::{
     AMR_STATE_ESTABLISHED, AMR_STATE_PROMOTED, AppMirrorRelationshipSpec, DesiredState, NamespaceMapping,
-    REPLICATION_SCHEDULE_PREFIX, SNAPSHOT_STATE_COMPLETED, SNAPSHOT_STATE_FAILED,
+    REPLICATION_SCHEDULE_PREFIX, SNAPSHOT_STATE_COMPLETED,
 };
+use tprotect_policy::recurrence::RecurrenceRule;
 
 use crate::PlanError;
 use crate::model::*;
+use crate::read;
 
 /// AMR annotation: the storage class to use on the other cluster when the relationship is reversed. Swapped with
 /// `spec.storageClassName` at each reversal, so both survive any number of them.
@@ -20,15 +27,15 @@ pub const PEER_STORAGE_CLASS_ANNOTATION: &str = "tprotect.io/peer-storage-class"
 /// Schedule annotation: disabled by the plugin for a planned swap (value: the relationship name).
 pub const DISABLED_BY_ANNOTATION: &str = "tprotect.io/disabled-by";
 
-/// AMR states that mean the relationship failed (Trident's failure states are unverified; both spellings).
-const FAILED_STATES: [&str; 2] = ["Failed", "Error"];
-
 type Plan = Result<Step, PlanError>;
 
 /// The next step towards `goal`.
 pub fn plan(observed: &Observed, goal: &Goal) -> Plan {
+    // Delete is never blocked by an operation in progress: it ends the relationship whatever its state (the
+    // confirmation rule asks first, see `confirm`).
     if let Some(record) = &observed.record
         && record.operation != goal.operation()
+        && goal.operation() != Operation::Delete
     {
         return Err(PlanError::OtherOperationInProgress {
             name: observed.relationship.clone(),
@@ -48,7 +55,7 @@ pub fn plan(observed: &Observed, goal: &Goal) -> Plan {
             })?;
             let (d0, s0) = record_clusters(observed, record, goal.operation())?;
             match goal {
-                Goal::ReverseResync => match plan_reverse_resync(observed, record, d0, s0)? {
+                Goal::ReverseResync => match reverse_resync(observed, record, d0, s0, false)? {
                     Progress::Step(step) => Ok(step),
                     Progress::Finished => Ok(done(observed, s0, "reversed: now replicating")),
                 },
@@ -65,9 +72,13 @@ enum Progress {
     Finished,
 }
 
-fn state(observed: &Observed, key: ClusterKey, needed_for: &str) -> Result<ClusterState, PlanError> {
+fn state<'a>(
+    observed: &'a Observed,
+    key: ClusterKey,
+    needed_for: &str,
+) -> Result<&'a ClusterState, PlanError> {
     match observed.cluster(key) {
-        Reach::Reachable(state) => Ok((**state).clone()),
+        Reach::Reachable(state) => Ok(state),
         Reach::Unreachable { context, error } => Err(PlanError::Unreachable {
             context: context.clone(),
             error: error.clone(),
@@ -109,7 +120,7 @@ fn not_found(observed: &Observed) -> PlanError {
 
 /// Fails when the AMR reports a failure state; a `status.error` alone may be transient and is not a failure.
 fn check_amr_failed(observed: &Observed, key: ClusterKey, amr: &AmrView) -> Result<(), PlanError> {
-    if FAILED_STATES.contains(&amr.state()) {
+    if amr.failed() {
         return Err(PlanError::Failed {
             kind: "AppMirrorRelationship",
             context: context(observed, key),
@@ -130,7 +141,24 @@ fn wait_state(key: ClusterKey, amr: &AmrView, state: &str) -> Step {
     })
 }
 
-fn replication_schedule_name(relationship: &str) -> String {
+fn missing(
+    what: &'static str,
+    context: &str,
+    namespace: &str,
+    name: &str,
+    hint: impl Into<String>,
+) -> PlanError {
+    PlanError::Missing {
+        what,
+        context: context.to_string(),
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+        hint: hint.into(),
+    }
+}
+
+/// The name of a relationship's replication Schedule.
+pub fn replication_schedule_name(relationship: &str) -> String {
     format!("{REPLICATION_SCHEDULE_PREFIX}{relationship}")
 }
 
@@ -144,9 +172,19 @@ pub fn initial_snapshot_name(relationship: &str) -> String {
     format!("{relationship}-initial")
 }
 
+/// `FREQ` and `INTERVAL` of a recurrence rule, which is what two rules must share to mean the same interval
+/// (DTSTART is fixed when a command runs, so it differs between runs).
+fn cadence(rule: &str) -> Option<(String, u32)> {
+    RecurrenceRule::parse(rule)
+        .ok()
+        .map(|r| (r.frequency().as_str().to_string(), r.interval_count()))
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Set up (source: AppVault, Application, replication Schedule, optional Snapshot; destination: copy of the
-// source AppVault and its Secret, destination AppVault, namespace, AMR; wait Established).
+// source AppVault and its Secret, destination AppVault, namespace, AMR; wait Established). One relationship per
+// application and per destination namespace; run again with other parameters, it reconciles the interval and
+// refuses any other difference.
 
 fn plan_setup(observed: &Observed, params: &SetupParams) -> Plan {
     let (src_key, dst_key) = (params.source, params.source.other());
@@ -154,15 +192,8 @@ fn plan_setup(observed: &Observed, params: &SetupParams) -> Plan {
     let dst = state(observed, dst_key, "setup")?;
     let (src_ctx, dst_ctx) = (src.context.clone(), dst.context.clone());
     let name = &observed.relationship;
-    let missing = |what, context: &str, namespace: &str, object: &str, hint: String| PlanError::Missing {
-        what,
-        context: context.to_string(),
-        namespace: namespace.to_string(),
-        name: object.to_string(),
-        hint,
-    };
 
-    // An AMR of that name already: finished (or finishing) if it is this relationship, refused otherwise.
+    // An AMR of that name already: this relationship (reconciled or finished), or refused.
     if let Some((key, amr)) = observed.amr_location()? {
         let same = key == dst_key
             && amr.namespace == params.destination_namespace
@@ -180,7 +211,11 @@ fn plan_setup(observed: &Observed, params: &SetupParams) -> Plan {
             });
         }
         check_amr_failed(observed, key, amr)?;
-        return Ok(if amr.state() == AMR_STATE_ESTABLISHED {
+        refuse_setup_differences(observed, params, amr, &dst_ctx)?;
+        if let Some(step) = reconcile_recurrence(params, src, src_key, amr, dst_key, name) {
+            return Ok(step);
+        }
+        return Ok(if amr.is(AMR_STATE_ESTABLISHED) {
             done(observed, key, "is set up")
         } else {
             wait_state(key, amr, AMR_STATE_ESTABLISHED)
@@ -188,13 +223,14 @@ fn plan_setup(observed: &Observed, params: &SetupParams) -> Plan {
     }
 
     // Preconditions the plugin cannot fix: checked before any write.
+    refuse_duplicates(observed, params, src, dst)?;
     if !src.namespaces.contains_key(&params.source_namespace) {
         return Err(missing(
             "Namespace",
             &src_ctx,
             "",
             &params.source_namespace,
-            "Create the application's namespace first.".into(),
+            "Create the application's namespace first.",
         ));
     }
     let trident = tprotect_api::TRIDENT_PROTECT_NAMESPACE;
@@ -204,7 +240,7 @@ fn plan_setup(observed: &Observed, params: &SetupParams) -> Plan {
             &src_ctx,
             trident,
             &params.source_vault,
-            "Create the source AppVault (an administrator's job) and run setup again.".into(),
+            "Create the source AppVault (an administrator's job) and run setup again.",
         ));
     };
     for secret in src_vault.secret_refs.keys() {
@@ -227,7 +263,7 @@ fn plan_setup(observed: &Observed, params: &SetupParams) -> Plan {
             &src_ctx,
             &params.source_namespace,
             &params.app,
-            "Create it, or pass --create-app to create one over the namespace.".into(),
+            "Create it, or pass --create-app to create one over the namespace.",
         ));
     }
     if !dst.vaults.contains_key(&params.destination_vault) {
@@ -236,7 +272,7 @@ fn plan_setup(observed: &Observed, params: &SetupParams) -> Plan {
             &dst_ctx,
             trident,
             &params.destination_vault,
-            "Create the destination AppVault on the destination cluster and run setup again.".into(),
+            "Create the destination AppVault on the destination cluster and run setup again.",
         ));
     }
     if let Some(class) = &params.storage_class
@@ -260,18 +296,26 @@ fn plan_setup(observed: &Observed, params: &SetupParams) -> Plan {
             namespaces: vec![params.source_namespace.clone()],
         }));
     };
-    if !src
+    let replication_schedule = src
         .schedules_of(&params.source_namespace, &params.app)
-        .any(ScheduleView::is_replication)
-    {
-        return Ok(Step::Act(Action::CreateReplicationSchedule {
-            cluster: src_key,
-            namespace: params.source_namespace.clone(),
-            name: replication_schedule_name(name),
-            application: params.app.clone(),
-            app_vault: params.source_vault.clone(),
-            recurrence_rule: params.recurrence_rule.clone(),
-        }));
+        .find(|s| s.is_replication());
+    match replication_schedule {
+        None => {
+            return Ok(Step::Act(Action::CreateReplicationSchedule {
+                cluster: src_key,
+                namespace: params.source_namespace.clone(),
+                name: replication_schedule_name(name),
+                application: params.app.clone(),
+                app_vault: params.source_vault.clone(),
+                recurrence_rule: params.recurrence_rule.clone(),
+            }));
+        }
+        // A half-done setup run again with another interval: the schedule follows the new one.
+        Some(schedule) => {
+            if let Some(step) = schedule_recurrence_step(params, schedule, src_key) {
+                return Ok(step);
+            }
+        }
     }
     if params.initial_snapshot {
         let snapshot = initial_snapshot_name(name);
@@ -286,7 +330,7 @@ fn plan_setup(observed: &Observed, params: &SetupParams) -> Plan {
                     shutdown: false,
                 }));
             }
-            Some(s) if s.state == SNAPSHOT_STATE_FAILED => {
+            Some(s) if read::is_failure_state(&s.state) => {
                 return Err(PlanError::Failed {
                     kind: "Snapshot",
                     context: src_ctx,
@@ -295,7 +339,7 @@ fn plan_setup(observed: &Observed, params: &SetupParams) -> Plan {
                     error: s.error.clone().unwrap_or_else(|| s.state.clone()),
                 });
             }
-            Some(s) if s.state != SNAPSHOT_STATE_COMPLETED => {
+            Some(s) if !read::state_is(&s.state, SNAPSHOT_STATE_COMPLETED) => {
                 return Ok(Step::Wait(WaitFor::SnapshotCompleted {
                     cluster: src_key,
                     namespace: s.namespace.clone(),
@@ -308,7 +352,7 @@ fn plan_setup(observed: &Observed, params: &SetupParams) -> Plan {
     }
 
     // Destination side: the source AppVault (and its Secrets) copied, the namespace, then the AMR.
-    if let Some(step) = copy_vault_step(&src, &dst, src_key, dst_key, &params.source_vault) {
+    if let Some(step) = copy_vault_step(src, dst, src_key, dst_key, &params.source_vault) {
         return Ok(step);
     }
     if !dst.namespaces.contains_key(&params.destination_namespace) {
@@ -342,6 +386,182 @@ fn plan_setup(observed: &Observed, params: &SetupParams) -> Plan {
         spec: Box::new(spec),
         annotations,
     }))
+}
+
+/// One relationship per application and per destination namespace: another relationship that already replicates
+/// the source application, fills the destination namespace, or replicates INTO the source namespace is named.
+fn refuse_duplicates(
+    observed: &Observed,
+    params: &SetupParams,
+    src: &ClusterState,
+    dst: &ClusterState,
+) -> Result<(), PlanError> {
+    let name = &observed.relationship;
+    let source_uid = src
+        .application(&params.source_namespace, &params.app)
+        .map(|a| a.uid.as_str());
+    let conflict = |message: String| PlanError::Conflict {
+        name: name.clone(),
+        message,
+    };
+    let relationship_of = |amr: &AmrView| {
+        amr.labels
+            .get(tprotect_api::RELATIONSHIP_LABEL)
+            .cloned()
+            .unwrap_or_else(|| amr.name.clone())
+    };
+    for amr in &dst.other_amrs {
+        let mapping = amr.mapping();
+        let same_app = source_uid.is_some_and(|uid| amr.spec.source_application_uid.as_deref() == Some(uid))
+            || (amr.spec.source_application_name.as_deref() == Some(params.app.as_str())
+                && mapping.iter().any(|(s, _)| *s == params.source_namespace));
+        if same_app {
+            return Err(conflict(format!(
+                "application {}/{} is already replicated to {} by relationship {:?} (AppMirrorRelationship {}/{}); one relationship per application: use that one (kubectl tprotect status {}) or delete it first",
+                params.source_namespace,
+                params.app,
+                dst.context,
+                relationship_of(amr),
+                amr.namespace,
+                amr.name,
+                relationship_of(amr)
+            )));
+        }
+        if mapping.iter().any(|(_, d)| *d == params.destination_namespace) {
+            return Err(conflict(format!(
+                "destination namespace {} on {} is already filled by relationship {:?} (AppMirrorRelationship {}/{}); choose another --destination-namespace",
+                params.destination_namespace,
+                dst.context,
+                relationship_of(amr),
+                amr.namespace,
+                amr.name
+            )));
+        }
+    }
+    for amr in &src.other_amrs {
+        if amr.mapping().iter().any(|(_, d)| *d == params.source_namespace) {
+            return Err(conflict(format!(
+                "namespace {} on {} is itself the destination of relationship {:?} (AppMirrorRelationship {}/{}): replicating out of a replication destination would copy a copy; fail over or delete that relationship first",
+                params.source_namespace,
+                src.context,
+                relationship_of(amr),
+                amr.namespace,
+                amr.name
+            )));
+        }
+    }
+    // A replication schedule of the application made for another relationship is that relationship's.
+    if let Some(schedule) = src
+        .schedules_of(&params.source_namespace, &params.app)
+        .find(|s| s.is_replication())
+        && let Some(owner) = schedule.labels.get(tprotect_api::RELATIONSHIP_LABEL)
+        && owner != name
+    {
+        return Err(conflict(format!(
+            "application {}/{} already has the replication Schedule {} of relationship {owner:?} on {}; one relationship per application",
+            params.source_namespace, params.app, schedule.name, src.context
+        )));
+    }
+    Ok(())
+}
+
+/// `setup` run again for an existing relationship: a difference other than the interval is refused, naming
+/// the field, what the relationship has and what was asked.
+fn refuse_setup_differences(
+    observed: &Observed,
+    params: &SetupParams,
+    amr: &AmrView,
+    dst_ctx: &str,
+) -> Result<(), PlanError> {
+    let spec = &amr.spec;
+    let mapping = amr.mapping();
+    let differences: Vec<(&str, String, String)> = [
+        (
+            "--source-vault",
+            spec.source_app_vault_ref.clone().unwrap_or_default(),
+            params.source_vault.clone(),
+        ),
+        (
+            "--destination-vault",
+            spec.destination_app_vault_ref.clone().unwrap_or_default(),
+            params.destination_vault.clone(),
+        ),
+        (
+            "-n (source namespace)",
+            mapping.first().map(|(s, _)| s.clone()).unwrap_or_default(),
+            params.source_namespace.clone(),
+        ),
+        (
+            "--storage-class",
+            spec.storage_class_name.clone().unwrap_or_default(),
+            params.storage_class.clone().unwrap_or_default(),
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, has, asked)| has != asked)
+    .collect();
+    if differences.is_empty() {
+        return Ok(());
+    }
+    let listed: Vec<String> = differences
+        .iter()
+        .map(|(flag, has, asked)| format!("{flag}: it has {has:?}, this command asks {asked:?}"))
+        .collect();
+    Err(PlanError::Conflict {
+        name: observed.relationship.clone(),
+        message: format!(
+            "is already set up (AppMirrorRelationship {}/{} on {dst_ctx}) with other parameters, which setup does not change: {}. Run setup with the existing values, or delete the relationship and set it up again",
+            amr.namespace,
+            amr.name,
+            listed.join("; ")
+        ),
+    })
+}
+
+/// The step bringing the AMR's and the replication Schedule's interval to the one asked for, if they differ.
+fn reconcile_recurrence(
+    params: &SetupParams,
+    src: &ClusterState,
+    src_key: ClusterKey,
+    amr: &AmrView,
+    dst_key: ClusterKey,
+    relationship: &str,
+) -> Option<Step> {
+    let asked = cadence(&params.recurrence_rule);
+    let has = amr.spec.recurrence_rule.clone().unwrap_or_default();
+    if asked.is_some() && cadence(&has) != asked {
+        return Some(Step::Act(Action::SetRecurrence {
+            cluster: dst_key,
+            target: RecurrenceTarget::AppMirrorRelationship,
+            namespace: amr.namespace.clone(),
+            name: amr.name.clone(),
+            recurrence_rule: params.recurrence_rule.clone(),
+            was: has,
+        }));
+    }
+    src.schedules_of(&params.source_namespace, &params.app)
+        .filter(|s| s.is_replication())
+        .filter(|s| {
+            s.labels
+                .get(tprotect_api::RELATIONSHIP_LABEL)
+                .is_none_or(|owner| owner == relationship)
+        })
+        .find_map(|s| schedule_recurrence_step(params, s, src_key))
+}
+
+fn schedule_recurrence_step(params: &SetupParams, schedule: &ScheduleView, key: ClusterKey) -> Option<Step> {
+    let asked = cadence(&params.recurrence_rule)?;
+    let has = schedule.spec.recurrence_rule.clone().unwrap_or_default();
+    (cadence(&has) != Some(asked)).then(|| {
+        Step::Act(Action::SetRecurrence {
+            cluster: key,
+            target: RecurrenceTarget::Schedule,
+            namespace: schedule.namespace.clone(),
+            name: schedule.name.clone(),
+            recurrence_rule: params.recurrence_rule.clone(),
+            was: has,
+        })
+    })
 }
 
 /// The Secrets of `vault` and then the AppVault itself, copied from `from` to `to` where missing.
@@ -390,16 +610,18 @@ fn plan_failover(observed: &Observed, force: bool) -> Plan {
     };
     check_amr_failed(observed, key, amr)?;
     match amr.desired() {
-        Some(DesiredState::Promoted) if amr.state() == AMR_STATE_PROMOTED => {
+        Some(DesiredState::Promoted) if amr.is(AMR_STATE_PROMOTED) => {
             Ok(done(observed, key, "is failed over"))
         }
         Some(DesiredState::Promoted) => Ok(wait_state(key, amr, AMR_STATE_PROMOTED)),
         _ => {
-            let replicated = amr.state() == AMR_STATE_ESTABLISHED
-                || amr
-                    .status
-                    .as_ref()
-                    .is_some_and(|s| s.last_transferred_snapshot.is_some());
+            let replicated = amr.is(AMR_STATE_ESTABLISHED)
+                || amr.status.as_ref().is_some_and(|s| {
+                    s.last_transferred_snapshot.is_some()
+                        || s.last_transfer
+                            .as_ref()
+                            .is_some_and(|t| t.completion_timestamp.is_some())
+                });
             if !replicated && !force {
                 return Err(PlanError::WrongState {
                     operation: "failover",
@@ -424,7 +646,9 @@ fn plan_failover(observed: &Observed, force: bool) -> Plan {
 
 // ---------------------------------------------------------------------------------------------------------------
 // Resync (destination: desiredState Established — destination changes are DISCARDED; remove schedules left on
-// the destination; wait Established).
+// the destination; wait Established). NetApp's resync starts with a snapshot of the source application: it
+// cannot be done without the source, and it must not discard the destination when the destination is the only
+// running copy.
 
 fn plan_resync(observed: &Observed) -> Plan {
     let Some((key, amr)) = observed.amr_location()? else {
@@ -432,6 +656,7 @@ fn plan_resync(observed: &Observed) -> Plan {
     };
     check_amr_failed(observed, key, amr)?;
     if amr.desired() == Some(DesiredState::Promoted) {
+        confirm_source_running(observed, key, amr)?;
         return Ok(Step::Act(Action::SetDesiredState {
             cluster: key,
             namespace: amr.namespace.clone(),
@@ -442,14 +667,65 @@ fn plan_resync(observed: &Observed) -> Plan {
         }));
     }
     let dst = state(observed, key, "resync")?;
-    if let Some(step) = remove_schedules_step(&dst, key, amr.mapping().iter().map(|(_, d)| d.as_str())) {
+    if let Some(step) = remove_schedules_step(dst, key, amr.mapping().iter().map(|(_, d)| d.as_str())) {
         return Ok(step);
     }
-    Ok(if amr.state() == AMR_STATE_ESTABLISHED {
+    Ok(if amr.is(AMR_STATE_ESTABLISHED) {
         done(observed, key, "is resynced")
     } else {
         wait_state(key, amr, AMR_STATE_ESTABLISHED)
     })
+}
+
+/// Before discarding the destination of `amr` (on `dst`): the source application it replicates from exists, with
+/// the UID the AMR names, on a reachable source cluster. Otherwise the destination may be the only running copy.
+fn confirm_source_running(observed: &Observed, dst: ClusterKey, amr: &AmrView) -> Result<(), PlanError> {
+    let name = &observed.relationship;
+    let keep = format!(
+        "Nothing was changed: the destination's copy on {} is kept. To keep what was written there, run: kubectl tprotect failback {name}",
+        context(observed, dst)
+    );
+    let source = match observed.cluster(dst.other()) {
+        Reach::Reachable(state) => state,
+        Reach::Unreachable { context, error } => {
+            return Err(PlanError::Unreachable {
+                context: context.clone(),
+                error: error.clone(),
+                needed_for: format!(
+                    "resync (it replicates from the source application and DISCARDS the destination, which may be the only running copy). {keep}"
+                ),
+            });
+        }
+    };
+    let app_name = amr.spec.source_application_name.clone().unwrap_or_default();
+    let source_namespaces: Vec<String> = amr.mapping().into_iter().map(|(s, _)| s).collect();
+    let Some(app) = source
+        .applications
+        .iter()
+        .find(|a| a.name == app_name && source_namespaces.contains(&a.namespace))
+    else {
+        return Err(missing(
+            "Application",
+            &source.context,
+            &source_namespaces.join(","),
+            &app_name,
+            format!("resync would replicate from it and DISCARD the destination, the only copy left. {keep}"),
+        ));
+    };
+    if amr.spec.source_application_uid.as_deref() != Some(app.uid.as_str()) {
+        return Err(PlanError::WrongState {
+            operation: "resync",
+            context: source.context.clone(),
+            object: format!("{}/{}", app.namespace, app.name),
+            state: format!(
+                "uid {} while the AppMirrorRelationship names uid {} (the source application was re-created)",
+                app.uid,
+                amr.spec.source_application_uid.clone().unwrap_or_default()
+            ),
+            hint: keep,
+        });
+    }
+    Ok(())
 }
 
 /// Every Schedule in `namespaces` of a destination, saved and removed (one namespace per step).
@@ -477,10 +753,15 @@ fn remove_schedules_step<'a>(
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Delete (current destination: delete the AMR; two independent applications remain).
+// Delete (current destination: delete the AMR; two independent applications remain). Never blocked by an
+// operation in progress: it is the way out of any state.
 
 fn plan_delete(observed: &Observed) -> Plan {
     let Some((key, amr)) = observed.amr_location()? else {
+        // Not on a cluster that answered: it may be on the one that did not.
+        for key in ClusterKey::BOTH {
+            state(observed, key, "delete (the AppMirrorRelationship may be there)")?;
+        }
         return Ok(Step::Done(Outcome {
             message: format!(
                 "{} is deleted: no AppMirrorRelationship remains",
@@ -560,6 +841,110 @@ fn oriented(
     (spec, annotations)
 }
 
+/// The namespaces of a spec's mapping: sources (`destination == false`) or destinations.
+fn namespaces_of(spec: &AppMirrorRelationshipSpec, destination: bool) -> Vec<String> {
+    spec.namespace_mapping
+        .iter()
+        .flatten()
+        .map(|m| {
+            if destination {
+                m.destination.clone()
+            } else {
+                m.source.clone()
+            }
+        })
+        .collect()
+}
+
+/// What creating the relationship in the opposite direction needs, beyond the promoted application: on `dst`
+/// (the new source) the new source AppVault and the Secrets it references (copied over), on `src` (the new
+/// destination) the new destination AppVault and the storage class the AMR will name. All of it is checked
+/// before the AMR on `dst` is deleted, so a missing piece refuses the operation while nothing is lost.
+fn check_reversal_needs(
+    observed: &Observed,
+    record: &OperationRecord,
+    dst: ClusterKey,
+    src: ClusterKey,
+    reversed: bool,
+) -> Result<(), PlanError> {
+    let operation = record.operation.command();
+    let old_dst = state(observed, dst, operation)?;
+    let new_dst = state(observed, src, operation)?;
+    let (next, _) = oriented(record, !reversed);
+    let trident = tprotect_api::TRIDENT_PROTECT_NAMESPACE;
+    let new_source_vault = next.source_app_vault_ref.clone().unwrap_or_default();
+    let new_destination_vault = next.destination_app_vault_ref.clone().unwrap_or_default();
+    let abandon = abandon_hint(&observed.relationship, record.operation);
+    let Some(vault) = old_dst.vaults.get(&new_source_vault) else {
+        return Err(missing(
+            "AppVault",
+            &old_dst.context,
+            trident,
+            &new_source_vault,
+            format!(
+                "It is the destination AppVault of the relationship, and the source AppVault once it is reversed; re-create it, then run the command again. {abandon}"
+            ),
+        ));
+    };
+    for secret in vault.secret_refs.keys() {
+        if !old_dst.secrets.contains_key(secret) && !new_dst.secrets.contains_key(secret) {
+            return Err(missing(
+                "Secret",
+                &old_dst.context,
+                trident,
+                secret,
+                format!(
+                    "AppVault {new_source_vault} references it and is copied to {} with it; create it, then run the command again. {abandon}",
+                    new_dst.context
+                ),
+            ));
+        }
+    }
+    if !new_dst.vaults.contains_key(&new_destination_vault) {
+        return Err(missing(
+            "AppVault",
+            &new_dst.context,
+            trident,
+            &new_destination_vault,
+            format!(
+                "It was the source AppVault of the relationship, and is the destination AppVault once it is reversed; re-create it on its cluster, then run the command again. {abandon}"
+            ),
+        ));
+    }
+    if let Some(class) = &next.storage_class_name
+        && !new_dst.storage_classes.contains(class)
+    {
+        return Err(missing(
+            "StorageClass",
+            &new_dst.context,
+            "",
+            class,
+            format!(
+                "The reversed relationship restores into it (the {PEER_STORAGE_CLASS_ANNOTATION} annotation); create it, then run the command again. Available: {}. {abandon}",
+                join_or_none(new_dst.storage_classes.iter())
+            ),
+        ));
+    }
+    if next.recurrence_rule.as_deref().is_none_or(str::is_empty) {
+        return Err(PlanError::Conflict {
+            name: observed.relationship.clone(),
+            message: format!(
+                "the recorded relationship has no recurrenceRule to create the reversed one with. {abandon}"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// How to give up an operation whose record cannot be finished.
+pub fn abandon_hint(relationship: &str, operation: Operation) -> String {
+    format!(
+        "To give the {} up, leaving both clusters as they are: kubectl tprotect {} {relationship} --abandon",
+        operation.command(),
+        operation.command()
+    )
+}
+
 /// Reverse resync with the AMR moving from `dst` (where it is Promoted) to `src`; destination changes are KEPT.
 /// NetApp's recipe: delete the AMR on the original destination; remove schedules on the new destination; make
 /// the AppVaults ready on each cluster; create the relationship in the opposite direction.
@@ -578,6 +963,7 @@ fn reverse_resync(
     // The relationship as it is while the AMR is on `dst`, and as it will be once on `src`.
     let (current, _) = oriented(record, reversed);
     let (next, next_annotations) = oriented(record, !reversed);
+    let abandon = abandon_hint(name, record.operation);
 
     match observed.amr_location()? {
         Some((key, amr)) if key == dst => {
@@ -602,19 +988,34 @@ fn reverse_resync(
                     hint: format!("Fail over first: kubectl tprotect failover {name}"),
                 });
             }
-            if amr.state() != AMR_STATE_PROMOTED {
+            if !amr.is(AMR_STATE_PROMOTED) {
                 return Ok(Progress::Step(wait_state(key, amr, AMR_STATE_PROMOTED)));
             }
-            if !record.destination_apps.contains_key(&old_dst.cluster_id) {
-                let app = amr
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.destination_application_ref.clone())
-                    .or_else(|| amr.spec.source_application_name.clone())
-                    .unwrap_or_default();
+            // Everything the reversed relationship needs, before the AMR (the one object naming it all) goes.
+            let Some((app, found_by)) = read::destination_application(amr, old_dst) else {
+                return Err(missing(
+                    "Application",
+                    &old_dst.context,
+                    &namespaces_of(&current, true).join(","),
+                    &destination_app_label(amr),
+                    format!(
+                        "The promoted application becomes the source of the reversed relationship, and none was found (by status.destinationApplicationRef, by the source application's name, or by the label {}={name}). Nothing was changed: the relationship is still failed over. Make the promoted Application exist there, then run the command again.",
+                        tprotect_api::RELATIONSHIP_LABEL
+                    ),
+                ));
+            };
+            check_reversal_needs(observed, record, dst, src, reversed)?;
+            if record.operation == Operation::Failback && !reversed {
+                // The second half (a planned swap back) needs the same vaults the other way round.
+                check_reversal_needs(observed, record, src, dst, true)?;
+            }
+            let noted = format!("{}/{}", app.namespace, app.name);
+            if record.destination_apps.get(&old_dst.cluster_id) != Some(&noted) {
                 return Ok(Progress::Step(Step::Act(Action::RecordDestinationApp {
                     cluster: dst,
-                    name: app,
+                    namespace: app.namespace.clone(),
+                    name: app.name.clone(),
+                    found_by,
                 })));
             }
             Ok(Progress::Step(Step::Act(Action::DeleteAmr {
@@ -626,20 +1027,12 @@ fn reverse_resync(
         }
         Some((key, amr)) => {
             // On `src`: created by this step earlier (or by hand, which we refuse to touch).
-            let new_source_app = record.destination_apps.get(&old_dst.cluster_id);
-            let new_source_uid = new_source_app
-                .and_then(|app| {
-                    old_dst
-                        .applications
-                        .iter()
-                        .find(|a| &a.name == app && namespaces_of(&current, true).contains(&a.namespace))
-                })
-                .map(|a| a.uid.clone());
+            let new_source_uid = recorded_app(record, old_dst, &current).map(|a| a.uid.clone());
             if new_source_uid.is_none() || amr.spec.source_application_uid != new_source_uid {
                 return Err(PlanError::Conflict {
                     name: name.clone(),
                     message: format!(
-                        "AppMirrorRelationship {}/{} on {} does not replicate the application this {operation} promoted; resolve it by hand",
+                        "AppMirrorRelationship {}/{} on {} does not replicate the application this {operation} promoted; resolve it by hand. {abandon}",
                         amr.namespace,
                         amr.name,
                         context(observed, key)
@@ -647,37 +1040,37 @@ fn reverse_resync(
                 });
             }
             check_amr_failed(observed, key, amr)?;
-            if amr.state() == AMR_STATE_ESTABLISHED {
+            if amr.is(AMR_STATE_ESTABLISHED) {
                 Ok(Progress::Finished)
             } else {
                 Ok(Progress::Step(wait_state(key, amr, AMR_STATE_ESTABLISHED)))
             }
         }
         None => {
-            // Between deleting the AMR on `dst` and creating it on `src`.
-            let app_name = record
-                .destination_apps
-                .get(&old_dst.cluster_id)
-                .cloned()
-                .unwrap_or_default();
-            // The promoted application lives in the namespaces the AMR restored into on `dst`.
-            let new_source_namespaces = namespaces_of(&current, true);
-            let new_source_ns = new_source_namespaces.first().cloned().unwrap_or_default();
-            let Some(app) = old_dst.application(&new_source_ns, &app_name) else {
-                return Err(PlanError::Missing {
-                    what: "Application",
-                    context: old_dst.context.clone(),
-                    namespace: new_source_ns,
-                    name: app_name,
-                    hint:
-                        "The promoted application is gone; it is the new source of the reversed relationship."
-                            .into(),
-                });
+            // Between deleting the AMR on `dst` and creating it on `src`. Its preconditions were checked
+            // before the delete; one that has gone since is named with the way out.
+            let Some(app) = recorded_app(record, old_dst, &current) else {
+                let noted = record
+                    .destination_apps
+                    .get(&old_dst.cluster_id)
+                    .cloned()
+                    .unwrap_or_default();
+                return Err(missing(
+                    "Application",
+                    &old_dst.context,
+                    &namespaces_of(&current, true).join(","),
+                    &noted,
+                    format!(
+                        "It is the application this {operation} promoted, the source of the reversed relationship, and it is gone. Re-create it there, then run the command again. {abandon}; the relationship is then deleted (no AppMirrorRelationship remains) and can be set up again."
+                    ),
+                ));
             };
+            check_reversal_needs(observed, record, dst, src, reversed)?;
+            let new_source_ns = app.namespace.clone();
             // Remove schedules left on the new destination (the namespaces the AMR will restore into).
             let new_destination_namespaces = namespaces_of(&next, true);
             if let Some(step) = remove_schedules_step(
-                &new_dst,
+                new_dst,
                 src,
                 new_destination_namespaces.iter().map(String::as_str),
             ) {
@@ -685,29 +1078,8 @@ fn reverse_resync(
             }
             // AppVaults: the new source vault on both clusters, the new destination vault on the new destination.
             let new_source_vault = next.source_app_vault_ref.clone().unwrap_or_default();
-            let new_destination_vault = next.destination_app_vault_ref.clone().unwrap_or_default();
-            if !old_dst.vaults.contains_key(&new_source_vault) {
-                return Err(PlanError::Missing {
-                    what: "AppVault",
-                    context: old_dst.context.clone(),
-                    namespace: tprotect_api::TRIDENT_PROTECT_NAMESPACE.into(),
-                    name: new_source_vault,
-                    hint: "It is the destination AppVault of the relationship; it must exist on its cluster."
-                        .into(),
-                });
-            }
-            if let Some(step) = copy_vault_step(&old_dst, &new_dst, dst, src, &new_source_vault) {
+            if let Some(step) = copy_vault_step(old_dst, new_dst, dst, src, &new_source_vault) {
                 return Ok(Progress::Step(step));
-            }
-            if !new_dst.vaults.contains_key(&new_destination_vault) {
-                return Err(PlanError::Missing {
-                    what: "AppVault",
-                    context: new_dst.context.clone(),
-                    namespace: tprotect_api::TRIDENT_PROTECT_NAMESPACE.into(),
-                    name: new_destination_vault,
-                    hint: "It was the source AppVault of the relationship; re-create it on its cluster."
-                        .into(),
-                });
             }
             // The replication schedule of the new source.
             if !old_dst
@@ -747,28 +1119,29 @@ fn reverse_resync(
     }
 }
 
-/// The namespaces of a spec's mapping: sources (`destination == false`) or destinations.
-fn namespaces_of(spec: &AppMirrorRelationshipSpec, destination: bool) -> Vec<String> {
-    spec.namespace_mapping
-        .iter()
-        .flatten()
-        .map(|m| {
-            if destination {
-                m.destination.clone()
-            } else {
-                m.source.clone()
-            }
-        })
-        .collect()
+/// The name to show for a promoted application that was not found.
+fn destination_app_label(amr: &AmrView) -> String {
+    amr.status
+        .as_ref()
+        .and_then(|s| s.destination_application_ref.clone())
+        .or_else(|| amr.spec.source_application_name.clone())
+        .unwrap_or_default()
 }
 
-fn plan_reverse_resync(
-    observed: &Observed,
+/// The promoted application noted in the record for `cluster`, as it is now on that cluster (in the namespaces
+/// the AMR restored into). Records of earlier versions noted a bare name.
+fn recorded_app<'a>(
     record: &OperationRecord,
-    d0: ClusterKey,
-    s0: ClusterKey,
-) -> Result<Progress, PlanError> {
-    reverse_resync(observed, record, d0, s0, false)
+    cluster: &'a ClusterState,
+    current: &AppMirrorRelationshipSpec,
+) -> Option<&'a AppView> {
+    let noted = read::parse_app_ref(record.destination_apps.get(&cluster.cluster_id)?)?;
+    let namespaces = namespaces_of(current, true);
+    cluster.applications.iter().find(|a| {
+        a.name == noted.name
+            && namespaces.contains(&a.namespace)
+            && noted.namespace.as_ref().is_none_or(|ns| *ns == a.namespace)
+    })
 }
 
 /// Reverse direction (planned swap) with the AMR Established on `dst`, replicating from `src`. NetApp's recipe:
@@ -810,7 +1183,7 @@ fn reverse(
                 });
             }
         } else {
-            if amr.state() != AMR_STATE_ESTABLISHED {
+            if !amr.is(AMR_STATE_ESTABLISHED) {
                 return Err(PlanError::WrongState {
                     operation: "reverse",
                     context: context(observed, key),
@@ -820,6 +1193,17 @@ fn reverse(
                         .into(),
                 });
             }
+            // The swap shuts the source application down: everything the rest needs is checked first.
+            if source.application(&source_ns, &source_app).is_none() {
+                return Err(missing(
+                    "Application",
+                    &source.context,
+                    &source_ns,
+                    &source_app,
+                    "A planned swap starts from the running source application; nothing was changed.",
+                ));
+            }
+            check_reversal_needs(observed, record, dst, src, reversed)?;
             // NetApp's recipe disables the source's *protection* schedules. The replication schedule stays on
             // (the admission webhook refuses a disabled one): the reverse resync removes it with the rest of the
             // new destination's schedules.
@@ -843,7 +1227,7 @@ fn reverse(
                     shutdown: true,
                 })));
             };
-            if snapshot.state == SNAPSHOT_STATE_FAILED {
+            if read::is_failure_state(&snapshot.state) {
                 return Err(PlanError::Failed {
                     kind: "ShutdownSnapshot",
                     context: source.context.clone(),
@@ -856,7 +1240,10 @@ fn reverse(
                 .app_archive_path
                 .as_deref()
                 .and_then(tprotect_api::archive_basename);
-            let (true, Some(basename)) = (snapshot.state == SNAPSHOT_STATE_COMPLETED, basename) else {
+            let (true, Some(basename)) = (
+                read::state_is(&snapshot.state, SNAPSHOT_STATE_COMPLETED),
+                basename,
+            ) else {
                 return Ok(Progress::Step(Step::Wait(WaitFor::SnapshotCompleted {
                     cluster: src,
                     namespace: snapshot.namespace.clone(),
@@ -913,13 +1300,10 @@ fn plan_failback(observed: &Observed, record: &OperationRecord, d0: ClusterKey, 
     let name = &observed.relationship;
     let d0_state = state(observed, d0, "failback")?;
     // The swap of the second half runs on d0's application: its ShutdownSnapshot marks that we got there.
-    let d0_namespace = namespaces_of(&record.spec, true)
-        .first()
-        .cloned()
-        .unwrap_or_default();
     let second_half = d0_state
-        .shutdown_snapshot(&d0_namespace, &shutdown_snapshot_name(name, &record.id))
-        .is_some();
+        .shutdown_snapshots
+        .iter()
+        .any(|s| s.name == shutdown_snapshot_name(name, &record.id));
     let location = observed.amr_location()?.map(|(key, amr)| (key, amr.desired()));
     let first_half = match location {
         Some((key, Some(DesiredState::Promoted))) if key == d0 => true,
@@ -981,41 +1365,15 @@ fn unreachable_finished(name: &str) -> Plan {
     })
 }
 
-/// The record an operation that moves the AMR starts with: taken from the AMR where it is now. `None` for
-/// operations that need no record. The lock keeps it (see `lock.rs`); the planner reads it back on every step.
-pub fn begin_record(
-    observed: &Observed,
-    operation: Operation,
-    id: &str,
-    started: &str,
-) -> Result<Option<OperationRecord>, PlanError> {
-    if !operation.needs_record() {
-        return Ok(None);
-    }
-    let Some((key, amr)) = observed.amr_location()? else {
-        return Err(not_found(observed));
-    };
-    let cluster_id = observed
-        .state(key)
-        .map(|s| s.cluster_id.clone())
-        .unwrap_or_default();
-    let annotations = amr
-        .annotations
-        .iter()
-        .filter(|(k, _)| k.as_str() == PEER_STORAGE_CLASS_ANNOTATION)
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let mut spec = amr.spec.clone();
-    // Only what the relationship is; not what a previous operation asked of it.
-    spec.promoted_snapshot = None;
-    Ok(Some(OperationRecord {
-        operation,
-        id: id.to_string(),
-        initial_destination: cluster_id,
-        amr_namespace: amr.namespace.clone(),
-        spec,
-        annotations,
-        started: started.to_string(),
-        destination_apps: Default::default(),
-    }))
+/// The goal a record's operation resumes with (failover: as forced, since it was already under way).
+pub fn goal_of(operation: Operation) -> Option<Goal> {
+    Some(match operation {
+        Operation::Setup => return None,
+        Operation::Failover => Goal::Failover { force: true },
+        Operation::Resync => Goal::Resync,
+        Operation::ReverseResync => Goal::ReverseResync,
+        Operation::Reverse => Goal::Reverse,
+        Operation::Failback => Goal::Failback,
+        Operation::Delete => Goal::Delete,
+    })
 }

@@ -6,9 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use tprotect_api::{
     AppMirrorRelationshipSpec, AppMirrorRelationshipStatus, DesiredState, NamespaceMapping, ScheduleSpec,
 };
-use tprotect_lifecycle::plan::{begin_record, plan, shutdown_snapshot_name};
-use tprotect_lifecycle::simulate::{apply, controller, dry_run};
-use tprotect_lifecycle::*;
+use tprotect_lifecycle_rules::plan::{plan, shutdown_snapshot_name};
+use tprotect_lifecycle_rules::record::begin_record;
+use tprotect_lifecycle_rules::simulate::{apply, controller, dry_run};
+use tprotect_lifecycle_rules::*;
 
 const SRC: ClusterKey = ClusterKey::Context;
 const DST: ClusterKey = ClusterKey::Peer;
@@ -128,7 +129,7 @@ fn established() -> Observed {
 }
 
 fn with_record(mut observed: Observed, operation: Operation) -> Observed {
-    observed.record = begin_record(&observed, operation, "abc123", "2026-11-22T00:00:00Z").unwrap();
+    observed.record = begin_record(&observed, operation, "abc123", "2026-11-22T00:00:00Z");
     observed
 }
 
@@ -150,6 +151,7 @@ fn actions(steps: &[Step]) -> Vec<&'static str> {
                 Action::CopyAppVault { .. } => "CopyAppVault",
                 Action::CreateApplication { .. } => "CreateApplication",
                 Action::CreateReplicationSchedule { .. } => "CreateReplicationSchedule",
+                Action::SetRecurrence { .. } => "SetRecurrence",
                 Action::DisableSchedule { .. } => "DisableSchedule",
                 Action::RemoveDestinationSchedules { .. } => "RemoveDestinationSchedules",
                 Action::RestoreSchedules { .. } => "RestoreSchedules",
@@ -191,7 +193,7 @@ fn setup_walks_the_documented_steps_and_creates_the_amr_with_the_source_app_uid(
     assert_eq!(amr.spec.storage_class_name.as_deref(), Some("silver"));
     assert_eq!(
         amr.annotations
-            .get(tprotect_lifecycle::plan::PEER_STORAGE_CLASS_ANNOTATION)
+            .get(tprotect_lifecycle_rules::plan::PEER_STORAGE_CLASS_ANNOTATION)
             .map(String::as_str),
         Some("gold")
     );
@@ -425,7 +427,7 @@ fn reverse_resync_moves_the_amr_keeping_destination_changes() {
     assert_eq!(
         reversed
             .annotations
-            .get(tprotect_lifecycle::plan::PEER_STORAGE_CLASS_ANNOTATION)
+            .get(tprotect_lifecycle_rules::plan::PEER_STORAGE_CLASS_ANNOTATION)
             .map(String::as_str),
         Some("silver")
     );
@@ -681,16 +683,27 @@ fn reversal_operations_need_both_clusters() {
 }
 
 #[test]
-fn records_only_for_operations_that_move_the_amr() {
+fn records_for_every_operation_but_setup_and_delete() {
     let observed = established();
-    assert!(
-        begin_record(&observed, Operation::Failover, "x", "t")
-            .unwrap()
-            .is_none()
-    );
-    let record = begin_record(&observed, Operation::Reverse, "x", "t")
-        .unwrap()
-        .unwrap();
+    for operation in [Operation::Setup, Operation::Delete] {
+        assert!(
+            begin_record(&observed, operation, "x", "t").is_none(),
+            "{operation:?}"
+        );
+    }
+    for operation in [
+        Operation::Failover,
+        Operation::Resync,
+        Operation::ReverseResync,
+        Operation::Reverse,
+        Operation::Failback,
+    ] {
+        assert!(
+            begin_record(&observed, operation, "x", "t").is_some(),
+            "{operation:?}"
+        );
+    }
+    let record = begin_record(&observed, Operation::Reverse, "x", "t").unwrap();
     assert_eq!(record.initial_destination, "uid-dst");
     assert_eq!(record.amr_namespace, "my-app-dr");
     assert_eq!(

@@ -1,5 +1,5 @@
 //! Simulated observations: what a step does to the clusters, and how Trident protect's controller reacts as
-//! documented. `--dry-run=client` runs the planner over these to print a whole plan without writing anything,
+//! documented (one plausible reading of it: see [`Controller`] for the variants the planner is tested under). `--dry-run=client` runs the planner over these to print a whole plan without writing anything,
 //! and the planner's tests use them to walk every operation from start to end (and from every step in between).
 
 use tprotect_api::{
@@ -9,7 +9,9 @@ use tprotect_api::{
 
 use crate::PlanError;
 use crate::model::*;
+use crate::objects::note_destination_app;
 use crate::plan::{DISABLED_BY_ANNOTATION, plan};
+use crate::read;
 
 /// UID given to objects a dry run "creates".
 pub const SIMULATED_UID: &str = "00000000-0000-4000-8000-000000000000";
@@ -158,7 +160,7 @@ pub fn apply(observed: &mut Observed, action: &Action) {
                         c.saved_schedules.schedules.push(s);
                         continue;
                     }
-                    let spec = crate::observe::lenient(Some(&s.restored_spec()));
+                    let spec = read::lenient(Some(&s.restored_spec()));
                     c.schedules
                         .retain(|x| !(x.namespace == s.namespace && x.name == s.name));
                     c.schedules.push(ScheduleView {
@@ -241,14 +243,107 @@ pub fn apply(observed: &mut Observed, action: &Action) {
                 amr.deleting = true;
             }
         }
-        Action::RecordDestinationApp { cluster: key, name } => {
-            let id = observed
-                .state(*key)
-                .map(|c| c.cluster_id.clone())
-                .unwrap_or_default();
+        Action::RecordDestinationApp {
+            cluster: key,
+            namespace,
+            name,
+            ..
+        } => {
+            let snapshot = observed.clone();
             if let Some(record) = observed.record.as_mut() {
-                record.destination_apps.insert(id, name.clone());
+                note_destination_app(record, &snapshot, *key, namespace, name);
             }
+        }
+        Action::SetRecurrence {
+            cluster: key,
+            target,
+            namespace,
+            name,
+            recurrence_rule,
+            ..
+        } => {
+            if let Some(c) = cluster(observed, *key) {
+                match target {
+                    RecurrenceTarget::AppMirrorRelationship => {
+                        if let Some(amr) = c
+                            .amr
+                            .as_mut()
+                            .filter(|a| &a.namespace == namespace && &a.name == name)
+                        {
+                            amr.spec.recurrence_rule = Some(recurrence_rule.clone());
+                        }
+                    }
+                    RecurrenceTarget::Schedule => {
+                        if let Some(s) = c
+                            .schedules
+                            .iter_mut()
+                            .find(|s| &s.namespace == namespace && &s.name == name)
+                        {
+                            s.spec.recurrence_rule = Some(recurrence_rule.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How `status.destinationApplicationRef` is written (NetApp documents only "the name of the destination
+/// Application").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppRefForm {
+    Name,
+    NamespaceSlashName,
+    Absent,
+}
+
+/// One plausible reading of what NetApp leaves undocumented about the controller. The planner must reach the
+/// same ends under every one of them ([`Controller::variants`]); the documented reading is what a client dry run
+/// prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Controller {
+    pub app_ref: AppRefForm,
+    /// The promoted Application is named otherwise than the source's (and carries the AMR's relationship
+    /// label, as this project's resources do).
+    pub renames_app: bool,
+    /// States written in lower case.
+    pub lower_case_states: bool,
+}
+
+impl Controller {
+    /// The reading documented in shared/docs/trident-protect.md and played by the stand-in's default profile.
+    pub const DOCUMENTED: Controller = Controller {
+        app_ref: AppRefForm::Name,
+        renames_app: false,
+        lower_case_states: false,
+    };
+
+    /// Every reading the planner is held to.
+    pub fn variants() -> Vec<Controller> {
+        let mut all = Vec::new();
+        for app_ref in [
+            AppRefForm::Name,
+            AppRefForm::NamespaceSlashName,
+            AppRefForm::Absent,
+        ] {
+            for renames_app in [false, true] {
+                for lower_case_states in [false, true] {
+                    all.push(Controller {
+                        app_ref,
+                        renames_app,
+                        lower_case_states,
+                    });
+                }
+            }
+        }
+        all
+    }
+
+    fn state(self, state: &str) -> String {
+        if self.lower_case_states {
+            state.to_ascii_lowercase()
+        } else {
+            state.to_string()
         }
     }
 }
@@ -256,20 +351,26 @@ pub fn apply(observed: &mut Observed, action: &Action) {
 /// Trident protect's documented reactions, all at once: AMRs reach their desired state (a promotion creates the
 /// destination Application; a resync removes it), snapshots complete, deleted AMRs go.
 pub fn controller(observed: &mut Observed) {
+    controller_as(observed, Controller::DOCUMENTED)
+}
+
+/// The controller's reactions as `variant` reads the undocumented parts.
+pub fn controller_as(observed: &mut Observed, variant: Controller) {
+    let relationship = observed.relationship.clone();
     for key in ClusterKey::BOTH {
         let Some(c) = cluster(observed, key) else { continue };
         if c.amr.as_ref().is_some_and(|a| a.deleting) {
             c.amr = None;
         }
         for snapshot in c.snapshots.iter_mut().chain(c.shutdown_snapshots.iter_mut()) {
-            if snapshot.state != SNAPSHOT_STATE_COMPLETED {
+            if !read::state_is(&snapshot.state, SNAPSHOT_STATE_COMPLETED) {
                 let app = c
                     .applications
                     .iter()
                     .find(|a| a.namespace == snapshot.namespace)
                     .map(|a| format!("{}_{}", a.name, a.uid))
                     .unwrap_or_else(|| "app".into());
-                snapshot.state = SNAPSHOT_STATE_COMPLETED.into();
+                snapshot.state = variant.state(SNAPSHOT_STATE_COMPLETED);
                 snapshot.app_archive_path = Some(format!(
                     "{app}/snapshots/20260101000000_{}_{SIMULATED_UID}",
                     snapshot.name
@@ -278,30 +379,40 @@ pub fn controller(observed: &mut Observed) {
         }
         let Some(amr) = c.amr.as_mut() else { continue };
         let destination_ns = amr.mapping().first().map(|(_, d)| d.clone()).unwrap_or_default();
-        let app_name = amr.spec.source_application_name.clone().unwrap_or_default();
+        let source_name = amr.spec.source_application_name.clone().unwrap_or_default();
+        let promoted_name = if variant.renames_app {
+            format!("{source_name}-promoted")
+        } else {
+            source_name.clone()
+        };
         let status = amr
             .status
             .get_or_insert_with(AppMirrorRelationshipStatus::default);
+        let state = status.state.clone().unwrap_or_default();
         match amr.spec.desired_state {
-            Some(DesiredState::Promoted) if status.state.as_deref() != Some(AMR_STATE_PROMOTED) => {
-                status.state = Some(AMR_STATE_PROMOTED.into());
-                status.destination_application_ref = Some(app_name.clone());
-                if c.application(&destination_ns, &app_name).is_none() {
+            Some(DesiredState::Promoted) if !read::state_is(&state, AMR_STATE_PROMOTED) => {
+                status.state = Some(variant.state(AMR_STATE_PROMOTED));
+                status.destination_application_ref = match variant.app_ref {
+                    AppRefForm::Name => Some(promoted_name.clone()),
+                    AppRefForm::NamespaceSlashName => Some(format!("{destination_ns}/{promoted_name}")),
+                    AppRefForm::Absent => None,
+                };
+                if c.application(&destination_ns, &promoted_name).is_none() {
                     c.applications.push(AppView {
                         namespace: destination_ns,
-                        name: app_name,
+                        name: promoted_name,
                         uid: format!("{SIMULATED_UID}-{}", c.context),
-                        ..Default::default()
+                        labels: [(tprotect_api::RELATIONSHIP_LABEL.to_string(), relationship.clone())].into(),
                     });
                 }
             }
-            Some(DesiredState::Established) if status.state.as_deref() != Some(AMR_STATE_ESTABLISHED) => {
-                let was_promoted = status.state.as_deref() == Some(AMR_STATE_PROMOTED);
-                status.state = Some(AMR_STATE_ESTABLISHED.into());
+            Some(DesiredState::Established) if !read::state_is(&state, AMR_STATE_ESTABLISHED) => {
+                let was_promoted = read::state_is(&state, AMR_STATE_PROMOTED);
+                status.state = Some(variant.state(AMR_STATE_ESTABLISHED));
                 if was_promoted {
-                    let promoted = status.destination_application_ref.take().unwrap_or(app_name);
+                    status.destination_application_ref = None;
                     c.applications
-                        .retain(|a| !(a.namespace == destination_ns && a.name == promoted));
+                        .retain(|a| !(a.namespace == destination_ns && a.name == promoted_name));
                 }
             }
             _ => {}
@@ -312,13 +423,18 @@ pub fn controller(observed: &mut Observed) {
 /// The whole plan from `observed` to `goal`, as the planner would walk it if every step succeeded and the
 /// controller behaved as documented. Each entry: the step, and the observation it was planned from.
 pub fn dry_run(observed: &Observed, goal: &Goal) -> Result<Vec<Step>, PlanError> {
+    dry_run_as(observed, goal, Controller::DOCUMENTED)
+}
+
+/// [`dry_run`] with the controller reading the undocumented parts as `variant` does.
+pub fn dry_run_as(observed: &Observed, goal: &Goal, variant: Controller) -> Result<Vec<Step>, PlanError> {
     let mut observed = observed.clone();
     let mut steps = Vec::new();
     for _ in 0..MAX_STEPS {
         let step = plan(&observed, goal)?;
         match &step {
             Step::Act(action) => apply(&mut observed, action),
-            Step::Wait(_) => controller(&mut observed),
+            Step::Wait(_) => controller_as(&mut observed, variant),
             Step::Done(_) => {
                 steps.push(step);
                 return Ok(steps);

@@ -1,5 +1,6 @@
 //! What the planner sees and what it asks for. Plain data: observations are built from the two clusters by
-//! [`crate::observe`], steps are carried out by [`crate::execute`], and in between [`crate::plan`] decides.
+//! `tprotect-lifecycle`'s `observe`, steps are carried out by its `execute`, and in between [`crate::plan`]
+//! decides.
 //!
 //! Clusters are named by the kubeconfig context the user passed ([`ClusterKey`]), never by role: roles move when a
 //! relationship is reversed. A cluster's durable identity is the UID of its `kube-system` namespace.
@@ -24,6 +25,24 @@ impl ClusterKey {
         match self {
             ClusterKey::Context => ClusterKey::Peer,
             ClusterKey::Peer => ClusterKey::Context,
+        }
+    }
+}
+
+/// The kubeconfig context names of the two clusters of a command, for words about them.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Contexts {
+    /// `--context` (or the current context).
+    pub context: String,
+    /// `--peer-context`.
+    pub peer: String,
+}
+
+impl Contexts {
+    pub fn name(&self, key: ClusterKey) -> &str {
+        match key {
+            ClusterKey::Context => &self.context,
+            ClusterKey::Peer => &self.peer,
         }
     }
 }
@@ -63,6 +82,23 @@ impl Operation {
             Operation::ReverseResync | Operation::Reverse | Operation::Failback
         )
     }
+
+    /// Operations that keep a record in the lock from their start to their end (also across `--no-wait` and
+    /// interruptions), so `status` and every other command see them in progress. Setup is seen in its objects;
+    /// delete ends everything.
+    pub fn keeps_record(self) -> bool {
+        self.needs_record() || matches!(self, Operation::Failover | Operation::Resync)
+    }
+
+    pub const ALL: [Operation; 7] = [
+        Operation::Setup,
+        Operation::Failover,
+        Operation::Resync,
+        Operation::ReverseResync,
+        Operation::Reverse,
+        Operation::Failback,
+        Operation::Delete,
+    ];
 }
 
 /// The parameters of `setup`.
@@ -132,8 +168,8 @@ pub struct OperationRecord {
     pub annotations: BTreeMap<String, String>,
     /// When the operation started (RFC 3339), for messages.
     pub started: String,
-    /// Name of the Application a promotion created, by cluster id, noted before the AMR that names it
-    /// (`status.destinationApplicationRef`) is deleted.
+    /// The Application a promotion created (`namespace/name`; a bare name in records of earlier versions), by
+    /// cluster id, noted before the AMR that names it is deleted.
     #[serde(default)]
     pub destination_apps: BTreeMap<String, String>,
 }
@@ -176,6 +212,16 @@ impl AmrView {
             .as_ref()
             .and_then(|s| s.state.as_deref())
             .unwrap_or("")
+    }
+
+    /// Whether `status.state` is `state` (read tolerantly: see [`crate::read::state_is`]).
+    pub fn is(&self, state: &str) -> bool {
+        crate::read::state_is(self.state(), state)
+    }
+
+    /// Whether `status.state` is a failure state (every plausible spelling: [`crate::read::FAILURE_STATES`]).
+    pub fn failed(&self) -> bool {
+        crate::read::is_failure_state(self.state())
     }
 
     /// `status.error`, when set and not empty.
@@ -319,6 +365,8 @@ pub struct ClusterState {
     pub vaults: BTreeMap<String, VaultView>,
     /// Secrets in `trident-protect` referenced by vaults, by name.
     pub secrets: BTreeMap<String, SecretView>,
+    /// Why the Secrets of `trident-protect` could not be read (no permission), if they could not.
+    pub secrets_unreadable: Option<String>,
     /// The relationship's namespaces that exist, by name.
     pub namespaces: BTreeMap<String, NamespaceView>,
     /// Snapshots in the relationship's namespaces.
@@ -327,6 +375,9 @@ pub struct ClusterState {
     pub shutdown_snapshots: Vec<SnapshotView>,
     pub storage_classes: BTreeSet<String>,
     pub saved_schedules: SavedSchedules,
+    /// The AMRs of OTHER relationships on this cluster (read for `setup` only: one relationship per
+    /// application and per destination namespace).
+    pub other_amrs: Vec<AmrView>,
 }
 
 impl ClusterState {
@@ -452,6 +503,17 @@ pub enum Action {
         name: String,
         namespaces: Vec<String>,
     },
+    /// Change the recurrence rule of the relationship's AMR or replication Schedule (`setup` run again with
+    /// another interval).
+    SetRecurrence {
+        cluster: ClusterKey,
+        target: RecurrenceTarget,
+        namespace: String,
+        name: String,
+        recurrence_rule: String,
+        /// The rule it had.
+        was: String,
+    },
     /// Create the replication Schedule of an application.
     CreateReplicationSchedule {
         cluster: ClusterKey,
@@ -510,8 +572,31 @@ pub enum Action {
         name: String,
         uid: String,
     },
-    /// Note in the lock's operation record the name of the Application a promotion created on `cluster`.
-    RecordDestinationApp { cluster: ClusterKey, name: String },
+    /// Note in the lock's operation record the Application a promotion created on `cluster`, before the AMR
+    /// that names it is deleted.
+    RecordDestinationApp {
+        cluster: ClusterKey,
+        namespace: String,
+        name: String,
+        found_by: crate::read::FoundBy,
+    },
+}
+
+/// What a [`Action::SetRecurrence`] changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RecurrenceTarget {
+    AppMirrorRelationship,
+    Schedule,
+}
+
+impl RecurrenceTarget {
+    pub fn kind(self) -> &'static str {
+        match self {
+            RecurrenceTarget::AppMirrorRelationship => "AppMirrorRelationship",
+            RecurrenceTarget::Schedule => "Schedule",
+        }
+    }
 }
 
 impl Action {
@@ -521,6 +606,7 @@ impl Action {
             Action::CreateNamespace { cluster, .. }
             | Action::CreateApplication { cluster, .. }
             | Action::CreateReplicationSchedule { cluster, .. }
+            | Action::SetRecurrence { cluster, .. }
             | Action::DisableSchedule { cluster, .. }
             | Action::RemoveDestinationSchedules { cluster, .. }
             | Action::RestoreSchedules { cluster, .. }
@@ -533,7 +619,7 @@ impl Action {
         }
     }
 
-    /// Destroys data on a cluster: needs confirmation.
+    /// Destroys data on a cluster (the destination's changes since a failover).
     pub fn discards_data(&self) -> bool {
         matches!(
             self,
@@ -542,6 +628,22 @@ impl Action {
                 ..
             }
         )
+    }
+
+    /// Cannot be undone by the plugin: deleting the AMR (the one object that names the relationship), discarding
+    /// a destination, shutting the source down for a planned swap. The planner resolves every precondition of
+    /// the rest of an operation before such a step.
+    pub fn irreversible(&self) -> bool {
+        self.discards_data()
+            || matches!(
+                self,
+                Action::DeleteAmr { .. } | Action::CreateSnapshot { shutdown: true, .. }
+            )
+    }
+
+    /// Changes an object on a cluster (not only the lock's record).
+    pub fn writes(&self) -> bool {
+        !matches!(self, Action::RecordDestinationApp { .. })
     }
 }
 

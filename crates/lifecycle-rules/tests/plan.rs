@@ -1,172 +1,14 @@
 //! The planner, table-driven, without a cluster: given an observation and a goal, the next step; and whole
 //! operations walked over the simulator from start to end and from every step in between.
 
-use std::collections::{BTreeMap, BTreeSet};
+mod fixtures;
 
-use tprotect_api::{
-    AppMirrorRelationshipSpec, AppMirrorRelationshipStatus, DesiredState, NamespaceMapping, ScheduleSpec,
-};
+use fixtures::*;
+use tprotect_api::{AppMirrorRelationshipSpec, AppMirrorRelationshipStatus, DesiredState, NamespaceMapping};
 use tprotect_lifecycle_rules::plan::{plan, shutdown_snapshot_name};
 use tprotect_lifecycle_rules::record::begin_record;
 use tprotect_lifecycle_rules::simulate::{apply, controller, dry_run};
 use tprotect_lifecycle_rules::*;
-
-const SRC: ClusterKey = ClusterKey::Context;
-const DST: ClusterKey = ClusterKey::Peer;
-const RULE: &str = "DTSTART:20260101T000000Z\nRRULE:FREQ=MINUTELY;INTERVAL=5";
-
-fn vault(name: &str, secret: &str) -> VaultView {
-    VaultView {
-        name: name.into(),
-        state: "Available".into(),
-        error: None,
-        secret_refs: [(secret.to_string(), BTreeSet::from(["accessKeyID".to_string()]))].into(),
-    }
-}
-
-fn secret(name: &str) -> SecretView {
-    SecretView {
-        name: name.into(),
-        keys: BTreeSet::from(["accessKeyID".to_string()]),
-    }
-}
-
-fn namespace(name: &str) -> NamespaceView {
-    NamespaceView {
-        name: name.into(),
-        ..Default::default()
-    }
-}
-
-fn schedule(namespace: &str, name: &str, app: &str, replication: bool) -> ScheduleView {
-    let mut labels = BTreeMap::new();
-    if replication {
-        labels.insert(
-            tprotect_api::REPLICATION_SCHEDULE_LABEL.to_string(),
-            "true".to_string(),
-        );
-    }
-    ScheduleView {
-        namespace: namespace.into(),
-        name: name.into(),
-        labels,
-        annotations: BTreeMap::new(),
-        spec: ScheduleSpec {
-            application_ref: Some(app.into()),
-            enabled: Some(true),
-            ..Default::default()
-        },
-    }
-}
-
-/// Source cluster `src` (namespace my-app, app my-app, vault src-vault) and destination `dst` (namespace
-/// my-app-dr, vault dst-vault), before setup.
-fn before_setup() -> Observed {
-    let src = ClusterState {
-        context: "src".into(),
-        cluster_id: "uid-src".into(),
-        applications: vec![AppView {
-            namespace: "my-app".into(),
-            name: "my-app".into(),
-            uid: "app-uid-1".into(),
-            ..Default::default()
-        }],
-        schedules: vec![schedule("my-app", "daily", "my-app", false)],
-        vaults: [("src-vault".to_string(), vault("src-vault", "src-creds"))].into(),
-        secrets: [("src-creds".to_string(), secret("src-creds"))].into(),
-        namespaces: [("my-app".to_string(), namespace("my-app"))].into(),
-        storage_classes: ["gold".to_string()].into(),
-        ..Default::default()
-    };
-    let dst = ClusterState {
-        context: "dst".into(),
-        cluster_id: "uid-dst".into(),
-        vaults: [("dst-vault".to_string(), vault("dst-vault", "dst-creds"))].into(),
-        secrets: [("dst-creds".to_string(), secret("dst-creds"))].into(),
-        storage_classes: ["silver".to_string()].into(),
-        ..Default::default()
-    };
-    Observed {
-        relationship: "rel1".into(),
-        context: Reach::Reachable(Box::new(src)),
-        peer: Reach::Reachable(Box::new(dst)),
-        record: None,
-    }
-}
-
-fn setup_params() -> SetupParams {
-    SetupParams {
-        source: SRC,
-        app: "my-app".into(),
-        source_namespace: "my-app".into(),
-        destination_namespace: "my-app-dr".into(),
-        source_vault: "src-vault".into(),
-        destination_vault: "dst-vault".into(),
-        storage_class: Some("silver".into()),
-        source_storage_class: Some("gold".into()),
-        recurrence_rule: RULE.into(),
-        create_app: false,
-        initial_snapshot: true,
-    }
-}
-
-/// Runs a dry run to the end and returns the final observation with the steps.
-fn walk(observed: &Observed, goal: &Goal) -> (Observed, Vec<Step>) {
-    let mut observed = observed.clone();
-    let steps = dry_run(&observed, goal).expect("the plan converges");
-    for step in &steps {
-        match step {
-            Step::Act(action) => apply(&mut observed, action),
-            Step::Wait(_) => controller(&mut observed),
-            Step::Done(_) => {}
-        }
-    }
-    (observed, steps)
-}
-
-fn established() -> Observed {
-    walk(&before_setup(), &Goal::Setup(setup_params())).0
-}
-
-fn with_record(mut observed: Observed, operation: Operation) -> Observed {
-    observed.record = begin_record(&observed, operation, "abc123", "2026-11-22T00:00:00Z");
-    observed
-}
-
-fn failed_over() -> Observed {
-    walk(&established(), &Goal::Failover { force: false }).0
-}
-
-fn amr(observed: &Observed, key: ClusterKey) -> Option<&AmrView> {
-    observed.state(key).and_then(|s| s.amr.as_ref())
-}
-
-fn actions(steps: &[Step]) -> Vec<&'static str> {
-    steps
-        .iter()
-        .map(|s| match s {
-            Step::Act(a) => match a {
-                Action::CreateNamespace { .. } => "CreateNamespace",
-                Action::CopySecret { .. } => "CopySecret",
-                Action::CopyAppVault { .. } => "CopyAppVault",
-                Action::CreateApplication { .. } => "CreateApplication",
-                Action::CreateReplicationSchedule { .. } => "CreateReplicationSchedule",
-                Action::SetRecurrence { .. } => "SetRecurrence",
-                Action::DisableSchedule { .. } => "DisableSchedule",
-                Action::RemoveDestinationSchedules { .. } => "RemoveDestinationSchedules",
-                Action::RestoreSchedules { .. } => "RestoreSchedules",
-                Action::CreateSnapshot { shutdown: false, .. } => "CreateSnapshot",
-                Action::CreateSnapshot { shutdown: true, .. } => "CreateShutdownSnapshot",
-                Action::CreateAmr { .. } => "CreateAmr",
-                Action::SetDesiredState { .. } => "SetDesiredState",
-                Action::DeleteAmr { .. } => "DeleteAmr",
-                Action::RecordDestinationApp { .. } => "RecordDestinationApp",
-            },
-            Step::Wait(_) => "Wait",
-            Step::Done(_) => "Done",
-        })
-        .collect()
-}
 
 #[test]
 fn setup_walks_the_documented_steps_and_creates_the_amr_with_the_source_app_uid() {
@@ -723,4 +565,295 @@ fn records_for_every_operation_but_setup_and_delete() {
             ..Default::default()
         }
     );
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Lifecycle safety under the unknown (issue 12).
+
+use tprotect_lifecycle_rules::read::FoundBy;
+use tprotect_lifecycle_rules::record::{Standing, standing};
+use tprotect_lifecycle_rules::simulate::{AppRefForm, Controller};
+
+/// Where the AMR ends and in which desired and actual state, read tolerantly.
+fn ending(observed: &Observed) -> (ClusterKey, Option<DesiredState>, bool) {
+    let (key, amr) = observed.amr_location().unwrap().expect("an AMR");
+    let reached = match amr.desired() {
+        Some(DesiredState::Promoted) => amr.is("Promoted"),
+        _ => amr.is("Established"),
+    };
+    (key, amr.desired(), reached)
+}
+
+#[test]
+fn every_operation_reaches_the_documented_end_under_every_reading_of_the_undocumented_parts() {
+    for variant in Controller::variants() {
+        let established = walk_as(&before_setup(), &Goal::Setup(setup_params()), variant).0;
+        assert_eq!(ending(&established), (DST, Some(DesiredState::Established), true), "{variant:?}");
+        let failed_over = walk_as(&established, &Goal::Failover { force: false }, variant).0;
+        assert_eq!(ending(&failed_over), (DST, Some(DesiredState::Promoted), true), "{variant:?}");
+        let cases: [(Observed, Goal, (ClusterKey, Option<DesiredState>, bool)); 4] = [
+            (
+                with_record(failed_over.clone(), Operation::Resync),
+                Goal::Resync,
+                (DST, Some(DesiredState::Established), true),
+            ),
+            (
+                with_record(failed_over.clone(), Operation::ReverseResync),
+                Goal::ReverseResync,
+                (SRC, Some(DesiredState::Established), true),
+            ),
+            (
+                with_record(failed_over.clone(), Operation::Failback),
+                Goal::Failback,
+                (DST, Some(DesiredState::Established), true),
+            ),
+            (
+                with_record(established.clone(), Operation::Reverse),
+                Goal::Reverse,
+                (SRC, Some(DesiredState::Established), true),
+            ),
+        ];
+        for (start, goal, expected) in cases {
+            let (end, steps) = walk_as(&start, &goal, variant);
+            assert_eq!(ending(&end), expected, "{goal:?} under {variant:?}");
+            assert!(matches!(steps.last(), Some(Step::Done(_))), "{goal:?} under {variant:?}");
+        }
+    }
+}
+
+#[test]
+fn the_promoted_application_is_noted_however_the_controller_names_it() {
+    let renamed = Controller {
+        app_ref: AppRefForm::Absent,
+        renames_app: true,
+        lower_case_states: false,
+    };
+    let established = walk_as(&before_setup(), &Goal::Setup(setup_params()), renamed).0;
+    let failed_over = walk_as(&established, &Goal::Failover { force: false }, renamed).0;
+    let start = with_record(failed_over, Operation::ReverseResync);
+    let (_, steps) = walk_as(&start, &Goal::ReverseResync, renamed);
+    let noted = steps.iter().find_map(|s| match s {
+        Step::Act(Action::RecordDestinationApp { name, found_by, .. }) => Some((name.clone(), *found_by)),
+        _ => None,
+    });
+    assert_eq!(
+        noted,
+        Some(("my-app-promoted".to_string(), FoundBy::RelationshipLabel))
+    );
+    // The reversed AMR replicates from that application.
+    let created = steps.iter().find_map(|s| match s {
+        Step::Act(Action::CreateAmr { spec, .. }) => spec.source_application_name.clone(),
+        _ => None,
+    });
+    assert_eq!(created.as_deref(), Some("my-app-promoted"));
+}
+
+#[test]
+fn a_promoted_application_that_cannot_be_found_refuses_before_the_amr_is_deleted() {
+    let mut observed = with_record(failed_over(), Operation::ReverseResync);
+    // The application the promotion created is gone (or named in a way nothing can find).
+    if let Reach::Reachable(dst) = observed.cluster_mut(DST) {
+        dst.applications.retain(|a| a.namespace != "my-app-dr");
+    }
+    let err = plan(&observed, &Goal::ReverseResync).unwrap_err().to_string();
+    assert!(err.contains("Application"), "{err}");
+    assert!(err.contains("Nothing was changed"), "{err}");
+}
+
+#[test]
+fn a_reversal_missing_a_vault_a_secret_or_a_storage_class_refuses_before_deleting_the_amr() {
+    type Break = fn(&mut Observed);
+    let breaks: [(&str, Break); 4] = [
+        ("AppVault", |o| {
+            if let Reach::Reachable(s) = o.cluster_mut(SRC) {
+                s.vaults.remove("src-vault");
+            }
+        }),
+        ("AppVault", |o| {
+            if let Reach::Reachable(s) = o.cluster_mut(DST) {
+                s.vaults.remove("dst-vault");
+            }
+        }),
+        ("Secret", |o| {
+            if let Reach::Reachable(s) = o.cluster_mut(DST) {
+                s.secrets.remove("dst-creds");
+            }
+        }),
+        ("StorageClass", |o| {
+            if let Reach::Reachable(s) = o.cluster_mut(SRC) {
+                s.storage_classes.clear();
+            }
+        }),
+    ];
+    for operation in [Operation::ReverseResync, Operation::Failback] {
+        for (what, damage) in breaks {
+            let mut observed = with_record(failed_over(), operation);
+            damage(&mut observed);
+            let goal = fixtures::goal_of(operation);
+            let mut walked = observed.clone();
+            // Whatever it does first (noting the promoted application), it never gets to the delete.
+            for _ in 0..4 {
+                match plan(&walked, &goal) {
+                    Ok(Step::Act(action)) => {
+                        assert!(!action.irreversible(), "{operation:?} without {what}: {action:?}");
+                        apply(&mut walked, &action);
+                    }
+                    Ok(other) => panic!("{operation:?} without {what}: {other:?}"),
+                    Err(e) => {
+                        assert!(e.to_string().contains(what), "{operation:?} without {what}: {e}");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn resync_never_discards_the_destination_without_a_running_source() {
+    let observed = failed_over();
+    // The source cluster is down: the destination may be the only running copy.
+    let mut down = observed.clone();
+    *down.cluster_mut(SRC) = Reach::Unreachable {
+        context: "src".into(),
+        error: "connection refused".into(),
+    };
+    let err = plan(&down, &Goal::Resync).unwrap_err().to_string();
+    assert!(err.contains("src is unreachable"), "{err}");
+    assert!(err.contains("Nothing was changed"), "{err}");
+    // The source application is gone.
+    let mut gone = observed.clone();
+    if let Reach::Reachable(s) = gone.cluster_mut(SRC) {
+        s.applications.clear();
+    }
+    let err = plan(&gone, &Goal::Resync).unwrap_err().to_string();
+    assert!(err.contains("Application") && err.contains("my-app"), "{err}");
+    // Re-created: another uid than the AMR's.
+    let mut recreated = observed.clone();
+    if let Reach::Reachable(s) = recreated.cluster_mut(SRC) {
+        s.applications[0].uid = "another-uid".into();
+    }
+    let err = plan(&recreated, &Goal::Resync).unwrap_err().to_string();
+    assert!(err.contains("another-uid") && err.contains("re-created"), "{err}");
+    // With the source there, it discards (after a confirmation, see confirm.rs).
+    assert!(matches!(plan(&observed, &Goal::Resync), Ok(Step::Act(a)) if a.discards_data()));
+}
+
+/// An AMR of another relationship on `key`, replicating `app` in `source_ns` into `destination_ns`.
+fn other_amr(name: &str, app: &str, uid: &str, source_ns: &str, destination_ns: &str) -> AmrView {
+    AmrView {
+        namespace: destination_ns.into(),
+        name: name.into(),
+        labels: [(tprotect_api::RELATIONSHIP_LABEL.to_string(), name.to_string())].into(),
+        spec: AppMirrorRelationshipSpec {
+            source_application_name: Some(app.into()),
+            source_application_uid: Some(uid.into()),
+            namespace_mapping: Some(vec![NamespaceMapping {
+                source: source_ns.into(),
+                destination: destination_ns.into(),
+            }]),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+#[test]
+fn one_relationship_per_application_and_per_destination_namespace() {
+    let cases = [
+        (DST, other_amr("payments", "my-app", "app-uid-1", "my-app", "elsewhere"), "already replicated"),
+        (DST, other_amr("payments", "other", "x", "other", "my-app-dr"), "already filled"),
+        (SRC, other_amr("inbound", "x", "y", "x", "my-app"), "itself the destination"),
+    ];
+    for (key, existing, expected) in cases {
+        let mut observed = before_setup();
+        if let Reach::Reachable(s) = observed.cluster_mut(key) {
+            s.other_amrs.push(existing);
+        }
+        let err = plan(&observed, &Goal::Setup(setup_params())).unwrap_err().to_string();
+        assert!(err.contains(expected), "{expected}: {err}");
+    }
+    // The application's replication schedule belongs to another relationship.
+    let mut observed = before_setup();
+    if let Reach::Reachable(s) = observed.cluster_mut(SRC) {
+        let mut shared = schedule("my-app", "appmirror-schedule-payments", "my-app", true);
+        shared
+            .labels
+            .insert(tprotect_api::RELATIONSHIP_LABEL.into(), "payments".into());
+        s.schedules.push(shared);
+    }
+    let err = plan(&observed, &Goal::Setup(setup_params())).unwrap_err().to_string();
+    assert!(err.contains("relationship \"payments\""), "{err}");
+}
+
+#[test]
+fn setup_run_again_reconciles_the_interval_and_refuses_other_differences() {
+    let established = established();
+    let mut params = setup_params();
+    params.recurrence_rule = "DTSTART:20260301T000000Z\nRRULE:FREQ=MINUTELY;INTERVAL=15".into();
+    let (end, steps) = walk(&established, &Goal::Setup(params.clone()));
+    let changed: Vec<(RecurrenceTarget, String)> = steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Act(Action::SetRecurrence { target, was, .. }) => Some((*target, was.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            (RecurrenceTarget::AppMirrorRelationship, RULE.to_string()),
+            (RecurrenceTarget::Schedule, RULE.to_string())
+        ]
+    );
+    assert!(matches!(steps.last(), Some(Step::Done(_))));
+    // Run once more with the same interval (another DTSTART, as every run has): nothing to do.
+    let mut again = params.clone();
+    again.recurrence_rule = "DTSTART:20260302T000000Z\nRRULE:FREQ=MINUTELY;INTERVAL=15".into();
+    assert!(matches!(plan(&end, &Goal::Setup(again)), Ok(Step::Done(_))));
+    // Another vault: refused, naming the flag, what it has and what was asked.
+    let mut other = setup_params();
+    other.source_vault = "another-vault".into();
+    let err = plan(&established, &Goal::Setup(other)).unwrap_err().to_string();
+    assert!(
+        err.contains("--source-vault") && err.contains("\"src-vault\"") && err.contains("\"another-vault\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_record_resumes_its_operation_blocks_others_is_cleared_when_finished_and_never_blocks_delete() {
+    let in_progress = with_record(failed_over(), Operation::ReverseResync);
+    assert_eq!(standing(&in_progress, &Goal::ReverseResync), Standing::Resume);
+    assert!(matches!(
+        standing(&in_progress, &Goal::Resync),
+        Standing::Blocks(PlanError::OtherOperationInProgress { .. })
+    ));
+    assert_eq!(standing(&in_progress, &Goal::Delete), Standing::OverriddenByDelete);
+    assert!(matches!(
+        plan(&in_progress, &Goal::Delete),
+        Ok(Step::Act(Action::DeleteAmr { .. }))
+    ));
+    // A resync started with --no-wait that has since finished on the clusters does not block a failover.
+    let resynced = walk(&with_record(failed_over(), Operation::Resync), &Goal::Resync).0;
+    let mut left_over = resynced.clone();
+    left_over.record = begin_record(&failed_over(), Operation::Resync, "abc123", "t");
+    assert_eq!(standing(&left_over, &Goal::Failover { force: false }), Standing::Finished);
+    assert_eq!(standing(&resynced_without_record(resynced), &Goal::Resync), Standing::None);
+}
+
+fn resynced_without_record(mut observed: Observed) -> Observed {
+    observed.record = None;
+    observed
+}
+
+#[test]
+fn delete_with_a_cluster_unreachable_does_not_claim_the_relationship_is_gone() {
+    let mut observed = before_setup();
+    *observed.cluster_mut(DST) = Reach::Unreachable {
+        context: "dst".into(),
+        error: "timeout".into(),
+    };
+    let err = plan(&observed, &Goal::Delete).unwrap_err().to_string();
+    assert!(err.contains("dst is unreachable"), "{err}");
 }

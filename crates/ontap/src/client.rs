@@ -407,7 +407,9 @@ impl OntapClient {
             let reason = if timed_out {
                 format!("no answer within {}", crate::error::format_duration(per_request))
             } else {
-                error_chain_text(&err.without_url())
+                // The transport's own words (hyper, rustls) help only someone debugging the network.
+                tracing::info!(error = %error_chain_text(&err.without_url()), "the POST's answer was lost");
+                "the connection failed before the answer was complete".to_owned()
             };
             return Failure::fatal(OntapError::PostAnswerLost {
                 host,

@@ -125,7 +125,7 @@ pub enum OntapError {
     /// started is unknown. Never retried: a second POST could start a second transfer.
     #[error(
         "{request} was sent to ONTAP at {host}, but its answer was lost ({reason}): the transfer MAY have \
-         started; look at the relationship's transfer before updating again"
+         started"
     )]
     PostAnswerLost {
         host: String,

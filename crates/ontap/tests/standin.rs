@@ -37,7 +37,7 @@ impl Fixture {
         ClientOptions {
             tls: TlsOptions {
                 verify: true,
-                ca_file: Some(self.ca_file.clone()),
+                ca_files: vec![self.ca_file.clone()],
                 system_roots: false,
             },
             poll_interval: Duration::from_millis(10),

@@ -20,8 +20,9 @@
 //!
 //! Jobs and transfers advance by being looked at: each GET moves them one step (`queued` → `running` /
 //! `transferring` → the scripted outcome after [`Scenario::polls_to_finish`] GETs), so tests need no clocks. A
-//! transfer nobody here started ([`Scenario::other_transfer`]: ONTAP's own schedule, or an earlier run's) also
-//! advances with each lookup of its relationship, since that is how a client watches it.
+//! running transfer also advances with each lookup of its relationship: ONTAP documents both as ways to watch
+//! it, and a client waiting for a transfer it did not start ([`Scenario::other_transfer`]: ONTAP's own
+//! schedule, or an earlier run's) only knows it from the relationship.
 //!
 //! Where ONTAP's documentation leaves a detail open — the HTTP status of a refused POST, whether the refusal
 //! comes as an error answer or as a failed job — the stand-in plays each plausible variant, chosen by the
@@ -733,13 +734,10 @@ async fn list_relationships(
         if destination.is_some_and(|d| *d != inner.relationships[index].fixture.destination_path) {
             continue;
         }
-        // Looking at the relationship is how a client watches a transfer it did not start.
+        // Looking at the relationship is one way to watch its transfer (ONTAP documents both).
         if let Some((uuid, state)) = inner.relationships[index].fixture.last_transfer.clone()
             && is_running(&state)
-            && inner
-                .transfers
-                .get(&uuid)
-                .is_some_and(|t| t.other_looks_to_finish.is_some())
+            && inner.transfers.contains_key(&uuid)
         {
             advance_transfer(&mut inner, &uuid);
         }

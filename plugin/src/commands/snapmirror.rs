@@ -40,7 +40,8 @@ as --if-busy says:
   skip            start nothing and exit 0, saying so (\"result\": \"skipped\" in -o json).
   fail            start nothing and exit 5.
 ONTAP's refusal of the POST because a transfer started meanwhile (code 13303844, \"Another transfer is in
-progress\") is met the same way; only then is the POST sent again, once that transfer ended.
+progress\") is met the same way; only then is the POST sent again, once that transfer ended. When ONTAP
+accepts the POST as a job and refuses in the job, only --wait (which follows the job) sees it.
 
 If the POST's answer is lost (the connection dropped, or no answer came in time, after the request was sent),
 the transfer MAY have started: the command says so and how to look (snapmirror status), and does not send it

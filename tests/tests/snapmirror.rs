@@ -672,6 +672,8 @@ async fn credentials_never_appear_in_any_output_even_at_trace() {
             transient_get_failures: 1,
             ..Scenario::created()
         },
+        Scenario::busy_at_post(),
+        Scenario::lost_post_answer(),
     ];
     let mut runs = 0;
     for scenario in scenarios {
@@ -698,7 +700,7 @@ async fn credentials_never_appear_in_any_output_even_at_trace() {
             .assert_no_credentials();
         runs += 2;
     }
-    assert_eq!(runs, 28);
+    assert_eq!(runs, 36);
 }
 
 async fn create_secret(client: &kube::Client, namespace: &str, name: &str, data: &[(&str, &str)]) {
@@ -1055,6 +1057,7 @@ async fn a_post_refused_by_a_transfer_in_progress_follows_the_policy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_post_answer_says_the_transfer_may_have_started_and_how_to_check() {
     let env = Env::start(Scenario::lost_post_answer()).await;
+    let (before, _) = env.standin.current_transfer().unwrap();
     let out = run(&plus(env.args("update"), &["--wait"]), &[]).await;
     out.assert_code(1).assert_no_credentials();
     assert!(
@@ -1070,10 +1073,12 @@ async fn a_lost_post_answer_says_the_transfer_may_have_started_and_how_to_check(
     assert!(out.stderr.contains(&check), "{}", out.stderr);
     assert!(!out.stderr.contains("cannot reach"), "{}", out.stderr);
     assert_eq!(env.posts(), 1, "never sent again");
-    // The way to check works: the transfer did start.
+    // The way to check works: the transfer did start, and status shows it.
+    let (started, _) = env.standin.current_transfer().unwrap();
+    assert_ne!(started, before);
     let out = run(&plus(env.args("status"), &["-o", "json"]), &[]).await;
     out.assert_code(0);
-    assert_eq!(json(&out)["last_transfer"]["state"], "queued");
+    assert_eq!(json(&out)["last_transfer"]["uuid"], started.as_str());
 
     let env = Env::start(Scenario::post_never_answered()).await;
     let out = run(&plus(env.args("update"), &["--wait", "--timeout", "2s"]), &[]).await;

@@ -66,6 +66,18 @@ impl Session {
             .unwrap()
     }
 
+    /// The job a `202 Accepted` answer names, as one GET shows it.
+    async fn job_of(&self, accepted: reqwest::Response) -> Value {
+        let body: Value = accepted.json().await.unwrap();
+        let (_, job) = self
+            .get(&format!(
+                "/api/cluster/jobs/{}",
+                body["job"]["uuid"].as_str().unwrap()
+            ))
+            .await;
+        job
+    }
+
     async fn lookup(&self) -> Value {
         let (status, body) = self
             .get(&format!(
@@ -169,13 +181,7 @@ async fn job_failure_carries_message_and_code() {
         ..Scenario::job_failure()
     })
     .await;
-    let body: Value = session.post_transfer().await.json().await.unwrap();
-    let (_, job) = session
-        .get(&format!(
-            "/api/cluster/jobs/{}",
-            body["job"]["uuid"].as_str().unwrap()
-        ))
-        .await;
+    let job = session.job_of(session.post_transfer().await).await;
     assert_eq!(job["state"], "failure");
     assert_eq!(job["code"], 13303844);
     assert!(job["message"].as_str().unwrap().contains("Update failed"));
@@ -349,13 +355,7 @@ async fn the_busy_refusal_can_come_from_the_job_with_any_status() {
     .await;
     let response = session.post_transfer().await;
     assert_eq!(response.status().as_u16(), 202);
-    let body: Value = response.json().await.unwrap();
-    let (_, job) = session
-        .get(&format!(
-            "/api/cluster/jobs/{}",
-            body["job"]["uuid"].as_str().unwrap()
-        ))
-        .await;
+    let job = session.job_of(response).await;
     assert_eq!(job["state"], "failure");
     assert_eq!(job["code"], 13303844);
     assert_eq!(job["message"], ANOTHER_TRANSFER_IN_PROGRESS);

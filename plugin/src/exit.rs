@@ -8,6 +8,10 @@ pub const FAILURE: u8 = 1;
 pub const USAGE: u8 = 2;
 /// A wait ran out of time; the operation may still complete: run the same command again to resume.
 pub const TIMEOUT: u8 = 3;
+/// `snapmirror status --fail-on`: a condition holds (the status itself was shown).
+pub const GATE: u8 = 4;
+/// `snapmirror update --if-busy=fail`: a transfer was already in progress; nothing was started.
+pub const BUSY: u8 = 5;
 
 /// An error that carries its own exit code (anything else exits with [`FAILURE`]).
 #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,8 @@
 //! The Kubeflow example (`examples/kubeflow/`): compiled by the real `kfp` and `kfp-kubernetes` from PyPI, its
-//! IR checked for the image, the command and arguments, the Secret and the run-time parameters, and the step's
-//! arguments, as compiled, run with the real binary against the ONTAP stand-in.
+//! IR checked for the image, the command and arguments, the outputs, the Secret and CA mounts and the run-time
+//! parameters; and the compiled step run with the real binary against the ONTAP stand-in by
+//! `examples/kubeflow/run_step_locally.py`, which resolves the step's placeholders (`{{$}}` included) and reads
+//! its outputs back with the kfp SDK's own local-runner code, as a run would hand them to the next step.
 //!
 //! The packages go into a virtualenv under the target directory (`kfp-venv`), installed once and reused while
 //! `examples/kubeflow/requirements.txt` is unchanged. No network access to PyPI is a FAILURE, never a skip.
@@ -11,7 +13,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tprotect_e2e::{plugin_binary, target_dir, workspace_root};
 use tprotect_ontap_standin::{DESTINATION_PATH, OntapStandin, SOURCE_PATH, Scenario};
 
@@ -86,6 +88,7 @@ fn venv_python() -> &'static Path {
 
 /// The two YAML documents of a compiled pipeline: the pipeline spec and the platform (Kubernetes) spec.
 struct CompiledPipeline {
+    yaml: String,
     pipeline: Value,
     platform: Value,
 }
@@ -102,13 +105,14 @@ fn compile(env: &[(&str, &str)]) -> CompiledPipeline {
         command.env(key, value);
     }
     run_checked(&mut command, "compiling snapmirror_pipeline.py");
-    let text = std::fs::read_to_string(&output).unwrap();
-    let documents: Vec<Value> = serde_norway::Deserializer::from_str(&text)
+    let yaml = std::fs::read_to_string(&output).unwrap();
+    let documents: Vec<Value> = serde_norway::Deserializer::from_str(&yaml)
         .map(|document| Value::deserialize(document).expect("IR YAML document"))
         .collect();
-    assert_eq!(documents.len(), 2, "pipeline spec + platform spec:\n{text}");
+    assert_eq!(documents.len(), 2, "pipeline spec + platform spec:\n{yaml}");
     let mut documents = documents.into_iter();
     CompiledPipeline {
+        yaml,
         pipeline: documents.next().unwrap(),
         platform: documents.next().unwrap(),
     }
@@ -120,10 +124,15 @@ fn compiled() -> &'static CompiledPipeline {
 }
 
 const EXECUTOR: &str = "exec-snapmirror-update";
+const COMPONENT: &str = "comp-snapmirror-update";
 const TASK: &str = "snapmirror-update";
 
 fn container(pipeline: &Value) -> &Value {
     &pipeline["deploymentSpec"]["executors"][EXECUTOR]["container"]
+}
+
+fn platform_executor(compiled: &CompiledPipeline) -> &Value {
+    &compiled.platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"][EXECUTOR]
 }
 
 fn strings(value: &Value) -> Vec<String> {
@@ -143,6 +152,7 @@ fn ir_carries_the_image_command_and_arguments() {
     let args = strings(&container["args"]);
     let param = |name: &str| format!("{{{{$.inputs.parameters['{name}']}}}}");
     let concat = |a: &str, b: &str| format!(r#"{{"Concat": ["{}", ":", "{}"]}}"#, param(a), param(b));
+    let ca_file = |dir: &str| format!(r#"{{"Concat": ["{dir}/", "{}"]}}"#, param("ontap_ca_key"));
     let expected = [
         "snapmirror".to_owned(),
         "update".into(),
@@ -157,8 +167,16 @@ fn ir_carries_the_image_command_and_arguments() {
         "/mnt/secret".into(),
         "--verify-tls".into(),
         param("ontap_api_verify_ssl_cert"),
+        "--ca-file-if-present".into(),
+        ca_file("/mnt/ontap-ca/secret"),
+        "--ca-file-if-present".into(),
+        ca_file("/mnt/ontap-ca/configmap"),
         "--timeout".into(),
-        "1h".into(),
+        param("update_timeout"),
+        "--if-busy".into(),
+        param("if_busy"),
+        "--kfp-executor-input".into(),
+        "{{$}}".into(),
         "-o".into(),
         "json".into(),
     ];
@@ -166,16 +184,63 @@ fn ir_carries_the_image_command_and_arguments() {
 }
 
 #[test]
-fn ir_mounts_the_secret_named_by_the_run_time_parameter() {
-    let compiled = compiled();
-    let executor = &compiled.platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"][EXECUTOR];
-    let volumes = executor["secretAsVolume"].as_array().expect("secretAsVolume");
-    assert_eq!(volumes.len(), 1);
-    assert_eq!(volumes[0]["mountPath"], "/mnt/secret");
-    assert_eq!(volumes[0]["optional"], false);
+fn ir_declares_the_outputs_and_a_metrics_artifact() {
+    let outputs = &compiled().pipeline["components"][COMPONENT]["outputDefinitions"];
+    let parameters: BTreeMap<String, Value> =
+        serde_json::from_value(outputs["parameters"].clone()).expect("output parameters");
+    let types: BTreeMap<&str, &str> = parameters
+        .iter()
+        .map(|(name, spec)| (name.as_str(), spec["parameterType"].as_str().unwrap()))
+        .collect();
     assert_eq!(
-        volumes[0]["secretNameParameter"]["componentInputParameter"],
+        types,
+        BTreeMap::from([
+            ("bytes_transferred", "NUMBER_INTEGER"),
+            ("lag_seconds", "NUMBER_INTEGER"),
+            ("result", "STRING"),
+            ("state", "STRING"),
+            ("transfer_end_time", "STRING"),
+        ])
+    );
+    assert_eq!(
+        outputs["artifacts"]["metrics"]["artifactType"]["schemaTitle"],
+        "system.Metrics"
+    );
+}
+
+#[test]
+fn ir_mounts_the_credentials_and_the_optional_ca_sources_named_by_run_time_parameters() {
+    let compiled = compiled();
+    let executor = platform_executor(compiled);
+    let secrets = executor["secretAsVolume"].as_array().expect("secretAsVolume");
+    assert_eq!(secrets.len(), 2, "{executor}");
+    let by_path = |path: &str| {
+        secrets
+            .iter()
+            .find(|v| v["mountPath"] == path)
+            .unwrap_or_else(|| panic!("no Secret mounted at {path}: {executor}"))
+    };
+    let credentials = by_path("/mnt/secret");
+    assert_eq!(credentials["optional"], false);
+    assert_eq!(
+        credentials["secretNameParameter"]["componentInputParameter"],
         "ontap_cluster_admin_acct_k8s_secret"
+    );
+    let ca_secret = by_path("/mnt/ontap-ca/secret");
+    assert_eq!(ca_secret["optional"], true);
+    assert_eq!(
+        ca_secret["secretNameParameter"]["componentInputParameter"],
+        "ontap_ca_secret"
+    );
+    let config_maps = executor["configMapAsVolume"]
+        .as_array()
+        .expect("configMapAsVolume");
+    assert_eq!(config_maps.len(), 1);
+    assert_eq!(config_maps[0]["mountPath"], "/mnt/ontap-ca/configmap");
+    assert_eq!(config_maps[0]["optional"], true);
+    assert_eq!(
+        config_maps[0]["configMapNameParameter"]["componentInputParameter"],
+        "ontap_ca_config_map"
     );
     assert!(
         executor.get("secretAsEnv").is_none(),
@@ -183,22 +248,17 @@ fn ir_mounts_the_secret_named_by_the_run_time_parameter() {
     );
     assert_eq!(executor["securityContext"]["runAsNonRoot"], true);
     assert_eq!(executor["securityContext"]["runAsUser"], "65532");
-    assert_eq!(executor["activeDeadlineSeconds"], "3900");
-
-    // The Secret's name is a run-time parameter with the seed's default.
-    let inputs = &compiled.pipeline["root"]["inputDefinitions"]["parameters"];
-    assert_eq!(
-        inputs["ontap_cluster_admin_acct_k8s_secret"]["defaultValue"],
-        "ontap-cluster-mgmt-account"
-    );
+    // The backstop outlasts the longest documented update_timeout (6h).
+    assert_eq!(executor["activeDeadlineSeconds"], (6 * 3600 + 5 * 60).to_string());
 }
 
 #[test]
-fn ir_has_the_seeds_run_time_parameters_and_never_caches_the_update() {
+fn ir_has_the_run_time_parameters_and_never_caches_the_update() {
     let pipeline = &compiled().pipeline;
     let inputs: BTreeMap<String, Value> =
         serde_json::from_value(pipeline["root"]["inputDefinitions"]["parameters"].clone()).unwrap();
     let defaults: BTreeMap<&str, &str> = [
+        // The seed's.
         ("ontap_cluster_mgmt_hostname", ""),
         (
             "ontap_cluster_admin_acct_k8s_secret",
@@ -209,6 +269,12 @@ fn ir_has_the_seeds_run_time_parameters_and_never_caches_the_update() {
         ("source_volume", "sm"),
         ("destination_svm", "ai221_data"),
         ("destination_volume", "sm_dest"),
+        // The CA, the timeout and the busy policy.
+        ("ontap_ca_secret", "ontap-ca"),
+        ("ontap_ca_config_map", "ontap-ca"),
+        ("ontap_ca_key", "ca.crt"),
+        ("update_timeout", "1h"),
+        ("if_busy", "wait"),
     ]
     .into();
     assert_eq!(
@@ -220,6 +286,16 @@ fn ir_has_the_seeds_run_time_parameters_and_never_caches_the_update() {
         assert_eq!(inputs[name]["parameterType"], "STRING", "{name}");
     }
     let task = &pipeline["root"]["dag"]["tasks"][TASK];
+    for (input, parameter) in [
+        ("update_timeout", "update_timeout"),
+        ("if_busy", "if_busy"),
+        ("ontap_ca_key", "ontap_ca_key"),
+    ] {
+        assert_eq!(
+            task["inputs"]["parameters"][input]["componentInputParameter"], parameter,
+            "{task}"
+        );
+    }
     assert_ne!(
         task["cachingOptions"]["enableCache"], true,
         "a cached step would skip the update: {task}"
@@ -236,96 +312,192 @@ fn the_step_image_can_be_chosen_at_compile_time() {
     );
 }
 
-/// Resolves the step's arguments the way the KFP launcher does: each `{{$.inputs.parameters['x']}}` becomes the
-/// task input `x` (wired to the pipeline parameter the IR names), each `{"Concat": [...]}` is joined.
-fn resolve_args(pipeline: &Value, run_parameters: &BTreeMap<&str, String>) -> Vec<String> {
-    let task_inputs = &pipeline["root"]["dag"]["tasks"][TASK]["inputs"]["parameters"];
-    let resolve_one = |text: &str| -> String {
-        let mut out = text.to_owned();
-        while let Some(start) = out.find("{{$.inputs.parameters['") {
-            let rest = &out[start + "{{$.inputs.parameters['".len()..];
-            let name = &rest[..rest.find("']}}").expect("closed placeholder")];
-            let pipeline_parameter = task_inputs[name]["componentInputParameter"]
-                .as_str()
-                .expect("wired to a pipeline parameter");
-            let value = run_parameters[pipeline_parameter].clone();
-            out = out.replacen(&format!("{{{{$.inputs.parameters['{name}']}}}}"), &value, 1);
-        }
-        out
-    };
-    strings(&container(pipeline)["args"])
-        .iter()
-        .map(|arg| match serde_json::from_str::<Value>(arg) {
-            Ok(Value::Object(map)) if map.contains_key("Concat") => strings(&map["Concat"])
-                .iter()
-                .map(|part| resolve_one(part))
-                .collect::<String>(),
-            _ => resolve_one(arg),
-        })
-        .collect()
+/// What `run_step_locally.py` reports: the step's exit code, output, and its outputs as KFP reads them.
+#[derive(Debug, Deserialize)]
+struct StepRun {
+    exit_code: i32,
+    command: Vec<String>,
+    stdout: String,
+    stderr: String,
+    outputs: Value,
 }
 
-/// The compiled step's own arguments, run by the real binary against the stand-in: the pipeline's parameter
-/// values (`yes`/`no` included) are accepted, and the update is started and followed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_compiled_step_runs_against_the_ontap_stand_in() {
-    let pipeline = compiled().pipeline.clone();
-    let standin = OntapStandin::start(Scenario::accepted_job()).await.unwrap();
-    let secret = tempfile::tempdir().unwrap();
-    std::fs::write(secret.path().join("username"), standin.username()).unwrap();
-    std::fs::write(secret.path().join("password"), standin.password()).unwrap();
-    let (source_svm, source_volume) = SOURCE_PATH.split_once(':').unwrap();
-    let (destination_svm, destination_volume) = DESTINATION_PATH.split_once(':').unwrap();
+/// The stand-in, the credentials as the mounted Secret, and a directory holding the stand-in's CA under `key`.
+struct Step {
+    standin: OntapStandin,
+    secret: tempfile::TempDir,
+    ca: tempfile::TempDir,
+}
 
-    let mut outcomes = Vec::new();
-    for verify in ["no", "yes"] {
-        let parameters: BTreeMap<&str, String> = [
-            ("ontap_cluster_mgmt_hostname", standin.hostname()),
-            (
-                "ontap_cluster_admin_acct_k8s_secret",
-                "ontap-cluster-mgmt-account".into(),
-            ),
-            ("ontap_api_verify_ssl_cert", verify.into()),
-            ("source_svm", source_svm.into()),
-            ("source_volume", source_volume.into()),
-            ("destination_svm", destination_svm.into()),
-            ("destination_volume", destination_volume.into()),
-        ]
-        .into();
-        // The Secret is mounted at /mnt/secret in the pod; here it is a temporary directory.
-        let args: Vec<String> = resolve_args(&pipeline, &parameters)
-            .into_iter()
-            .map(|arg| {
-                if arg == "/mnt/secret" {
-                    secret.path().display().to_string()
-                } else {
-                    arg
-                }
-            })
-            .collect();
-        let output = tokio::process::Command::new(plugin_binary())
-            .args(&args)
+impl Step {
+    async fn start(scenario: Scenario, ca_key: &str) -> Self {
+        let standin = OntapStandin::start(scenario).await.unwrap();
+        let secret = tempfile::tempdir().unwrap();
+        std::fs::write(secret.path().join("username"), standin.username()).unwrap();
+        std::fs::write(secret.path().join("password"), standin.password()).unwrap();
+        let ca = tempfile::tempdir().unwrap();
+        std::fs::write(ca.path().join(ca_key), standin.ca_pem()).unwrap();
+        Self { standin, secret, ca }
+    }
+
+    /// Runs the compiled step with the stand-in's address and paths, `params` on top; the credentials Secret is
+    /// always mounted, the CA directory at `ca_mount` when given.
+    async fn run(&self, params: &[(&str, &str)], ca_mount: Option<&str>) -> StepRun {
+        let dir = tempfile::tempdir().unwrap();
+        let pipeline = dir.path().join("pipeline.yaml");
+        std::fs::write(&pipeline, &compiled().yaml).unwrap();
+        let (source_svm, source_volume) = SOURCE_PATH.split_once(':').unwrap();
+        let (destination_svm, destination_volume) = DESTINATION_PATH.split_once(':').unwrap();
+        let hostname = self.standin.hostname();
+        let mut all: Vec<(&str, &str)> = vec![
+            ("ontap_cluster_mgmt_hostname", &hostname),
+            ("source_svm", source_svm),
+            ("source_volume", source_volume),
+            ("destination_svm", destination_svm),
+            ("destination_volume", destination_volume),
+        ];
+        all.extend(params);
+        let mut command = tokio::process::Command::new(venv_python());
+        command
+            .arg(example_dir().join("run_step_locally.py"))
+            .arg(&pipeline)
+            .arg("--binary")
+            .arg(plugin_binary())
+            .arg("--mount")
+            .arg(format!("/mnt/secret={}", self.secret.path().display()));
+        if let Some(mount) = ca_mount {
+            command
+                .arg("--mount")
+                .arg(format!("{mount}={}", self.ca.path().display()));
+        }
+        for (name, value) in all {
+            command.arg("--param").arg(format!("{name}={value}"));
+        }
+        command
             .env_remove("ONTAP_USERNAME")
             .env_remove("ONTAP_PASSWORD")
-            .output()
-            .await
-            .unwrap();
-        outcomes.push((
-            output.status.code(),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        ));
+            .env_remove("SSL_CERT_FILE")
+            .env_remove("SSL_CERT_DIR");
+        let output = command.output().await.expect("run_step_locally.py runs");
+        assert!(
+            output.status.success(),
+            "run_step_locally.py failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).expect("run_step_locally.py prints JSON")
     }
-    let (code, stdout, stderr) = &outcomes[0];
-    assert_eq!(*code, Some(0), "verify=no:\n{stdout}\n{stderr}");
-    assert!(stderr.contains("warning: --verify-tls=false"), "{stderr}");
-    let report: Value = serde_json::from_str(stdout).expect("-o json");
+
+    fn posts(&self) -> usize {
+        self.standin.count("POST", "/api/snapmirror/relationships/")
+    }
+}
+
+/// The outputs KFP reads after a successful update against the stand-in (its post-transfer lag is `PT1M2S`).
+fn assert_updated_outputs(run: &StepRun) {
+    let outputs = &run.outputs;
+    assert_eq!(outputs["result"], "updated", "{run:#?}");
+    assert_eq!(outputs["state"], "snapmirrored");
+    assert_eq!(outputs["lag_seconds"], 62);
+    assert_eq!(outputs["bytes_transferred"], 1_048_576);
+    assert_eq!(outputs["transfer_end_time"], "2026-11-22T00:01:00+00:00");
+    let metrics = &outputs["metrics"];
+    assert_eq!(metrics["name"], "metrics");
+    assert_eq!(
+        metrics["metadata"],
+        json!({"lag_seconds": 62.0, "bytes_transferred": 1_048_576.0})
+    );
+    assert!(
+        metrics["uri"]
+            .as_str()
+            .is_some_and(|uri| uri.ends_with("/metrics")),
+        "{metrics}"
+    );
+}
+
+/// The acceptance run: `verify TLS = yes` (the default), the CA from a mounted Secret, outputs read back by KFP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_compiled_step_updates_with_a_ca_from_a_mounted_secret_and_verify_tls_yes() {
+    let step = Step::start(Scenario::accepted_job(), "ca.crt").await;
+    let run = step.run(&[], Some("/mnt/ontap-ca/secret")).await;
+    assert_eq!(run.exit_code, 0, "{run:#?}");
+    assert!(
+        run.command.windows(2).any(|w| w == ["--verify-tls", "yes"]),
+        "{:?}",
+        run.command
+    );
+    assert!(!run.stderr.contains("--verify-tls=false"), "{}", run.stderr);
+    assert_updated_outputs(&run);
+    let report: Value = serde_json::from_str(&run.stdout).expect("-o json");
     assert_eq!(report["transfer"]["state"], "success");
-    // `yes` verifies: the stand-in's self-signed CA is not in the system roots, so the step fails, clearly.
-    let (code, stdout, stderr) = &outcomes[1];
-    assert_eq!(*code, Some(1), "verify=yes:\n{stdout}\n{stderr}");
-    assert!(stderr.contains("is not trusted"), "{stderr}");
-    assert_eq!(standin.count("POST", "/api/snapmirror/relationships/"), 1);
+    assert_eq!(step.posts(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ca_can_come_from_a_config_map_under_another_key() {
+    let step = Step::start(Scenario::created(), "bundle.pem").await;
+    let run = step
+        .run(&[("ontap_ca_key", "bundle.pem")], Some("/mnt/ontap-ca/configmap"))
+        .await;
+    assert_eq!(run.exit_code, 0, "{run:#?}");
+    assert_updated_outputs(&run);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_ca_verify_tls_yes_fails_naming_where_it_looked() {
+    let step = Step::start(Scenario::created(), "ca.crt").await;
+    let run = step.run(&[], None).await;
+    assert_eq!(run.exit_code, 1, "{run:#?}");
+    assert!(run.stderr.contains("is not trusted"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("no CA was found at ") && run.stderr.contains("/ca.crt (--ca-file-if-present)"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.outputs, json!({}), "a failed step has no outputs");
+    assert_eq!(step.posts(), 0);
+
+    // verify = no still works, and says what it gives up.
+    let run = step.run(&[("ontap_api_verify_ssl_cert", "no")], None).await;
+    assert_eq!(run.exit_code, 0, "{run:#?}");
+    assert!(
+        run.stderr.contains("warning: --verify-tls=false"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.outputs["result"], "updated");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_busy_policy_and_the_timeout_are_run_time_parameters() {
+    let step = Step::start(Scenario::busy(), "ca.crt").await;
+    let run = step
+        .run(&[("if_busy", "skip")], Some("/mnt/ontap-ca/secret"))
+        .await;
+    assert_eq!(run.exit_code, 0, "{run:#?}");
+    assert_eq!(run.outputs["result"], "skipped");
+    assert_eq!(run.outputs["bytes_transferred"], 0);
+    assert_eq!(run.outputs["transfer_end_time"], "");
+    assert_eq!(run.outputs["state"], "snapmirrored");
+    assert_eq!(step.posts(), 0);
+
+    // The default, wait, meets a transfer that outlasts a 1 s update_timeout: exit 3, nothing started.
+    let run = step
+        .run(&[("update_timeout", "1s")], Some("/mnt/ontap-ca/secret"))
+        .await;
+    assert_eq!(run.exit_code, 3, "{run:#?}");
+    assert!(
+        run.stderr
+            .contains("timed out after 1s while waiting for the transfer in progress"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(step.posts(), 0);
+
+    let run = step
+        .run(&[("if_busy", "fail")], Some("/mnt/ontap-ca/secret"))
+        .await;
+    assert_eq!(run.exit_code, 5, "{run:#?}");
 }
 
 /// The Dockerfile builds the image the pipeline runs: multi-stage, the binary on PATH under the name the

@@ -1,7 +1,7 @@
 //! `kubectl tprotect snapmirror` end to end: the REAL built binary against the ONTAP stand-in over real TLS (its
 //! CA via --ca-file, --verify-tls=false, and the refusal of its untrusted certificate by default), every
-//! scripted scenario, exit codes, stdout/stderr separation, a grep of all output for the credentials, and
-//! `--secret` read from a real local API server (the testbed).
+//! scripted scenario, exit codes (`status --fail-on` 4, `update --if-busy=fail` 5), stdout/stderr separation,
+//! a grep of all output for the credentials, and `--secret` read from a real local API server (the testbed).
 //!
 //! The binary is built once per test process by `tprotect_e2e::plugin_binary()` (`cargo build -p
 //! kubectl-tprotect`; `CARGO_BIN_EXE_*` exists only for a package's own binaries).
@@ -13,7 +13,9 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 use tprotect_e2e::{CrdSource, Testbed, TestbedOptions, plugin_binary};
-use tprotect_ontap_standin::{DESTINATION_PATH, OntapStandin, PostAnswer, SOURCE_PATH, Scenario};
+use tprotect_ontap_standin::{
+    ANOTHER_TRANSFER_IN_PROGRESS, DESTINATION_PATH, OntapStandin, PostAnswer, SOURCE_PATH, Scenario,
+};
 
 /// Distinctive credentials, so a grep of all output can tell whether they leaked.
 const USERNAME: &str = "e2e-admin-5b2f9a";
@@ -186,6 +188,22 @@ async fn created_flow_waits_for_the_transfer_and_posts_once() {
     assert!(env.standin.requests().iter().all(|r| r.authorization_present));
 }
 
+/// What `update --wait -o json` reports after the transfer: the relationship read again (its lag is the
+/// stand-in's post-transfer `PT1M2S`, not the `PT8H35M42S` it showed before), the bytes and the end time.
+fn assert_post_transfer_values(report: &Value) {
+    assert_eq!(report["result"], "updated");
+    assert_eq!(report["state"], "snapmirrored");
+    assert_eq!(report["healthy"], true);
+    assert_eq!(report["lag_time"], "PT1M2S");
+    assert_eq!(report["lag_seconds"], 62);
+    assert_eq!(report["relationship"]["lag_time"], "PT1M2S");
+    assert_eq!(report["relationship"]["transfer"]["state"], "success");
+    assert_eq!(report["bytes_transferred"], 1_048_576);
+    assert_eq!(report["transfer_end_time"], "2026-11-22T00:01:00+00:00");
+    assert_eq!(report["transfer"]["end_time"], report["transfer_end_time"]);
+    assert_eq!(report["transfer_uuid"], report["transfer"]["uuid"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accepted_job_flow_reports_json_on_stdout() {
     let env = Env::start(Scenario::accepted_job()).await;
@@ -198,6 +216,7 @@ async fn accepted_job_flow_reports_json_on_stdout() {
     assert_eq!(report["relationship"]["state"], "snapmirrored");
     assert_eq!(report["source"], SOURCE_PATH);
     assert_eq!(report["waited"], true);
+    assert_post_transfer_values(&report);
     assert!(
         out.stderr.contains("(202 Accepted)") && out.stderr.contains("started by the job"),
         "{}",
@@ -214,6 +233,7 @@ async fn yaml_output_works_too() {
     let report: Value = serde_norway::from_str(&out.stdout).expect("stdout is YAML");
     assert_eq!(report["transfer"]["state"], "success");
     assert_eq!(report["started"]["accepted_as"], "created");
+    assert_post_transfer_values(&report);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -476,8 +496,14 @@ async fn redirects_are_not_followed() {
     let out = run(&env.args("status"), &[]).await;
     out.assert_code(1);
     assert!(
-        out.stderr.contains("redirects are never followed"),
+        out.stderr.contains("redirects are never followed")
+            && out.stderr.contains("a redirect to /api/redirected-here;"),
         "{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("Some("),
+        "user terms, not Rust's: {}",
         out.stderr
     );
     assert_eq!(env.standin.requests().len(), 1);
@@ -646,6 +672,8 @@ async fn credentials_never_appear_in_any_output_even_at_trace() {
             transient_get_failures: 1,
             ..Scenario::created()
         },
+        Scenario::busy_at_post(),
+        Scenario::lost_post_answer(),
     ];
     let mut runs = 0;
     for scenario in scenarios {
@@ -672,7 +700,7 @@ async fn credentials_never_appear_in_any_output_even_at_trace() {
             .assert_no_credentials();
         runs += 2;
     }
-    assert_eq!(runs, 28);
+    assert_eq!(runs, 36);
 }
 
 async fn create_secret(client: &kube::Client, namespace: &str, name: &str, data: &[(&str, &str)]) {
@@ -796,4 +824,273 @@ async fn secret_is_read_from_a_real_api_server() {
         1,
         "only the run with the right Secret reached the POST"
     );
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", out.stdout))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_fail_on_passes_a_healthy_relationship() {
+    let env = Env::start(Scenario::created()).await;
+    let gate = ["--fail-on", "unhealthy,lag=12h,state!=snapmirrored"];
+    let out = run(&plus(env.args("status"), &gate), &[]).await;
+    out.assert_code(0);
+    assert!(
+        out.stdout
+            .contains("FAIL-ON        none of unhealthy,lag=12h,state!=snapmirrored holds"),
+        "{}",
+        out.stdout
+    );
+    let out = run(&plus(plus(env.args("status"), &gate), &["-o", "json"]), &[]).await;
+    out.assert_code(0);
+    let report = json(&out);
+    assert_eq!(report["fail_on"]["conditions"].as_array().unwrap().len(), 3);
+    assert_eq!(report["fail_on"]["held"], json!([]));
+    // Without --fail-on, nothing is judged.
+    let out = run(&plus(env.args("status"), &["-o", "json"]), &[]).await;
+    out.assert_code(0);
+    assert!(json(&out).get("fail_on").is_none(), "{}", out.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_fail_on_exits_4_for_an_unhealthy_relationship_naming_the_condition() {
+    let env = Env::start(Scenario::unhealthy()).await;
+    let out = run(
+        &plus(env.args("status"), &["--fail-on", "unhealthy,lag=12h"]),
+        &[],
+    )
+    .await;
+    out.assert_code(4).assert_no_credentials();
+    assert!(
+        out.stderr.contains(
+            "error: --fail-on: a condition holds for svm_dst:vol_dst: unhealthy (ONTAP reports it unhealthy: \
+             Transfer failed. (code 6619546); Destination volume is not online. (code 13303868))"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("lag=12h"),
+        "only what holds is named: {}",
+        out.stderr
+    );
+    // The status is still shown, for the pipeline's log.
+    assert!(out.stdout.contains("HEALTHY        false"), "{}", out.stdout);
+    assert_eq!(env.posts(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_fail_on_exits_4_for_a_lagging_relationship() {
+    let env = Env::start(Scenario::lagging()).await;
+    let out = run(
+        &plus(
+            env.args("status"),
+            &["--fail-on", "unhealthy", "--fail-on", "lag=2h", "-o", "json"],
+        ),
+        &[],
+    )
+    .await;
+    out.assert_code(4);
+    let report = json(&out);
+    assert_eq!(report["lag_time"], "P1DT2H");
+    assert_eq!(
+        report["fail_on"]["held"],
+        json!([{"condition": "lag=2h", "why": "the lag is 26h, longer than 2h"}])
+    );
+    assert!(
+        out.stderr.contains("lag=2h (the lag is 26h, longer than 2h)"),
+        "{}",
+        out.stderr
+    );
+    // A limit as long as the lag passes (the lag must be longer); days in ISO 8601, as ONTAP writes lags.
+    run(&plus(env.args("status"), &["--fail-on", "lag=P1DT2H"]), &[])
+        .await
+        .assert_code(0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_fail_on_state_and_bad_conditions() {
+    let env = Env::start(Scenario::broken_off()).await;
+    let out = run(
+        &plus(env.args("status"), &["--fail-on", "state!=snapmirrored"]),
+        &[],
+    )
+    .await;
+    out.assert_code(4);
+    assert!(
+        out.stderr
+            .contains("state!=snapmirrored (the state is broken_off)"),
+        "{}",
+        out.stderr
+    );
+    let out = run(
+        &plus(env.args("status"), &["--fail-on", "unhealthy,state=broken_off"]),
+        &[],
+    )
+    .await;
+    out.assert_code(4);
+    assert!(out.stderr.contains("2 conditions hold"), "{}", out.stderr);
+
+    let requests = env.standin.requests().len();
+    for (bad, says) in [
+        ("lagging", "expected one of: unhealthy, lag=DURATION"),
+        (
+            "state!=snapmirored",
+            "\"snapmirored\" is not a SnapMirror relationship state",
+        ),
+        ("lag=soon", "invalid duration \"soon\""),
+    ] {
+        let out = run(&plus(env.args("status"), &["--fail-on", bad]), &[]).await;
+        out.assert_code(2);
+        assert!(out.stderr.contains(says), "{bad}: {}", out.stderr);
+    }
+    assert_eq!(env.standin.requests().len(), requests, "bad flags send nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn if_busy_wait_is_the_default_and_starts_a_new_transfer_after_the_running_one() {
+    let env = Env::start(Scenario::busy()).await;
+    let (running, _) = env.standin.current_transfer().unwrap();
+    let out = run(&plus(env.args("update"), &["--wait", "-o", "json"]), &[]).await;
+    out.assert_code(0).assert_no_credentials();
+    assert!(
+        out.stderr.contains(&format!(
+            "Busy: transfer {running} is queued; waiting for it to end"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("ended: success"), "{}", out.stderr);
+    let report = json(&out);
+    assert_eq!(report["if_busy"], "wait");
+    assert_eq!(report["waited_for"][0]["uuid"], running.as_str());
+    assert_eq!(report["waited_for"][0]["seen"], "before_post");
+    assert_ne!(
+        report["transfer"]["uuid"],
+        running.as_str(),
+        "ours is a new transfer"
+    );
+    assert_post_transfer_values(&report);
+    assert_eq!(env.posts(), 1);
+    assert_eq!(env.standin.refused_busy_posts(), 0, "no POST while it ran");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn if_busy_skip_exits_0_and_starts_nothing() {
+    let env = Env::start(Scenario::busy()).await;
+    let out = run(
+        &plus(env.args("update"), &["--wait", "--if-busy", "skip", "-o", "json"]),
+        &[],
+    )
+    .await;
+    out.assert_code(0);
+    assert!(
+        out.stderr.contains("Nothing started: transfer ") && out.stderr.contains("(--if-busy=skip)"),
+        "{}",
+        out.stderr
+    );
+    let report = json(&out);
+    assert_eq!(report["result"], "skipped");
+    assert_eq!(report["bytes_transferred"], 0);
+    assert!(
+        report.get("started").is_none() && report.get("transfer").is_none(),
+        "{report}"
+    );
+    assert_eq!(env.posts(), 0);
+    let out = run(&plus(env.args("update"), &["--if-busy", "skip"]), &[]).await;
+    out.assert_code(0);
+    assert!(out.stdout.contains("skipped: transfer "), "{}", out.stdout);
+    assert!(out.stdout.contains("nothing was started"), "{}", out.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn if_busy_fail_exits_5_and_starts_nothing() {
+    let env = Env::start(Scenario::busy()).await;
+    let out = run(&plus(env.args("update"), &["--wait", "--if-busy", "fail"]), &[]).await;
+    out.assert_code(5).assert_no_credentials();
+    assert!(
+        out.stderr.contains("svm_dst:vol_dst is busy: transfer ")
+            && out.stderr.contains("nothing was started (--if-busy=fail)"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    assert_eq!(env.posts(), 0);
+}
+
+/// The lookup saw the relationship idle, the schedule started a transfer as the POST arrived, and ONTAP refused
+/// the POST with 13303844.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_refused_by_a_transfer_in_progress_follows_the_policy() {
+    let env = Env::start(Scenario::busy_at_post()).await;
+    let out = run(&plus(env.args("update"), &["--wait", "-o", "json"]), &[]).await;
+    out.assert_code(0);
+    assert!(
+        out.stderr.contains(&format!(
+            "Busy: ONTAP refused the update ({ANOTHER_TRANSFER_IN_PROGRESS} (code 13303844))"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(json(&out)["waited_for"][0]["seen"], "post_refused");
+    assert_eq!(env.posts(), 2, "refused, then ours once the other ended");
+    assert_eq!(env.standin.refused_busy_posts(), 1);
+
+    let env = Env::start(Scenario::busy_at_post()).await;
+    let out = run(&plus(env.args("update"), &["--wait", "--if-busy", "fail"]), &[]).await;
+    out.assert_code(5);
+    assert!(out.stderr.contains("code 13303844"), "{}", out.stderr);
+    assert_eq!(env.posts(), 1);
+
+    let env = Env::start(Scenario::busy_at_post()).await;
+    let out = run(&plus(env.args("update"), &["--wait", "--if-busy", "skip"]), &[]).await;
+    out.assert_code(0);
+    assert!(
+        out.stderr.contains("Nothing started: ONTAP refused"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(env.posts(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_post_answer_says_the_transfer_may_have_started_and_how_to_check() {
+    let env = Env::start(Scenario::lost_post_answer()).await;
+    let (before, _) = env.standin.current_transfer().unwrap();
+    let out = run(&plus(env.args("update"), &["--wait"]), &[]).await;
+    out.assert_code(1).assert_no_credentials();
+    assert!(
+        out.stderr
+            .contains("but its answer was lost (the connection failed before the answer was complete): the transfer MAY have started"),
+        "{}",
+        out.stderr
+    );
+    let check = format!(
+        "kubectl tprotect snapmirror status --hostname {} --destination {DESTINATION_PATH}",
+        env.standin.hostname()
+    );
+    assert!(out.stderr.contains(&check), "{}", out.stderr);
+    assert!(!out.stderr.contains("cannot reach"), "{}", out.stderr);
+    assert_eq!(env.posts(), 1, "never sent again");
+    // The way to check works: the transfer did start, and status shows it.
+    let (started, _) = env.standin.current_transfer().unwrap();
+    assert_ne!(started, before);
+    let out = run(&plus(env.args("status"), &["-o", "json"]), &[]).await;
+    out.assert_code(0);
+    assert_eq!(json(&out)["last_transfer"]["uuid"], started.as_str());
+
+    let env = Env::start(Scenario::post_never_answered()).await;
+    let out = run(&plus(env.args("update"), &["--wait", "--timeout", "2s"]), &[]).await;
+    out.assert_code(3);
+    assert!(
+        out.stderr.contains("MAY have started")
+            && out
+                .stderr
+                .contains(&format!("--hostname {}", env.standin.hostname())),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("cannot reach"), "{}", out.stderr);
+    assert_eq!(env.posts(), 1);
 }

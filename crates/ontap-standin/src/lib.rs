@@ -8,7 +8,9 @@
 //! Endpoints (everything else answers 404 in ONTAP's error format, and is recorded):
 //! - `GET  /api/snapmirror/relationships?destination.path=SVM:VOL&fields=...`
 //! - `POST /api/snapmirror/relationships/{uuid}/transfers` → `201 Created` + `Location`, or `202 Accepted` +
-//!   `{"job": {...}}`
+//!   `{"job": {...}}`; while another transfer runs on the relationship, ONTAP's refusal (code `13303844`, "Another
+//!   transfer is in progress"), as an error answer or as a failed job ([`BusyRefusal`]); or a transfer started
+//!   and its answer lost ([`PostAnswer::DropConnectionAfterStart`], [`PostAnswer::NoAnswerAfterStart`])
 //! - `GET  /api/snapmirror/relationships/{uuid}/transfers/{transfer_uuid}`
 //! - `GET  /api/cluster/jobs/{uuid}`
 //!
@@ -17,7 +19,14 @@
 //! (or skip verification) — exactly the situation of a real cluster with a self-signed certificate.
 //!
 //! Jobs and transfers advance by being looked at: each GET moves them one step (`queued` → `running` /
-//! `transferring` → the scripted outcome after [`Scenario::polls_to_finish`] GETs), so tests need no clocks.
+//! `transferring` → the scripted outcome after [`Scenario::polls_to_finish`] GETs), so tests need no clocks. A
+//! running transfer also advances with each lookup of its relationship: ONTAP documents both as ways to watch
+//! it, and a client waiting for a transfer it did not start ([`Scenario::other_transfer`]: ONTAP's own
+//! schedule, or an earlier run's) only knows it from the relationship.
+//!
+//! Where ONTAP's documentation leaves a detail open — the HTTP status of a refused POST, whether the refusal
+//! comes as an error answer or as a failed job — the stand-in plays each plausible variant, chosen by the
+//! scenario, so the client is tested against all of them rather than against one guess.
 //! Every request is recorded ([`OntapStandin::requests`]) so tests can assert what was — and was not — sent.
 
 use std::collections::HashMap;
@@ -93,7 +102,45 @@ pub enum PostAnswer {
         code: String,
         message: String,
     },
+    /// The transfer is started, then the connection is dropped before the answer is complete: a network failure
+    /// after the request arrived. The client cannot know whether anything started.
+    DropConnectionAfterStart,
+    /// The transfer is started and no answer ever comes; the client's own timeout ends the wait.
+    NoAnswerAfterStart,
 }
+
+/// A transfer on the relationship that no request to the stand-in started: ONTAP's own schedule, or the run
+/// before a rerun.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtherTransfer {
+    pub starts: OtherTransferStart,
+    /// Looks at it (lookups of its relationship, GETs of the transfer) until it ends in success, the first
+    /// look showing `queued`, the ones before the last `transferring` (at least 1).
+    pub looks_to_finish: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtherTransferStart {
+    /// Already running when the stand-in starts: a lookup before the POST sees it.
+    Running,
+    /// Started by the schedule as the first POST arrives: the lookup before the POST saw the relationship idle,
+    /// and the POST is refused.
+    AtFirstPost,
+}
+
+/// How the transfer POST is refused while another transfer runs on the relationship. ONTAP documents the code
+/// (`13303844`, update failed) but neither the HTTP status nor whether the refusal comes at once or from the
+/// job, so each is a scenario choice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BusyRefusal {
+    /// An error answer `{"error": {"code": "13303844", "message": ...}}` with this HTTP status.
+    Error { status: u16, message: String },
+    /// `202 Accepted` with a job that fails with code `13303844` and this message.
+    FailedJob { message: String },
+}
+
+/// ONTAP's message when an update meets a running transfer.
+pub const ANOTHER_TRANSFER_IN_PROGRESS: &str = "Another transfer is in progress.";
 
 /// How a job ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +169,10 @@ pub struct Scenario {
     pub transfer_outcome: TransferOutcome,
     /// GETs of a job or transfer before it reaches its outcome (at least 1).
     pub polls_to_finish: u32,
+    /// Another transfer on the (first) relationship, not started by a POST here.
+    pub other_transfer: Option<OtherTransfer>,
+    /// How a POST is refused while any transfer of the relationship is `queued` or `transferring`.
+    pub busy_refusal: BusyRefusal,
     /// Relationship lookups after a job succeeded before the relationship shows the new transfer.
     pub transfer_reveal_delay: u32,
     /// Delay before every answer ("slow responses").
@@ -150,6 +201,11 @@ impl Scenario {
             job_outcome: JobOutcome::Success,
             transfer_outcome: TransferOutcome::Success,
             polls_to_finish: 2,
+            other_transfer: None,
+            busy_refusal: BusyRefusal::Error {
+                status: 400,
+                message: ANOTHER_TRANSFER_IN_PROGRESS.into(),
+            },
             transfer_reveal_delay: 1,
             response_delay: Duration::ZERO,
             transient_get_failures: 0,
@@ -236,6 +292,47 @@ impl Scenario {
             ..Self::created()
         }
     }
+
+    /// Healthy and `snapmirrored`, but the last transfer is 26 hours old (`lag_time` `P1DT2H`).
+    pub fn lagging() -> Self {
+        let mut scenario = Self::created();
+        scenario.relationships[0].lag_time = "P1DT2H".into();
+        scenario
+    }
+
+    /// A transfer is already running when the stand-in starts (four looks to finish); a POST meanwhile is
+    /// refused with an error answer (400, `13303844`).
+    pub fn busy() -> Self {
+        Self {
+            other_transfer: Some(OtherTransfer {
+                starts: OtherTransferStart::Running,
+                looks_to_finish: 4,
+            }),
+            ..Self::created()
+        }
+    }
+
+    /// The relationship looks idle, but ONTAP's schedule starts a transfer as the first POST arrives, which is
+    /// refused (the race no look before the POST can rule out).
+    pub fn busy_at_post() -> Self {
+        Self {
+            other_transfer: Some(OtherTransfer {
+                starts: OtherTransferStart::AtFirstPost,
+                looks_to_finish: 4,
+            }),
+            ..Self::created()
+        }
+    }
+
+    /// The POST starts a transfer, and the connection drops before its answer arrives.
+    pub fn lost_post_answer() -> Self {
+        Self::base(PostAnswer::DropConnectionAfterStart)
+    }
+
+    /// The POST starts a transfer and is never answered.
+    pub fn post_never_answered() -> Self {
+        Self::base(PostAnswer::NoAnswerAfterStart)
+    }
 }
 
 /// One request as the stand-in received it.
@@ -253,12 +350,16 @@ struct JobRecord {
     relationship_uuid: String,
     polls: u32,
     transfer_started: bool,
+    /// The job refuses the update because another transfer runs: it fails with `13303844` and this message.
+    refused_busy: Option<String>,
 }
 
 #[derive(Debug)]
 struct TransferRecord {
     relationship_uuid: String,
     polls: u32,
+    /// For a transfer of [`Scenario::other_transfer`]: its looks to finish. It always succeeds.
+    other_looks_to_finish: Option<u32>,
 }
 
 #[derive(Debug)]
@@ -276,6 +377,10 @@ struct Inner {
     transfers: HashMap<String, TransferRecord>,
     requests: Vec<RecordedRequest>,
     gets_seen: u32,
+    /// POSTs refused because a transfer was running.
+    refused_busy_posts: u32,
+    /// [`OtherTransferStart::AtFirstPost`] already happened.
+    other_transfer_started: bool,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -320,7 +425,17 @@ impl OntapStandin {
             transfers: HashMap::new(),
             requests: Vec::new(),
             gets_seen: 0,
+            refused_busy_posts: 0,
+            other_transfer_started: false,
         }));
+        {
+            let mut inner = lock(&shared);
+            if let Some(other) = inner.scenario.other_transfer.clone()
+                && other.starts == OtherTransferStart::Running
+            {
+                start_other_transfer(&mut inner, other.looks_to_finish);
+            }
+        }
         let handle = Handle::new();
         let server = axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(Arc::new(tls)))?
             .handle(handle.clone());
@@ -382,6 +497,19 @@ impl OntapStandin {
             .iter()
             .filter(|r| r.method == method && r.path.starts_with(path_prefix))
             .count()
+    }
+
+    /// POSTs refused because a transfer was running on the relationship.
+    pub fn refused_busy_posts(&self) -> u32 {
+        lock(&self.shared).refused_busy_posts
+    }
+
+    /// The UUID and state of the first relationship's current (or last) transfer.
+    pub fn current_transfer(&self) -> Option<(String, String)> {
+        lock(&self.shared)
+            .relationships
+            .first()
+            .and_then(|r| r.fixture.last_transfer.clone())
     }
 
     /// Requests that would change a relationship itself (create, PATCH for resync/resume/quiesce, DELETE): a
@@ -602,10 +730,18 @@ async fn list_relationships(
     let mut inner = lock(&shared);
     let destination = query.get("destination.path");
     let mut records = Vec::new();
-    for record in inner.relationships.iter_mut() {
-        if destination.is_some_and(|d| *d != record.fixture.destination_path) {
+    for index in 0..inner.relationships.len() {
+        if destination.is_some_and(|d| *d != inner.relationships[index].fixture.destination_path) {
             continue;
         }
+        // Looking at the relationship is one way to watch its transfer (ONTAP documents both).
+        if let Some((uuid, state)) = inner.relationships[index].fixture.last_transfer.clone()
+            && is_running(&state)
+            && inner.transfers.contains_key(&uuid)
+        {
+            advance_transfer(&mut inner, &uuid);
+        }
+        let record = &mut inner.relationships[index];
         if let Some((uuid, remaining)) = record.hidden_transfer.take() {
             if remaining == 0 {
                 record.fixture.last_transfer = Some((uuid, "queued".into()));
@@ -622,73 +758,157 @@ async fn list_relationships(
     )
 }
 
-fn new_transfer(inner: &mut Inner, relationship_uuid: &str) -> String {
+fn is_running(transfer_state: &str) -> bool {
+    matches!(transfer_state, "queued" | "transferring")
+}
+
+fn new_transfer(inner: &mut Inner, relationship_uuid: &str, other_looks_to_finish: Option<u32>) -> String {
     let transfer_uuid = uuid::Uuid::new_v4().to_string();
     inner.transfers.insert(
         transfer_uuid.clone(),
         TransferRecord {
             relationship_uuid: relationship_uuid.to_owned(),
             polls: 0,
+            other_looks_to_finish,
         },
     );
     transfer_uuid
 }
 
+/// Starts [`Scenario::other_transfer`] on the first relationship.
+fn start_other_transfer(inner: &mut Inner, looks_to_finish: u32) {
+    inner.other_transfer_started = true;
+    let Some(relationship_uuid) = inner.relationships.first().map(|r| r.fixture.uuid.clone()) else {
+        return;
+    };
+    let transfer_uuid = new_transfer(inner, &relationship_uuid, Some(looks_to_finish.max(1)));
+    set_relationship_transfer(inner, &relationship_uuid, &transfer_uuid, "queued");
+}
+
+/// What the POST handler answers, decided under the lock and sent after it is released.
+enum PostReply {
+    Now(Response),
+    /// Drop the connection mid-answer.
+    Drop,
+    /// Never answer.
+    Hang,
+}
+
 async fn start_transfer(State(shared): State<Shared>, Path(relationship_uuid): Path<String>) -> Response {
-    let mut inner = lock(&shared);
+    let reply = decide_post(&mut lock(&shared), &relationship_uuid);
+    match reply {
+        PostReply::Now(response) => response,
+        PostReply::Drop => {
+            // A 201 head, then a body that fails: hyper aborts the connection, and the client never gets a
+            // complete answer.
+            let body = Body::from_stream(futures::stream::once(async {
+                Err::<axum::body::Bytes, _>(std::io::Error::other("stand-in drops the connection"))
+            }));
+            (StatusCode::CREATED, body).into_response()
+        }
+        PostReply::Hang => {
+            std::future::pending::<()>().await;
+            unreachable!("pending never completes")
+        }
+    }
+}
+
+fn decide_post(inner: &mut Inner, relationship_uuid: &str) -> PostReply {
     let Some(record) = inner
         .relationships
         .iter()
         .find(|r| r.fixture.uuid == relationship_uuid)
     else {
-        return ontap_error(StatusCode::NOT_FOUND, "4", "entry doesn't exist", Some("uuid"));
+        return PostReply::Now(ontap_error(
+            StatusCode::NOT_FOUND,
+            "4",
+            "entry doesn't exist",
+            Some("uuid"),
+        ));
     };
     if record.fixture.state != "snapmirrored" {
-        return ontap_error(
+        return PostReply::Now(ontap_error(
             StatusCode::BAD_REQUEST,
             "13303844",
             &format!("Update failed: the relationship is {}.", record.fixture.state),
             None,
-        );
+        ));
+    }
+    if let Some(other) = inner.scenario.other_transfer.clone()
+        && other.starts == OtherTransferStart::AtFirstPost
+        && !inner.other_transfer_started
+    {
+        start_other_transfer(inner, other.looks_to_finish);
+    }
+    let running = inner
+        .relationships
+        .iter()
+        .find(|r| r.fixture.uuid == relationship_uuid)
+        .and_then(|r| r.fixture.last_transfer.as_ref())
+        .is_some_and(|(_, state)| is_running(state));
+    if running {
+        inner.refused_busy_posts += 1;
+        return PostReply::Now(match inner.scenario.busy_refusal.clone() {
+            BusyRefusal::Error { status, message } => ontap_error(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+                "13303844",
+                &message,
+                None,
+            ),
+            BusyRefusal::FailedJob { message } => accept_as_job(inner, relationship_uuid, Some(message)),
+        });
     }
     match inner.scenario.post_answer.clone() {
         PostAnswer::Error {
             status,
             code,
             message,
-        } => ontap_error(
+        } => PostReply::Now(ontap_error(
             StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             &code,
             &message,
             None,
-        ),
+        )),
         PostAnswer::Created => {
-            let transfer_uuid = new_transfer(&mut inner, &relationship_uuid);
-            set_relationship_transfer(&mut inner, &relationship_uuid, &transfer_uuid, "queued");
+            let transfer_uuid = new_transfer(inner, relationship_uuid, None);
+            set_relationship_transfer(inner, relationship_uuid, &transfer_uuid, "queued");
             let location =
                 format!("/api/snapmirror/relationships/{relationship_uuid}/transfers/{transfer_uuid}");
             let mut response = StatusCode::CREATED.into_response();
             response
                 .headers_mut()
                 .insert(header::LOCATION, HeaderValue::from_str(&location).expect("ASCII"));
-            response
+            PostReply::Now(response)
         }
-        PostAnswer::AcceptedWithJob => {
-            let job_uuid = uuid::Uuid::new_v4().to_string();
-            inner.jobs.insert(
-                job_uuid.clone(),
-                JobRecord {
-                    relationship_uuid: relationship_uuid.clone(),
-                    polls: 0,
-                    transfer_started: false,
-                },
-            );
-            hal_json(
-                StatusCode::ACCEPTED,
-                json!({"job": {"uuid": job_uuid, "_links": {"self": {"href": format!("/api/cluster/jobs/{job_uuid}")}}}}),
-            )
+        PostAnswer::AcceptedWithJob => PostReply::Now(accept_as_job(inner, relationship_uuid, None)),
+        PostAnswer::DropConnectionAfterStart | PostAnswer::NoAnswerAfterStart => {
+            let transfer_uuid = new_transfer(inner, relationship_uuid, None);
+            set_relationship_transfer(inner, relationship_uuid, &transfer_uuid, "queued");
+            if inner.scenario.post_answer == PostAnswer::NoAnswerAfterStart {
+                PostReply::Hang
+            } else {
+                PostReply::Drop
+            }
         }
     }
+}
+
+/// `202 Accepted` with a new job; with `refused_busy`, the job fails instead of starting a transfer.
+fn accept_as_job(inner: &mut Inner, relationship_uuid: &str, refused_busy: Option<String>) -> Response {
+    let job_uuid = uuid::Uuid::new_v4().to_string();
+    inner.jobs.insert(
+        job_uuid.clone(),
+        JobRecord {
+            relationship_uuid: relationship_uuid.to_owned(),
+            polls: 0,
+            transfer_started: false,
+            refused_busy,
+        },
+    );
+    hal_json(
+        StatusCode::ACCEPTED,
+        json!({"job": {"uuid": job_uuid, "_links": {"self": {"href": format!("/api/cluster/jobs/{job_uuid}")}}}}),
+    )
 }
 
 fn set_relationship_transfer(inner: &mut Inner, relationship_uuid: &str, transfer_uuid: &str, state: &str) {
@@ -704,10 +924,17 @@ fn set_relationship_transfer(inner: &mut Inner, relationship_uuid: &str, transfe
 async fn get_job(State(shared): State<Shared>, Path(job_uuid): Path<String>) -> Response {
     let mut inner = lock(&shared);
     let polls_to_finish = inner.scenario.polls_to_finish.max(1);
-    let outcome = inner.scenario.job_outcome.clone();
     let reveal_delay = inner.scenario.transfer_reveal_delay;
+    let scripted = inner.scenario.job_outcome.clone();
     let Some(job) = inner.jobs.get_mut(&job_uuid) else {
         return ontap_error(StatusCode::NOT_FOUND, "4", "entry doesn't exist", Some("uuid"));
+    };
+    let outcome = match &job.refused_busy {
+        Some(message) => JobOutcome::Failure {
+            code: 13303844,
+            message: message.clone(),
+        },
+        None => scripted,
     };
     job.polls += 1;
     let finished = job.polls >= polls_to_finish;
@@ -741,7 +968,7 @@ async fn get_job(State(shared): State<Shared>, Path(job_uuid): Path<String>) -> 
         }
     }
     if starts_transfer {
-        let transfer_uuid = new_transfer(&mut inner, &relationship_uuid);
+        let transfer_uuid = new_transfer(&mut inner, &relationship_uuid, None);
         if let Some(record) = inner
             .relationships
             .iter_mut()
@@ -758,24 +985,42 @@ async fn get_transfer(
     Path((relationship_uuid, transfer_uuid)): Path<(String, String)>,
 ) -> Response {
     let mut inner = lock(&shared);
-    let polls_to_finish = inner.scenario.polls_to_finish.max(1);
-    let outcome = inner.scenario.transfer_outcome.clone();
-    let Some(transfer) = inner
+    if inner
         .transfers
-        .get_mut(&transfer_uuid)
-        .filter(|t| t.relationship_uuid == relationship_uuid)
-    else {
+        .get(&transfer_uuid)
+        .is_none_or(|t| t.relationship_uuid != relationship_uuid)
+    {
         return ontap_error(StatusCode::NOT_FOUND, "4", "entry doesn't exist", Some("uuid"));
+    }
+    let body = advance_transfer(&mut inner, &transfer_uuid);
+    hal_json(StatusCode::OK, body)
+}
+
+/// One look at a transfer: it moves one step (the first look shows `queued`, looks before the last
+/// `transferring`, the last its outcome) unless it already ended, and the relationship shows its state.
+fn advance_transfer(inner: &mut Inner, transfer_uuid: &str) -> Value {
+    let polls_to_finish = inner.scenario.polls_to_finish.max(1);
+    let scripted = inner.scenario.transfer_outcome.clone();
+    let transfer = inner
+        .transfers
+        .get_mut(transfer_uuid)
+        .expect("the caller checked the transfer exists");
+    let (to_finish, outcome) = match transfer.other_looks_to_finish {
+        // Another client's transfer is not this scenario's to fail.
+        Some(looks) => (looks, TransferOutcome::Success),
+        None => (polls_to_finish, scripted),
     };
-    transfer.polls += 1;
+    // A finished transfer stays as it ended.
+    transfer.polls = transfer.polls.saturating_add(1).min(to_finish);
     let polls = transfer.polls;
+    let relationship_uuid = transfer.relationship_uuid.clone();
     let mut body = json!({
         "uuid": transfer_uuid,
         "relationship": {"uuid": relationship_uuid},
         "bytes_transferred": 0,
         "_links": {"self": {"href": format!("/api/snapmirror/relationships/{relationship_uuid}/transfers/{transfer_uuid}")}},
     });
-    let state = if polls < polls_to_finish {
+    let state = if polls < to_finish {
         if polls == 1 { "queued" } else { "transferring" }
     } else {
         body["end_time"] = json!("2026-11-22T00:01:00+00:00");
@@ -796,7 +1041,7 @@ async fn get_transfer(
         body["bytes_transferred"] = json!(524_288);
     }
     body["state"] = json!(state);
-    set_relationship_transfer(&mut inner, &relationship_uuid, &transfer_uuid, state);
+    set_relationship_transfer(inner, &relationship_uuid, transfer_uuid, state);
     if state == "success"
         && let Some(record) = inner
             .relationships
@@ -805,7 +1050,7 @@ async fn get_transfer(
     {
         record.fixture.lag_time = "PT1M2S".into();
     }
-    hal_json(StatusCode::OK, body)
+    body
 }
 
 #[cfg(test)]

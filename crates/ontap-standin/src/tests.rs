@@ -66,6 +66,18 @@ impl Session {
             .unwrap()
     }
 
+    /// The job a `202 Accepted` answer names, as one GET shows it.
+    async fn job_of(&self, accepted: reqwest::Response) -> Value {
+        let body: Value = accepted.json().await.unwrap();
+        let (_, job) = self
+            .get(&format!(
+                "/api/cluster/jobs/{}",
+                body["job"]["uuid"].as_str().unwrap()
+            ))
+            .await;
+        job
+    }
+
     async fn lookup(&self) -> Value {
         let (status, body) = self
             .get(&format!(
@@ -169,13 +181,7 @@ async fn job_failure_carries_message_and_code() {
         ..Scenario::job_failure()
     })
     .await;
-    let body: Value = session.post_transfer().await.json().await.unwrap();
-    let (_, job) = session
-        .get(&format!(
-            "/api/cluster/jobs/{}",
-            body["job"]["uuid"].as_str().unwrap()
-        ))
-        .await;
+    let job = session.job_of(session.post_transfer().await).await;
     assert_eq!(job["state"], "failure");
     assert_eq!(job["code"], 13303844);
     assert!(job["message"].as_str().unwrap().contains("Update failed"));
@@ -280,4 +286,124 @@ async fn slow_scenario_delays_answers() {
     session.get("/api/cluster/jobs/x").await;
     // A lower bound only: the machine may be slow, never fast beyond the delay.
     assert!(started.elapsed() >= delay);
+}
+
+impl Session {
+    async fn post_transfer_result(&self) -> Result<reqwest::Response, reqwest::Error> {
+        let uuid = self.standin.relationship_uuid().unwrap();
+        self.http
+            .post(self.url(&format!("/api/snapmirror/relationships/{uuid}/transfers")))
+            .basic_auth(self.standin.username(), Some(self.standin.password()))
+            .timeout(Duration::from_millis(500))
+            .json(&json!({}))
+            .send()
+            .await
+    }
+
+    async fn transfer_state(&self) -> Value {
+        self.lookup().await["records"][0]["transfer"]["state"].clone()
+    }
+}
+
+async fn refusal(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_running_transfer_refuses_posts_until_looks_finish_it() {
+    let session = Session::start(Scenario::busy()).await;
+    // Four looks: queued, transferring, transferring, success.
+    assert_eq!(session.transfer_state().await, "queued");
+    let (status, body) = refusal(session.post_transfer().await).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["code"], "13303844");
+    assert_eq!(body["error"]["message"], ANOTHER_TRANSFER_IN_PROGRESS);
+    assert_eq!(session.transfer_state().await, "transferring");
+    assert_eq!(session.transfer_state().await, "transferring");
+    assert_eq!(session.transfer_state().await, "success");
+    assert_eq!(
+        session.transfer_state().await,
+        "success",
+        "a finished transfer stays finished"
+    );
+    let relationship = &session.lookup().await["records"][0];
+    assert_eq!(relationship["transfer"]["state"], "success");
+    assert_eq!(session.post_transfer().await.status().as_u16(), 201);
+    assert_eq!(session.standin.refused_busy_posts(), 1);
+}
+
+#[tokio::test]
+async fn a_transfer_started_by_the_schedule_at_the_post_is_refused_with_it() {
+    let session = Session::start(Scenario::busy_at_post()).await;
+    assert_eq!(session.transfer_state().await, "success", "idle before the POST");
+    let (status, body) = refusal(session.post_transfer().await).await;
+    assert_eq!((status, body["error"]["code"].clone()), (400, json!("13303844")));
+    assert_eq!(session.transfer_state().await, "queued");
+    assert_eq!(session.standin.refused_busy_posts(), 1);
+}
+
+#[tokio::test]
+async fn the_busy_refusal_can_come_from_the_job_with_any_status() {
+    let session = Session::start(Scenario {
+        busy_refusal: BusyRefusal::FailedJob {
+            message: ANOTHER_TRANSFER_IN_PROGRESS.into(),
+        },
+        polls_to_finish: 1,
+        ..Scenario::busy()
+    })
+    .await;
+    let response = session.post_transfer().await;
+    assert_eq!(response.status().as_u16(), 202);
+    let job = session.job_of(response).await;
+    assert_eq!(job["state"], "failure");
+    assert_eq!(job["code"], 13303844);
+    assert_eq!(job["message"], ANOTHER_TRANSFER_IN_PROGRESS);
+
+    let session = Session::start(Scenario {
+        busy_refusal: BusyRefusal::Error {
+            status: 409,
+            message: ANOTHER_TRANSFER_IN_PROGRESS.into(),
+        },
+        ..Scenario::busy()
+    })
+    .await;
+    assert_eq!(refusal(session.post_transfer().await).await.0, 409);
+}
+
+#[tokio::test]
+async fn a_lost_answer_leaves_the_transfer_started() {
+    for scenario in [Scenario::lost_post_answer(), Scenario::post_never_answered()] {
+        let session = Session::start(scenario.clone()).await;
+        // The answer never arrives complete: either no status at all or a body cut off.
+        let outcome = match session.post_transfer_result().await {
+            Ok(response) => response.bytes().await.map(|_| ()),
+            Err(err) => Err(err),
+        };
+        let error = outcome.expect_err("no complete answer");
+        if scenario.post_answer == PostAnswer::NoAnswerAfterStart {
+            assert!(error.is_timeout(), "{error:?}");
+        } else {
+            assert!(!error.is_connect(), "the request was sent: {error:?}");
+        }
+        assert_eq!(
+            session.transfer_state().await,
+            "queued",
+            "{:?}",
+            scenario.post_answer
+        );
+        assert_eq!(session.standin.count("POST", "/api/snapmirror/relationships/"), 1);
+    }
+}
+
+#[tokio::test]
+async fn lagging_relationships_report_a_long_lag() {
+    let session = Session::start(Scenario::lagging()).await;
+    let (_, body) = session
+        .get(&format!(
+            "/api/snapmirror/relationships?destination.path={DESTINATION_PATH}&fields=lag_time,healthy"
+        ))
+        .await;
+    assert_eq!(body["records"][0]["lag_time"], "P1DT2H");
+    assert_eq!(body["records"][0]["healthy"], true);
 }

@@ -400,6 +400,24 @@ impl OntapClient {
         what: &str,
     ) -> Failure {
         let host = self.host.to_string();
+        // A connection that failed (TLS included) never carried the request. Anything after that may have: a
+        // transfer POST whose answer is lost may have started a transfer, and must never read "cannot reach".
+        if *method == Method::POST && !err.is_connect() && tls::find_rustls_error(&err).is_none() {
+            let timed_out = err.is_timeout();
+            let reason = if timed_out {
+                format!("no answer within {}", crate::error::format_duration(per_request))
+            } else {
+                // The transport's own words (hyper, rustls) help only someone debugging the network.
+                tracing::info!(error = %error_chain_text(&err.without_url()), "the POST's answer was lost");
+                "the connection failed before the answer was complete".to_owned()
+            };
+            return Failure::fatal(OntapError::PostAnswerLost {
+                host,
+                request: format!("{method} {path}"),
+                reason,
+                timed_out,
+            });
+        }
         if let Some(tls_error) = tls::find_rustls_error(&err) {
             let reason = tls_error.to_string();
             return Failure::fatal(match tls_error {
@@ -445,6 +463,21 @@ impl OntapClient {
             retryable: true,
         }
     }
+}
+
+/// An error and its causes, each said once: reqwest's own text ("error sending request") says little without
+/// hyper's cause ("connection closed before message completed").
+fn error_chain_text(error: &reqwest::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = current {
+        let text = error.to_string();
+        if !parts.iter().any(|part| part.contains(&text)) {
+            parts.push(text);
+        }
+        current = error.source();
+    }
+    parts.join(": ")
 }
 
 /// The last path segment of `.../transfers/{uuid}` (absolute or relative, with or without a query).

@@ -15,6 +15,9 @@ pub enum OntapError {
     #[error("invalid SnapMirror path {input:?}: {reason}")]
     InvalidPath { input: String, reason: String },
 
+    #[error("invalid --fail-on condition {input:?}: {reason}")]
+    InvalidCondition { input: String, reason: String },
+
     #[error("invalid ONTAP hostname {input:?}: {reason}")]
     InvalidHostname { input: String, reason: String },
 
@@ -107,13 +110,38 @@ pub enum OntapError {
     },
 
     #[error(
-        "{method} {path} answered {status}, a redirect to {location:?}; redirects are never followed (is --hostname the cluster management address?)"
+        "{method} {path} answered {status}, a redirect {}; redirects are never followed (is --hostname the \
+         cluster management address?)",
+        location.as_deref().map_or_else(|| "without a Location header".to_owned(), |l| format!("to {l}"))
     )]
     Redirect {
         method: String,
         path: String,
         status: StatusCode,
         location: Option<String>,
+    },
+
+    /// The transfer POST reached ONTAP (or may have), but its answer did not come back: whether a transfer
+    /// started is unknown. Never retried: a second POST could start a second transfer.
+    #[error(
+        "{request} was sent to ONTAP at {host}, but its answer was lost ({reason}): the transfer MAY have \
+         started"
+    )]
+    PostAnswerLost {
+        host: String,
+        request: String,
+        reason: String,
+        /// The answer was awaited until a timeout ran out (rather than the connection failing).
+        timed_out: bool,
+    },
+
+    /// `--if-busy=fail`: another transfer runs on the relationship.
+    #[error(
+        "the SnapMirror relationship {destination} is busy: {transfer}; nothing was started (--if-busy=fail)"
+    )]
+    Busy {
+        destination: String,
+        transfer: crate::update::BusyTransfer,
     },
 
     #[error("{method} {path} answered {status}{}", error.as_ref().map(|e| format!(": {e}")).unwrap_or_default())]
@@ -138,7 +166,10 @@ pub enum OntapError {
 impl OntapError {
     /// A wait or request ran out of time (the operation may still finish on the cluster).
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Self::Timeout { .. })
+        matches!(
+            self,
+            Self::Timeout { .. } | Self::PostAnswerLost { timed_out: true, .. }
+        )
     }
 }
 
@@ -236,6 +267,44 @@ mod tests {
             },
         };
         assert!(error.to_string().contains("Secret kubeflow/ontap (--secret)"));
+    }
+
+    #[test]
+    fn redirects_name_the_location_in_plain_words() {
+        let redirect = |location: Option<&str>| {
+            OntapError::Redirect {
+                method: "GET".into(),
+                path: "/api/cluster".into(),
+                status: StatusCode::FOUND,
+                location: location.map(str::to_owned),
+            }
+            .to_string()
+        };
+        let text = redirect(Some("/api/elsewhere"));
+        assert!(
+            text.contains("answered 302 Found, a redirect to /api/elsewhere;"),
+            "{text}"
+        );
+        let text = redirect(None);
+        assert!(text.contains("a redirect without a Location header"), "{text}");
+        for text in [redirect(Some("/x")), redirect(None)] {
+            assert!(!text.contains("Some(") && !text.contains("None"), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_lost_post_answer_says_the_transfer_may_have_started() {
+        let lost = |timed_out| OntapError::PostAnswerLost {
+            host: "cluster1".into(),
+            request: "POST /api/snapmirror/relationships/r1/transfers".into(),
+            reason: "connection closed before the answer was complete".into(),
+            timed_out,
+        };
+        let text = lost(false).to_string();
+        assert!(text.contains("MAY have started"), "{text}");
+        assert!(!text.contains("cannot reach"), "{text}");
+        assert!(!lost(false).is_timeout());
+        assert!(lost(true).is_timeout(), "a timeout keeps its exit code");
     }
 
     #[test]

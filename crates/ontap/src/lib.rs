@@ -3,7 +3,7 @@
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), tprotect_ontap::OntapError> {
-//! use tprotect_ontap::{ClientOptions, CredentialSource, Credentials, OntapClient, UpdateRequest};
+//! use tprotect_ontap::{ClientOptions, CredentialSource, Credentials, IfBusy, OntapClient, UpdateRequest};
 //!
 //! let credentials = Credentials::from_dir("/mnt/secret".as_ref())?;
 //! let client = OntapClient::new("cluster1.example.com".parse()?, credentials, ClientOptions::default())?;
@@ -13,6 +13,7 @@
 //!     force: false,
 //!     wait: true,
 //!     dry_run: false,
+//!     if_busy: IfBusy::Wait,
 //! };
 //! let outcome = tprotect_ontap::update(&client, &request, &mut |_progress| {}).await?;
 //! # let _ = (outcome, CredentialSource::Caller);
@@ -23,14 +24,17 @@
 //! Design notes:
 //! - TLS is rustls with the ring provider, configured here ([`tls`]): system roots plus an optional CA file, or
 //!   no verification at all when asked.
-//! - GETs are retried with exponential backoff on connection failures, request timeouts and 429/502/503/504;
-//!   the transfer POST is sent exactly once. Redirects are never followed.
+//! - GETs are retried with exponential backoff on connection failures, request timeouts and 429/502/503/504.
+//!   The transfer POST is never retried: a second one is sent only after ONTAP refused the first because
+//!   another transfer was running, once that transfer ended ([`IfBusy::Wait`]); a POST whose answer was lost is
+//!   reported as such ([`OntapError::PostAnswerLost`]), never as "cannot reach". Redirects are never followed.
 //! - Credentials never appear in Debug, Display, logs or errors ([`Credentials`]).
 
 mod client;
 mod credentials;
 mod duration;
 mod error;
+mod gate;
 mod model;
 mod path;
 pub mod tls;
@@ -40,6 +44,7 @@ pub use client::{ClientOptions, OntapClient, RetryPolicy, TransferStarted};
 pub use credentials::{CredentialSource, Credentials, PASSWORD_ENV, USERNAME_ENV};
 pub use duration::{DurationParseError, parse_iso8601_duration};
 pub use error::{OntapError, format_duration};
+pub use gate::{CONDITION_FORMS, Condition, HeldCondition, held_conditions};
 pub use model::{
     ApiError, CodedMessage, Collection, EndpointRef, ErrorResponse, Job, JobState, LagTime,
     RELATIONSHIP_FIELDS, Relationship, RelationshipState, Transfer, TransferState, TransferSummary,
@@ -47,6 +52,7 @@ pub use model::{
 pub use path::{ClusterHost, VolumePath};
 pub use tls::TlsOptions;
 pub use update::{
-    Preconditions, Progress, RelationshipStatus, UpdateOutcome, UpdateRequest, check_preconditions, status,
-    update, wait_for_job, wait_for_transfer,
+    BusySeen, BusyTransfer, IfBusy, Preconditions, Progress, RelationshipStatus, UpdateOutcome,
+    UpdateRequest, UpdateResult, UpdateSummary, check_preconditions, running_transfer, status, update,
+    update_refusal, wait_for_job, wait_for_transfer,
 };

@@ -229,6 +229,14 @@ pub struct TransferSummary {
     pub state: Option<TransferState>,
 }
 
+impl TransferSummary {
+    /// `queued`, `transferring`, or a state this client does not know (so not known to have ended). A summary
+    /// without a state says nothing is running.
+    pub fn is_running(&self) -> bool {
+        self.state.as_ref().is_some_and(|state| !state.is_terminal())
+    }
+}
+
 /// How far the destination is behind the source: ONTAP's ISO-8601 text and the parsed duration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LagTime {

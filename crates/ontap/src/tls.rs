@@ -23,8 +23,8 @@ use crate::OntapError;
 pub struct TlsOptions {
     /// `false` accepts any certificate (still over TLS, but anyone in the path can impersonate the cluster).
     pub verify: bool,
-    /// A PEM file with one or more CA certificates to trust in addition to the system's.
-    pub ca_file: Option<PathBuf>,
+    /// PEM files with one or more CA certificates each, trusted in addition to the system's.
+    pub ca_files: Vec<PathBuf>,
     /// Trust the operating system's roots too (default). Tests turn this off to prove a CA file is what
     /// made a connection trusted.
     pub system_roots: bool,
@@ -34,7 +34,7 @@ impl Default for TlsOptions {
     fn default() -> Self {
         Self {
             verify: true,
-            ca_file: None,
+            ca_files: Vec::new(),
             system_roots: true,
         }
     }
@@ -68,7 +68,7 @@ pub fn client_config(options: &TlsOptions) -> Result<ClientConfig, OntapError> {
         let (added, ignored) = roots.add_parsable_certificates(native.certs);
         tracing::debug!(added, ignored, "system root certificates");
     }
-    if let Some(path) = &options.ca_file {
+    for path in &options.ca_files {
         for certificate in read_ca_file(path)? {
             roots.add(certificate).map_err(|err| OntapError::CaFile {
                 path: path.clone(),
@@ -164,7 +164,7 @@ mod tests {
         let path = dir.path().join("ca.pem");
         std::fs::write(&path, "not a certificate\n").unwrap();
         let options = TlsOptions {
-            ca_file: Some(path.clone()),
+            ca_files: vec![path.clone()],
             ..TlsOptions::default()
         };
         let text = client_config(&options).unwrap_err().to_string();
@@ -175,7 +175,7 @@ mod tests {
     #[test]
     fn a_missing_ca_file_is_refused() {
         let options = TlsOptions {
-            ca_file: Some("/nonexistent/ca.pem".into()),
+            ca_files: vec!["/nonexistent/ca.pem".into()],
             ..TlsOptions::default()
         };
         let text = client_config(&options).unwrap_err().to_string();

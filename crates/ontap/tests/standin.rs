@@ -4,11 +4,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tprotect_ontap::{
-    ClientOptions, CredentialSource, Credentials, OntapClient, OntapError, Progress, RelationshipState,
-    RetryPolicy, TlsOptions, TransferStarted, TransferState, UpdateOutcome, UpdateRequest,
+    BusySeen, ClientOptions, CredentialSource, Credentials, IfBusy, OntapClient, OntapError, Progress,
+    RelationshipState, RetryPolicy, TlsOptions, TransferStarted, TransferState, UpdateOutcome, UpdateRequest,
+    UpdateResult,
 };
 use tprotect_ontap_standin::{
-    DESTINATION_PATH, OntapStandin, PostAnswer, SOURCE_PATH, Scenario, TransferOutcome,
+    ANOTHER_TRANSFER_IN_PROGRESS, BusyRefusal, DESTINATION_PATH, OntapStandin, PostAnswer, SOURCE_PATH,
+    Scenario, TransferOutcome,
 };
 
 struct Fixture {
@@ -35,7 +37,7 @@ impl Fixture {
         ClientOptions {
             tls: TlsOptions {
                 verify: true,
-                ca_file: Some(self.ca_file.clone()),
+                ca_files: vec![self.ca_file.clone()],
                 system_roots: false,
             },
             poll_interval: Duration::from_millis(10),
@@ -74,6 +76,7 @@ fn request(wait: bool) -> UpdateRequest {
         force: false,
         wait,
         dry_run: false,
+        if_busy: IfBusy::Wait,
     }
 }
 
@@ -91,6 +94,10 @@ async fn run_update(
             Progress::Job(job) => format!("job {}", job.state),
             Progress::TransferIdentified(_) => "transfer identified".into(),
             Progress::Transfer(t) => format!("transfer {}", t.state),
+            Progress::Busy(busy) => format!("busy {:?}", busy.seen),
+            Progress::BusyTransferNow(t) => format!("busy now {}", t.state.as_ref().unwrap()),
+            Progress::BusyEnded(_) => "busy ended".into(),
+            Progress::Finished(r) => format!("finished, lag {}", r.lag_time.as_ref().unwrap().iso8601),
         })
     })
     .await;
@@ -110,8 +117,16 @@ async fn created_flow_posts_once_and_follows_the_transfer_to_success() {
     );
     assert_eq!(
         events[1..],
-        ["started 201", "transfer queued", "transfer success"]
+        [
+            "started 201",
+            "transfer queued",
+            "transfer success",
+            "finished, lag PT1M2S"
+        ]
     );
+    // Read again after the transfer: the lag is the one after it, not the 8h35m42s found before.
+    assert_eq!(outcome.relationship.lag_time.unwrap().iso8601, "PT1M2S");
+    assert_eq!(outcome.result, UpdateResult::Updated);
 
     let requests = fixture.standin.requests();
     assert!(requests.iter().all(|r| r.authorization_present));
@@ -147,14 +162,16 @@ async fn accepted_flow_follows_the_job_then_finds_and_follows_the_new_transfer()
             "job success",
             "transfer identified",
             "transfer queued",
-            "transfer success"
+            "transfer success",
+            "finished, lag PT1M2S"
         ]
     );
     assert_eq!(fixture.posts(), 1);
-    // One lookup before the POST, then three until the new transfer showed (reveal delay 2).
+    // One lookup before the POST, three until the new transfer showed (reveal delay 2), two GETs of the
+    // transfer, and the lookup after it ended.
     assert_eq!(
         fixture.standin.count("GET", "/api/snapmirror/relationships"),
-        1 + 3 + 2
+        1 + 3 + 2 + 1
     );
 }
 
@@ -578,4 +595,193 @@ async fn status_of_a_missing_relationship_is_not_found() {
         "{text}"
     );
     assert!(text.contains("never creates"), "{text}");
+}
+
+fn with_policy(if_busy: IfBusy) -> UpdateRequest {
+    UpdateRequest {
+        if_busy,
+        ..request(true)
+    }
+}
+
+#[tokio::test]
+async fn a_transfer_running_before_the_post_is_waited_for_then_a_new_one_started() {
+    let fixture = Fixture::start(Scenario::busy()).await;
+    let other = fixture.standin.current_transfer().unwrap().0;
+    let (result, events) = run_update(&fixture.client(), &with_policy(IfBusy::Wait)).await;
+    let outcome = result.unwrap();
+    assert_eq!(
+        events[..6],
+        [
+            format!("found {}", fixture.standin.relationship_uuid().unwrap()),
+            "busy BeforePost".into(),
+            "busy now transferring".into(),
+            "busy ended".into(),
+            format!("found {}", fixture.standin.relationship_uuid().unwrap()),
+            "started 201".into(),
+        ]
+    );
+    assert_eq!(outcome.waited_for.len(), 1);
+    assert_eq!(outcome.waited_for[0].uuid.as_deref(), Some(other.as_str()));
+    assert_eq!(outcome.waited_for[0].state, Some(TransferState::Queued));
+    let ours = outcome.transfer.unwrap();
+    assert_ne!(ours.uuid, other, "the running transfer is not taken as ours");
+    assert_eq!(ours.state, TransferState::Success);
+    assert_eq!(fixture.posts(), 1);
+    assert_eq!(fixture.standin.refused_busy_posts(), 0, "no POST while it ran");
+}
+
+#[tokio::test]
+async fn skip_and_fail_start_nothing_while_a_transfer_runs() {
+    let fixture = Fixture::start(Scenario::busy()).await;
+    let (result, _) = run_update(&fixture.client(), &with_policy(IfBusy::Skip)).await;
+    let outcome = result.unwrap();
+    assert_eq!(outcome.result, UpdateResult::Skipped);
+    assert!(outcome.started.is_none() && outcome.transfer.is_none());
+    assert_eq!(outcome.busy.as_ref().unwrap().seen, BusySeen::BeforePost);
+    assert_eq!(outcome.summary().bytes_transferred, Some(0));
+
+    let (result, _) = run_update(&fixture.client(), &with_policy(IfBusy::Fail)).await;
+    let error = result.unwrap_err();
+    let text = error.to_string();
+    assert!(matches!(error, OntapError::Busy { .. }), "{text}");
+    assert!(
+        text.contains("svm_dst:vol_dst is busy: transfer ") && text.contains("nothing was started"),
+        "{text}"
+    );
+    assert_eq!(fixture.posts(), 0);
+}
+
+#[tokio::test]
+async fn a_post_refused_because_a_transfer_started_meanwhile_is_handled_by_the_policy() {
+    // The lookup saw the relationship idle; the schedule started a transfer as the POST came.
+    let fixture = Fixture::start(Scenario::busy_at_post()).await;
+    let (result, events) = run_update(&fixture.client(), &with_policy(IfBusy::Wait)).await;
+    let outcome = result.unwrap();
+    assert!(events.contains(&"busy PostRefused".to_owned()), "{events:?}");
+    let refused = &outcome.waited_for[0];
+    assert_eq!(refused.seen, BusySeen::PostRefused);
+    assert!(
+        refused
+            .refusal
+            .as_deref()
+            .unwrap()
+            .contains(ANOTHER_TRANSFER_IN_PROGRESS),
+        "{refused:?}"
+    );
+    assert!(refused.uuid.is_some(), "the re-read names the running transfer");
+    assert_eq!(outcome.transfer.unwrap().state, TransferState::Success);
+    assert_eq!(fixture.posts(), 2, "refused, then ours after the other ended");
+    assert_eq!(fixture.standin.refused_busy_posts(), 1);
+
+    for (policy, posts) in [(IfBusy::Skip, 1), (IfBusy::Fail, 1)] {
+        let fixture = Fixture::start(Scenario::busy_at_post()).await;
+        let (result, _) = run_update(&fixture.client(), &with_policy(policy)).await;
+        match policy {
+            IfBusy::Skip => assert_eq!(result.unwrap().result, UpdateResult::Skipped),
+            _ => assert!(matches!(result, Err(OntapError::Busy { .. }))),
+        }
+        assert_eq!(fixture.posts(), posts, "{policy:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_busy_refusal_from_the_job_is_handled_like_one_from_the_post() {
+    let fixture = Fixture::start(Scenario {
+        busy_refusal: BusyRefusal::FailedJob {
+            message: ANOTHER_TRANSFER_IN_PROGRESS.into(),
+        },
+        ..Scenario::busy_at_post()
+    })
+    .await;
+    let (result, _) = run_update(&fixture.client(), &with_policy(IfBusy::Wait)).await;
+    let outcome = result.unwrap();
+    assert_eq!(outcome.waited_for[0].seen, BusySeen::JobRefused);
+    assert_eq!(outcome.transfer.unwrap().state, TransferState::Success);
+    assert_eq!(fixture.posts(), 2);
+}
+
+#[tokio::test]
+async fn update_failed_for_another_reason_is_not_taken_for_busy() {
+    let fixture = Fixture::start(Scenario {
+        post_answer: PostAnswer::Error {
+            status: 400,
+            code: "13303844".into(),
+            message: "Update failed: the source volume is offline.".into(),
+        },
+        ..Scenario::created()
+    })
+    .await;
+    let (result, _) = run_update(&fixture.client(), &with_policy(IfBusy::Wait)).await;
+    let error = result.unwrap_err();
+    assert!(
+        matches!(error, OntapError::Status { .. }) && error.to_string().contains("source volume is offline"),
+        "{error}"
+    );
+    assert_eq!(fixture.posts(), 1);
+}
+
+#[tokio::test]
+async fn a_dry_run_reports_the_running_transfer_it_would_wait_for() {
+    let fixture = Fixture::start(Scenario::busy()).await;
+    let (result, _) = run_update(
+        &fixture.client(),
+        &UpdateRequest {
+            dry_run: true,
+            ..with_policy(IfBusy::Wait)
+        },
+    )
+    .await;
+    let outcome = result.unwrap();
+    assert_eq!(outcome.result, UpdateResult::DryRun);
+    assert!(outcome.busy.is_some());
+    assert_eq!(fixture.posts(), 0);
+}
+
+#[tokio::test]
+async fn a_lost_post_answer_may_have_started_a_transfer_and_is_not_retried() {
+    let fixture = Fixture::start(Scenario::lost_post_answer()).await;
+    let (result, _) = run_update(&fixture.client(), &request(true)).await;
+    let error = result.unwrap_err();
+    let text = error.to_string();
+    assert!(
+        matches!(error, OntapError::PostAnswerLost { timed_out: false, .. }),
+        "{text}"
+    );
+    assert!(
+        text.contains("MAY have started") && !text.contains("cannot reach"),
+        "{text}"
+    );
+    assert!(!error.is_timeout());
+    assert_eq!(fixture.posts(), 1);
+    // It did start: the relationship shows it.
+    assert_eq!(fixture.standin.current_transfer().unwrap().1, "queued");
+
+    let fixture = Fixture::start(Scenario::post_never_answered()).await;
+    let options = ClientOptions {
+        request_timeout: Duration::from_millis(300),
+        ..fixture.options()
+    };
+    let (result, _) = run_update(&fixture.client_with(options), &request(true)).await;
+    let error = result.unwrap_err();
+    let text = error.to_string();
+    assert!(error.is_timeout(), "{text}");
+    assert!(
+        text.contains("no answer within 300ms") && text.contains("MAY have started"),
+        "{text}"
+    );
+    assert_eq!(fixture.posts(), 1);
+}
+
+#[tokio::test]
+async fn the_overall_timeout_during_the_post_says_it_may_have_started() {
+    let fixture = Fixture::start(Scenario::post_never_answered()).await;
+    let options = ClientOptions {
+        overall_timeout: Some(Duration::from_millis(500)),
+        ..fixture.options()
+    };
+    let (result, _) = run_update(&fixture.client_with(options), &request(true)).await;
+    let error = result.unwrap_err();
+    assert!(error.is_timeout(), "{error}");
+    assert!(error.to_string().contains("MAY have started"), "{error}");
 }

@@ -6,7 +6,7 @@
 //! ```
 //!
 //! SCENARIO: created (default), accepted-job, job-failure, transfer-failure, relationship-missing, broken-off,
-//! unhealthy, unauthorized, slow. It prints the `--hostname`, writes its CA to CA_PEM_PATH (default
+//! unhealthy, unauthorized, slow, lagging, busy, busy-at-post, lost-post-answer, post-never-answered. It prints the `--hostname`, writes its CA to CA_PEM_PATH (default
 //! `./ontap-standin-ca.pem`) and prints the stand-in's own test credentials as environment variables.
 
 use std::time::Duration;
@@ -28,6 +28,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "unhealthy" => Scenario::unhealthy(),
         "unauthorized" => Scenario::unauthorized(),
         "slow" => Scenario::slow(Duration::from_secs(5)),
+        "lagging" => Scenario::lagging(),
+        "busy" => Scenario::busy(),
+        "busy-at-post" => Scenario::busy_at_post(),
+        "lost-post-answer" => Scenario::lost_post_answer(),
+        "post-never-answered" => Scenario::post_never_answered(),
         other => return Err(format!("unknown scenario {other:?}").into()),
     };
     let standin = OntapStandin::start(scenario).await?;

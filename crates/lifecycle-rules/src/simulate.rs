@@ -358,6 +358,8 @@ pub fn controller(observed: &mut Observed) {
 pub fn controller_as(observed: &mut Observed, variant: Controller) {
     let relationship = observed.relationship.clone();
     for key in ClusterKey::BOTH {
+        // Replicating (establishing, resyncing) reads the source: it cannot progress while that cluster is down.
+        let peer_reachable = observed.state(key.other()).is_some();
         let Some(c) = cluster(observed, key) else { continue };
         if c.amr.as_ref().is_some_and(|a| a.deleting) {
             c.amr = None;
@@ -406,7 +408,9 @@ pub fn controller_as(observed: &mut Observed, variant: Controller) {
                     });
                 }
             }
-            Some(DesiredState::Established) if !read::state_is(&state, AMR_STATE_ESTABLISHED) => {
+            Some(DesiredState::Established)
+                if !read::state_is(&state, AMR_STATE_ESTABLISHED) && peer_reachable =>
+            {
                 let was_promoted = read::state_is(&state, AMR_STATE_PROMOTED);
                 status.state = Some(variant.state(AMR_STATE_ESTABLISHED));
                 if was_promoted {

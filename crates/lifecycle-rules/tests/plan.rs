@@ -574,8 +574,10 @@ use tprotect_lifecycle_rules::read::FoundBy;
 use tprotect_lifecycle_rules::record::{Standing, standing};
 use tprotect_lifecycle_rules::simulate::{AppRefForm, Controller};
 
-/// Where the AMR ends and in which desired and actual state, read tolerantly.
-fn ending(observed: &Observed) -> (ClusterKey, Option<DesiredState>, bool) {
+/// Where the AMR is, what it is asked to be, and whether it is that (read tolerantly).
+type Ending = (ClusterKey, Option<DesiredState>, bool);
+
+fn ending(observed: &Observed) -> Ending {
     let (key, amr) = observed.amr_location().unwrap().expect("an AMR");
     let reached = match amr.desired() {
         Some(DesiredState::Promoted) => amr.is("Promoted"),
@@ -599,7 +601,7 @@ fn every_operation_reaches_the_documented_end_under_every_reading_of_the_undocum
             (DST, Some(DesiredState::Promoted), true),
             "{variant:?}"
         );
-        let cases: [(Observed, Goal, (ClusterKey, Option<DesiredState>, bool)); 4] = [
+        let cases: [(Observed, Goal, Ending); 4] = [
             (
                 with_record(failed_over.clone(), Operation::Resync),
                 Goal::Resync,

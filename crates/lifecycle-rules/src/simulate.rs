@@ -88,25 +88,29 @@ pub fn apply(observed: &mut Observed, action: &Action) {
                     .iter()
                     .any(|s| &s.namespace == namespace && &s.name == name)
             {
+                // What the executor writes, read back as a read of the cluster would.
+                let object = crate::objects::replication_schedule_object(
+                    namespace,
+                    name,
+                    application,
+                    app_vault,
+                    recurrence_rule,
+                    &relationship,
+                );
                 c.schedules.push(ScheduleView {
                     namespace: namespace.clone(),
                     name: name.clone(),
-                    labels: [
-                        (
-                            tprotect_api::REPLICATION_SCHEDULE_LABEL.to_string(),
-                            "true".to_string(),
-                        ),
-                        (tprotect_api::RELATIONSHIP_LABEL.to_string(), relationship.clone()),
-                    ]
-                    .into(),
+                    labels: object["metadata"]["labels"]
+                        .as_object()
+                        .map(|labels| {
+                            labels
+                                .iter()
+                                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
                     annotations: Default::default(),
-                    spec: tprotect_api::ScheduleSpec {
-                        application_ref: Some(application.clone()),
-                        app_vault_ref: Some(app_vault.clone()),
-                        recurrence_rule: Some(recurrence_rule.clone()),
-                        enabled: Some(true),
-                        ..Default::default()
-                    },
+                    spec: read::lenient(object.get("spec")),
                 });
             }
         }
@@ -361,6 +365,9 @@ pub fn controller_as(observed: &mut Observed, variant: Controller) {
         // Replicating (establishing, resyncing) reads the source: it cannot progress while that cluster is down.
         let peer_reachable = observed.state(key.other()).is_some();
         let Some(c) = cluster(observed, key) else { continue };
+        for vault in c.vaults.values_mut().filter(|v| v.state.is_empty()) {
+            vault.state = variant.state(tprotect_api::APP_VAULT_STATE_AVAILABLE);
+        }
         if c.amr.as_ref().is_some_and(|a| a.deleting) {
             c.amr = None;
         }

@@ -6,7 +6,6 @@ mod fixtures;
 use fixtures::*;
 use tprotect_api::DesiredState;
 use tprotect_lifecycle_rules::describe::{self, plan_entries};
-use tprotect_lifecycle_rules::read::FoundBy;
 use tprotect_lifecycle_rules::*;
 
 fn contexts() -> Contexts {

@@ -570,7 +570,6 @@ fn records_for_every_operation_but_setup_and_delete() {
 // ---------------------------------------------------------------------------------------------------------------
 // Lifecycle safety under the unknown (issue 12).
 
-use tprotect_lifecycle_rules::read::FoundBy;
 use tprotect_lifecycle_rules::record::{Standing, standing};
 use tprotect_lifecycle_rules::simulate::{AppRefForm, Controller};
 

@@ -208,10 +208,19 @@ pub fn vault_view(object: &DynamicObject) -> VaultView {
             }
         }
     }
+    let state = str_at(&status, &["state"]).unwrap_or_default().to_string();
+    // The reason of an unusable vault: `status.error`, or (undocumented) `status.message` beside a state that is
+    // not Available.
+    let error = str_at(&status, &["error"])
+        .or_else(|| {
+            str_at(&status, &["message"])
+                .filter(|_| !state_is(&state, tprotect_api::APP_VAULT_STATE_AVAILABLE))
+        })
+        .map(str::to_string);
     VaultView {
         name: name_of(&object.metadata),
-        state: str_at(&status, &["state"]).unwrap_or_default().to_string(),
-        error: str_at(&status, &["error"]).map(str::to_string),
+        state,
+        error,
         secret_refs,
     }
 }

@@ -312,6 +312,8 @@ pub struct Controller {
     pub renames_app: bool,
     /// States written in lower case.
     pub lower_case_states: bool,
+    /// `appArchivePath` written with a trailing `/`.
+    pub archive_slash: bool,
 }
 
 impl Controller {
@@ -320,6 +322,7 @@ impl Controller {
         app_ref: AppRefForm::Name,
         renames_app: false,
         lower_case_states: false,
+        archive_slash: false,
     };
 
     /// Every reading the planner is held to.
@@ -332,11 +335,14 @@ impl Controller {
         ] {
             for renames_app in [false, true] {
                 for lower_case_states in [false, true] {
-                    all.push(Controller {
-                        app_ref,
-                        renames_app,
-                        lower_case_states,
-                    });
+                    for archive_slash in [false, true] {
+                        all.push(Controller {
+                            app_ref,
+                            renames_app,
+                            lower_case_states,
+                            archive_slash,
+                        });
+                    }
                 }
             }
         }
@@ -381,8 +387,9 @@ pub fn controller_as(observed: &mut Observed, variant: Controller) {
                     .unwrap_or_else(|| "app".into());
                 snapshot.state = variant.state(SNAPSHOT_STATE_COMPLETED);
                 snapshot.app_archive_path = Some(format!(
-                    "{app}/snapshots/20260101000000_{}_{SIMULATED_UID}",
-                    snapshot.name
+                    "{app}/snapshots/20260101000000_{}_{SIMULATED_UID}{}",
+                    snapshot.name,
+                    if variant.archive_slash { "/" } else { "" }
                 ));
             }
         }

@@ -73,10 +73,20 @@ const CASES: &[(&str, Change, &str, Level)] = &[
         Level::Failed,
     ),
     (
-        "AMR reports an error",
+        "AMR reports an error once Established",
         |o, _| amr_mut(o).status.get_or_insert_default().error = Some("volume busy".into()),
         "AppMirrorRelationship without error",
         Level::Failed,
+    ),
+    (
+        "AMR reports an error while establishing (it may be progress)",
+        |o, _| {
+            let status = amr_mut(o).status.get_or_insert_default();
+            status.state = Some("Establishing".into());
+            status.error = Some("baseline transfer 40% done".into());
+        },
+        "AppMirrorRelationship without error",
+        Level::Warning,
     ),
     (
         "all well: destination vault",

@@ -639,6 +639,7 @@ fn the_promoted_application_is_noted_however_the_controller_names_it() {
         app_ref: AppRefForm::Absent,
         renames_app: true,
         lower_case_states: false,
+        archive_slash: true,
     };
     let established = walk_as(&before_setup(), &Goal::Setup(setup_params()), renamed).0;
     let failed_over = walk_as(&established, &Goal::Failover { force: false }, renamed).0;

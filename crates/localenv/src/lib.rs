@@ -174,7 +174,10 @@ impl LocalEnv {
                 let api: Api<DynamicObject> =
                     Api::namespaced_with(client.clone(), TRIDENT, &protect("AppVault", "appvaults"));
                 let deadline = Instant::now() + Duration::from_secs(60);
-                while api.get(vault).await?.data["status"]["state"] != "Available" {
+                // Either profile's spelling (`Available`, or the variant's `available`).
+                while !tprotect_standin::rules::forms::app_vault_available(
+                    api.get(vault).await?.data["status"]["state"].as_str(),
+                ) {
                     if Instant::now() > deadline {
                         return Err(Error::Fixtures(format!(
                             "AppVault {vault} not Available after 60s"

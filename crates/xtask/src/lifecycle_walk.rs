@@ -72,8 +72,8 @@ pub fn build_binaries(profile: Profile) -> anyhow::Result<Binaries> {
     })
 }
 
-/// Two fresh clusters with the stand-in (time-scaled: a 5-minute replication interval passes in 5 seconds)
-/// and the webhook, and the application [`APP`] ready to replicate.
+/// Two fresh clusters with the stand-in (time-scaled: a 5-minute replication interval passes in 5 seconds;
+/// the profile `TPROTECT_STANDIN_PROFILE` names) and the webhook, and the application [`APP`] ready to replicate.
 pub async fn start_env(webhook: PathBuf) -> anyhow::Result<LocalEnv> {
     let options = LocalEnvOptions {
         standin: Some(
@@ -81,7 +81,7 @@ pub async fn start_env(webhook: PathBuf) -> anyhow::Result<LocalEnv> {
                 time_scale: 60.0,
                 source_name: SOURCE.into(),
                 destination_name: DESTINATION.into(),
-                ..Default::default()
+                ..StandInConfig::from_env()?
             }
             .with_delays(Duration::from_millis(500)),
         ),

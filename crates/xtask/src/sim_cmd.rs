@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use tprotect_standin::{StandIn, StandInConfig};
+use tprotect_standin::{Profile, StandIn, StandInConfig};
 
 #[derive(Debug, clap::Args)]
 pub struct SimArgs {
@@ -15,6 +15,11 @@ pub struct SimArgs {
     /// How long every transition takes, in milliseconds (Establishing → Established, Promoting → Promoted, …)
     #[arg(long, default_value_t = 2000)]
     delay_ms: u64,
+    /// Which plausible form of each field NetApp leaves undocumented the stand-in writes: `documented` (what
+    /// NetApp shows) or `variant` (the other plausible form; see docs/trident-protect-fields.md)
+    /// [default: $TPROTECT_STANDIN_PROFILE, else documented]
+    #[arg(long)]
+    profile: Option<Profile>,
     /// Kubeconfig with the contexts tprotect-source-controller and tprotect-destination-controller
     /// [default: the one `cargo xtask up` wrote]
     #[arg(long)]
@@ -58,6 +63,10 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
     );
     let kubeconfig =
         kube::config::Kubeconfig::read_from(&path).with_context(|| format!("reading {}", path.display()))?;
+    let profile = match args.profile {
+        Some(profile) => profile,
+        None => Profile::from_env()?,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -70,13 +79,14 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
                 time_scale: args.time_scale,
                 source_name: SOURCE.into(),
                 destination_name: DESTINATION.into(),
+                profile,
                 ..StandInConfig::default()
             }
             .with_delays(Duration::from_millis(args.delay_ms)),
         );
         eprintln!(
             "Trident protect STAND-IN (tests and demo only) on {SOURCE} and {DESTINATION}, time scale {}x, \
-             transitions {} ms; Ctrl-C stops it",
+             transitions {} ms, profile {profile}; Ctrl-C stops it",
             args.time_scale, args.delay_ms
         );
         standin

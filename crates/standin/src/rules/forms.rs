@@ -287,13 +287,9 @@ pub struct Archive<'a> {
     pub vault_prefix: Option<&'a str>,
 }
 
-/// The basename of an archive path written by either profile: its last segment, trailing `/` ignored.
-pub fn archive_basename(path: &str) -> Option<&str> {
-    path.trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .filter(|b| !b.is_empty())
-}
+/// The basename of an archive path in either profile's form (the model's reader: everything after the last
+/// `/`, a trailing one ignored).
+pub use tprotect_api::archive_basename;
 
 /// The destination Application a `status.destinationApplicationRef` written by either profile names:
 /// `(namespace, name)`, the namespace `default_namespace` for a bare name.
@@ -449,8 +445,8 @@ mod tests {
         }
         assert_eq!(
             tprotect_api::archive_basename(&variant),
-            None,
-            "a reader that takes everything after the last '/' gets nothing from the variant"
+            Some("20250107122548_bboxdrlastsnap_5fa90108-aaaa"),
+            "the product's reader reads the variant too"
         );
         assert_eq!(archive_basename("/"), None);
         assert_eq!(Documented.snapshot_running_state(), Some("Running"));

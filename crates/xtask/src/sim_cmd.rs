@@ -46,11 +46,11 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,kube=warn".into()),
         )
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(anstream::AutoStream::choice(&std::io::stderr()) != anstream::ColorChoice::Never)
         .init();
     let path = args
         .kubeconfig
-        .unwrap_or_else(|| tprotect_testbed::cache_dir().join("up/current/kubeconfig"));
+        .unwrap_or_else(|| crate::cluster_cmds::up_dir().join("kubeconfig"));
     anyhow::ensure!(
         path.is_file(),
         "{} does not exist: start the clusters with `cargo xtask up` first",

@@ -171,6 +171,19 @@ doc_stop_background() {
 trap 'doc_stop_background || true' EXIT
 
 doc_check() { echo "doc test: check: $1" >&2; }
+
+# The webhook must refuse an AppVault with a lower-case providerType on context $1 (more arguments go to apply).
+doc_bad_appvault_refused() {
+  local context=$1; shift
+  if kubectl --context "$context" apply "$@" -f - 2> "$DOC_DIR/refused" <<'EOF'
+apiVersion: protect.trident.netapp.io/v1
+kind: AppVault
+metadata: {name: refused-by-the-webhook, namespace: trident-protect}
+spec: {providerType: generic-s3, providerConfig: {s3: {bucketName: b, endpoint: e}}}
+EOF
+  then echo "doc test: the bad AppVault was accepted on $context" >&2; return 1; fi
+  grep -q 'denied the request.*did you mean "GenericS3"' "$DOC_DIR/refused"
+}
 "#;
 
 /// Checks run right after the one block whose text contains `anchor`.
@@ -503,14 +516,7 @@ doc_check "the webhook is registered by URL on both clusters and refuses a bad A
 for context in prod dr; do
   kubectl --context "$context" get validatingwebhookconfiguration tprotect-webhook \
     -o jsonpath='{.webhooks[0].clientConfig.url}' | grep -q '^https://127.0.0.1:'
-  if kubectl --context "$context" apply --dry-run=server -f - 2> "$DOC_DIR/refused" <<'EOF'
-apiVersion: protect.trident.netapp.io/v1
-kind: AppVault
-metadata: {name: refused-by-the-webhook, namespace: trident-protect}
-spec: {providerType: generic-s3, providerConfig: {s3: {bucketName: b, endpoint: e}}}
-EOF
-  then echo "the bad AppVault was accepted on $context" >&2; exit 1; fi
-  grep -q 'did you mean "GenericS3"' "$DOC_DIR/refused"
+  doc_bad_appvault_refused "$context" --dry-run=server
 done
 "#,
         },
@@ -616,14 +622,7 @@ for context in prod dr; do
     -o jsonpath='{.webhooks[0].clientConfig.service}')"
   kubectl --context "$context" get mutatingwebhookconfiguration tprotect-webhook \
     -o jsonpath='{.webhooks[1].clientConfig.url}' | grep -q '^https://127.0.0.1:'
-  if kubectl --context "$context" apply -f - 2> "$DOC_DIR/refused" <<'EOF'
-apiVersion: protect.trident.netapp.io/v1
-kind: AppVault
-metadata: {name: refused-by-the-webhook, namespace: trident-protect}
-spec: {providerType: generic-s3, providerConfig: {s3: {bucketName: b, endpoint: e}}}
-EOF
-  then echo "the bad AppVault was accepted on $context" >&2; exit 1; fi
-  grep -q 'denied the request' "$DOC_DIR/refused"
+  doc_bad_appvault_refused "$context"
 done
 kubectl --context prod apply -f examples/appvault/vault-prod.yaml
 "#,

@@ -291,7 +291,11 @@ async fn delete_configurations(
     Ok(existed)
 }
 
-async fn admin_client(kubeconfig: &kube::config::Kubeconfig, context: &str) -> anyhow::Result<kube::Client> {
+/// A client for one context of `kubeconfig`.
+pub async fn kube_client(
+    kubeconfig: &kube::config::Kubeconfig,
+    context: &str,
+) -> anyhow::Result<kube::Client> {
     let options = kube::config::KubeConfigOptions {
         context: Some(context.to_string()),
         ..Default::default()
@@ -319,7 +323,7 @@ async fn serve(
             kubeconfig_path.display()
         );
     }
-    let client = admin_client(kubeconfig, context).await?;
+    let client = kube_client(kubeconfig, context).await?;
     let certs = dir.join(format!("certs-{context}"));
     let generated = std::process::Command::new(binary)
         .args(["gen-certs", "--ip", "127.0.0.1", "--out-dir"])

@@ -28,15 +28,7 @@ async fn controller_client(
     kubeconfig: &kube::config::Kubeconfig,
     cluster: &str,
 ) -> anyhow::Result<kube::Client> {
-    let context = format!("{cluster}-controller");
-    let options = kube::config::KubeConfigOptions {
-        context: Some(context.clone()),
-        ..Default::default()
-    };
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig.clone(), &options)
-        .await
-        .with_context(|| format!("kubeconfig context {context}"))?;
-    Ok(kube::Client::try_from(config)?)
+    crate::cluster_cmds::kube_client(kubeconfig, &format!("{cluster}-controller")).await
 }
 
 pub fn run(args: SimArgs) -> anyhow::Result<()> {

@@ -202,7 +202,7 @@ impl ServeArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct GenCertsArgs {
-    /// Directory to write ca.crt, tls.crt and tls.key into (created if missing).
+    /// Directory to write ca.crt, tls.crt, tls.key and ca-bundle (the caBundle) into, created if missing.
     #[arg(long)]
     pub out_dir: PathBuf,
     /// Name of the webhook's Service.

@@ -297,7 +297,8 @@ async fn start_webhook(
     Ok(process)
 }
 
-async fn wait_ready(health: u16, process: &ManagedProcess) -> Result<(), Error> {
+/// Waits until the webhook whose health listener is on loopback port `health` answers `/readyz` (60 s at most).
+pub async fn wait_ready(health: u16, process: &ManagedProcess) -> Result<(), Error> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -324,7 +325,7 @@ async fn wait_ready(health: u16, process: &ManagedProcess) -> Result<(), Error> 
 /// The product's RBAC for the webhook (`manifests/webhook/base/rbac.yaml`). Its ServiceAccount subject matches the
 /// testbed's webhook token user, `system:serviceaccount:tprotect-system:tprotect-webhook`, as RBAC matches any
 /// service account's user name.
-async fn grant_webhook_rbac(client: &kube::Client) -> Result<(), Error> {
+pub async fn grant_webhook_rbac(client: &kube::Client) -> Result<(), Error> {
     let path = tprotect_testbed::repo_root().join("manifests/webhook/base/rbac.yaml");
     for object in read_yaml(&path)? {
         let resource = match object["kind"].as_str() {

@@ -33,15 +33,7 @@ async fn controller_client(
     kubeconfig: &kube::config::Kubeconfig,
     cluster: &str,
 ) -> anyhow::Result<kube::Client> {
-    let context = format!("{cluster}-controller");
-    let options = kube::config::KubeConfigOptions {
-        context: Some(context.clone()),
-        ..Default::default()
-    };
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig.clone(), &options)
-        .await
-        .with_context(|| format!("kubeconfig context {context}"))?;
-    Ok(kube::Client::try_from(config)?)
+    crate::cluster_cmds::kube_client(kubeconfig, &format!("{cluster}-controller")).await
 }
 
 pub fn run(args: SimArgs) -> anyhow::Result<()> {
@@ -51,11 +43,11 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,kube=warn".into()),
         )
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(anstream::AutoStream::choice(&std::io::stderr()) != anstream::ColorChoice::Never)
         .init();
     let path = args
         .kubeconfig
-        .unwrap_or_else(|| tprotect_testbed::cache_dir().join("up/current/kubeconfig"));
+        .unwrap_or_else(|| crate::cluster_cmds::up_dir().join("kubeconfig"));
     anyhow::ensure!(
         path.is_file(),
         "{} does not exist: start the clusters with `cargo xtask up` first",

@@ -128,7 +128,7 @@ doc_kubectl() {
   if [ "$status" -ne 0 ]; then
     # Only kinds the server does not serve may be left out; any other error fails the block.
     if grep -v -e '^ensure CRDs are installed first$' "$err" \
-        | grep -v -E 'no matches for kind "[A-Za-z]+" in version "[a-z0-9./-]+"$' | grep -q .; then
+        | grep -v -E 'no matches for kind "[A-Za-z]+" in version "[a-z0-9./-]+"$' | grep . >/dev/null; then
       return "$status"
     fi
     grep -o -E 'no matches for kind "[A-Za-z]+" in version "[a-z0-9./-]+"' "$err" >> "$DOC_DIR/unserved"
@@ -495,7 +495,7 @@ fn readme_blocks_run_on_local_clusters() {
             anchor: "completion kubectl-shim",
             script: r#"
 doc_check "kubectl completes kubectl tprotect through the shim"
-PATH="$KREW_ROOT/bin:$PATH" kubectl __complete tprotect se 2>/dev/null | grep -q '^setup'
+PATH="$KREW_ROOT/bin:$PATH" kubectl __complete tprotect se 2>/dev/null | grep '^setup' >/dev/null
 "#,
         },
         Check {
@@ -515,7 +515,7 @@ kubectl --context dr get namespace trident-protect -o name
 doc_check "the webhook is registered by URL on both clusters and refuses a bad AppVault"
 for context in prod dr; do
   kubectl --context "$context" get validatingwebhookconfiguration tprotect-webhook \
-    -o jsonpath='{.webhooks[0].clientConfig.url}' | grep -q '^https://127.0.0.1:'
+    -o jsonpath='{.webhooks[0].clientConfig.url}' | grep '^https://127.0.0.1:' >/dev/null
   doc_bad_appvault_refused "$context" --dry-run=server
 done
 "#,
@@ -608,7 +608,7 @@ base64 -d "$CERTS/ca-bundle" | cmp - "$CERTS/ca.crt"
 kubectl -n tprotect-system get secret tprotect-webhook-tls -o jsonpath='{.data.tls\.crt}' | base64 -d \
   | cmp - "$CERTS/tls.crt"
 openssl verify -CAfile "$CERTS/ca.crt" "$CERTS/tls.crt"
-openssl x509 -in "$CERTS/tls.crt" -noout -ext subjectAltName | grep -q 'DNS:tprotect-webhook.tprotect-system.svc'
+openssl x509 -in "$CERTS/tls.crt" -noout -ext subjectAltName | grep 'DNS:tprotect-webhook.tprotect-system.svc' >/dev/null
 test "$CERTS" = "$HOME/tprotect-webhook-certs" && test ! -e tprotect-webhook-certs
 "#,
         },
@@ -621,7 +621,7 @@ for context in prod dr; do
   test -z "$(kubectl --context "$context" get validatingwebhookconfiguration tprotect-webhook \
     -o jsonpath='{.webhooks[0].clientConfig.service}')"
   kubectl --context "$context" get mutatingwebhookconfiguration tprotect-webhook \
-    -o jsonpath='{.webhooks[1].clientConfig.url}' | grep -q '^https://127.0.0.1:'
+    -o jsonpath='{.webhooks[1].clientConfig.url}' | grep '^https://127.0.0.1:' >/dev/null
   doc_bad_appvault_refused "$context"
 done
 kubectl --context prod apply -f examples/appvault/vault-prod.yaml
@@ -635,7 +635,7 @@ doc_check "the webhook's copy of the RESTORE_* rules holds exactly Trident prote
 test "$(kubectl -n tprotect-system get configmap tprotect-webhook-restore-rules -o json | jq -c '.data | keys')" \
   = '["RESTORE_SKIP_NAMESPACE_ANNOTATIONS","RESTORE_SKIP_NAMESPACE_LABELS"]'
 kubectl -n tprotect-system get deployment tprotect-webhook \
-  -o jsonpath='{.spec.template.metadata.annotations.kubectl\.kubernetes\.io/restartedAt}' | grep -q .
+  -o jsonpath='{.spec.template.metadata.annotations.kubectl\.kubernetes\.io/restartedAt}' | grep . >/dev/null
 "#,
         },
     ];

@@ -152,6 +152,7 @@ async fn start(ca: &TestCa, dir: &std::path::Path, shutdown_timeout: Duration) -
         certificate_reload_interval: Duration::from_secs(3600),
         shutdown_delay: Duration::ZERO,
         shutdown_timeout,
+        limits: tprotect_webhook::Limits::default(),
     };
     let server = Server::new(config, default_state()).start().await.unwrap();
     let port = server.https_addr().port();

@@ -298,6 +298,7 @@ pub async fn start_server(
         certificate_reload_interval: reload_interval,
         shutdown_delay: Duration::ZERO,
         shutdown_timeout: Duration::from_secs(30),
+        limits: tprotect_webhook::Limits::default(),
     };
     Server::new(config, state).start().await.unwrap()
 }

@@ -62,6 +62,22 @@ pub const DRAIN_READ_GRACE: Duration = Duration::from_secs(1);
 /// A request whose body is at most this large reserves from the small-request reserve.
 pub const SMALL_BODY_BYTES: usize = 64 * 1024;
 
+/// Memory of the process before any request: code, runtime, TLS configuration, metrics (9–10 MiB measured
+/// idle, `cargo xtask bench webhook`), rounded up.
+pub const BASELINE_MEMORY: usize = 16 * 1024 * 1024;
+
+/// Most memory one open connection can hold outside the budget: rustls' buffers (a TLS record in, 16 KiB of
+/// plaintext), the HTTP/1.1 read buffer ([`crate::server`]: at most 32 KiB) or the HTTP/2 flow-control window
+/// (64 KiB) and send buffer (16 KiB). An idle connection costs far less (measured in `tests/limits.rs`).
+pub const MEMORY_PER_CONNECTION: usize = 160 * 1024;
+
+/// The memory bound the process stays within whatever clients send: the baseline, every connection at its
+/// most, and the whole request budget. The Deployment's `limits.memory` is this plus headroom for the
+/// allocator (`manifests/webhook/README.md`).
+pub fn memory_bound(limits: &Limits) -> usize {
+    BASELINE_MEMORY + limits.max_connections * MEMORY_PER_CONNECTION + limits.memory_budget_bytes
+}
+
 /// Limits on connections, memory and time; see the module documentation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -277,6 +293,11 @@ mod tests {
         assert_eq!(budget.reserved(), held.bytes() + small.bytes());
         drop((held, small));
         assert_eq!(budget.reserved(), 0, "memory is given back");
+    }
+
+    #[test]
+    fn the_default_bound() {
+        assert_eq!(memory_bound(&Limits::default()), 84 * 1024 * 1024);
     }
 
     #[test]

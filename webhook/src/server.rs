@@ -301,7 +301,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// HTTP/2 flow-control windows: what a client can make a connection buffer before the body is read.
 const H2_STREAM_WINDOW: u32 = 64 * 1024;
-const H2_CONNECTION_WINDOW: u32 = 128 * 1024;
+const H2_CONNECTION_WINDOW: u32 = 64 * 1024;
 /// Largest request head: HTTP/1.1 read buffer (also the most of a body buffered ahead of the reader), and
 /// HTTP/2 header list.
 const MAX_HEAD_BYTES: usize = 32 * 1024;
@@ -333,7 +333,7 @@ impl HttpsServer {
             .initial_stream_window_size(H2_STREAM_WINDOW)
             .initial_connection_window_size(H2_CONNECTION_WINDOW)
             .max_header_list_size(MAX_HEAD_BYTES as u32)
-            .max_send_buf_size(64 * 1024)
+            .max_send_buf_size(16 * 1024)
             .max_pending_accept_reset_streams(32)
             .max_local_error_reset_streams(64);
         let shared = Arc::new(Shared {

@@ -329,6 +329,12 @@ fn count_value<E: de::Error>() -> Result<(), E> {
 
 const TOO_MANY_VALUES: &str = "too many JSON values";
 
+/// A string value, counted.
+fn counted_string<'de, E: de::Error>(text: Cow<'de, str>) -> Result<Json<'de>, E> {
+    count_value()?;
+    Ok(Json::String(text))
+}
+
 fn rule_object<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Json<'de>>, D::Error> {
     deserializer.deserialize_option(ObjectSeed)
 }
@@ -460,13 +466,11 @@ impl<'de> Visitor<'de> for Text<'de> {
     }
 
     fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Json<'de>, E> {
-        count_value()?;
-        Ok(Json::String(Cow::Borrowed(v)))
+        counted_string(Cow::Borrowed(v))
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Json<'de>, E> {
-        count_value()?;
-        Ok(Json::String(Cow::Owned(v.to_string())))
+        counted_string(Cow::Owned(v.to_string()))
     }
 }
 
@@ -522,13 +526,11 @@ impl<'de> Visitor<'de> for StringValue<'_, 'de> {
     }
 
     fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Json<'de>, E> {
-        count_value()?;
-        Ok(Json::String(Cow::Borrowed(v)))
+        counted_string(Cow::Borrowed(v))
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Json<'de>, E> {
-        count_value()?;
-        Ok(Json::String(Cow::Owned(v.to_string())))
+        counted_string(Cow::Owned(v.to_string()))
     }
 }
 
@@ -571,13 +573,11 @@ impl<'de> Visitor<'de> for Counted {
     }
 
     fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Json<'de>, E> {
-        count_value()?;
-        Ok(Json::String(Cow::Borrowed(v)))
+        counted_string(Cow::Borrowed(v))
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Json<'de>, E> {
-        count_value()?;
-        Ok(Json::String(Cow::Owned(v.to_string())))
+        counted_string(Cow::Owned(v.to_string()))
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<Json<'de>, E> {

@@ -135,7 +135,8 @@ impl PartialEq for Json<'_> {
             // Written in the same order (the common case: old and new object of one update) is equal without
             // sorting; otherwise compare as maps.
             (Json::Object(a), Json::Object(b)) => {
-                (a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)) || self.entries() == other.entries()
+                (a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y))
+                    || self.entries() == other.entries()
             }
             _ => false,
         }

@@ -1,7 +1,6 @@
 //! Starting and stopping the processes of a testbed, and preparing the clusters (namespaces, RBAC, CRDs).
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -15,7 +14,7 @@ use serde_json::json;
 use crate::install::Binaries;
 use crate::kubeconfig::{self, ClusterEntry};
 use crate::process::{self, Lifetime, ManagedProcess};
-use crate::{CrdSource, Error, Identity, Testbed, TestbedOptions};
+use crate::{CrdSource, Error, Identity, Testbed, TestbedOptions, free_port};
 
 const FIELD_MANAGER: &str = "tprotect-testbed";
 /// Generous: under a full test run on 2 cores an API server once took over 90 s to become ready. The
@@ -152,14 +151,6 @@ impl Cluster {
     }
 }
 
-fn free_port() -> Result<u16, Error> {
-    let listener =
-        TcpListener::bind("127.0.0.1:0").map_err(|e| Error::Start(format!("no free port: {e}")))?;
-    Ok(listener
-        .local_addr()
-        .map_err(|e| Error::Start(e.to_string()))?
-        .port())
-}
 
 fn random_token() -> Result<String, Error> {
     use std::io::Read;

@@ -227,6 +227,16 @@ impl Drop for Testbed {
     }
 }
 
+/// A loopback port that was free a moment ago (the OS picked it). Whoever binds it next wins: use it at once.
+pub fn free_port() -> Result<u16, Error> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| Error::Start(format!("no free loopback port: {e}")))?;
+    Ok(listener
+        .local_addr()
+        .map_err(|e| Error::Start(format!("no free loopback port: {e}")))?
+        .port())
+}
+
 /// The repository root (this crate lives in `crates/testbed`).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

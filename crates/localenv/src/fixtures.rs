@@ -1,0 +1,120 @@
+//! What a user has before the plugin runs: an application to replicate and its AppVaults, and the DR operator
+//! role of `manifests/rbac/` bound to the testbed's operator.
+
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::{Api, ApiResource, DynamicObject};
+use serde_json::json;
+
+use crate::manifests::{apply, apply_manifest, product_manifest, protect};
+use crate::{Error, LocalEnv, TRIDENT, eventually};
+
+/// One application ready to replicate, and the vaults it replicates through.
+#[derive(Debug, Clone, Copy)]
+pub struct Fixtures<'a> {
+    /// The application, its namespace on the source, and its protection Schedule `<app>-hourly`.
+    pub app: &'a str,
+    /// The source AppVault; its Secret is `<vault>-creds`.
+    pub source_vault: &'a str,
+    /// The destination AppVault; its Secret is `<vault>-creds`.
+    pub destination_vault: &'a str,
+}
+
+impl<'a> Fixtures<'a> {
+    /// `app` with the vaults `src-vault` and `dst-vault`.
+    pub fn app(app: &'a str) -> Self {
+        Self {
+            app,
+            source_vault: "src-vault",
+            destination_vault: "dst-vault",
+        }
+    }
+}
+
+impl LocalEnv {
+    /// Installs `fixtures`: on the source the application's namespace (labels, annotations), the Application,
+    /// a protection Schedule, the source AppVault and its Secret; on the destination the destination AppVault
+    /// and its Secret. Waits until both vaults are Available (the stand-in's verdict) when a stand-in runs.
+    pub async fn install_fixtures(&self, fixtures: Fixtures<'_>) -> Result<(), Error> {
+        let Fixtures {
+            app,
+            source_vault,
+            destination_vault,
+        } = fixtures;
+        let (src, dst) = (&self.testbed.source.client, &self.testbed.destination.client);
+        apply(
+            src,
+            None,
+            &ApiResource::erase::<Namespace>(&()),
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {
+                "name": app,
+                "labels": {"environment": "production", "name": app},
+                "annotations": {"team.example.com/owner": "payments"},
+            }}),
+        )
+        .await?;
+        for (client, vault) in [(src, source_vault), (dst, destination_vault)] {
+            let secret = format!("{vault}-creds");
+            apply(
+                client,
+                Some(TRIDENT),
+                &ApiResource::erase::<Secret>(&()),
+                json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret},
+                       "stringData": {"accessKeyID": "AKIAEXAMPLE", "secretAccessKey": "do-not-print-me"}}),
+            )
+            .await?;
+            apply(
+                client,
+                Some(TRIDENT),
+                &protect("AppVault", "appvaults"),
+                json!({"apiVersion": tprotect_api::API_VERSION, "kind": "AppVault", "metadata": {"name": vault},
+                       "spec": {"providerType": "GenericS3",
+                                "providerConfig": {"s3": {"bucketName": vault, "endpoint": "s3.example.com"}},
+                                "providerCredentials": {
+                                    "accessKeyID": {"valueFromSecret": {"key": "accessKeyID", "name": secret}},
+                                    "secretAccessKey": {"valueFromSecret": {"key": "secretAccessKey", "name": secret}}}}}),
+            )
+            .await?;
+        }
+        apply(
+            src,
+            Some(app),
+            &protect("Application", "applications"),
+            json!({"apiVersion": tprotect_api::API_VERSION, "kind": "Application", "metadata": {"name": app},
+                   "spec": {"includedNamespaces": [{"namespace": app}]}}),
+        )
+        .await?;
+        apply(
+            src,
+            Some(app),
+            &protect("Schedule", "schedules"),
+            json!({"apiVersion": tprotect_api::API_VERSION, "kind": "Schedule",
+                   "metadata": {"name": format!("{app}-hourly")},
+                   "spec": {"applicationRef": app, "appVaultRef": source_vault, "granularity": "Hourly",
+                            "minute": "15", "snapshotRetention": "3", "backupRetention": "0", "enabled": true}}),
+        )
+        .await?;
+        if self.has_standin() {
+            for (client, vault) in [(src, source_vault), (dst, destination_vault)] {
+                let api: Api<DynamicObject> =
+                    Api::namespaced_with(client.clone(), TRIDENT, &protect("AppVault", "appvaults"));
+                eventually(&format!("AppVault {vault} Available"), async || {
+                    let state = api.get(vault).await.ok()?.data["status"]["state"].clone();
+                    (state == "Available").then_some(())
+                })
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Binds the DR operator ClusterRoles of `manifests/rbac/` to the testbed's `dr-operator` (group
+    /// `tprotect:dr-operators`, as the example binding names it) on both clusters.
+    pub async fn bind_operator_role(&self) -> Result<(), Error> {
+        for cluster in [&self.testbed.source, &self.testbed.destination] {
+            for file in ["rbac/dr-operator.yaml", "rbac/dr-operator-binding-example.yaml"] {
+                apply_manifest(&cluster.client, &product_manifest(file)).await?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1199,7 +1199,10 @@ fn amr(name: &str, namespace: &str, label: &str) -> serde_json::Value {
 #[tokio::test]
 async fn completes_relationship_names_from_a_real_api_server() {
     use kube::api::{Api, ApiResource, DynamicObject, PostParams};
-    let testbed = tprotect_e2e::Testbed::start().await.expect("testbed");
+    let env = tprotect_e2e::LocalEnv::start(Default::default())
+        .await
+        .expect("the testbed's clusters");
+    let testbed = &env.testbed;
     let client = testbed.destination.client.clone();
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
     for ns in ["payments", "orders"] {

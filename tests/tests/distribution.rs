@@ -1176,21 +1176,11 @@ fn fish_script_completes_the_binary() {
 // Relationship names from a real API server
 // ---------------------------------------------------------------------------------------------------------
 
+/// An AMR in `namespace` labelled with relationship `label`.
 fn amr(name: &str, namespace: &str, label: &str) -> serde_json::Value {
-    serde_json::json!({
-        "apiVersion": "protect.trident.netapp.io/v1",
-        "kind": "AppMirrorRelationship",
-        "metadata": {"name": name, "namespace": namespace, "labels": {"tprotect.io/relationship": label}},
-        "spec": {
-            "desiredState": "Established",
-            "destinationAppVaultRef": "dst-vault",
-            "sourceAppVaultRef": "src-vault",
-            "sourceApplicationName": name,
-            "sourceApplicationUID": "7498d32c-328e-4ddd-9029-122540866aeb",
-            "recurrenceRule": "DTSTART:20220101T000200Z\nRRULE:FREQ=MINUTELY;INTERVAL=5",
-            "namespaceMapping": [{"source": namespace, "destination": namespace}],
-        }
-    })
+    let mut amr = tprotect_e2e::localenv::fixtures::example_amr(name, namespace);
+    amr["metadata"]["labels"] = serde_json::json!({"tprotect.io/relationship": label});
+    amr
 }
 
 /// `__complete failover ""` lists the AppMirrorRelationships (names and relationship labels) of a real API

@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
+use tprotect_e2e::localenv::fixtures::example_amr;
 use tprotect_e2e::{
     CrdSource, Identity, LocalEnv, LocalEnvOptions, TestbedOptions, eventually, processes_mentioning,
 };
@@ -19,24 +20,6 @@ fn amr_resource() -> ApiResource {
         &GroupVersionKind::gvk("protect.trident.netapp.io", "v1", "AppMirrorRelationship"),
         "appmirrorrelationships",
     )
-}
-
-fn amr(name: &str, namespace: &str) -> serde_json::Value {
-    json!({
-        "apiVersion": "protect.trident.netapp.io/v1",
-        "kind": "AppMirrorRelationship",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "desiredState": "Established",
-            "destinationAppVaultRef": "dst-vault",
-            "sourceAppVaultRef": "src-vault",
-            "sourceApplicationName": "my-app",
-            "sourceApplicationUID": "7498d32c-328e-4ddd-9029-122540866aeb",
-            "recurrenceRule": "DTSTART:20220101T000200Z\nRRULE:FREQ=MINUTELY;INTERVAL=5",
-            "namespaceMapping": [{"source": "my-app", "destination": "my-app"}],
-            "storageClassName": "sc-vsim-2",
-        }
-    })
 }
 
 /// The environment with nothing but its clusters: what this suite tests is the testbed under it.
@@ -85,7 +68,7 @@ async fn amr_create_read_merge_patch_apply_and_watch_on_a_real_api_server() {
     let created: DynamicObject = api
         .create(
             &PostParams::default(),
-            &serde_json::from_value(amr("rel1", "my-app")).unwrap(),
+            &serde_json::from_value(example_amr("rel1", "my-app")).unwrap(),
         )
         .await
         .unwrap();
@@ -195,7 +178,7 @@ async fn unknown_fields_survive_a_desired_state_change_with_netapp_crds() {
 
     create_namespace(&client, "my-app").await;
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "my-app", &amr_resource());
-    let mut object = amr("rel1", "my-app");
+    let mut object = example_amr("rel1", "my-app");
     object["spec"]["transformations"] = json!([{
         "resource": {"kind": "ConfigMap", "name": "settings"},
         "operations": [{"op": "replace", "path": "/data/mode", "value": {"nested": ["kept", 1, true]}}]

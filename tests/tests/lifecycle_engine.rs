@@ -15,7 +15,10 @@ use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 use tprotect_api::{AppMirrorRelationship, AppVault, Application, Schedule, ShutdownSnapshot, Snapshot};
 use tprotect_e2e::localenv::{assert_unchanged, audit};
-use tprotect_e2e::{CrdSource, LocalEnv, LocalEnvOptions, TestbedOptions, eventually};
+use tprotect_e2e::{
+    CrdSource, DESTINATION as DST, LocalEnv, LocalEnvOptions, SOURCE as SRC, TRIDENT as TP, TestbedOptions,
+    eventually,
+};
 use tprotect_lifecycle::checks::{preflight, read_webhooks, status_view};
 use tprotect_lifecycle::observe::{
     Scope, locate, observe, parse_saved_schedules, saved_schedules_config_map,
@@ -25,9 +28,6 @@ use tprotect_lifecycle::wait::{Fingerprint, WaitOutcome, object_fingerprint, wai
 use tprotect_lifecycle::{Action, ClusterKey, Clusters, Goal, RunError, SetupParams, Step, WaitFor};
 use tprotect_standin::{Faults, StandInConfig, Transition};
 
-const SRC: &str = "tprotect-source";
-const DST: &str = "tprotect-destination";
-const TP: &str = "trident-protect";
 const NS: &str = "app1";
 const APP: &str = "app1";
 const REL: &str = "rel1";
@@ -204,13 +204,7 @@ fn secret(name: &str) -> Value {
 }
 
 fn app_vault(name: &str, creds: &str) -> Value {
-    json!({"apiVersion": "protect.trident.netapp.io/v1", "kind": "AppVault",
-        "metadata": {"name": name, "namespace": TP},
-        "spec": {"providerType": "GenericS3",
-            "providerConfig": {"s3": {"bucketName": format!("{name}-bucket"), "endpoint": "s3.example.com", "secure": "true"}},
-            "providerCredentials": {
-                "accessKeyID": {"valueFromSecret": {"name": creds, "key": "accessKeyID"}},
-                "secretAccessKey": {"valueFromSecret": {"name": creds, "key": "secretAccessKey"}}}}})
+    tprotect_e2e::localenv::fixtures::example_app_vault(name, TP, creds)
 }
 
 fn user_schedule(name: &str, vault: &str) -> Value {
@@ -542,22 +536,23 @@ async fn whole_lifecycle_through_the_runner_on_two_clusters() {
             .as_deref(),
         Some("dst-vault")
     );
-    assert!(
-        world
-            .api::<AppVault>(SRC, TP)
-            .get_opt("dst-vault")
-            .await
-            .unwrap()
-            .is_some()
-    );
-    assert!(
-        world
-            .api::<Secret>(SRC, TP)
-            .get_opt("dst-creds")
-            .await
-            .unwrap()
-            .is_some()
-    );
+    for (kind, name) in [("AppVault", "dst-vault"), ("Secret", "dst-creds")] {
+        let copied = match kind {
+            "AppVault" => world
+                .api::<AppVault>(SRC, TP)
+                .get_opt(name)
+                .await
+                .unwrap()
+                .is_some(),
+            _ => world
+                .api::<Secret>(SRC, TP)
+                .get_opt(name)
+                .await
+                .unwrap()
+                .is_some(),
+        };
+        assert!(copied, "{kind} {name} copied to the new destination");
+    }
     assert_eq!(
         world.leases().await,
         0,

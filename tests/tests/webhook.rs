@@ -18,9 +18,11 @@
 //! - the deployment manifests pass `kubectl apply --dry-run=server` where a 1.20 API server can take them.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 
 use serde_json::{Value, json};
+use tprotect_e2e::localenv::fixtures::{
+    EXAMPLE_RULE as RULE, example_amr, example_app_vault, example_replication_schedule,
+};
 use tprotect_e2e::localenv::webhook::{REGISTRATIONS, validating_webhook_name};
 use tprotect_e2e::localenv::{ServeOptions, manifests};
 use tprotect_e2e::{
@@ -28,7 +30,6 @@ use tprotect_e2e::{
     WebhookOptions, eventually, webhook_binary, workspace_root,
 };
 
-const RULE: &str = "DTSTART:20220101T000200Z\nRRULE:FREQ=MINUTELY;INTERVAL=5";
 const APP_NS: &str = "my-app-namespace";
 
 fn manifests() -> PathBuf {
@@ -43,16 +44,7 @@ struct Kubectl {
 }
 
 fn kubectl(testbed: &Testbed, context: &str, args: &[&str], stdin: &str) -> Kubectl {
-    let mut child = testbed
-        .kubectl(context)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl runs");
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), stdin.as_bytes()).unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = testbed.run_kubectl(context, args, stdin).expect("kubectl runs");
     Kubectl {
         success: output.status.success(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -125,54 +117,20 @@ fn assert_registered_as_the_product(testbed: &Testbed, context: &str, https: std
 }
 
 fn replication_schedule(name: &str) -> Value {
-    json!({
-        "apiVersion": "protect.trident.netapp.io/v1",
-        "kind": "Schedule",
-        "metadata": {"name": name, "namespace": APP_NS},
-        "spec": {
-            "appVaultRef": "src-vault",
-            "applicationRef": "my-app-name",
-            "backupRetention": "0",
-            "enabled": true,
-            "granularity": "Custom",
-            "recurrenceRule": RULE,
-            "snapshotRetention": "2"
-        }
-    })
+    example_replication_schedule(name, APP_NS, "my-app-name", "src-vault")
 }
 
 fn amr(name: &str, namespace: &str, mapping: Value) -> Value {
-    json!({
-        "apiVersion": "protect.trident.netapp.io/v1",
-        "kind": "AppMirrorRelationship",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "desiredState": "Established",
-            "destinationAppVaultRef": "dst-vault",
-            "namespaceMapping": mapping,
-            "recurrenceRule": RULE,
-            "sourceAppVaultRef": "src-vault",
-            "sourceApplicationName": "my-app-name",
-            "sourceApplicationUID": "7498d32c-328e-4ddd-9029-122540866aeb",
-            "storageClassName": "sc-vsim-2"
-        }
-    })
+    let mut amr = example_amr(name, namespace);
+    amr["spec"]["namespaceMapping"] = mapping;
+    amr["spec"]["sourceApplicationName"] = json!("my-app-name");
+    amr
 }
 
 fn app_vault(provider: &str) -> Value {
-    json!({
-        "apiVersion": "protect.trident.netapp.io/v1",
-        "kind": "AppVault",
-        "metadata": {"name": "src-vault", "namespace": APP_NS},
-        "spec": {
-            "providerType": provider,
-            "providerConfig": {"s3": {"bucketName": "b", "endpoint": "s3.example.com", "secure": "true"}},
-            "providerCredentials": {
-                "accessKeyID": {"valueFromSecret": {"key": "accessKeyID", "name": "s3-secret"}},
-                "secretAccessKey": {"valueFromSecret": {"key": "secretAccessKey", "name": "s3-secret"}}
-            }
-        }
-    })
+    let mut vault = example_app_vault("src-vault", APP_NS, "s3-secret");
+    vault["spec"]["providerType"] = json!(provider);
+    vault
 }
 
 fn application() -> Value {

@@ -28,6 +28,8 @@ pub struct AuditEvent {
     pub user: AuditUser,
     pub object_ref: Option<ObjectRef>,
     pub response_status: Option<ResponseStatus>,
+    /// The request's body: logged for deletes only (their DeleteOptions), see the testbed's audit policy.
+    pub request_object: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -63,21 +65,36 @@ impl AuditEvent {
         self.stage == "ResponseComplete"
     }
 
-    /// A write sent with `dryRun=All`: checked by the API server, stored nowhere.
+    /// A write sent with `dryRun=All` (in its URL, or a delete's in its DeleteOptions): checked by the API
+    /// server, stored nowhere.
     pub fn is_dry_run(&self) -> bool {
         self.request_uri.contains("dryRun=All")
+            || self
+                .request_object
+                .as_ref()
+                .and_then(|body| body["dryRun"].as_array())
+                .is_some_and(|modes| modes.iter().any(|m| m == "All"))
     }
 
-    /// A write that was carried out: a write verb, not a dry run, answered with success. A write the API
-    /// server refused (403, 404, 409, a webhook's denial) changed nothing.
-    pub fn stored_a_change(&self) -> bool {
-        self.is_complete()
+    /// Whether this was a write the API server carried out: a write verb, not a dry run, answered with
+    /// success (a write it refused — 403, 404, 409, a webhook's denial — changed nothing). `None` when the log
+    /// cannot tell: a delete's dry run travels in its body, which a 1.20 API server does not log for custom
+    /// resources (it does for built-in kinds); such a delete shows in the object's resourceVersion instead (it
+    /// is gone, or has a deletionTimestamp).
+    pub fn stored_a_change(&self) -> Option<bool> {
+        let write = self.is_complete()
             && WRITE_VERBS.contains(&self.verb.as_str())
             && !self.is_dry_run()
             && self
                 .response_status
                 .as_ref()
-                .is_some_and(|s| (200..300).contains(&s.code))
+                .is_some_and(|s| (200..300).contains(&s.code));
+        let body_unknown =
+            matches!(self.verb.as_str(), "delete" | "deletecollection") && self.request_object.is_none();
+        match (write, body_unknown) {
+            (true, true) => None,
+            (write, _) => Some(write),
+        }
     }
 
     /// `resource[/subresource]`, or the URI for a request on no resource.
@@ -167,22 +184,35 @@ mod tests {
         let complete = |rest: &str| event(&format!(r#"{base},"stage":"ResponseComplete",{rest}}}"#));
         let patch =
             complete(r#""verb":"patch","requestURI":"/apis/x?fieldManager=y","responseStatus":{"code":200}"#);
-        assert!(patch.by_plugin() && patch.stored_a_change());
+        assert!(patch.by_plugin() && patch.stored_a_change() == Some(true));
         assert_eq!(
             patch.describe(),
             "patch appmirrorrelationships shop-dr/rel1 (200) by admin [kubectl-tprotect/0.1.0]"
         );
         let dry =
             complete(r#""verb":"create","requestURI":"/apis/x?dryRun=All","responseStatus":{"code":201}"#);
-        assert!(!dry.stored_a_change());
+        assert_eq!(dry.stored_a_change(), Some(false));
         let refused = complete(r#""verb":"create","requestURI":"/apis/x","responseStatus":{"code":409}"#);
-        assert!(!refused.stored_a_change());
+        assert_eq!(refused.stored_a_change(), Some(false));
         let read = complete(r#""verb":"get","requestURI":"/apis/x","responseStatus":{"code":200}"#);
-        assert!(!read.stored_a_change());
+        assert_eq!(read.stored_a_change(), Some(false));
+        let dry_delete = complete(
+            r#""verb":"delete","requestURI":"/apis/x","responseStatus":{"code":200},
+               "requestObject":{"kind":"DeleteOptions","dryRun":["All"]}"#,
+        );
+        assert!(dry_delete.is_dry_run());
+        assert_eq!(dry_delete.stored_a_change(), Some(false));
+        let unlogged_delete =
+            complete(r#""verb":"delete","requestURI":"/apis/x","responseStatus":{"code":200}"#);
+        assert_eq!(
+            unlogged_delete.stored_a_change(),
+            None,
+            "a custom resource's DeleteOptions are not logged"
+        );
         let started = event(&format!(
             r#"{base},"stage":"ResponseStarted","verb":"delete","requestURI":"/apis/x","responseStatus":{{"code":200}}}}"#
         ));
-        assert!(!started.stored_a_change());
+        assert_eq!(started.stored_a_change(), Some(false));
         let kubectl = event(r#"{"userAgent":"kubectl/v1.32.0","verb":"get"}"#);
         assert!(!kubectl.by_plugin());
     }

@@ -1,9 +1,69 @@
 //! What a user has before the plugin runs: an application to replicate and its AppVaults, and the DR operator
-//! role of `manifests/rbac/` bound to the testbed's operator.
+//! role of `manifests/rbac/` bound to the testbed's operator. And the example objects tests write, each
+//! defined once (a test changes the field it is about).
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, ApiResource, DynamicObject};
-use serde_json::json;
+use serde_json::{Value, json};
+
+/// The examples' recurrence rule: every 5 minutes since 2022 (as NetApp's examples write it).
+pub const EXAMPLE_RULE: &str = "DTSTART:20220101T000200Z\nRRULE:FREQ=MINUTELY;INTERVAL=5";
+
+/// An Established AppMirrorRelationship replicating application `my-app` (a fixed uid) every 5 minutes from
+/// AppVault `src-vault` to `dst-vault`, `namespace` onto itself, storage class `sc-vsim-2`.
+pub fn example_amr(name: &str, namespace: &str) -> Value {
+    json!({
+        "apiVersion": tprotect_api::API_VERSION,
+        "kind": "AppMirrorRelationship",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "desiredState": "Established",
+            "destinationAppVaultRef": "dst-vault",
+            "namespaceMapping": [{"source": namespace, "destination": namespace}],
+            "recurrenceRule": EXAMPLE_RULE,
+            "sourceAppVaultRef": "src-vault",
+            "sourceApplicationName": "my-app",
+            "sourceApplicationUID": "7498d32c-328e-4ddd-9029-122540866aeb",
+            "storageClassName": "sc-vsim-2"
+        }
+    })
+}
+
+/// A GenericS3 AppVault (bucket named after it) whose credentials are the keys of Secret `secret`.
+pub fn example_app_vault(name: &str, namespace: &str, secret: &str) -> Value {
+    json!({
+        "apiVersion": tprotect_api::API_VERSION,
+        "kind": "AppVault",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "providerType": "GenericS3",
+            "providerConfig": {"s3": {"bucketName": name, "endpoint": "s3.example.com", "secure": "true"}},
+            "providerCredentials": {
+                "accessKeyID": {"valueFromSecret": {"key": "accessKeyID", "name": secret}},
+                "secretAccessKey": {"valueFromSecret": {"key": "secretAccessKey", "name": secret}}
+            }
+        }
+    })
+}
+
+/// A replication Schedule of application `app` through AppVault `vault`, as the plugin writes one (Custom
+/// granularity, two snapshots kept, no backups) on [`EXAMPLE_RULE`].
+pub fn example_replication_schedule(name: &str, namespace: &str, app: &str, vault: &str) -> Value {
+    json!({
+        "apiVersion": tprotect_api::API_VERSION,
+        "kind": "Schedule",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "appVaultRef": vault,
+            "applicationRef": app,
+            "backupRetention": "0",
+            "enabled": true,
+            "granularity": "Custom",
+            "recurrenceRule": EXAMPLE_RULE,
+            "snapshotRetention": "2"
+        }
+    })
+}
 
 use crate::manifests::{apply, apply_manifest, product_manifest, protect};
 use crate::{Error, LocalEnv, TRIDENT, eventually};
@@ -66,12 +126,7 @@ impl LocalEnv {
                 client,
                 Some(TRIDENT),
                 &protect("AppVault", "appvaults"),
-                json!({"apiVersion": tprotect_api::API_VERSION, "kind": "AppVault", "metadata": {"name": vault},
-                       "spec": {"providerType": "GenericS3",
-                                "providerConfig": {"s3": {"bucketName": vault, "endpoint": "s3.example.com"}},
-                                "providerCredentials": {
-                                    "accessKeyID": {"valueFromSecret": {"key": "accessKeyID", "name": secret}},
-                                    "secretAccessKey": {"valueFromSecret": {"key": "secretAccessKey", "name": secret}}}}}),
+                example_app_vault(vault, TRIDENT, &secret),
             )
             .await?;
         }

@@ -5,7 +5,9 @@
 //! Kubernetes' own controllers create and maintain (the kube-controller-manager publishes `kube-root-ca.crt`
 //! and a token Secret into every new namespace, seconds after it appears), and a position in each API
 //! server's audit log. Between two marks, a changed resourceVersion or any write the plugin's user agent had
-//! carried out is a change. Keep the stand-in stopped meanwhile: it writes on its own.
+//! carried out is a change (a delete of a custom resource whose dry run the log cannot show is judged by the
+//! resourceVersions alone, see [`audit::AuditEvent::stored_a_change`]). Keep the stand-in stopped meanwhile:
+//! it writes on its own.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -96,7 +98,7 @@ impl Mark {
         for context in contexts {
             let (path, from) = &before.audit[context];
             for event in audit::read_between(path, *from, self.audit[context].1)? {
-                if event.by_plugin() && event.stored_a_change() {
+                if event.by_plugin() && event.stored_a_change() == Some(true) {
                     changes.push(format!("{context}: the plugin wrote: {}", event.describe()));
                 }
             }

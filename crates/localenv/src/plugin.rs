@@ -223,21 +223,20 @@ impl Output {
     /// Asserts stderr contains `text`.
     #[track_caller]
     pub fn stderr_has(&self, text: &str) -> &Self {
-        assert!(
-            self.stderr.contains(text),
-            "stderr of kubectl tprotect {} lacks {text:?}:\n{}",
-            self.args.join(" "),
-            self.printed()
-        );
-        self
+        self.has("stderr", &self.stderr, text)
     }
 
     /// Asserts stdout contains `text`.
     #[track_caller]
     pub fn stdout_has(&self, text: &str) -> &Self {
+        self.has("stdout", &self.stdout, text)
+    }
+
+    #[track_caller]
+    fn has(&self, stream: &str, printed: &str, text: &str) -> &Self {
         assert!(
-            self.stdout.contains(text),
-            "stdout of kubectl tprotect {} lacks {text:?}:\n{}",
+            printed.contains(text),
+            "{stream} of kubectl tprotect {} lacks {text:?}:\n{}",
             self.args.join(" "),
             self.printed()
         );

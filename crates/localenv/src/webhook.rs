@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use tprotect_testbed::process::{Lifetime, ManagedProcess};
 use tprotect_testbed::{Cluster, Identity};
 
+use crate::fixtures::example_replication_schedule;
 use crate::manifests::{apply, apply_manifest, dynamic_api, product_manifest, protect, read_yaml};
 use crate::{Error, eventually};
 
@@ -294,14 +295,15 @@ async fn wait_until_in_effect(client: &kube::Client) -> Result<(), Error> {
     let webhook_name = validating_webhook_name()?;
     let schedules = dynamic_api(client, Some("default"), &protect("Schedule", "schedules"));
     // Five snapshots to keep: a replication Schedule must keep two (`crates/policy`).
-    let probe: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": tprotect_api::API_VERSION, "kind": "Schedule",
-        "metadata": {"name": "appmirror-schedule-localenv-probe", "namespace": "default"},
-        "spec": {"appVaultRef": "probe-vault", "applicationRef": "probe-app", "backupRetention": "0",
-                 "enabled": true, "granularity": "Custom", "snapshotRetention": "5",
-                 "recurrenceRule": "DTSTART:20220101T000200Z\nRRULE:FREQ=MINUTELY;INTERVAL=5"}
-    }))
-    .map_err(|e| Error::Webhook(format!("the registration probe: {e}")))?;
+    let mut probe = example_replication_schedule(
+        "appmirror-schedule-localenv-probe",
+        "default",
+        "probe-app",
+        "probe-vault",
+    );
+    probe["spec"]["snapshotRetention"] = json!("5");
+    let probe: DynamicObject =
+        serde_json::from_value(probe).map_err(|e| Error::Webhook(format!("the registration probe: {e}")))?;
     let dry_run = PostParams {
         dry_run: true,
         ..Default::default()

@@ -151,7 +151,6 @@ impl Cluster {
     }
 }
 
-
 fn random_token() -> Result<String, Error> {
     use std::io::Read;
     let mut bytes = [0u8; 16];
@@ -215,9 +214,13 @@ pub(crate) async fn start(options: TestbedOptions) -> Result<Testbed, Error> {
             &sa_pub.to_string_lossy(),
         ],
     )?;
+    // Metadata for every request, and the request body of deletes too: a delete's dry run travels in its body
+    // (DeleteOptions), not its URL, and whoever reads the log must tell a dry run from a deletion. A delete's
+    // body holds no object data.
     write(
         &dir.join("audit-policy.yaml"),
-        "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [\"RequestReceived\"]\nrules:\n- level: Metadata\n",
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [\"RequestReceived\"]\nrules:\n\
+         - level: Request\n  verbs: [\"delete\", \"deletecollection\"]\n- level: Metadata\n",
     )?;
     let mut tokens: BTreeMap<Role, Vec<(Identity, String)>> = BTreeMap::new();
     for role in [Role::Source, Role::Destination] {

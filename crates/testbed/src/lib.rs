@@ -181,6 +181,32 @@ impl Testbed {
         command
     }
 
+    /// Runs `kubectl <args>` on `context` with `stdin` as its input, and returns what it did.
+    pub fn run_kubectl(
+        &self,
+        context: &str,
+        args: &[&str],
+        stdin: &str,
+    ) -> Result<std::process::Output, Error> {
+        use std::io::Write;
+        use std::process::Stdio;
+        let kubectl = Path::new("kubectl");
+        let mut child = self
+            .kubectl(context)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| Error::io(kubectl, e))?;
+        if let Some(mut input) = child.stdin.take() {
+            input
+                .write_all(stdin.as_bytes())
+                .map_err(|e| Error::io(kubectl, e))?;
+        }
+        child.wait_with_output().map_err(|e| Error::io(kubectl, e))
+    }
+
     /// The cluster playing `role`.
     pub fn cluster(&self, role: Role) -> &Cluster {
         match role {

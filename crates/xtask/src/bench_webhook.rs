@@ -347,10 +347,6 @@ fn gen_certs(webhook: &Path, dir: &Path) -> anyhow::Result<Certs> {
     })
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 fn setpriv() -> anyhow::Result<PathBuf> {
     tprotect_testbed::install::which("setpriv").context("setpriv (util-linux) not found on PATH")
 }
@@ -389,8 +385,8 @@ fn start_webhook(
     dir: &Path,
     callgrind: Option<&Path>,
 ) -> anyhow::Result<RunningServer> {
-    let https: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
-    let health: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+    let https: SocketAddr = ([127, 0, 0, 1], tprotect_testbed::free_port()?).into();
+    let health: SocketAddr = ([127, 0, 0, 1], tprotect_testbed::free_port()?).into();
     let args = vec![
         "serve".to_string(),
         format!("--listen={https}"),
@@ -436,7 +432,7 @@ fn start_noop(
     dir: &Path,
     callgrind: Option<&Path>,
 ) -> anyhow::Result<RunningServer> {
-    let https: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+    let https: SocketAddr = ([127, 0, 0, 1], tprotect_testbed::free_port()?).into();
     let parse_arg = match parse {
         NoopParse::None => "none",
         NoopParse::Syntax => "syntax",
@@ -449,7 +445,7 @@ fn start_noop(
         format!("--parse={parse_arg}"),
     ];
     let count: Option<SocketAddr> = if matches!(parse, NoopParse::Uid) {
-        let count = ([127, 0, 0, 1], free_port()?).into();
+        let count = ([127, 0, 0, 1], tprotect_testbed::free_port()?).into();
         args.push(format!("--count-listen={count}"));
         Some(count)
     } else {

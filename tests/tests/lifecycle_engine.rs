@@ -627,6 +627,17 @@ async fn whole_lifecycle_through_the_runner_on_two_clusters() {
     assert!(events.acted().is_empty());
 }
 
+/// Sets the AMR's `status.error` as Trident protect's controller would (`null` clears it).
+async fn set_status_error(amrs: &Api<AppMirrorRelationship>, error: Value) {
+    amrs.patch_status(
+        REL,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"error": error}})),
+    )
+    .await
+    .unwrap();
+}
+
 /// Runs `goal` one action at a time, each in a fresh run that is dropped right after its action (as a killed
 /// process would stop), until a run finds nothing left to do. Returns the number of runs.
 async fn run_one_action_at_a_time(world: &World, goal: &Goal) -> usize {
@@ -936,13 +947,7 @@ async fn failover_with_the_source_down_timeouts_failures_and_watch_latency() {
     );
     let inject = async {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        amrs.patch_status(
-            REL,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"status": {"error": "ONTAP: SVM peer relationship missing"}})),
-        )
-        .await
-        .unwrap();
+        set_status_error(&amrs, json!("ONTAP: SVM peer relationship missing")).await;
     };
     let (failed, ()) = tokio::join!(run_failing, inject);
     let Err(RunError::Failed { error, name, .. }) = &failed else {
@@ -954,13 +959,7 @@ async fn failover_with_the_source_down_timeouts_failures_and_watch_latency() {
         events.warnings().iter().any(|w| w.contains("SVM peer")),
         "reported as a warning first"
     );
-    amrs.patch_status(
-        REL,
-        &PatchParams::default(),
-        &Patch::Merge(json!({"status": {"error": null}})),
-    )
-    .await
-    .unwrap();
+    set_status_error(&amrs, json!(null)).await;
 
     // Watch latency: time from a status change to the wait noticing it.
     let wait = WaitFor::AmrState {
@@ -987,13 +986,7 @@ async fn failover_with_the_source_down_timeouts_failures_and_watch_latency() {
         let change = async {
             tokio::time::sleep(Duration::from_millis(300)).await;
             let sent = Instant::now();
-            amrs.patch_status(
-                REL,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"status": {"error": format!("probe {i}")}})),
-            )
-            .await
-            .unwrap();
+            set_status_error(&amrs, json!(format!("probe {i}"))).await;
             (sent, Instant::now())
         };
         let ((outcome, noticed_at), (sent, stored)) = tokio::join!(waiter, change);
@@ -1011,13 +1004,7 @@ async fn failover_with_the_source_down_timeouts_failures_and_watch_latency() {
     eprintln!(
         "MEASURED watch latency, 5 samples of (status patch sent -> wait returned, patch answered -> wait returned): {latencies:?}"
     );
-    amrs.patch_status(
-        REL,
-        &PatchParams::default(),
-        &Patch::Merge(json!({"status": {"error": null}})),
-    )
-    .await
-    .unwrap();
+    set_status_error(&amrs, json!(null)).await;
     world.faults.release(Transition::Promote, Some(REL));
     eventually("Promoted once released", async || {
         (world.amr(DST).await?.state() == Some("Promoted")).then_some(())

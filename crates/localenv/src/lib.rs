@@ -44,8 +44,6 @@ pub enum Error {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: {message}")]
     Manifest { path: PathBuf, message: String },
-    #[error("fixtures: {0}")]
-    Fixtures(String),
     #[error("no cluster with context {0} (the testbed's are tprotect-source and tprotect-destination)")]
     UnknownContext(String),
     #[error("kubectl tprotect {args}: {message}")]

@@ -78,13 +78,13 @@ pub fn fast_standin() -> StandInConfig {
 }
 
 /// The environment of the plugin's tests: two clusters with the project's CRDs and controller managers, the
-/// [`fast_standin`], and the webhook if given. Times its start.
-pub async fn plugin_env(webhook: Option<WebhookOptions>) -> anyhow::Result<LocalEnv> {
-    let started = std::time::Instant::now();
-    // Built before the clock of the clusters starts, so that their start-up is timed alone.
+/// stand-in playing `standin` (e.g. [`fast_standin`]), and the webhook if given. Times its start.
+pub async fn plugin_env(standin: StandInConfig, webhook: Option<WebhookOptions>) -> anyhow::Result<LocalEnv> {
+    // Built first, so that the start of the environment is timed alone.
     plugin_binary();
+    let started = std::time::Instant::now();
     let env = LocalEnv::start(LocalEnvOptions {
-        standin: Some(fast_standin()),
+        standin: Some(standin),
         webhook,
         ..Default::default()
     })

@@ -13,8 +13,8 @@ use tprotect_e2e::localenv::observe::resource;
 use tprotect_e2e::localenv::plugin::read_until;
 use tprotect_e2e::localenv::{Fixtures, apply, assert_unchanged, audit};
 use tprotect_e2e::{
-    DESTINATION as DST, LocalEnv, SOURCE as SRC, TRIDENT as TP, WebhookOptions, plugin, plugin_env,
-    webhook_binary,
+    DESTINATION as DST, LocalEnv, SOURCE as SRC, TRIDENT as TP, WebhookOptions, fast_standin, plugin,
+    plugin_env, webhook_binary,
 };
 
 /// The DR operator's contexts (only the operator ClusterRoles bound).
@@ -102,7 +102,7 @@ async fn whole_lifecycle_through_the_binary_with_both_clusters_asserted_after_ea
 {
     let webhook =
         WebhookOptions::new(webhook_binary()).env_on_both("RESTORE_SKIP_NAMESPACE_ANNOTATIONS", SKIPPED);
-    let mut env = plugin_env(Some(webhook)).await?;
+    let mut env = plugin_env(fast_standin(), Some(webhook)).await?;
     let tp = plugin(&env);
     // Timed once the clusters are up (building the binaries and starting the testbed are not counted).
     let started = std::time::Instant::now();

@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 use tprotect_e2e::localenv::{Fixtures, Plugin};
-use tprotect_e2e::{DESTINATION as DST, LocalEnv, SOURCE as SRC, WebhookOptions, plugin, plugin_env};
+use tprotect_e2e::{
+    DESTINATION as DST, LocalEnv, SOURCE as SRC, WebhookOptions, fast_standin, plugin, plugin_env,
+};
 
 /// The names of case `k`: relationship = application = source namespace `r<k>`.
 struct Case {
@@ -129,7 +131,11 @@ fn first_difference(a: &BTreeMap<String, Value>, b: &BTreeMap<String, Value>) ->
 }
 
 async fn killed_at_every_step(operation: &str, failed_over: bool) -> anyhow::Result<()> {
-    let env = plugin_env(Some(WebhookOptions::new(tprotect_e2e::webhook_binary()))).await?;
+    let env = plugin_env(
+        fast_standin(),
+        Some(WebhookOptions::new(tprotect_e2e::webhook_binary())),
+    )
+    .await?;
     let tp = plugin(&env);
     // Timed once the clusters are up (building the binaries and starting the testbed are not counted).
     let started = std::time::Instant::now();

@@ -8,7 +8,7 @@
 //! user agent carried out meanwhile. The stand-in is stopped around every such check: it writes on its own.
 
 use tprotect_e2e::localenv::{Fixtures, Output, Plugin, assert_unchanged};
-use tprotect_e2e::{DESTINATION as DST, LocalEnv, SOURCE as SRC, plugin, plugin_env};
+use tprotect_e2e::{DESTINATION as DST, LocalEnv, SOURCE as SRC, fast_standin, plugin, plugin_env};
 
 const APP: &str = "shop";
 const DST_NS: &str = "shop-dr";
@@ -62,7 +62,7 @@ async fn dry_run_changes_nothing(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_runs_concurrency_bad_input_and_a_failover_without_the_source() -> anyhow::Result<()> {
-    let mut env = plugin_env(None).await?;
+    let mut env = plugin_env(fast_standin(), None).await?;
     let tp = plugin(&env);
     // Timed once the clusters are up (building the binaries and starting the testbed are not counted).
     let started = std::time::Instant::now();

@@ -370,10 +370,6 @@ fn gen_certs(webhook: &Path, dir: &Path) -> anyhow::Result<Certs> {
     })
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 fn setpriv() -> anyhow::Result<PathBuf> {
     tprotect_testbed::install::which("setpriv").context("setpriv (util-linux) not found on PATH")
 }
@@ -412,8 +408,8 @@ fn start_webhook(
     dir: &Path,
     callgrind: Option<&Path>,
 ) -> anyhow::Result<RunningServer> {
-    let https: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
-    let health: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+    let https: SocketAddr = ([127, 0, 0, 1], tprotect_testbed::free_port()?).into();
+    let health: SocketAddr = ([127, 0, 0, 1], tprotect_testbed::free_port()?).into();
     let args = vec![
         "serve".to_string(),
         format!("--listen={https}"),
@@ -459,7 +455,7 @@ fn start_noop(
     dir: &Path,
     callgrind: Option<&Path>,
 ) -> anyhow::Result<RunningServer> {
-    let https: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+    let https: SocketAddr = ([127, 0, 0, 1], tprotect_testbed::free_port()?).into();
     let parse_arg = match parse {
         NoopParse::None => "none",
         NoopParse::Syntax => "syntax",
@@ -472,7 +468,7 @@ fn start_noop(
         format!("--parse={parse_arg}"),
     ];
     let count: Option<SocketAddr> = if matches!(parse, NoopParse::Uid) {
-        let count = ([127, 0, 0, 1], free_port()?).into();
+        let count = ([127, 0, 0, 1], tprotect_testbed::free_port()?).into();
         args.push(format!("--count-listen={count}"));
         Some(count)
     } else {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use kube::api::{Api, DeleteParams};
-use tprotect_testbed::process::{Lifetime, ManagedProcess};
+use tprotect_testbed::process::Lifetime;
 use tprotect_testbed::{CrdSource, Identity, Testbed, TestbedOptions, process};
 
 use crate::lifecycle_walk::{self, DESTINATION, Profile, SOURCE};
@@ -238,11 +238,7 @@ pub struct WebhookArgs {
 struct Served {
     context: String,
     client: kube::Client,
-    process: ManagedProcess,
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    webhook: tprotect_localenv::Webhook,
 }
 
 /// The product's webhook configurations (`manifests/webhook/base/webhooks.yaml`): (kind, name) of each.
@@ -306,7 +302,8 @@ pub async fn kube_client(
     Ok(kube::Client::try_from(config)?)
 }
 
-/// Starts the webhook for `context` and registers it there, replacing any registration of the same names.
+/// Starts the webhook for `context` as the product deploys it (localenv's: its manifests, its ServiceAccount, the
+/// registrations of `manifests/webhook/base/webhooks.yaml` by URL), replacing any registration of the same names.
 async fn serve(
     binary: &Path,
     dir: &Path,
@@ -324,61 +321,38 @@ async fn serve(
         );
     }
     let client = kube_client(kubeconfig, context).await?;
-    let certs = dir.join(format!("certs-{context}"));
-    let generated = std::process::Command::new(binary)
-        .args(["gen-certs", "--ip", "127.0.0.1", "--out-dir"])
-        .arg(&certs)
-        .output()
-        .with_context(|| format!("running {}", binary.display()))?;
-    if !generated.status.success() {
-        bail!(
-            "tprotect-webhook gen-certs failed: {}",
-            String::from_utf8_lossy(&generated.stderr)
-        );
-    }
-    let (port, health) = (free_port()?, free_port()?);
-    let args = vec![
-        "serve".to_string(),
-        format!("--listen=127.0.0.1:{port}"),
-        format!("--health-listen=127.0.0.1:{health}"),
-        format!("--tls-cert={}", certs.join("tls.crt").display()),
-        format!("--tls-key={}", certs.join("tls.key").display()),
-        format!("--kubeconfig={}", kubeconfig_path.display()),
-        format!("--context={watch_context}"),
-    ];
-    let setpriv = tprotect_testbed::install::which("setpriv").context("setpriv (util-linux) not found")?;
-    // Tied to this process: the webhook must not outlive the command that removes its registration.
-    let process = ManagedProcess::spawn(
-        &format!("tprotect-webhook ({context})"),
-        &setpriv,
-        binary,
-        &args,
-        &dir.join(format!("webhook-{context}.log")),
-        Lifetime::TiedToProcess,
-    )?;
-    tprotect_localenv::grant_webhook_rbac(&client).await?;
-    tprotect_localenv::wait_ready(health, &process).await?;
     if delete_configurations(&client, configurations).await? {
         // E.g. from `kubectl apply -k manifests/webhook/…`: its Service has no Pods here, and a registration by
         // Service cannot be patched into one by URL.
         eprintln!("{context}: replaced the existing tprotect-webhook registrations");
     }
-    let url = format!("https://127.0.0.1:{port}");
-    let ca = std::fs::read(certs.join("ca.crt")).context("reading the generated CA")?;
-    tprotect_localenv::register_webhooks(&client, &url, &ca).await?;
+    let target = tprotect_localenv::WebhookTarget {
+        client: client.clone(),
+        context: context.to_string(),
+        kubeconfig: kubeconfig_path.to_path_buf(),
+        watch_context,
+    };
+    let webhook = tprotect_localenv::Webhook::start_on(
+        dir,
+        &target,
+        binary,
+        &tprotect_localenv::ServeOptions::default(),
+    )
+    .await?;
     eprintln!(
-        "{context}: tprotect-webhook on {url}, registered as {} (log: {})",
+        "{context}: tprotect-webhook on https://{}, registered as {} (log: {})",
+        webhook.https,
         configurations
             .iter()
             .map(|(kind, name)| format!("{kind}/{name}"))
             .collect::<Vec<_>>()
             .join(" and "),
-        process.log.display()
+        webhook.log_path().display()
     );
     Ok(Served {
         context: context.to_string(),
         client,
-        process,
+        webhook,
     })
 }
 
@@ -392,8 +366,8 @@ async fn until_stopped(served: &mut [Served]) -> anyhow::Result<()> {
             _ = term.recv() => return Ok(()),
             _ = tick.tick() => {
                 for one in served.iter_mut() {
-                    if !one.process.is_running() {
-                        bail!("{} exited:\n{}", one.process.name, one.process.log_tail(20));
+                    if !one.webhook.is_running() {
+                        bail!("the webhook of {} exited:\n{}", one.context, one.webhook.log_tail(20));
                     }
                 }
             }

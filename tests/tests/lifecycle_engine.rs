@@ -924,7 +924,11 @@ async fn failover_with_the_source_down_timeouts_failures_and_watch_latency() {
     assert_eq!(last_state, "Promoting");
     // The failover stays recorded in the Lease (without a holder): `status` shows it in progress, other
     // operations refuse until it is finished (the same command, again) or given up (--abandon).
-    assert_eq!(world.leases().await, 1, "the failover's record is kept for the next run");
+    assert_eq!(
+        world.leases().await,
+        1,
+        "the failover's record is kept for the next run"
+    );
 
     // While a run waits, it renews its Lease every 10 s.
     let leases: Api<Lease> = world.api(DST, NS);

@@ -95,7 +95,10 @@ async fn dry_runs_concurrency_bad_input_and_a_failover_without_the_source() -> a
     let out = dry_run_changes_nothing(&env, &tp, &args, &[]).await?;
     let plan: serde_json::Value = serde_json::from_str(&out.stdout).expect("plan -o json");
     assert_eq!(plan["result"], "dry-run-client", "{plan:#}");
-    assert!(plan["steps"].as_array().is_some_and(|steps| steps.len() >= 6), "{plan:#}");
+    assert!(
+        plan["steps"].as_array().is_some_and(|steps| steps.len() >= 6),
+        "{plan:#}"
+    );
     // --dry-run=server: every write sent with dryRun=All, still nothing stored.
     let mut args = vec!["--dry-run=server"];
     args.extend(setup_args("rel1", APP, "src-vault", "dst-vault"));

@@ -488,7 +488,8 @@ pub async fn run(
         .iter()
         .any(|s| matches!(s.executed, Some(Executed::Applied)));
     Ok(match finish {
-        Finish::Done(outcome) if acted || standing == Standing::Resume => {
+        // A record resumed or cleared is something this run finished, even when its last step was already done.
+        Finish::Done(outcome) if acted || located.lease.is_some() => {
             report(RunResult::Done, outcome.message, steps, outcome.amr_cluster)
         }
         Finish::Done(outcome) => report(

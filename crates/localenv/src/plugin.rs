@@ -139,6 +139,139 @@ impl Plugin {
     }
 }
 
+/// The plugin running in a terminal a person would see: a detached tmux session of a fixed size, whose screen is
+/// read as tmux renders it (what a spinner redraws over is gone from it) and into which keys are typed. Killed
+/// on drop.
+#[derive(Debug)]
+pub struct Screen {
+    session: String,
+    exit_file: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Plugin {
+    /// Starts `kubectl tprotect <args>` on a terminal of 160 x 48 (tmux).
+    pub fn on_screen(&self, args: &[&str]) -> Result<Screen, Error> {
+        let dir = tempfile::tempdir().map_err(|e| failed(args, format!("a temporary directory: {e}")))?;
+        let exit_file = dir.path().join("exit");
+        let quote = |word: &str| format!("'{}'", word.replace('\'', r"'\''"));
+        let line = std::iter::once(self.binary.display().to_string())
+            .chain(self.leading_args())
+            .chain(args.iter().map(|a| a.to_string()))
+            .map(|word| quote(&word))
+            .collect::<Vec<_>>()
+            .join(" ");
+        // The exit code goes to a file; the pane stays open so the last screen can still be read.
+        let script = format!(
+            "env -u KUBECONFIG -u TPROTECT_TEST_KILL_AFTER_STEP {line}; echo $? > {}; sleep 600",
+            quote(&exit_file.display().to_string())
+        );
+        // tmux reads `.` and `:` in a target as window and pane separators: letters, digits and `-` only.
+        let unique: String = dir
+            .path()
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("x")
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect();
+        let session = format!("tprotect-{}-{unique}", std::process::id());
+        let status = std::process::Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-x",
+                "160",
+                "-y",
+                "48",
+                "-s",
+                &session,
+                &script,
+            ])
+            .status()
+            .map_err(|e| failed(args, format!("cannot run tmux: {e}")))?;
+        if !status.success() {
+            return Err(failed(args, format!("tmux new-session exited {status}")));
+        }
+        Ok(Screen {
+            session,
+            exit_file,
+            _dir: dir,
+        })
+    }
+}
+
+impl Screen {
+    /// The screen as it is now (tmux's rendering: the visible rows, trailing blanks cut).
+    pub fn text(&self) -> String {
+        std::process::Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.session])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Waits until the screen shows `text` (60 s at most); the screen then.
+    pub async fn wait_for(&self, text: &str) -> Result<String, Error> {
+        crate::eventually(&format!("the screen to show {text:?}"), async || {
+            let screen = self.text();
+            screen.contains(text).then_some(screen)
+        })
+        .await
+        .map_err(|e| Error::Plugin {
+            args: self.session.clone(),
+            message: format!("{e}; the screen:\n{}", self.text()),
+        })
+    }
+
+    /// Types `line` and Enter.
+    pub fn type_line(&self, line: &str) -> Result<(), Error> {
+        let status = std::process::Command::new("tmux")
+            .args(["send-keys", "-t", &self.session, "-l", line])
+            .status()
+            .and_then(|_| {
+                std::process::Command::new("tmux")
+                    .args(["send-keys", "-t", &self.session, "Enter"])
+                    .status()
+            })
+            .map_err(|e| Error::Plugin {
+                args: self.session.clone(),
+                message: format!("tmux send-keys: {e}"),
+            })?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(Error::Plugin {
+                args: self.session.clone(),
+                message: format!("tmux send-keys exited {status}"),
+            })
+        }
+    }
+
+    /// The exit code, once the plugin has ended (`None` while it runs).
+    pub fn exit_code(&self) -> Option<i32> {
+        std::fs::read_to_string(&self.exit_file).ok()?.trim().parse().ok()
+    }
+
+    /// Waits for the plugin to end; its exit code.
+    pub async fn wait_exit(&self) -> Result<i32, Error> {
+        crate::eventually("the plugin to end", async || self.exit_code())
+            .await
+            .map_err(|e| Error::Plugin {
+                args: self.session.clone(),
+                message: format!("{e}; the screen:\n{}", self.text()),
+            })
+    }
+}
+
+impl Drop for Screen {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("tmux")
+            .args(["kill-session", "-t", &self.session])
+            .status();
+    }
+}
+
 fn failed(args: &[&str], message: String) -> Error {
     Error::Plugin {
         args: args.join(" "),

@@ -26,6 +26,8 @@ const APT_PACKAGES: &[&str] = &[
     // Not for the clusters: the distribution tests run the completion scripts in real shells.
     "zsh",
     "fish",
+    // The plugin's prompts are read off a terminal as a person sees it (tmux renders the screen).
+    "tmux",
 ];
 
 const DEB_SRC_FILE: &str = "/etc/apt/sources.list.d/tprotect-deb-src.sources";

@@ -253,8 +253,26 @@ impl Drop for Testbed {
     }
 }
 
-/// A loopback port that was free a moment ago (the OS picked it). Whoever binds it next wins: use it at once.
+/// A loopback port that was free a moment ago. Whoever binds it next wins: use it at once.
+///
+/// Picked below Linux's ephemeral range (32768–60999 by default), where the OS puts the local end of every
+/// outgoing connection: a port taken from that range (as binding port 0 does) can be grabbed by any connection
+/// on the machine before the server that was meant to bind it starts (seen with parallel test runs: "address
+/// already in use"). Distinct picks in one process never repeat.
 pub fn free_port() -> Result<u16, Error> {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    const LOW: u16 = 20_000;
+    const HIGH: u16 = 32_000;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    // A start of its own per process, so parallel test processes do not walk the same ports.
+    let start = LOW + (std::process::id() as u16 % (HIGH - LOW));
+    for _ in 0..(HIGH - LOW) {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed) % (HIGH - LOW);
+        let port = LOW + (start - LOW + offset) % (HIGH - LOW);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
     let listener = std::net::TcpListener::bind("127.0.0.1:0")
         .map_err(|e| Error::Start(format!("no free loopback port: {e}")))?;
     Ok(listener

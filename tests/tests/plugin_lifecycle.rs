@@ -13,9 +13,10 @@ use tprotect_e2e::localenv::observe::resource;
 use tprotect_e2e::localenv::plugin::read_until;
 use tprotect_e2e::localenv::{Fixtures, apply, assert_unchanged, audit};
 use tprotect_e2e::{
-    DESTINATION as DST, LocalEnv, SOURCE as SRC, TRIDENT as TP, WebhookOptions, fast_standin, plugin,
+    DESTINATION as DST, LocalEnv, SOURCE as SRC, TRIDENT as TP, WebhookOptions, fast_standin_as, plugin,
     plugin_env, webhook_binary,
 };
+use tprotect_standin::Profile;
 
 /// The DR operator's contexts (only the operator ClusterRoles bound).
 const SRC_OP: &str = "tprotect-source-operator";
@@ -97,12 +98,45 @@ async fn no_locks(env: &LocalEnv) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The one Application in `namespace` on `context`: the promoted one. The stand-in's variant names it otherwise
+/// than the source's and creates it a moment after the AMR reports Promoted, as a controller may: waited for.
+async fn promoted_app(env: &LocalEnv, context: &str, namespace: &str) -> anyhow::Result<Value> {
+    Ok(tprotect_e2e::eventually(
+        &format!("one Application in {namespace} on {context}"),
+        async || {
+            let apps: Vec<Value> = env
+                .list(context, &resource::<Application>())
+                .await
+                .ok()?
+                .into_iter()
+                .filter(|a| a["metadata"]["namespace"] == namespace)
+                .collect();
+            match apps.as_slice() {
+                [one] => Some(one.clone()),
+                _ => None,
+            }
+        },
+    )
+    .await?)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whole_lifecycle_through_the_binary_with_both_clusters_asserted_after_each_step() -> anyhow::Result<()>
 {
+    whole_lifecycle(fast_standin_as(Profile::Documented)).await
+}
+
+/// The same walk against the stand-in's other reading of what NetApp leaves undocumented
+/// (docs/trident-protect-fields.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_lifecycle_under_the_variant_reading_of_the_undocumented_parts() -> anyhow::Result<()> {
+    whole_lifecycle(fast_standin_as(Profile::Variant)).await
+}
+
+async fn whole_lifecycle(standin: tprotect_standin::StandInConfig) -> anyhow::Result<()> {
     let webhook =
         WebhookOptions::new(webhook_binary()).env_on_both("RESTORE_SKIP_NAMESPACE_ANNOTATIONS", SKIPPED);
-    let mut env = plugin_env(fast_standin(), Some(webhook)).await?;
+    let mut env = plugin_env(standin, Some(webhook)).await?;
     let tp = plugin(&env);
     // Timed once the clusters are up (building the binaries and starting the testbed are not counted).
     let started = std::time::Instant::now();
@@ -278,12 +312,9 @@ async fn whole_lifecycle_through_the_binary_with_both_clusters_asserted_after_ea
     assert_eq!(views.last().unwrap()["amr"]["state"], "Promoted");
     let _ = watch.start_kill();
     assert_amr(&env.amr(DST, REL).await?, DST_NS, "Promoted", "Promoted");
-    assert!(
-        env.get(DST, &resource::<Application>(), Some(DST_NS), APP)
-            .await?
-            .is_some(),
-        "destination app runs"
-    );
+    promoted_app(&env, DST, DST_NS)
+        .await
+        .expect("destination app runs");
     assert_eq!(
         env.get(SRC, &resource::<Application>(), Some(APP), APP)
             .await?
@@ -350,7 +381,10 @@ async fn whole_lifecycle_through_the_binary_with_both_clusters_asserted_after_ea
         .await?
         .ok();
     assert_amr(&env.amr(DST, REL).await?, DST_NS, "Promoted", "Promoted");
-    let promoted_uid = uid_of(&env, DST, &resource::<Application>(), DST_NS, APP).await?;
+    let promoted_uid = promoted_app(&env, DST, DST_NS).await?["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
 
     // reverse-resync: the AMR moves to the original source, replicating the promoted app back; kept.
     tp.run(&args(&on(SRC_OP, DST_OP, APP), &["reverse-resync", REL]))

@@ -11,8 +11,9 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use tprotect_e2e::localenv::{Fixtures, Plugin};
 use tprotect_e2e::{
-    DESTINATION as DST, LocalEnv, SOURCE as SRC, WebhookOptions, fast_standin, plugin, plugin_env,
+    DESTINATION as DST, LocalEnv, SOURCE as SRC, WebhookOptions, fast_standin_as, plugin, plugin_env,
 };
+use tprotect_standin::Profile;
 
 /// The names of case `k`: relationship = application = source namespace `r<k>`.
 struct Case {
@@ -130,9 +131,9 @@ fn first_difference(a: &BTreeMap<String, Value>, b: &BTreeMap<String, Value>) ->
     None
 }
 
-async fn killed_at_every_step(operation: &str, failed_over: bool) -> anyhow::Result<()> {
+async fn killed_at_every_step(operation: &str, failed_over: bool, profile: Profile) -> anyhow::Result<()> {
     let env = plugin_env(
-        fast_standin(),
+        fast_standin_as(profile),
         Some(WebhookOptions::new(tprotect_e2e::webhook_binary())),
     )
     .await?;
@@ -193,11 +194,23 @@ async fn killed_at_every_step(operation: &str, failed_over: bool) -> anyhow::Res
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reverse_killed_after_every_step_then_resumed_ends_like_an_uninterrupted_run() -> anyhow::Result<()> {
-    killed_at_every_step("reverse", false).await
+    killed_at_every_step("reverse", false, Profile::Documented).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failback_killed_after_every_step_then_resumed_ends_like_an_uninterrupted_run() -> anyhow::Result<()>
 {
-    killed_at_every_step("failback", true).await
+    killed_at_every_step("failback", true, Profile::Documented).await
+}
+
+// The same under the stand-in's other reading of what NetApp leaves undocumented (docs/trident-protect-fields.md).
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reverse_killed_after_every_step_under_the_variant_reading() -> anyhow::Result<()> {
+    killed_at_every_step("reverse", false, Profile::Variant).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failback_killed_after_every_step_under_the_variant_reading() -> anyhow::Result<()> {
+    killed_at_every_step("failback", true, Profile::Variant).await
 }

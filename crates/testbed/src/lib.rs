@@ -264,8 +264,9 @@ pub fn free_port() -> Result<u16, Error> {
     const LOW: u16 = 20_000;
     const HIGH: u16 = 32_000;
     static NEXT: AtomicU16 = AtomicU16::new(0);
-    // A start of its own per process, so parallel test processes do not walk the same ports.
-    let start = LOW + (std::process::id() as u16 % (HIGH - LOW));
+    // A start of its own per process, far from that of the next pid (parallel test processes have consecutive
+    // pids), so parallel processes do not walk the same ports.
+    let start = LOW + ((std::process::id().wrapping_mul(2_654_435_761) >> 16) % u32::from(HIGH - LOW)) as u16;
     for _ in 0..(HIGH - LOW) {
         let offset = NEXT.fetch_add(1, Ordering::Relaxed) % (HIGH - LOW);
         let port = LOW + (start - LOW + offset) % (HIGH - LOW);

@@ -1363,6 +1363,22 @@ fn unreachable_finished(name: &str) -> Plan {
     })
 }
 
+/// Whether `error` is about an object the controller may still be creating: the promoted Application, missing
+/// while the AMR reports Promoted. NetApp documents no order between the two (a controller may create the
+/// Application a moment after it reports the state), so the runner looks again for a while before refusing.
+pub fn may_still_appear(observed: &Observed, error: &PlanError) -> bool {
+    let PlanError::Missing {
+        what: "Application", ..
+    } = error
+    else {
+        return false;
+    };
+    matches!(
+        observed.amr_location(),
+        Ok(Some((_, amr))) if amr.desired() == Some(DesiredState::Promoted) && amr.is(AMR_STATE_PROMOTED)
+    )
+}
+
 /// The goal a record's operation resumes with (failover: as forced, since it was already under way).
 pub fn goal_of(operation: Operation) -> Option<Goal> {
     Some(match operation {

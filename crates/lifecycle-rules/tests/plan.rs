@@ -884,3 +884,29 @@ fn resynced_without_record(mut observed: Observed) -> Observed {
     observed.record = None;
     observed
 }
+
+#[test]
+fn only_a_promoted_application_missing_right_after_promotion_is_looked_for_again() {
+    use tprotect_lifecycle_rules::plan::may_still_appear;
+    let mut observed = with_record(failed_over(), Operation::ReverseResync);
+    if let Reach::Reachable(dst) = observed.cluster_mut(DST) {
+        dst.applications.clear();
+    }
+    let missing = plan(&observed, &Goal::ReverseResync).unwrap_err();
+    assert!(may_still_appear(&observed, &missing), "{missing}");
+    // Not while establishing, not for another kind of object, not once the AMR is gone.
+    let vault = PlanError::Missing {
+        what: "AppVault",
+        context: "dst".into(),
+        namespace: "trident-protect".into(),
+        name: "dst-vault".into(),
+        hint: String::new(),
+    };
+    assert!(!may_still_appear(&observed, &vault));
+    assert!(!may_still_appear(&established(), &missing));
+    let mut gone = observed.clone();
+    if let Reach::Reachable(dst) = gone.cluster_mut(DST) {
+        dst.amr = None;
+    }
+    assert!(!may_still_appear(&gone, &missing));
+}

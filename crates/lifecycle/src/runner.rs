@@ -24,7 +24,7 @@ use kube::api::{Api, PostParams};
 use kube::core::ObjectMeta;
 use serde::Serialize;
 use tprotect_lifecycle_rules::describe::{self, Description};
-use tprotect_lifecycle_rules::plan::plan;
+use tprotect_lifecycle_rules::plan::{may_still_appear, plan};
 use tprotect_lifecycle_rules::record::{Standing, begin_record, standing};
 use tprotect_lifecycle_rules::wait::{Fingerprint, observed_fingerprint};
 use tprotect_lifecycle_rules::{confirm, simulate};
@@ -354,8 +354,20 @@ pub async fn run(
 
     // The plan from here, as the documented controller would take it: printed by a client dry run, and what
     // is confirmed before anything is written. Bad input and "already done" change nothing, not even a Lease.
-    let steps = simulate::dry_run(&observed, &goal)
-        .map_err(|e| RunError::Plan(explain(e, &located, clusters, &goal)))?;
+    let settle_until = Instant::now() + options.error_grace;
+    let steps = loop {
+        match simulate::dry_run(&observed, &goal) {
+            Ok(steps) => break steps,
+            Err(e) if may_still_appear(&observed, &e) && Instant::now() < settle_until.min(deadline) => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                observer.forget_all();
+                let record = observed.record.take();
+                observed = observer.observe(&scope_for(None)).await?;
+                observed.record = record;
+            }
+            Err(e) => return Err(RunError::Plan(explain(e, &located, clusters, &goal))),
+        }
+    };
     let amr_at_end = |steps: &[Step]| match steps.last() {
         Some(Step::Done(outcome)) => outcome.amr_cluster,
         _ => None,
@@ -756,7 +768,6 @@ impl<'a> Runner<'a> {
     ) -> Result<Finish, RunError> {
         let mut last: Option<Observed> = None;
         let mut repeated: Option<(Action, u32)> = None;
-        let mut just_waited = false;
         loop {
             if let Some(lock) = &self.lock {
                 lock.check().await?;
@@ -768,10 +779,10 @@ impl<'a> Runner<'a> {
                     self.missing_since = None;
                     step
                 }
-                // Right after the controller acted, an object it creates (the promoted Application) may appear a
-                // moment after the state it reports: NetApp documents no order. Look again for a while.
-                Err(RunError::Plan(PlanError::Missing { .. }))
-                    if just_waited && self.still_settling(deadline) =>
+                // An object the controller creates (the promoted Application) may appear a moment after the
+                // state it reports: NetApp documents no order. Look again for a while.
+                Err(RunError::Plan(e))
+                    if may_still_appear(&observed, &e) && self.still_settling(deadline) =>
                 {
                     self.observer.forget_all();
                     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -779,7 +790,6 @@ impl<'a> Runner<'a> {
                 }
                 Err(e) => return Err(e),
             };
-            just_waited = false;
             let cluster = step_context(self.clusters, &step);
             match step {
                 Step::Done(outcome) => {
@@ -879,7 +889,6 @@ impl<'a> Runner<'a> {
                             return Err(self.timeout(&description, last.as_ref(), &cluster));
                         }
                     }
-                    just_waited = true;
                 }
             }
             last = Some(observed);

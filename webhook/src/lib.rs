@@ -10,13 +10,17 @@
 //!   dropping a request; a certificate that fails to load never replaces a working one.
 //! - [`server`]: both listeners, readiness only once the TLS listener is up, graceful drain on shutdown;
 //!   [`server::serve_https`] serves any router on the same TLS stack (a benchmark's no-op comparison server).
-//! - [`amr_cache`]: a watch-fed cache of AppMirrorRelationships, for the namespace `name` label rule.
+//! - [`amr_cache`]: a watch-fed cache of AppMirrorRelationships, for the namespace `name` label rule and the
+//!   AMR metrics.
+//! - [`amr_metrics`]: every AppMirrorRelationship's lag, RPO target, states and health on `/metrics`, judged by
+//!   the same pure function as `kubectl tprotect status`.
 //! - [`certs`]: a self-signed CA and serving certificate for clusters without cert-manager.
 //! - [`config`]: command-line flags and environment variables.
 //! - [`testing`]: realistic admission requests for benchmarks and load tests.
 
 pub mod admission;
 pub mod amr_cache;
+pub mod amr_metrics;
 pub mod certs;
 pub mod config;
 pub mod health;

@@ -136,6 +136,52 @@ fn promtool_unit_tests_drive_every_alert() {
     }
 }
 
+/// The ServiceMonitor scrapes what the webhook's Service serves, keeps the metrics' `namespace`, and the
+/// kustomization builds both operator objects.
+#[test]
+fn the_servicemonitor_scrapes_the_webhook_service_and_the_kustomization_builds() {
+    let monitor = yaml_documents(&root().join("manifests/monitoring/servicemonitor.yaml")).remove(0);
+    let service = yaml_documents(&root().join("manifests/webhook/base/service.yaml")).remove(0);
+    assert_eq!(monitor["kind"], "ServiceMonitor");
+    assert_eq!(monitor["metadata"]["namespace"], service["metadata"]["namespace"]);
+    assert_eq!(
+        monitor["spec"]["namespaceSelector"]["matchNames"],
+        json!([service["metadata"]["namespace"]])
+    );
+    for (key, value) in monitor["spec"]["selector"]["matchLabels"].as_object().unwrap() {
+        assert_eq!(&service["metadata"]["labels"][key], value, "Service label {key}");
+    }
+    let endpoints = monitor["spec"]["endpoints"].as_array().unwrap();
+    assert_eq!(endpoints.len(), 1);
+    let port = &endpoints[0]["port"];
+    assert!(
+        service["spec"]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| &p["name"] == port),
+        "the Service has no port {port}"
+    );
+    assert_eq!(endpoints[0]["path"], "/metrics");
+    assert_eq!(
+        endpoints[0]["honorLabels"], true,
+        "the metrics' own namespace label must win"
+    );
+    let (ok, out) = run(Command::new("kubectl")
+        .args(["kustomize"])
+        .arg(root().join("manifests/monitoring")));
+    assert!(ok, "kubectl kustomize manifests/monitoring: {out}");
+    let kinds: Vec<Value> = serde_norway::Deserializer::from_str(&out)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .map(|v: Value| v["kind"].clone())
+        .collect();
+    assert_eq!(kinds.len(), 2, "{out}");
+    assert!(
+        kinds.contains(&json!("ServiceMonitor")) && kinds.contains(&json!("PrometheusRule")),
+        "{out}"
+    );
+}
+
 /// The verbs a role's rules grant on each `group/resource` (resourceNames noted).
 fn grants(role: &Value) -> Vec<(String, String, Option<Value>)> {
     let mut out = Vec::new();

@@ -21,6 +21,7 @@ use kube::{
     },
 };
 use tokio_util::sync::CancellationToken;
+use tprotect_lifecycle_rules::AmrView;
 use tprotect_policy::namespace::NamespaceMapping;
 
 use crate::metrics::Metrics;
@@ -72,8 +73,8 @@ pub struct AmrCache {
     store: Option<Store<DynamicObject>>,
     /// Held only by [`AmrCache::never_synced`]: a dropped writer would read as "failed", not "not yet".
     _writer: Option<Arc<reflector::store::Writer<DynamicObject>>>,
-    /// Transfers completed while the webhook watched, fed by the same watch.
-    transfers: Arc<TransferCounts>,
+    /// Every AMR as the replication judgement reads it, fed by the same watch.
+    replication: Arc<ReplicationIndex>,
 }
 
 impl std::fmt::Debug for AmrCache {
@@ -127,27 +128,29 @@ fn trim(object: &mut DynamicObject) {
     object.data = serde_json::Value::Object(data);
 }
 
-/// Completed transfers per AMR, counted from the watch: a transfer is a later completion time
-/// ([`tprotect_lifecycle_rules::status::last_transfer_time`]) than the one last seen. What an AMR shows when the
-/// webhook first sees it is the baseline, not a transfer seen. A re-list (after a lost watch) keeps the counts of
-/// the AMRs still there and forgets the others.
+/// Every AMR as the replication judgement reads it, kept up to date from the watch: its view
+/// ([`tprotect_lifecycle_rules::read::amr_view`], read once per watch event rather than once per scrape) and the
+/// transfers completed while the webhook watched. A transfer is a later completion time
+/// ([`tprotect_lifecycle_rules::status::last_transfer_time`]) than the one last seen; what an AMR shows when the
+/// webhook first sees it is the baseline, not a transfer seen. A re-list (after a lost watch) keeps the counts
+/// of the AMRs still there and forgets the others.
 #[derive(Debug, Default)]
-pub struct TransferCounts {
-    state: Mutex<TransferState>,
+pub struct ReplicationIndex {
+    state: Mutex<IndexState>,
 }
 
 #[derive(Debug, Default)]
-struct TransferState {
-    seen: HashMap<(String, String), SeenTransfers>,
+struct IndexState {
+    amrs: HashMap<(String, String), IndexedAmr>,
     /// Keys listed so far while a re-list is under way.
     relisting: Option<HashSet<(String, String)>>,
 }
 
 #[derive(Debug)]
-struct SeenTransfers {
-    uid: Option<String>,
+struct IndexedAmr {
+    view: Arc<AmrView>,
     last: Option<jiff::Timestamp>,
-    count: u64,
+    transfers: u64,
 }
 
 fn object_key(object: &DynamicObject) -> (String, String) {
@@ -157,7 +160,7 @@ fn object_key(object: &DynamicObject) -> (String, String) {
     )
 }
 
-impl TransferCounts {
+impl ReplicationIndex {
     /// Takes one watch event into account.
     pub fn apply(&self, event: &watcher::Event<DynamicObject>) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -172,7 +175,7 @@ impl TransferCounts {
             }
             watcher::Event::InitDone => {
                 if let Some(listed) = state.relisting.take() {
-                    state.seen.retain(|key, _| listed.contains(key));
+                    state.amrs.retain(|key, _| listed.contains(key));
                 }
             }
             watcher::Event::Apply(object) => {
@@ -180,41 +183,57 @@ impl TransferCounts {
                 state.note(object, key);
             }
             watcher::Event::Delete(object) => {
-                state.seen.remove(&object_key(object));
+                state.amrs.remove(&object_key(object));
             }
         }
     }
 
-    /// Transfers of the AMR `namespace/name` completed while the webhook watched.
-    pub fn count(&self, namespace: &str, name: &str) -> u64 {
+    /// Every AMR's view with the transfers seen of it.
+    pub fn snapshot(&self) -> Vec<(Arc<AmrView>, u64)> {
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         state
-            .seen
+            .amrs
+            .values()
+            .map(|amr| (amr.view.clone(), amr.transfers))
+            .collect()
+    }
+
+    /// Transfers of the AMR `namespace/name` completed while the webhook watched.
+    pub fn transfers(&self, namespace: &str, name: &str) -> u64 {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state
+            .amrs
             .get(&(namespace.to_string(), name.to_string()))
-            .map_or(0, |seen| seen.count)
+            .map_or(0, |amr| amr.transfers)
     }
 }
 
-impl TransferState {
+impl IndexState {
     fn note(&mut self, object: &DynamicObject, key: (String, String)) {
-        let last = tprotect_lifecycle_rules::status::last_transfer_time(
-            &tprotect_lifecycle_rules::read::amr_view(object),
-        );
-        let uid = object.metadata.uid.clone();
-        match self.seen.get_mut(&key) {
+        let view = Arc::new(tprotect_lifecycle_rules::read::amr_view(object));
+        let last = tprotect_lifecycle_rules::status::last_transfer_time(&view);
+        match self.amrs.get_mut(&key) {
             // Another object of the same name (deleted and created again): its state is a new baseline.
-            Some(seen) if seen.uid != uid => {
-                seen.uid = uid;
-                seen.last = last;
+            Some(amr) if amr.view.uid != view.uid => {
+                amr.view = view;
+                amr.last = last;
             }
-            Some(seen) => {
-                if last > seen.last {
-                    seen.count += 1;
-                    seen.last = last;
+            Some(amr) => {
+                if last > amr.last {
+                    amr.transfers += 1;
+                    amr.last = last;
                 }
+                amr.view = view;
             }
             None => {
-                self.seen.insert(key, SeenTransfers { uid, last, count: 0 });
+                self.amrs.insert(
+                    key,
+                    IndexedAmr {
+                        view,
+                        last,
+                        transfers: 0,
+                    },
+                );
             }
         }
     }
@@ -226,7 +245,7 @@ impl AmrCache {
         Self {
             store: None,
             _writer: None,
-            transfers: Arc::default(),
+            replication: Arc::default(),
         }
     }
 
@@ -244,8 +263,8 @@ impl AmrCache {
             // Every event, not only applied objects: an empty first list (InitDone alone) is a sync too.
             .reflect(writer);
         let reader = store.clone();
-        let transfers = Arc::new(TransferCounts::default());
-        let counting = transfers.clone();
+        let replication = Arc::new(ReplicationIndex::default());
+        let indexing = replication.clone();
         let exporter = metrics.clone();
         tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream);
@@ -254,7 +273,7 @@ impl AmrCache {
                 tokio::select! {
                     _ = cancel.cancelled() => return,
                     item = stream.next() => match item {
-                        Some(Ok(event)) => counting.apply(&event),
+                        Some(Ok(event)) => indexing.apply(&event),
                         Some(Err(error)) => {
                             tracing::warn!(%error, "AppMirrorRelationship watch failed; retrying");
                         }
@@ -279,7 +298,7 @@ impl AmrCache {
         let cache = Self {
             store: Some(store),
             _writer: None,
-            transfers,
+            replication,
         };
         exporter.export_amrs(cache.clone());
         cache
@@ -289,9 +308,9 @@ impl AmrCache {
     pub fn from_objects(objects: impl IntoIterator<Item = DynamicObject>) -> Self {
         let mut writer = reflector::store::Writer::<DynamicObject>::new(amr_api_resource());
         let store = writer.as_reader();
-        let transfers = Arc::new(TransferCounts::default());
+        let replication = Arc::new(ReplicationIndex::default());
         let mut apply = |event: watcher::Event<DynamicObject>| {
-            transfers.apply(&event);
+            replication.apply(&event);
             writer.apply_watcher_event(&event);
         };
         apply(watcher::Event::Init);
@@ -303,7 +322,7 @@ impl AmrCache {
         Self {
             store: Some(store),
             _writer: None,
-            transfers,
+            replication,
         }
     }
 
@@ -314,7 +333,7 @@ impl AmrCache {
         Self {
             store: Some(store),
             _writer: Some(Arc::new(writer)),
-            transfers: Arc::default(),
+            replication: Arc::default(),
         }
     }
 
@@ -338,17 +357,19 @@ impl AmrCache {
         self.len() == 0
     }
 
-    /// Every AMR in the cache (trimmed), once it is synced; none before, and none when watching is off.
-    pub fn objects(&self) -> Vec<Arc<DynamicObject>> {
-        match &self.store {
-            Some(store) if self.is_synced() => store.state(),
-            _ => Vec::new(),
+    /// Every AMR's view and the transfers seen of it, once the cache is synced; none before, and none when
+    /// watching is off.
+    pub fn replication(&self) -> Vec<(Arc<AmrView>, u64)> {
+        if self.store.is_some() && self.is_synced() {
+            self.replication.snapshot()
+        } else {
+            Vec::new()
         }
     }
 
-    /// Transfers counted from the watch.
-    pub fn transfers(&self) -> &TransferCounts {
-        &self.transfers
+    /// The index behind [`Self::replication`].
+    pub fn replication_index(&self) -> &ReplicationIndex {
+        &self.replication
     }
 
     /// Every `namespaceMapping` entry, of any AMR, whose destination is `namespace`; sorted, no duplicates.
@@ -481,34 +502,46 @@ mod tests {
     #[test]
     fn transfers_are_counted_from_later_completion_times_after_the_baseline() {
         use watcher::Event;
-        let counts = TransferCounts::default();
+        let counts = ReplicationIndex::default();
         let at = |minute: u32| format!("2025-06-01T12:{minute:02}:00Z");
         counts.apply(&Event::Init);
         counts.apply(&Event::InitApply(transferred("ns", "a", "u1", Some(&at(0)))));
         counts.apply(&Event::InitApply(transferred("ns", "b", "u2", None)));
         counts.apply(&Event::InitDone);
         assert_eq!(
-            counts.count("ns", "a"),
+            counts.transfers("ns", "a"),
             0,
             "what the first list shows is the baseline"
         );
         for (minute, expected) in [(5, 1), (5, 1), (10, 2), (7, 2)] {
             counts.apply(&Event::Apply(transferred("ns", "a", "u1", Some(&at(minute)))));
-            assert_eq!(counts.count("ns", "a"), expected, "completion at minute {minute}");
+            assert_eq!(
+                counts.transfers("ns", "a"),
+                expected,
+                "completion at minute {minute}"
+            );
         }
         // No transfer yet, then a first one: that one counts.
         counts.apply(&Event::Apply(transferred("ns", "b", "u2", Some(&at(1)))));
-        assert_eq!(counts.count("ns", "b"), 1);
+        assert_eq!(counts.transfers("ns", "b"), 1);
         // Deleted and created again while the watch was away: a new baseline, the count kept.
         counts.apply(&Event::Init);
         counts.apply(&Event::InitApply(transferred("ns", "a", "u9", Some(&at(30)))));
         counts.apply(&Event::InitDone);
-        assert_eq!(counts.count("ns", "a"), 2);
-        assert_eq!(counts.count("ns", "b"), 0, "gone from the re-list: forgotten");
+        assert_eq!(counts.transfers("ns", "a"), 2);
+        assert_eq!(counts.transfers("ns", "b"), 0, "gone from the re-list: forgotten");
         counts.apply(&Event::Apply(transferred("ns", "a", "u9", Some(&at(35)))));
-        assert_eq!(counts.count("ns", "a"), 3);
+        assert_eq!(counts.transfers("ns", "a"), 3);
+        // The view follows the object: read once per event, what a scrape judges.
+        let mut failed = transferred("ns", "a", "u9", Some(&at(35)));
+        failed.data["status"]["state"] = serde_json::json!("Failed");
+        counts.apply(&Event::Apply(failed));
+        let snapshot = counts.snapshot();
+        assert_eq!(snapshot.len(), 1);
+        assert_eq!((snapshot[0].0.state(), snapshot[0].1), ("Failed", 3));
         counts.apply(&Event::Delete(transferred("ns", "a", "u9", None)));
-        assert_eq!(counts.count("ns", "a"), 0);
+        assert_eq!(counts.transfers("ns", "a"), 0);
+        assert!(counts.snapshot().is_empty());
     }
 
     /// The watch against a mock API server: an empty first list is a completed sync (the metric says so),

@@ -21,7 +21,6 @@ use prometheus_client::{
     registry::Unit,
 };
 use tprotect_api::{DesiredState, RELATIONSHIP_LABEL};
-use tprotect_lifecycle_rules::read::amr_view;
 use tprotect_lifecycle_rules::status::{ReplicationHealth, StatePhase, replication_health};
 
 use crate::amr_cache::AmrCache;
@@ -58,32 +57,32 @@ impl AmrRow {
 
 /// The rows of every AMR in `cache` as of `now`, sorted by namespace and relationship.
 pub fn rows(cache: &AmrCache, now: Timestamp) -> Vec<AmrRow> {
-    let objects = cache.objects();
-    let views: Vec<_> = objects.iter().map(|o| amr_view(o)).collect();
-    let labelled = |view: &tprotect_lifecycle_rules::AmrView| {
+    let amrs = cache.replication();
+    fn labelled(view: &tprotect_lifecycle_rules::AmrView) -> Option<&str> {
         view.labels
             .get(RELATIONSHIP_LABEL)
             .filter(|l| !l.is_empty())
-            .cloned()
-    };
-    let mut per_label: HashMap<(&str, String), usize> = HashMap::new();
-    for view in &views {
+            .map(String::as_str)
+    }
+    let mut per_label: HashMap<(&str, &str), usize> = HashMap::new();
+    for (view, _) in &amrs {
         if let Some(label) = labelled(view) {
             *per_label.entry((view.namespace.as_str(), label)).or_default() += 1;
         }
     }
-    let mut rows: Vec<AmrRow> = views
+    let mut rows: Vec<AmrRow> = amrs
         .iter()
-        .map(|view| {
+        .map(|(view, transfers)| {
             let relationship = labelled(view)
-                .filter(|label| per_label.get(&(view.namespace.as_str(), label.clone())) == Some(&1))
-                .unwrap_or_else(|| view.name.clone());
+                .filter(|label| per_label.get(&(view.namespace.as_str(), *label)) == Some(&1))
+                .unwrap_or(&view.name)
+                .to_string();
             AmrRow {
                 namespace: view.namespace.clone(),
                 relationship,
                 source_application: view.spec.source_application_name.clone().unwrap_or_default(),
                 health: replication_health(view, now),
-                transfers: cache.transfers().count(&view.namespace, &view.name),
+                transfers: *transfers,
             }
         })
         .collect();
@@ -378,8 +377,8 @@ mod tests {
             completed("2025-06-01T11:49:00Z"),
         )]);
         let row = &rows(&cache, now)[0];
-        let view = amr_view(&cache.objects()[0]);
-        assert_eq!(row.health, replication_health(&view, now));
+        let (view, _) = &cache.replication()[0];
+        assert_eq!(row.health, replication_health(view, now));
     }
 
     #[test]

@@ -90,11 +90,11 @@ mod tests {
         match command {
             Command::Status(a) => a.connection.clone(),
             Command::Check(a) => a.connection.clone(),
-            Command::Failover(a) => a.connection.clone(),
-            Command::Resync(a) => a.connection.clone(),
-            Command::ReverseResync(a) => a.connection.clone(),
-            Command::Reverse(a) => a.connection.clone(),
-            Command::Failback(a) => a.connection.clone(),
+            Command::Failover(a) => a.common.connection.clone(),
+            Command::Resync(a) => a.common.connection.clone(),
+            Command::ReverseResync(a) => a.common.connection.clone(),
+            Command::Reverse(a) => a.common.connection.clone(),
+            Command::Failback(a) => a.common.connection.clone(),
             Command::Delete(a) => a.connection.clone(),
             Command::Preview(a) => a.connection.clone(),
             other => panic!("no connection flags: {other:?}"),
@@ -173,9 +173,9 @@ mod tests {
         let Command::Failover(args) = cli.command else {
             panic!("not failover")
         };
-        assert!(args.force && args.operation.no_wait && args.confirm.yes);
-        assert_eq!(args.output.output, Some(OutputFormat::Json));
-        let settings = args.operation.settings(&Default::default());
+        assert!(args.force && args.common.operation.no_wait && args.common.confirm.yes);
+        assert_eq!(args.common.output.output, Some(OutputFormat::Json));
+        let settings = args.common.operation.settings(&Default::default());
         assert_eq!(settings.timeout, std::time::Duration::from_secs(90));
         let dry = |words: &[&str]| match parse(words) {
             Ok(Cli {

@@ -68,6 +68,13 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
         .any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
+/// Whether to colour what goes to stderr: only on a terminal that has colour, never with `NO_COLOR` set. The
+/// rules are anstream's (also `TERM=dumb`, `CLICOLOR`, `CLICOLOR_FORCE`), which clap applies to help and usage
+/// errors: logs and help agree.
+pub fn colour_stderr() -> bool {
+    anstream::AutoStream::choice(&std::io::stderr()) != anstream::ColorChoice::Never
+}
+
 /// Logs go to stderr only; stdout carries data.
 pub fn init_tracing(verbose: u8) {
     let level = match verbose {
@@ -82,7 +89,7 @@ pub fn init_tracing(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(colour_stderr())
         .with_target(false)
         .try_init();
 }

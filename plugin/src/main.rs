@@ -7,6 +7,8 @@ mod cli;
 mod commands;
 mod confirm;
 mod exit;
+#[cfg(test)]
+mod fake;
 mod output;
 mod progress;
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Progress on stderr: a spinner when stderr is a terminal, plain lines otherwise (CI logs, `2>file`).
-//! stdout is never touched: it carries data.
+//! stdout is never touched: it carries data. Neither has colour, so `NO_COLOR` has nothing to remove here
+//! (keep the spinner's template unstyled; the logs' colour is decided in `exit::colour_stderr`).
 
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;

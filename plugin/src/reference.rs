@@ -349,7 +349,8 @@ mod tests {
         let mut joined = String::new();
         for line in readme.lines() {
             if line.starts_with("```") {
-                in_shell = line == "```sh";
+                // Any shell block, whatever the doc test's marker after the language (`sh not-run`, …).
+                in_shell = line == "```sh" || line.starts_with("```sh ");
                 continue;
             }
             if !in_shell {

@@ -4,8 +4,14 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
-pub use tprotect_testbed::{CrdSource, Identity, Role, Testbed, TestbedOptions};
+pub use tprotect_localenv as localenv;
+pub use tprotect_localenv::{
+    CrdSource, DESTINATION, Identity, LocalEnv, LocalEnvOptions, Role, SOURCE, TRIDENT, Testbed,
+    TestbedOptions, WebhookOptions, eventually,
+};
+use tprotect_standin::StandInConfig;
 
 /// The repository root.
 pub fn workspace_root() -> PathBuf {
@@ -55,6 +61,51 @@ pub fn plugin_binary() -> PathBuf {
 /// The `tprotect-webhook` binary.
 pub fn webhook_binary() -> PathBuf {
     binary("tprotect-webhook", "tprotect-webhook")
+}
+
+/// The real plugin bound to `env`'s kubeconfig; every run gets `--timeout 120s`.
+pub fn plugin(env: &LocalEnv) -> localenv::Plugin {
+    localenv::Plugin::new(plugin_binary(), env.kubeconfig()).with_timeout(Duration::from_secs(120))
+}
+
+/// The stand-in the plugin's tests run: transitions in 150 ms, recurrences 60 times faster than real time.
+/// Its profile is `TPROTECT_STANDIN_PROFILE`'s (the documented reading when unset).
+pub fn fast_standin() -> StandInConfig {
+    fast_standin_as(tprotect_standin::Profile::from_env().expect("TPROTECT_STANDIN_PROFILE"))
+}
+
+/// [`fast_standin`] playing `profile`'s reading of what NetApp leaves undocumented.
+pub fn fast_standin_as(profile: tprotect_standin::Profile) -> StandInConfig {
+    StandInConfig {
+        time_scale: 60.0,
+        profile,
+        ..StandInConfig::default()
+    }
+    .with_delays(Duration::from_millis(150))
+}
+
+/// The environment of the plugin's tests: two clusters with the project's CRDs and controller managers, the
+/// stand-in playing `standin` (e.g. [`fast_standin`]), and the webhook if given. Times its start.
+pub async fn plugin_env(standin: StandInConfig, webhook: Option<WebhookOptions>) -> anyhow::Result<LocalEnv> {
+    // Built first, so that the start of the environment is timed alone.
+    plugin_binary();
+    let started = std::time::Instant::now();
+    let env = LocalEnv::start(LocalEnvOptions {
+        standin: Some(standin),
+        webhook,
+        ..Default::default()
+    })
+    .await?;
+    eprintln!(
+        "[{:>6.1}s] environment up (clusters, stand-in{})",
+        started.elapsed().as_secs_f64(),
+        if env.webhook(SOURCE).is_some() {
+            ", webhooks"
+        } else {
+            ""
+        }
+    );
+    Ok(env)
 }
 
 /// Pids of live processes whose command line contains `marker`.

@@ -1176,21 +1176,11 @@ fn fish_script_completes_the_binary() {
 // Relationship names from a real API server
 // ---------------------------------------------------------------------------------------------------------
 
+/// An AMR in `namespace` labelled with relationship `label`.
 fn amr(name: &str, namespace: &str, label: &str) -> serde_json::Value {
-    serde_json::json!({
-        "apiVersion": "protect.trident.netapp.io/v1",
-        "kind": "AppMirrorRelationship",
-        "metadata": {"name": name, "namespace": namespace, "labels": {"tprotect.io/relationship": label}},
-        "spec": {
-            "desiredState": "Established",
-            "destinationAppVaultRef": "dst-vault",
-            "sourceAppVaultRef": "src-vault",
-            "sourceApplicationName": name,
-            "sourceApplicationUID": "7498d32c-328e-4ddd-9029-122540866aeb",
-            "recurrenceRule": "DTSTART:20220101T000200Z\nRRULE:FREQ=MINUTELY;INTERVAL=5",
-            "namespaceMapping": [{"source": namespace, "destination": namespace}],
-        }
-    })
+    let mut amr = tprotect_e2e::localenv::fixtures::example_amr(name, namespace);
+    amr["metadata"]["labels"] = serde_json::json!({"tprotect.io/relationship": label});
+    amr
 }
 
 /// `__complete failover ""` lists the AppMirrorRelationships (names and relationship labels) of a real API
@@ -1199,7 +1189,10 @@ fn amr(name: &str, namespace: &str, label: &str) -> serde_json::Value {
 #[tokio::test]
 async fn completes_relationship_names_from_a_real_api_server() {
     use kube::api::{Api, ApiResource, DynamicObject, PostParams};
-    let testbed = tprotect_e2e::Testbed::start().await.expect("testbed");
+    let env = tprotect_e2e::LocalEnv::start(Default::default())
+        .await
+        .expect("the testbed's clusters");
+    let testbed = &env.testbed;
     let client = testbed.destination.client.clone();
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
     for ns in ["payments", "orders"] {

@@ -10,7 +10,10 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
-use tprotect_e2e::{CrdSource, Identity, Testbed, TestbedOptions, processes_mentioning};
+use tprotect_e2e::localenv::fixtures::example_amr;
+use tprotect_e2e::{
+    CrdSource, Identity, LocalEnv, LocalEnvOptions, TestbedOptions, eventually, processes_mentioning,
+};
 
 fn amr_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(
@@ -19,22 +22,14 @@ fn amr_resource() -> ApiResource {
     )
 }
 
-fn amr(name: &str, namespace: &str) -> serde_json::Value {
-    json!({
-        "apiVersion": "protect.trident.netapp.io/v1",
-        "kind": "AppMirrorRelationship",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "desiredState": "Established",
-            "destinationAppVaultRef": "dst-vault",
-            "sourceAppVaultRef": "src-vault",
-            "sourceApplicationName": "my-app",
-            "sourceApplicationUID": "7498d32c-328e-4ddd-9029-122540866aeb",
-            "recurrenceRule": "DTSTART:20220101T000200Z\nRRULE:FREQ=MINUTELY;INTERVAL=5",
-            "namespaceMapping": [{"source": "my-app", "destination": "my-app"}],
-            "storageClassName": "sc-vsim-2",
-        }
+/// The environment with nothing but its clusters: what this suite tests is the testbed under it.
+async fn clusters(testbed: TestbedOptions) -> LocalEnv {
+    LocalEnv::start(LocalEnvOptions {
+        testbed,
+        ..Default::default()
     })
+    .await
+    .expect("the testbed's clusters")
 }
 
 async fn create_namespace(client: &kube::Client, name: &str) {
@@ -45,9 +40,21 @@ async fn create_namespace(client: &kube::Client, name: &str) {
         .expect("namespace created");
 }
 
+/// The next object a watch reports (10 s at most).
+async fn next_change(
+    events: &mut (impl futures::Stream<Item = Result<DynamicObject, watcher::Error>> + Unpin),
+) -> DynamicObject {
+    tokio::time::timeout(Duration::from_secs(10), events.try_next())
+        .await
+        .expect("a change within 10 s")
+        .expect("the watch")
+        .expect("the watch goes on")
+}
+
 #[tokio::test]
 async fn amr_create_read_merge_patch_apply_and_watch_on_a_real_api_server() {
-    let testbed = Testbed::start().await.expect("testbed");
+    let env = clusters(TestbedOptions::default()).await;
+    let testbed = &env.testbed;
     let client = testbed.destination.client.clone();
     let version = client.apiserver_version().await.unwrap();
     assert_eq!(
@@ -61,7 +68,7 @@ async fn amr_create_read_merge_patch_apply_and_watch_on_a_real_api_server() {
     let created: DynamicObject = api
         .create(
             &PostParams::default(),
-            &serde_json::from_value(amr("rel1", "my-app")).unwrap(),
+            &serde_json::from_value(example_amr("rel1", "my-app")).unwrap(),
         )
         .await
         .unwrap();
@@ -76,11 +83,7 @@ async fn amr_create_read_merge_patch_apply_and_watch_on_a_real_api_server() {
     )
     .applied_objects()
     .boxed();
-    let first = tokio::time::timeout(Duration::from_secs(10), events.try_next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let first = next_change(&mut events).await;
     assert_eq!(first.data["spec"]["desiredState"], "Established");
 
     api.patch(
@@ -90,11 +93,7 @@ async fn amr_create_read_merge_patch_apply_and_watch_on_a_real_api_server() {
     )
     .await
     .unwrap();
-    let seen = tokio::time::timeout(Duration::from_secs(10), events.try_next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let seen = next_change(&mut events).await;
     assert_eq!(
         seen.data["spec"]["desiredState"], "Promoted",
         "the watch saw the merge patch"
@@ -111,11 +110,7 @@ async fn amr_create_read_merge_patch_apply_and_watch_on_a_real_api_server() {
     )
     .await
     .unwrap();
-    let seen = tokio::time::timeout(Duration::from_secs(10), events.try_next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let seen = next_change(&mut events).await;
     assert_eq!(
         seen.data["spec"]["desiredState"], "Established",
         "the watch saw the server-side apply"
@@ -159,12 +154,12 @@ async fn unknown_fields_survive_a_desired_state_change_with_netapp_crds() {
             "NetApp's CRDs are required for this test: expected ../shared/trident-protect/chart-26.05 (or set TPROTECT_SHARED_DIR)"
         );
     };
-    let testbed = Testbed::start_with(TestbedOptions {
+    let env = clusters(TestbedOptions {
         crds: CrdSource::NetApp,
         ..Default::default()
     })
-    .await
-    .expect("testbed");
+    .await;
+    let testbed = &env.testbed;
     let client = testbed.destination.client.clone();
 
     // Simulate the next chart version: NetApp's AMR CRD plus one property our types have never heard of.
@@ -183,7 +178,7 @@ async fn unknown_fields_survive_a_desired_state_change_with_netapp_crds() {
 
     create_namespace(&client, "my-app").await;
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "my-app", &amr_resource());
-    let mut object = amr("rel1", "my-app");
+    let mut object = example_amr("rel1", "my-app");
     object["spec"]["transformations"] = json!([{
         "resource": {"kind": "ConfigMap", "name": "settings"},
         "operations": [{"op": "replace", "path": "/data/mode", "value": {"nested": ["kept", 1, true]}}]
@@ -220,7 +215,8 @@ async fn unknown_fields_survive_a_desired_state_change_with_netapp_crds() {
 
 #[tokio::test]
 async fn identities_contexts_rbac_and_audit_log() {
-    let testbed = Testbed::start().await.expect("testbed");
+    let env = clusters(TestbedOptions::default()).await;
+    let testbed = &env.testbed;
     // One kubeconfig, a context per cluster and identity, usable by kubectl.
     for cluster in [&testbed.source, &testbed.destination] {
         let output = testbed
@@ -274,7 +270,8 @@ async fn identities_contexts_rbac_and_audit_log() {
 
 #[tokio::test]
 async fn an_api_server_can_be_stopped_and_started_again_keeping_its_data() {
-    let testbed = Testbed::start().await.expect("testbed");
+    let env = clusters(TestbedOptions::default()).await;
+    let testbed = &env.testbed;
     let client = testbed.source.client.clone();
     create_namespace(&client, "kept").await;
     testbed.source.stop_apiserver();
@@ -298,18 +295,16 @@ async fn an_api_server_can_be_stopped_and_started_again_keeping_its_data() {
 
 #[tokio::test]
 async fn namespace_deletion_completes_with_the_controller_manager() {
-    let testbed = Testbed::start().await.expect("testbed");
+    let env = clusters(TestbedOptions::default()).await;
+    let testbed = &env.testbed;
     let api: Api<Namespace> = Api::all(testbed.destination.client.clone());
     create_namespace(&testbed.destination.client, "doomed").await;
     api.delete("doomed", &Default::default()).await.unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while api.get_opt("doomed").await.unwrap().is_some() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "namespace still Terminating after 60s"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually("the namespace deleted, not left Terminating", async || {
+        api.get_opt("doomed").await.unwrap().is_none().then_some(())
+    })
+    .await
+    .unwrap();
 }
 
 /// Runs the victim binary, which starts a testbed and then dies as told; returns the run dir and cluster pids.

@@ -5,13 +5,17 @@
 //! Every command runs as the testbed's `dr-operator` (contexts `*-operator`), who has nothing but the DR
 //! operator roles of `manifests/rbac/`: that they suffice for every command is part of what this proves.
 
-mod plugin_support;
-
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::ApiResource;
 use serde_json::Value;
 use tprotect_api::{AppVault, Application, Schedule};
-
-use plugin_support::{DST, Env, EnvOptions, SRC, TP, resource};
+use tprotect_e2e::localenv::observe::resource;
+use tprotect_e2e::localenv::plugin::read_until;
+use tprotect_e2e::localenv::{Fixtures, apply, assert_unchanged, audit};
+use tprotect_e2e::{
+    DESTINATION as DST, LocalEnv, SOURCE as SRC, TRIDENT as TP, WebhookOptions, fast_standin, plugin,
+    plugin_env, webhook_binary,
+};
 
 /// The DR operator's contexts (only the operator ClusterRoles bound).
 const SRC_OP: &str = "tprotect-source-operator";
@@ -47,19 +51,24 @@ fn assert_amr(amr: &Option<Value>, namespace: &str, desired: &str, state: &str) 
     amr
 }
 
-async fn uid_of(env: &Env, context: &str, resource: &ApiResource, namespace: &str, name: &str) -> String {
-    env.get(context, resource, Some(namespace), name)
-        .await
-        .unwrap_or_else(|| panic!("{} {namespace}/{name} on {context}", resource.kind))["metadata"]["uid"]
-        .as_str()
-        .unwrap()
-        .to_string()
+async fn uid_of(
+    env: &LocalEnv,
+    context: &str,
+    resource: &ApiResource,
+    namespace: &str,
+    name: &str,
+) -> anyhow::Result<String> {
+    let object = env
+        .get(context, resource, Some(namespace), name)
+        .await?
+        .unwrap_or_else(|| panic!("{} {namespace}/{name} on {context}", resource.kind));
+    Ok(object["metadata"]["uid"].as_str().unwrap().to_string())
 }
 
-async fn schedules(env: &Env, context: &str, namespace: &str) -> Vec<(String, bool)> {
+async fn schedules(env: &LocalEnv, context: &str, namespace: &str) -> anyhow::Result<Vec<(String, bool)>> {
     let mut found: Vec<(String, bool)> = env
         .list(context, &resource::<Schedule>())
-        .await
+        .await?
         .into_iter()
         .filter(|s| s["metadata"]["namespace"] == namespace)
         .map(|s| {
@@ -70,11 +79,11 @@ async fn schedules(env: &Env, context: &str, namespace: &str) -> Vec<(String, bo
         })
         .collect();
     found.sort();
-    found
+    Ok(found)
 }
 
-async fn no_locks(env: &Env) {
-    let summary = env.summary(REL).await;
+async fn no_locks(env: &LocalEnv) -> anyhow::Result<()> {
+    let summary = env.summary(REL).await?;
     assert_eq!(
         summary[&format!("{SRC} locks")],
         serde_json::json!([]),
@@ -85,32 +94,33 @@ async fn no_locks(env: &Env) {
         serde_json::json!([]),
         "lock left on {DST}"
     );
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn whole_lifecycle_through_the_binary_with_both_clusters_asserted_after_each_step() {
-    let mut env = Env::start(EnvOptions {
-        webhook: true,
-        webhook_env: vec![("RESTORE_SKIP_NAMESPACE_ANNOTATIONS".into(), SKIPPED.into())],
-    })
-    .await;
+async fn whole_lifecycle_through_the_binary_with_both_clusters_asserted_after_each_step() -> anyhow::Result<()>
+{
+    let webhook =
+        WebhookOptions::new(webhook_binary()).env_on_both("RESTORE_SKIP_NAMESPACE_ANNOTATIONS", SKIPPED);
+    let mut env = plugin_env(fast_standin(), Some(webhook)).await?;
+    let tp = plugin(&env);
     // Timed once the clusters are up (building the binaries and starting the testbed are not counted).
     let started = std::time::Instant::now();
-    env.bind_operator_role().await;
-    env.fixtures(APP).await;
-    plugin_support::create(
-        &env.client(DST),
+    env.bind_operator_role().await?;
+    env.install_fixtures(Fixtures::app(APP)).await?;
+    apply(
+        &env.client(DST)?,
         Some(TP),
-        &ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&()),
+        &resource::<ConfigMap>(),
         serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "trident-protect-env-config"},
                            "data": {"RESTORE_SKIP_NAMESPACE_ANNOTATIONS": SKIPPED}}),
     )
-    .await;
-    let source_app_uid = uid_of(&env, SRC, &resource::<Application>(), APP, APP).await;
+    .await?;
+    let source_app_uid = uid_of(&env, SRC, &resource::<Application>(), APP, APP).await?;
 
     // setup: everything on both clusters, then Established.
-    let out = env
-        .tprotect(&[
+    let out = tp
+        .run(&[
             "setup",
             REL,
             "--source-context",
@@ -130,9 +140,9 @@ async fn whole_lifecycle_through_the_binary_with_both_clusters_asserted_after_ea
             "--interval",
             "5m",
         ])
-        .await;
+        .await?;
     out.ok().stdout_has(REL);
-    let amr = assert_amr(&env.amr(DST, REL).await, DST_NS, "Established", "Established");
+    let amr = assert_amr(&env.amr(DST, REL).await?, DST_NS, "Established", "Established");
     assert_eq!(amr["spec"]["sourceApplicationUID"], source_app_uid.as_str());
     assert_eq!(amr["spec"]["sourceApplicationName"], APP);
     assert_eq!(amr["spec"]["namespaceMapping"][0]["source"], APP);
@@ -142,36 +152,26 @@ async fn whole_lifecycle_through_the_binary_with_both_clusters_asserted_after_ea
         rule.starts_with("DTSTART:") && rule.ends_with("Z\nRRULE:FREQ=MINUTELY;INTERVAL=5"),
         "{rule}"
     );
-    assert!(env.amr(SRC, REL).await.is_none(), "no AMR on the source");
+    assert!(env.amr(SRC, REL).await?.is_none(), "no AMR on the source");
     assert!(
         env.get(DST, &resource::<AppVault>(), Some(TP), "src-vault")
-            .await
+            .await?
             .is_some(),
         "source vault copied"
     );
     assert!(
-        env.get(
-            DST,
-            &ApiResource::erase::<k8s_openapi::api::core::v1::Secret>(&()),
-            Some(TP),
-            "src-vault-creds"
-        )
-        .await
-        .is_some(),
+        env.get(DST, &resource::<Secret>(), Some(TP), "src-vault-creds")
+            .await?
+            .is_some(),
         "source vault's Secret copied"
     );
     assert!(
-        env.get(
-            DST,
-            &ApiResource::erase::<k8s_openapi::api::core::v1::Namespace>(&()),
-            None,
-            DST_NS
-        )
-        .await
-        .is_some()
+        env.get(DST, &resource::<Namespace>(), None, DST_NS)
+            .await?
+            .is_some()
     );
     assert_eq!(
-        schedules(&env, SRC, APP).await,
+        schedules(&env, SRC, APP).await?,
         vec![
             (format!("{APP}-hourly"), true),
             (format!("appmirror-schedule-{REL}"), true)
@@ -181,34 +181,32 @@ async fn whole_lifecycle_through_the_binary_with_both_clusters_asserted_after_ea
         !out.stdout.contains("do-not-print-me") && !out.stderr.contains("do-not-print-me"),
         "secret leaked"
     );
-    no_locks(&env).await;
+    no_locks(&env).await?;
 
     // status, from either side, in every format.
-    let out = env
-        .tprotect(&args(&on(SRC_OP, DST_OP, APP), &["status", REL]))
-        .await;
+    let out = tp.run(&args(&on(SRC_OP, DST_OP, APP), &["status", REL])).await?;
     out.ok()
         .stdout_has("Relationship rel1")
         .stdout_has("Established")
         .stdout_has(&format!("{DST_NS}/{REL} on {DST}"));
-    let out = env
-        .tprotect(&args(&on(DST_OP, SRC_OP, DST_NS), &["status", REL, "-o", "json"]))
-        .await;
+    let out = tp
+        .run(&args(&on(DST_OP, SRC_OP, DST_NS), &["status", REL, "-o", "json"]))
+        .await?;
     out.ok();
     let view: Value = serde_json::from_str(&out.stdout).expect("status -o json");
     assert_eq!(view["amr"]["state"], "Established");
     assert_eq!(view["amr"]["cluster"], DST_OP);
     assert_eq!(view["sourceApplication"]["uid"], source_app_uid.as_str());
     assert_eq!(view["failoverPossible"], true, "{view:#}");
-    let out = env
-        .tprotect(&args(&on(SRC_OP, DST_OP, APP), &["status", "-A", "-o", "yaml"]))
-        .await;
+    let out = tp
+        .run(&args(&on(SRC_OP, DST_OP, APP), &["status", "-A", "-o", "yaml"]))
+        .await?;
     out.ok().stdout_has("relationship: rel1");
 
     // check: every preflight item passes.
-    let out = env
-        .tprotect(&args(&on(DST_OP, SRC_OP, DST_NS), &["check", REL]))
-        .await;
+    let out = tp
+        .run(&args(&on(DST_OP, SRC_OP, DST_NS), &["check", REL]))
+        .await?;
     out.ok()
         .stdout_has("passed")
         .stdout_has("tprotect webhook on")
@@ -216,16 +214,14 @@ async fn whole_lifecycle_through_the_binary_with_both_clusters_asserted_after_ea
     assert!(!out.stdout.contains("FAILED"), "{}", out.stdout);
 
     // preview: what the failover will do to the destination namespace, skip rules included.
-    let out = env
-        .tprotect(&args(&on(SRC_OP, DST_OP, APP), &["preview", REL]))
-        .await;
+    let out = tp.run(&args(&on(SRC_OP, DST_OP, APP), &["preview", REL])).await?;
     out.ok()
         .stdout_has("environment")
         .stdout_has("added")
         .stdout_has("skipped");
-    let out = env
-        .tprotect(&args(&on(SRC_OP, DST_OP, APP), &["preview", REL, "-o", "json"]))
-        .await;
+    let out = tp
+        .run(&args(&on(SRC_OP, DST_OP, APP), &["preview", REL, "-o", "json"]))
+        .await?;
     out.ok();
     let preview: Value = serde_json::from_str(&out.stdout).expect("preview -o json");
     let keys = preview[0]["keys"].as_array().expect("keys");
@@ -251,25 +247,25 @@ async fn whole_lifecycle_through_the_binary_with_both_clusters_asserted_after_ea
     );
 
     // failover: Promoted; again: already so, exit 0. `status --watch` follows it as it happens.
-    let mut watch = env.tprotect_spawn(&args(
+    let mut watch = tp.spawn(&args(
         &on(SRC_OP, DST_OP, APP),
         &["status", REL, "--watch", "-o", "json"],
-    ));
+    ))?;
     // The first view, before the change.
     // A view ends with its last field, `operationInProgress`.
-    let mut seen = plugin_support::read_until(&mut watch, "the first view", |s| {
+    let mut seen = read_until(&mut watch, "the first view", |s| {
         s.contains("operationInProgress")
     })
-    .await;
-    let out = env
-        .tprotect(&args(&on(SRC_OP, DST_OP, APP), &["failover", REL]))
-        .await;
+    .await?;
+    let out = tp
+        .run(&args(&on(SRC_OP, DST_OP, APP), &["failover", REL]))
+        .await?;
     out.ok();
-    seen += &plugin_support::read_until(&mut watch, "a Promoted view", |s| {
+    seen += &read_until(&mut watch, "a Promoted view", |s| {
         s.rsplit_once("\"state\": \"Promoted\"")
             .is_some_and(|(_, rest)| rest.contains("operationInProgress"))
     })
-    .await;
+    .await?;
     let views: Vec<Value> = serde_json::Deserializer::from_str(&seen)
         .into_iter::<Value>()
         .collect::<Result<_, _>>()
@@ -281,29 +277,24 @@ async fn whole_lifecycle_through_the_binary_with_both_clusters_asserted_after_ea
     assert_eq!(views[0]["amr"]["state"], "Established");
     assert_eq!(views.last().unwrap()["amr"]["state"], "Promoted");
     let _ = watch.start_kill();
-    assert_amr(&env.amr(DST, REL).await, DST_NS, "Promoted", "Promoted");
+    assert_amr(&env.amr(DST, REL).await?, DST_NS, "Promoted", "Promoted");
     assert!(
         env.get(DST, &resource::<Application>(), Some(DST_NS), APP)
-            .await
+            .await?
             .is_some(),
         "destination app runs"
     );
     assert_eq!(
         env.get(SRC, &resource::<Application>(), Some(APP), APP)
-            .await
-            .unwrap()["metadata"]["uid"],
+            .await?
+            .expect("the source application")["metadata"]["uid"],
         source_app_uid.as_str(),
         "source app untouched"
     );
     let ns = env
-        .get(
-            DST,
-            &ApiResource::erase::<k8s_openapi::api::core::v1::Namespace>(&()),
-            None,
-            DST_NS,
-        )
-        .await
-        .unwrap();
+        .get(DST, &resource::<Namespace>(), None, DST_NS)
+        .await?
+        .expect("the destination namespace");
     assert_eq!(
         ns["metadata"]["labels"]["environment"], "production",
         "source labels merged: {ns:#}"
@@ -312,77 +303,64 @@ async fn whole_lifecycle_through_the_binary_with_both_clusters_asserted_after_ea
         ns["metadata"]["labels"]["name"], DST_NS,
         "name label follows the namespace: {ns:#}"
     );
-    no_locks(&env).await;
-    let out = env
-        .tprotect(&args(&on(DST_OP, SRC_OP, DST_NS), &["failover", REL]))
-        .await;
+    no_locks(&env).await?;
+    let out = tp
+        .run(&args(&on(DST_OP, SRC_OP, DST_NS), &["failover", REL]))
+        .await?;
     out.ok().stdout_has("nothing to do");
 
-    // resync without a terminal and without --yes: refused, nothing changed.
-    let before = env.resource_versions().await;
-    let out = env
-        .tprotect(&args(&on(DST_OP, SRC_OP, DST_NS), &["resync", REL]))
-        .await;
+    // resync without a terminal and without --yes: refused, nothing changed but the lock taken and released
+    // (confirmation is asked under the lock). The stand-in is stopped meanwhile: it writes on its own.
+    env.stop_standin().await;
+    let before = env.mark().await?;
+    let out = tp
+        .run(&args(&on(DST_OP, SRC_OP, DST_NS), &["resync", REL]))
+        .await?;
     out.expect_code(1).stderr_has("--yes");
-    assert_amr(&env.amr(DST, REL).await, DST_NS, "Promoted", "Promoted");
-    let after = env.resource_versions().await;
-    let amr_key = format!("{DST} AppMirrorRelationship {DST_NS}/{REL}");
-    assert_eq!(
-        before.get(&amr_key),
-        after.get(&amr_key),
-        "refused resync changed the AMR"
-    );
-    assert_eq!(
-        before.keys().filter(|k| k.contains(" Lease ")).count(),
-        after.keys().filter(|k| k.contains(" Lease ")).count(),
-        "refused resync left a Lease"
-    );
+    assert_amr(&env.amr(DST, REL).await?, DST_NS, "Promoted", "Promoted");
+    assert_nothing_but_the_lock_changed(&env, &before, "refused resync").await?;
     // On a terminal: the relationship's name must be typed. A wrong answer refuses, nothing changed.
     let resync = args(&on(DST_OP, SRC_OP, DST_NS), &["resync", REL]);
-    let before = env.resource_versions().await;
-    let out = env.tprotect_tty(&resync, "yes\n").await;
+    let before = env.mark().await?;
+    let out = tp.run_on_terminal(&resync, "yes\n").await?;
     out.expect_code(1)
         .stdout_has("Type the relationship name (rel1)")
         .stdout_has("DISCARDING")
         .stdout_has("confirmation failed");
-    let after = env.resource_versions().await;
-    assert_eq!(
-        before.get(&amr_key),
-        after.get(&amr_key),
-        "refused resync changed the AMR"
-    );
+    assert_nothing_but_the_lock_changed(&env, &before, "resync refused on a terminal").await?;
+    env.restart_standin().await?;
     // The right name: destination changes discarded, Established again.
-    let out = env.tprotect_tty(&resync, "rel1\n").await;
+    let out = tp.run_on_terminal(&resync, "rel1\n").await?;
     out.ok();
-    let amr = assert_amr(&env.amr(DST, REL).await, DST_NS, "Established", "Established");
+    let amr = assert_amr(&env.amr(DST, REL).await?, DST_NS, "Established", "Established");
     assert_eq!(
         amr["metadata"]["annotations"]["tprotect.io/discard-destination-changes"],
         "true"
     );
-    assert!(env.amr(SRC, REL).await.is_none());
+    assert!(env.amr(SRC, REL).await?.is_none());
     assert_eq!(
-        schedules(&env, DST, DST_NS).await,
+        schedules(&env, DST, DST_NS).await?,
         vec![],
         "no schedules on the destination"
     );
-    no_locks(&env).await;
+    no_locks(&env).await?;
 
     // failover again.
-    env.tprotect(&args(&on(SRC_OP, DST_OP, APP), &["failover", REL]))
-        .await
+    tp.run(&args(&on(SRC_OP, DST_OP, APP), &["failover", REL]))
+        .await?
         .ok();
-    assert_amr(&env.amr(DST, REL).await, DST_NS, "Promoted", "Promoted");
-    let promoted_uid = uid_of(&env, DST, &resource::<Application>(), DST_NS, APP).await;
+    assert_amr(&env.amr(DST, REL).await?, DST_NS, "Promoted", "Promoted");
+    let promoted_uid = uid_of(&env, DST, &resource::<Application>(), DST_NS, APP).await?;
 
     // reverse-resync: the AMR moves to the original source, replicating the promoted app back; kept.
-    env.tprotect(&args(&on(SRC_OP, DST_OP, APP), &["reverse-resync", REL]))
-        .await
+    tp.run(&args(&on(SRC_OP, DST_OP, APP), &["reverse-resync", REL]))
+        .await?
         .ok();
     assert!(
-        env.amr(DST, REL).await.is_none(),
+        env.amr(DST, REL).await?.is_none(),
         "AMR left the original destination"
     );
-    let amr = assert_amr(&env.amr(SRC, REL).await, APP, "Established", "Established");
+    let amr = assert_amr(&env.amr(SRC, REL).await?, APP, "Established", "Established");
     assert_eq!(
         amr["spec"]["sourceApplicationUID"],
         promoted_uid.as_str(),
@@ -394,32 +372,32 @@ async fn whole_lifecycle_through_the_binary_with_both_clusters_asserted_after_ea
     assert_eq!(amr["spec"]["destinationAppVaultRef"], "src-vault");
     assert!(
         env.get(SRC, &resource::<AppVault>(), Some(TP), "dst-vault")
-            .await
+            .await?
             .is_some(),
         "new source vault copied"
     );
     assert_eq!(
-        schedules(&env, DST, DST_NS).await,
+        schedules(&env, DST, DST_NS).await?,
         vec![(format!("appmirror-schedule-{REL}"), true)],
         "replication schedule on the new source"
     );
     assert_eq!(
-        schedules(&env, SRC, APP).await,
+        schedules(&env, SRC, APP).await?,
         vec![],
         "no schedules on the new destination"
     );
-    no_locks(&env).await;
+    no_locks(&env).await?;
 
     // reverse: planned swap back; nothing lost, the original source's schedules come back.
-    env.tprotect(&args(&on(DST_OP, SRC_OP, DST_NS), &["reverse", REL]))
-        .await
+    tp.run(&args(&on(DST_OP, SRC_OP, DST_NS), &["reverse", REL]))
+        .await?
         .ok();
-    assert!(env.amr(SRC, REL).await.is_none(), "AMR left the original source");
-    let amr = assert_amr(&env.amr(DST, REL).await, DST_NS, "Established", "Established");
+    assert!(env.amr(SRC, REL).await?.is_none(), "AMR left the original source");
+    let amr = assert_amr(&env.amr(DST, REL).await?, DST_NS, "Established", "Established");
     assert_eq!(amr["spec"]["namespaceMapping"][0]["source"], APP);
     assert_eq!(amr["spec"]["sourceAppVaultRef"], "src-vault");
     assert_eq!(
-        schedules(&env, SRC, APP).await,
+        schedules(&env, SRC, APP).await?,
         vec![
             (format!("{APP}-hourly"), true),
             (format!("appmirror-schedule-{REL}"), true)
@@ -427,92 +405,108 @@ async fn whole_lifecycle_through_the_binary_with_both_clusters_asserted_after_ea
         "protection schedule restored and enabled on the source"
     );
     assert_eq!(
-        schedules(&env, DST, DST_NS).await,
+        schedules(&env, DST, DST_NS).await?,
         vec![],
         "no schedules on the destination"
     );
     assert_eq!(
         env.list(DST, &resource::<tprotect_api::ShutdownSnapshot>())
-            .await
+            .await?
             .len(),
         1,
         "one ShutdownSnapshot taken on the swapped-out source"
     );
-    no_locks(&env).await;
+    no_locks(&env).await?;
 
     // failback of a relationship that is not failed over: refused, nothing changed. The stand-in is stopped
     // meanwhile: its replication schedule (5 min, a simulated clock 60 × real time) snapshots every 5 s, a
     // change no command made.
     env.stop_standin().await;
-    let before = env.resource_versions().await;
-    let out = env
-        .tprotect(&args(&on(SRC_OP, DST_OP, APP), &["failback", REL]))
-        .await;
+    let before = env.mark().await?;
+    let out = tp
+        .run(&args(&on(SRC_OP, DST_OP, APP), &["failback", REL]))
+        .await?;
     out.expect_code(1).stderr_has("not failed over").stderr_has(DST);
-    assert_eq!(
-        before,
-        env.resource_versions().await,
-        "refused failback changed something"
-    );
-    env.restart_standin().await;
+    assert_unchanged(&before, &env.mark().await?, "refused failback");
+    env.restart_standin().await?;
 
     // failover, then failback: home again, nothing lost.
-    env.tprotect(&args(&on(SRC_OP, DST_OP, APP), &["failover", REL]))
-        .await
+    tp.run(&args(&on(SRC_OP, DST_OP, APP), &["failover", REL]))
+        .await?
         .ok();
-    assert_amr(&env.amr(DST, REL).await, DST_NS, "Promoted", "Promoted");
-    env.tprotect(&args(&on(SRC_OP, DST_OP, APP), &["failback", REL]))
-        .await
+    assert_amr(&env.amr(DST, REL).await?, DST_NS, "Promoted", "Promoted");
+    tp.run(&args(&on(SRC_OP, DST_OP, APP), &["failback", REL]))
+        .await?
         .ok();
-    assert!(env.amr(SRC, REL).await.is_none());
-    let amr = assert_amr(&env.amr(DST, REL).await, DST_NS, "Established", "Established");
+    assert!(env.amr(SRC, REL).await?.is_none());
+    let amr = assert_amr(&env.amr(DST, REL).await?, DST_NS, "Established", "Established");
     assert_eq!(amr["spec"]["namespaceMapping"][0]["source"], APP);
     assert_eq!(amr["spec"]["namespaceMapping"][0]["destination"], DST_NS);
     assert_eq!(
-        schedules(&env, SRC, APP).await,
+        schedules(&env, SRC, APP).await?,
         vec![
             (format!("{APP}-hourly"), true),
             (format!("appmirror-schedule-{REL}"), true)
         ],
         "the original source has its schedules, enabled"
     );
-    assert_eq!(schedules(&env, DST, DST_NS).await, vec![]);
-    no_locks(&env).await;
+    assert_eq!(schedules(&env, DST, DST_NS).await?, vec![]);
+    no_locks(&env).await?;
 
     // delete: no AMR anywhere; the applications remain.
-    env.tprotect(&args(&on(DST_OP, SRC_OP, DST_NS), &["delete", REL]))
-        .await
+    tp.run(&args(&on(DST_OP, SRC_OP, DST_NS), &["delete", REL]))
+        .await?
         .ok();
-    assert!(env.amr(SRC, REL).await.is_none() && env.amr(DST, REL).await.is_none());
+    assert!(env.amr(SRC, REL).await?.is_none() && env.amr(DST, REL).await?.is_none());
     assert!(
         env.get(SRC, &resource::<Application>(), Some(APP), APP)
-            .await
+            .await?
             .is_some(),
         "source app remains"
     );
-    no_locks(&env).await;
+    no_locks(&env).await?;
     // Gone: deleting it again is an error, as kubectl's delete of a missing object is, unless asked not to be.
-    let out = env
-        .tprotect(&args(&on(DST_OP, SRC_OP, DST_NS), &["delete", REL]))
-        .await;
+    let out = tp
+        .run(&args(&on(DST_OP, SRC_OP, DST_NS), &["delete", REL]))
+        .await?;
     out.expect_code(1)
         .stderr_has("not found")
         .stderr_has("--ignore-not-found");
-    let out = env
-        .tprotect(&args(
+    let out = tp
+        .run(&args(
             &on(DST_OP, SRC_OP, DST_NS),
             &["delete", REL, "--ignore-not-found"],
         ))
-        .await;
+        .await?;
     out.ok().stdout_has("not found");
     eprintln!("whole lifecycle: {:.1}s", started.elapsed().as_secs_f64());
 
-    least_privilege(&env);
+    least_privilege(&env)
+}
+
+/// Nothing changed since `before` but the relationship's lock, taken and released (no Lease remains).
+async fn assert_nothing_but_the_lock_changed(
+    env: &LocalEnv,
+    before: &tprotect_e2e::localenv::Mark,
+    what: &str,
+) -> anyhow::Result<()> {
+    let lock = format!("/tprotect-{REL}");
+    let changes: Vec<String> = env
+        .mark()
+        .await?
+        .changes_since(before)?
+        .into_iter()
+        .filter(|change| {
+            !((change.contains(" Lease ") || change.contains(" leases ")) && change.contains(&lock))
+        })
+        .collect();
+    assert!(changes.is_empty(), "{what} changed:\n{}", changes.join("\n"));
+    no_locks(env).await
 }
 
 /// Every rule of the DR operator roles is used by the walk above (per the API servers' audit logs), except
 /// the few listed here that only other paths need: the ClusterRole grants what the commands use, nothing more.
-fn least_privilege(env: &Env) {
+fn least_privilege(env: &LocalEnv) -> anyhow::Result<()> {
     use std::collections::BTreeSet;
     // (verb, group/resource) granted for paths this walk does not take, and why.
     let other_paths: BTreeSet<(&str, &str)> = [
@@ -534,20 +528,15 @@ fn least_privilege(env: &Env) {
     .into();
     let mut used: BTreeSet<(String, String)> = BTreeSet::new();
     for log in [&env.testbed.source.audit_log, &env.testbed.destination.audit_log] {
-        let text = std::fs::read_to_string(log).expect("audit log");
-        for event in text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()) {
-            if event["user"]["username"] != "dr-operator" || event["stage"] != "ResponseComplete" {
+        for event in audit::read_all(log)? {
+            if event.user.username != "dr-operator" || !event.is_complete() {
                 continue;
             }
-            let object = &event["objectRef"];
-            used.insert((
-                event["verb"].as_str().unwrap_or("").to_string(),
-                format!(
-                    "{}/{}",
-                    object["apiGroup"].as_str().unwrap_or(""),
-                    object["resource"].as_str().unwrap_or("")
-                ),
-            ));
+            let (group, resource) = event
+                .object_ref
+                .map(|o| (o.api_group, o.resource))
+                .unwrap_or_default();
+            used.insert((event.verb, format!("{group}/{resource}")));
         }
     }
     let manifests = tprotect_e2e::workspace_root().join("manifests/rbac/dr-operator.yaml");
@@ -584,4 +573,5 @@ fn least_privilege(env: &Env) {
         "granted in {} but used by no command of the walk (and not listed as needed elsewhere): {unused:?}\nused: {used:#?}",
         manifests.display()
     );
+    Ok(())
 }

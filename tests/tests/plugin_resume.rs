@@ -6,13 +6,13 @@
 //! alike, so every run has the same steps), and their end states are compared with the uninterrupted one's
 //! after replacing the relationship's name.
 
-mod plugin_support;
-
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-
-use plugin_support::{DST, Env, EnvOptions, SRC};
+use tprotect_e2e::localenv::{Fixtures, Plugin};
+use tprotect_e2e::{
+    DESTINATION as DST, LocalEnv, SOURCE as SRC, WebhookOptions, fast_standin, plugin, plugin_env,
+};
 
 /// The names of case `k`: relationship = application = source namespace `r<k>`.
 struct Case {
@@ -37,10 +37,14 @@ impl Case {
         vec!["--context", context, "--peer-context", peer, "-n", &self.name]
     }
 
-    async fn prepare(&self, env: &Env, failed_over: bool) {
-        env.fixtures_with(&self.name, &self.src_vault, &self.dst_vault)
-            .await;
-        env.tprotect(&[
+    async fn prepare(&self, env: &LocalEnv, tp: &Plugin, failed_over: bool) -> anyhow::Result<()> {
+        env.install_fixtures(Fixtures {
+            app: &self.name,
+            source_vault: &self.src_vault,
+            destination_vault: &self.dst_vault,
+        })
+        .await?;
+        tp.run(&[
             "setup",
             &self.name,
             "--source-context",
@@ -61,29 +65,30 @@ impl Case {
             "--interval",
             "1h",
         ])
-        .await
+        .await?
         .ok();
         if failed_over {
             let mut args = self.base(SRC, DST);
             args.extend(["failover", &self.name]);
-            env.tprotect(&args).await.ok();
+            tp.run(&args).await?.ok();
         }
+        Ok(())
     }
 
     /// Runs `operation`, killed after action `kill_after` if given. True when the run was killed.
-    async fn run(&self, env: &Env, operation: &str, kill_after: Option<usize>) -> bool {
+    async fn run(&self, tp: &Plugin, operation: &str, kill_after: Option<usize>) -> anyhow::Result<bool> {
         let mut args = self.base(DST, SRC);
         args.extend([operation, &self.name]);
-        match kill_after {
+        Ok(match kill_after {
             None => {
-                env.tprotect(&args).await.ok();
+                tp.run(&args).await?.ok();
                 false
             }
             Some(k) => {
                 let k = k.to_string();
-                let out = env
-                    .tprotect_env(&args, &[("TPROTECT_TEST_KILL_AFTER_STEP", &k)])
-                    .await;
+                let out = tp
+                    .run_with_env(&args, &[("TPROTECT_TEST_KILL_AFTER_STEP", &k)])
+                    .await?;
                 match out.code {
                     137 => true,
                     0 => false,
@@ -93,16 +98,17 @@ impl Case {
                     }
                 }
             }
-        }
+        })
     }
 
-    async fn summary(&self, env: &Env) -> BTreeMap<String, Value> {
-        env.relationship_summary(
-            &self.name,
-            &[&self.name, &self.destination_namespace],
-            &[&self.src_vault, &self.dst_vault],
-        )
-        .await
+    async fn summary(&self, env: &LocalEnv) -> anyhow::Result<BTreeMap<String, Value>> {
+        Ok(env
+            .relationship_summary(
+                &self.name,
+                &[&self.name, &self.destination_namespace],
+                &[&self.src_vault, &self.dst_vault],
+            )
+            .await?)
     }
 }
 
@@ -124,19 +130,20 @@ fn first_difference(a: &BTreeMap<String, Value>, b: &BTreeMap<String, Value>) ->
     None
 }
 
-async fn killed_at_every_step(operation: &str, failed_over: bool) {
-    let env = Env::start(EnvOptions {
-        webhook: true,
-        ..Default::default()
-    })
-    .await;
+async fn killed_at_every_step(operation: &str, failed_over: bool) -> anyhow::Result<()> {
+    let env = plugin_env(
+        fast_standin(),
+        Some(WebhookOptions::new(tprotect_e2e::webhook_binary())),
+    )
+    .await?;
+    let tp = plugin(&env);
     // Timed once the clusters are up (building the binaries and starting the testbed are not counted).
     let started = std::time::Instant::now();
 
     let reference = Case::new(0);
-    reference.prepare(&env, failed_over).await;
-    assert!(!reference.run(&env, operation, None).await);
-    let expected = reference.summary(&env).await;
+    reference.prepare(&env, &tp, failed_over).await?;
+    assert!(!reference.run(&tp, operation, None).await?);
+    let expected = reference.summary(&env).await?;
     assert!(
         expected.keys().any(|k| k.contains(" amr ")),
         "the uninterrupted {operation} left no AMR: {expected:#?}"
@@ -147,16 +154,16 @@ async fn killed_at_every_step(operation: &str, failed_over: bool) {
         assert!(k < 60, "{operation} never ran out of steps");
         let case = Case::new(k);
         let clock = std::time::Instant::now();
-        case.prepare(&env, failed_over).await;
+        case.prepare(&env, &tp, failed_over).await?;
         let prepared = clock.elapsed();
-        let killed = case.run(&env, operation, Some(k)).await;
+        let killed = case.run(&tp, operation, Some(k)).await?;
         if killed {
             killed_runs += 1;
             // Resume: the same command again.
-            assert!(!case.run(&env, operation, None).await);
+            assert!(!case.run(&tp, operation, None).await?);
         }
         let ran = clock.elapsed();
-        let resumed = case.summary(&env).await;
+        let resumed = case.summary(&env).await?;
         eprintln!(
             "{operation} k={k}: prepared in {:.1}s, killed and resumed in {:.1}s, compared in {:.1}s",
             prepared.as_secs_f64(),
@@ -181,14 +188,16 @@ async fn killed_at_every_step(operation: &str, failed_over: bool) {
         "{operation}: killed after each of {killed_runs} steps and resumed, all equal to the uninterrupted run, in {:.0}s",
         started.elapsed().as_secs_f64()
     );
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reverse_killed_after_every_step_then_resumed_ends_like_an_uninterrupted_run() {
-    killed_at_every_step("reverse", false).await;
+async fn reverse_killed_after_every_step_then_resumed_ends_like_an_uninterrupted_run() -> anyhow::Result<()> {
+    killed_at_every_step("reverse", false).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failback_killed_after_every_step_then_resumed_ends_like_an_uninterrupted_run() {
-    killed_at_every_step("failback", true).await;
+async fn failback_killed_after_every_step_then_resumed_ends_like_an_uninterrupted_run() -> anyhow::Result<()>
+{
+    killed_at_every_step("failback", true).await
 }

@@ -2,12 +2,13 @@
 //! `--dry-run=client` (and `server`) changes nothing; two concurrent `failback`s: exactly one runs; each bad
 //! input exits 1 with a message naming the cluster, namespace and object, and changes nothing; failover works
 //! with the source API server stopped.
+//!
+//! "Changes nothing" is judged on what the plugin could have changed (`tprotect_localenv::observe`): the
+//! resourceVersions of the kinds it writes, and the API servers' audit logs, which must show no write of its
+//! user agent carried out meanwhile. The stand-in is stopped around every such check: it writes on its own.
 
-mod plugin_support;
-
-use std::collections::BTreeMap;
-
-use plugin_support::{DST, Env, EnvOptions, Out, SRC};
+use tprotect_e2e::localenv::{Fixtures, Output, Plugin, assert_unchanged};
+use tprotect_e2e::{DESTINATION as DST, LocalEnv, SOURCE as SRC, fast_standin, plugin, plugin_env};
 
 const APP: &str = "shop";
 const DST_NS: &str = "shop-dr";
@@ -42,49 +43,30 @@ fn setup_args<'a>(name: &'a str, app: &'a str, src_vault: &'a str, dst_vault: &'
     ]
 }
 
-#[track_caller]
-fn unchanged(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>, what: &str) {
-    let changed: Vec<String> = before
-        .iter()
-        .filter(|(k, v)| after.get(*k) != Some(v))
-        .map(|(k, v)| {
-            format!(
-                "{k}: {v} -> {}",
-                after.get(k).map(String::as_str).unwrap_or("(deleted)")
-            )
-        })
-        .chain(
-            after
-                .keys()
-                .filter(|k| !before.contains_key(*k))
-                .map(|k| format!("{k}: (created)")),
-        )
-        .collect();
-    assert!(
-        changed.is_empty(),
-        "{what} changed objects:\n{}",
-        changed.join("\n")
-    );
-}
-
-/// Runs a dry run with the stand-in stopped and checks it printed a plan and changed no resourceVersion.
-async fn dry_run_changes_nothing(env: &Env, args: &[&str], expect_in_plan: &[&str]) -> Out {
-    let before = env.resource_versions().await;
-    let out = env.tprotect(args).await;
+/// Runs a dry run (the stand-in stopped) and checks it printed a plan and changed nothing.
+async fn dry_run_changes_nothing(
+    env: &LocalEnv,
+    tp: &Plugin,
+    args: &[&str],
+    expect_in_plan: &[&str],
+) -> anyhow::Result<Output> {
+    let before = env.mark().await?;
+    let out = tp.run(args).await?;
     out.ok();
     for text in expect_in_plan {
         out.stdout_has(text);
     }
-    unchanged(&before, &env.resource_versions().await, &args.join(" "));
-    out
+    assert_unchanged(&before, &env.mark().await?, &args.join(" "));
+    Ok(out)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dry_runs_concurrency_bad_input_and_a_failover_without_the_source() {
-    let mut env = Env::start(EnvOptions::default()).await;
+async fn dry_runs_concurrency_bad_input_and_a_failover_without_the_source() -> anyhow::Result<()> {
+    let mut env = plugin_env(fast_standin(), None).await?;
+    let tp = plugin(&env);
     // Timed once the clusters are up (building the binaries and starting the testbed are not counted).
     let started = std::time::Instant::now();
-    env.fixtures(APP).await;
+    env.install_fixtures(Fixtures::app(APP)).await?;
 
     // --dry-run=client of setup: the whole plan, nothing written (the stand-in is stopped so that only the
     // plugin could change anything).
@@ -93,6 +75,7 @@ async fn dry_runs_concurrency_bad_input_and_a_failover_without_the_source() {
     args.extend(setup_args("rel1", APP, "src-vault", "dst-vault"));
     let out = dry_run_changes_nothing(
         &env,
+        &tp,
         &args,
         &[
             "Plan for setup rel1",
@@ -104,12 +87,12 @@ async fn dry_runs_concurrency_bad_input_and_a_failover_without_the_source() {
             "wait until AppMirrorRelationship shop-dr/rel1 has status.state Established",
         ],
     )
-    .await;
+    .await?;
     assert!(!out.stdout.contains("do-not-print-me"), "secret data in a plan");
     // -o json of a plan is data.
     let mut args = vec!["--dry-run=client", "-o", "json"];
     args.extend(setup_args("rel1", APP, "src-vault", "dst-vault"));
-    let out = dry_run_changes_nothing(&env, &args, &[]).await;
+    let out = dry_run_changes_nothing(&env, &tp, &args, &[]).await?;
     let plan: serde_json::Value = serde_json::from_str(&out.stdout).expect("plan -o json");
     assert!(plan.as_array().is_some_and(|steps| steps.len() >= 6), "{plan:#}");
     // --dry-run=server: every write sent with dryRun=All, still nothing stored.
@@ -117,13 +100,14 @@ async fn dry_runs_concurrency_bad_input_and_a_failover_without_the_source() {
     args.extend(setup_args("rel1", APP, "src-vault", "dst-vault"));
     dry_run_changes_nothing(
         &env,
+        &tp,
         &args,
         &["dryRun=All", "create AppMirrorRelationship shop-dr/rel1"],
     )
-    .await;
+    .await?;
 
     // Bad input to setup: exit 1, a message naming cluster, namespace and object, nothing changed.
-    let before = env.resource_versions().await;
+    let before = env.mark().await?;
     let bad_setups: Vec<(Vec<&str>, Vec<&str>)> = vec![
         (
             setup_args("rel1", "no-such-app", "src-vault", "dst-vault"),
@@ -139,33 +123,38 @@ async fn dry_runs_concurrency_bad_input_and_a_failover_without_the_source() {
         ),
     ];
     for (args, expected) in bad_setups {
-        let out = env.tprotect(&args).await;
+        let out = tp.run(&args).await?;
         out.show().expect_code(1);
         for text in expected {
             out.stderr_has(text);
         }
     }
-    unchanged(&before, &env.resource_versions().await, "bad setups");
+    assert_unchanged(&before, &env.mark().await?, "bad setups");
 
     // Set the relationship up (stand-in running), and fail it over.
-    env.restart_standin().await;
-    env.tprotect(&setup_args("rel1", APP, "src-vault", "dst-vault"))
-        .await
+    env.restart_standin().await?;
+    let before_setup = env.mark().await?;
+    tp.run(&setup_args("rel1", APP, "src-vault", "dst-vault"))
+        .await?
         .ok();
-    env.tprotect(&with(base(SRC, DST), &["failover", "rel1"]))
-        .await
-        .ok();
+    // The same judgement sees a command that does write: what the audit logs say the plugin wrote.
+    let written = env.mark().await?.changes_since(&before_setup)?;
+    assert!(
+        written
+            .iter()
+            .any(|c| c.contains("the plugin wrote: create appmirrorrelationships shop-dr/rel1")),
+        "{written:#?}"
+    );
+    tp.run(&with(base(SRC, DST), &["failover", "rel1"])).await?.ok();
     // Without a terminal, --yes confirms a resync; then fail over again.
-    env.tprotect(&with(base(DST, SRC), &["resync", "rel1", "--yes"]))
-        .await
+    tp.run(&with(base(DST, SRC), &["resync", "rel1", "--yes"]))
+        .await?
         .ok();
     assert_eq!(
-        env.amr(DST, "rel1").await.unwrap()["status"]["state"],
+        env.amr(DST, "rel1").await?.expect("the AMR")["status"]["state"],
         "Established"
     );
-    env.tprotect(&with(base(SRC, DST), &["failover", "rel1"]))
-        .await
-        .ok();
+    tp.run(&with(base(SRC, DST), &["failover", "rel1"])).await?.ok();
 
     // --dry-run=client of every other mutating command on this Promoted relationship: plans, no change.
     env.stop_standin().await;
@@ -178,18 +167,19 @@ async fn dry_runs_concurrency_bad_input_and_a_failover_without_the_source() {
     ] {
         dry_run_changes_nothing(
             &env,
+            &tp,
             &with(base(DST, SRC), &["--dry-run=client", verb, "rel1"]),
             &[expected],
         )
-        .await;
+        .await?;
     }
 
     // Bad input to commands on the relationship, the stand-in still stopped: its schedules would snapshot
     // the application meanwhile, a change no command made.
-    let before_cases = env.resource_versions().await;
-    let unknown = env
-        .tprotect(&with(base(SRC, DST), &["failover", "no-such-rel"]))
-        .await;
+    let before_cases = env.mark().await?;
+    let unknown = tp
+        .run(&with(base(SRC, DST), &["failover", "no-such-rel"]))
+        .await?;
     unknown
         .show()
         .expect_code(1)
@@ -197,8 +187,8 @@ async fn dry_runs_concurrency_bad_input_and_a_failover_without_the_source() {
         .stderr_has("not found")
         .stderr_has(SRC)
         .stderr_has(DST);
-    let wrong_context = env
-        .tprotect(&[
+    let wrong_context = tp
+        .run(&[
             "--context",
             "no-such-context",
             "--peer-context",
@@ -206,23 +196,23 @@ async fn dry_runs_concurrency_bad_input_and_a_failover_without_the_source() {
             "failover",
             "rel1",
         ])
-        .await;
+        .await?;
     wrong_context
         .show()
         .expect_code(1)
         .stderr_has("no-such-context")
         .stderr_has("not in the kubeconfig");
-    let same = env
-        .tprotect(&["--context", DST, "--peer-context", DST, "failover", "rel1"])
-        .await;
+    let same = tp
+        .run(&["--context", DST, "--peer-context", DST, "failover", "rel1"])
+        .await?;
     same.show().expect_code(2).stderr_has("both name");
-    let no_peer = env.tprotect(&["--context", DST, "failover", "rel1"]).await;
+    let no_peer = tp.run(&["--context", DST, "failover", "rel1"]).await?;
     no_peer.show().expect_code(2).stderr_has("--peer-context");
     // RBAC denied: `alice` has no permissions.
     let viewer_src = format!("{SRC}-viewer");
     let viewer_dst = format!("{DST}-viewer");
-    let denied = env
-        .tprotect(&[
+    let denied = tp
+        .run(&[
             "--context",
             &viewer_dst,
             "--peer-context",
@@ -233,7 +223,7 @@ async fn dry_runs_concurrency_bad_input_and_a_failover_without_the_source() {
             "rel1",
             "--yes",
         ])
-        .await;
+        .await?;
     denied
         .show()
         .expect_code(1)
@@ -241,33 +231,30 @@ async fn dry_runs_concurrency_bad_input_and_a_failover_without_the_source() {
         .stderr_has("alice")
         .stderr_has(&viewer_dst);
     // A planned swap of a failed-over relationship is refused with the way out.
-    let wrong_state = env.tprotect(&with(base(DST, SRC), &["reverse", "rel1"])).await;
+    let wrong_state = tp.run(&with(base(DST, SRC), &["reverse", "rel1"])).await?;
     wrong_state
         .show()
         .expect_code(1)
         .stderr_has("failed over")
         .stderr_has("failback rel1")
         .stderr_has(DST_NS);
-    unchanged(
-        &before_cases,
-        &env.resource_versions().await,
-        "bad input on the relationship",
-    );
-    env.restart_standin().await;
+    assert_unchanged(&before_cases, &env.mark().await?, "bad input on the relationship");
+    env.restart_standin().await?;
 
     // `| head`: a closed stdout is not an error and never a panic.
     for args in [
         with(base(SRC, DST), &["status", "rel1"]),
         with(base(SRC, DST), &["status", "-A", "-o", "yaml"]),
     ] {
-        let out = env.tprotect_closed_stdout(&args).await;
+        let out = tp.run_with_stdout_closed(&args).await?;
         out.ok();
         assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
     }
 
     // Two concurrent failbacks: exactly one runs, the other is refused naming the lock holder.
     let args = with(base(SRC, DST), &["failback", "rel1"]);
-    let (first, second) = tokio::join!(env.tprotect(&args), env.tprotect(&args));
+    let (first, second) = tokio::join!(tp.run(&args), tp.run(&args));
+    let (first, second) = (first?, second?);
     let (winner, loser) = if first.code == 0 {
         (&first, &second)
     } else {
@@ -280,13 +267,13 @@ async fn dry_runs_concurrency_bad_input_and_a_failover_without_the_source() {
         .stderr_has("locked by")
         .stderr_has("/pid ")
         .stderr_has("since");
-    let amr = env.amr(DST, "rel1").await.expect("AMR back on the destination");
+    let amr = env.amr(DST, "rel1").await?.expect("AMR back on the destination");
     assert_eq!(amr["spec"]["desiredState"], "Established");
     assert_eq!(amr["spec"]["namespaceMapping"][0]["source"], APP);
 
     // The disaster: the source API server is down. Failover still works, with a warning.
     env.testbed.source.stop_apiserver();
-    let out = env.tprotect(&with(base(DST, SRC), &["failover", "rel1"])).await;
+    let out = tp.run(&with(base(DST, SRC), &["failover", "rel1"])).await?;
     assert!(
         !out.stderr.contains("ERROR"),
         "library logs leaked: {}",
@@ -297,22 +284,23 @@ async fn dry_runs_concurrency_bad_input_and_a_failover_without_the_source() {
         .stderr_has("warning")
         .stderr_has(SRC)
         .stderr_has("unreachable");
-    let amr = env.amr(DST, "rel1").await.unwrap();
+    let amr = env.amr(DST, "rel1").await?.expect("the AMR");
     assert_eq!(amr["spec"]["desiredState"], "Promoted");
     assert_eq!(amr["status"]["state"], "Promoted");
-    // What needs the source is refused, naming it, and changes nothing.
-    let before = env.resource_versions_of(DST).await;
-    let out = env
-        .tprotect(&with(base(DST, SRC), &["reverse-resync", "rel1"]))
-        .await;
+    // What needs the source is refused, naming it, and changes nothing (judged on the cluster that answers,
+    // the stand-in stopped).
+    env.stop_standin().await;
+    let before = env.mark_on(&[DST]).await?;
+    let out = tp.run(&with(base(DST, SRC), &["reverse-resync", "rel1"])).await?;
     out.show()
         .expect_code(1)
         .stderr_has(SRC)
         .stderr_has("unreachable");
-    unchanged(
+    assert_unchanged(
         &before,
-        &env.resource_versions_of(DST).await,
+        &env.mark_on(&[DST]).await?,
         "reverse-resync without the source",
     );
     eprintln!("safety test: {:.0}s", started.elapsed().as_secs_f64());
+    Ok(())
 }

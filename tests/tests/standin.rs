@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::io::Write;
 use std::process::Stdio;
+use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
@@ -20,9 +21,10 @@ use tprotect_standin::rules::amr::{
     CONDITION_DESTINATION_CHANGES_DISCARDED, CONDITION_ESTABLISHED, CONDITION_NAMESPACE_METADATA_MERGED,
     CONDITION_PROMOTED,
 };
+use tprotect_standin::rules::forms::{RELATIONSHIP_FINALIZER, archive_basename};
 use tprotect_standin::{
-    APPLICATION_SHUTDOWN_CONDITION, Faults, Kind, SCHEDULE_LABEL, StandIn, StandInConfig, StandInHandle,
-    Transition,
+    APPLICATION_SHUTDOWN_CONDITION, Faults, Kind, Profile, SCHEDULE_LABEL, StandIn, StandInConfig,
+    StandInHandle, Transition,
 };
 
 const SRC: &str = "tprotect-source";
@@ -35,6 +37,7 @@ struct World {
     testbed: Testbed,
     _standin: StandInHandle,
     faults: Faults,
+    profile: Profile,
 }
 
 impl World {
@@ -50,6 +53,8 @@ impl World {
         .expect("testbed started (NetApp's CRDs are read from ../shared)");
         eprintln!("testbed up in {:.1}s", started.elapsed().as_secs_f64());
         let faults = config.faults.clone();
+        let profile = config.profile;
+        eprintln!("stand-in profile {profile}");
         let standin = StandIn::new(
             testbed.source.client_as(Identity::Controller).await.unwrap(),
             testbed.destination.client_as(Identity::Controller).await.unwrap(),
@@ -64,6 +69,7 @@ impl World {
             testbed,
             _standin: standin,
             faults,
+            profile,
         }
     }
 
@@ -166,7 +172,7 @@ async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) ->
 
 type StateAndError = (String, Option<String>);
 
-/// Records every `status.state` (and `status.error`) an AMR passes through, from a watch started now.
+/// Records every `status.state` (and `status.error`) an object passes through, from a watch started now.
 struct StateLog {
     task: tokio::task::JoinHandle<()>,
     /// `(state, error)` in the order seen.
@@ -174,34 +180,45 @@ struct StateLog {
 }
 
 impl StateLog {
-    /// Starts watching, and returns once the watch has delivered the object's current state.
-    async fn start(api: &Api<AppMirrorRelationship>, name: &str) -> StateLog {
+    /// Starts watching `name`, which need not exist yet, and returns once the watch has listed what exists (so
+    /// every later write is seen, in order).
+    async fn start<K>(api: &Api<K>, name: &str, read: fn(&K) -> StateAndError) -> StateLog
+    where
+        K: Resource + Clone + Debug + Send + Sync + DeserializeOwned + 'static,
+    {
         let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let log = seen.clone();
+        let (listed, ready) = tokio::sync::oneshot::channel();
         let stream = watcher(
             api.clone(),
             watcher::Config::default().fields(&format!("metadata.name={name}")),
-        )
-        .applied_objects();
+        );
         let task = tokio::spawn(async move {
+            let mut listed = Some(listed);
             let mut stream = std::pin::pin!(stream);
-            while let Ok(Some(amr)) = stream.try_next().await {
-                let entry = (
-                    amr.state().unwrap_or_default().to_string(),
-                    amr.error().map(str::to_string),
-                );
-                let mut log = log.lock().unwrap();
-                if log.last() != Some(&entry) {
-                    log.push(entry);
+            while let Ok(Some(event)) = stream.try_next().await {
+                match event {
+                    watcher::Event::Apply(object) | watcher::Event::InitApply(object) => {
+                        let entry = read(&object);
+                        let mut log = log.lock().unwrap();
+                        if log.last() != Some(&entry) {
+                            log.push(entry);
+                        }
+                    }
+                    watcher::Event::InitDone => {
+                        if let Some(listed) = listed.take() {
+                            let _ = listed.send(());
+                        }
+                    }
+                    watcher::Event::Init | watcher::Event::Delete(_) => {}
                 }
             }
         });
-        let log = StateLog { task, seen };
-        eventually("the state log's first event", async || {
-            (!log.states().is_empty()).then_some(())
-        })
-        .await;
-        log
+        tokio::time::timeout(DEADLINE, ready)
+            .await
+            .expect("the state log's watch lists within the deadline")
+            .expect("the state log's watch runs");
+        StateLog { task, seen }
     }
 
     /// The states seen, consecutive duplicates removed.
@@ -227,12 +244,37 @@ impl StateLog {
     fn errors(&self) -> Vec<Option<String>> {
         self.seen.lock().unwrap().iter().map(|(_, e)| e.clone()).collect()
     }
+
+    /// The errors seen while in `state`.
+    fn errors_in(&self, state: &str) -> Vec<Option<String>> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(s, _)| s == state)
+            .map(|(_, e)| e.clone())
+            .collect()
+    }
 }
 
 impl Drop for StateLog {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+fn amr_state(amr: &AppMirrorRelationship) -> StateAndError {
+    (
+        amr.state().unwrap_or_default().to_string(),
+        amr.error().map(str::to_string),
+    )
+}
+
+fn snapshot_state(snapshot: &Snapshot) -> StateAndError {
+    (
+        snapshot.state().unwrap_or_default().to_string(),
+        snapshot.status.as_ref().and_then(|s| s.error.clone()),
+    )
 }
 
 fn condition<'a>(
@@ -363,10 +405,83 @@ async fn replication_prerequisites(world: &World) -> String {
 
 /// The source AppVault must be Available before a snapshot can complete.
 async fn vault_available(world: &World, context: &str, name: &str) {
+    let available = vault_state(world.profile, true);
     wait_for(&world.api::<AppVault>(context, TP), name, "Available", |v| {
-        v.state() == Some("Available")
+        v.state() == Some(available.as_str())
     })
     .await;
+}
+
+/// The profile's spelling of an AppVault's state: `Available` / `Error`, or `available` / `error`.
+fn vault_state(profile: Profile, available: bool) -> String {
+    let problem = (!available).then_some("any");
+    profile.app_vault_status(problem).state.unwrap()
+}
+
+/// An AppVault's problem text, from the field the profile writes it to; the other field must be empty.
+fn vault_problem(profile: Profile, vault: &AppVault) -> Option<String> {
+    let status = vault.status.clone().unwrap_or_default();
+    let (used, unused) = match profile {
+        Profile::Documented => (status.error, status.message),
+        Profile::Variant => (status.message, status.error),
+    };
+    assert_eq!(unused, None, "{profile}: the problem text is in one field only");
+    used
+}
+
+/// `status.<field>` of an object as the API server stores it (no typed parsing), via kubectl.
+fn raw_status(world: &World, context: &str, namespace: &str, what: &str, field: &str) -> String {
+    world.kubectl(
+        context,
+        &[
+            "get",
+            "-n",
+            namespace,
+            what,
+            "-o",
+            &format!("jsonpath={{.status.{field}}}"),
+        ],
+        "",
+    )
+}
+
+/// Asserts the RFC 3339 form the profile writes: whole seconds, or microseconds; always UTC `Z`.
+#[track_caller]
+fn assert_timestamp_form(profile: Profile, text: &str) {
+    let (seconds, fraction) = text
+        .strip_suffix('Z')
+        .unwrap_or_else(|| panic!("{text}: not UTC"))
+        .split_at(19);
+    assert!(
+        jiff::Timestamp::from_str(text).is_ok() && seconds.len() == 19,
+        "{text}"
+    );
+    match profile {
+        Profile::Documented => assert_eq!(fraction, "", "{text}"),
+        Profile::Variant => assert!(
+            fraction.len() == 7
+                && fraction.starts_with('.')
+                && fraction[1..].bytes().all(|b| b.is_ascii_digit()),
+            "{text}: microseconds"
+        ),
+    }
+}
+
+/// The destination Application a profile's promotion creates for the AMR `amr` of `my-app`.
+fn destination_app(profile: Profile, amr: &AppMirrorRelationship) -> String {
+    profile.destination_application_name("my-app", amr.metadata.uid.as_deref().unwrap())
+}
+
+/// An object's resourceVersion as a number: the etcd revision of its last write. One etcd serves a cluster, so
+/// revisions order the writes to that cluster.
+fn revision<K: Resource>(object: &K) -> u64 {
+    object
+        .meta()
+        .resource_version
+        .as_deref()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 async fn namespace_meta(
@@ -408,47 +523,62 @@ fn audit_events(
 
 #[tokio::test]
 async fn appvaults_snapshots_and_shutdown_snapshots() {
-    let world = World::start(StandInConfig::default()).await;
+    appvaults_snapshots_and_shutdown_snapshots_as(Profile::Documented).await;
+}
+
+#[tokio::test]
+async fn appvaults_snapshots_and_shutdown_snapshots_under_the_variant() {
+    appvaults_snapshots_and_shutdown_snapshots_as(Profile::Variant).await;
+}
+
+async fn appvaults_snapshots_and_shutdown_snapshots_as(profile: Profile) {
+    let world = World::start(StandInConfig {
+        profile,
+        ..Default::default()
+    })
+    .await;
     let vaults = world.api::<AppVault>(SRC, TP);
+    let (available, error) = (vault_state(profile, true), vault_state(profile, false));
 
     // No Secret: Error naming it. Secret without one key: Error naming the key. Complete: Available.
     world.apply(SRC, &app_vault("src-vault"));
     let vault = wait_for(&vaults, "src-vault", "state Error", |v| {
-        v.state() == Some("Error")
+        v.state() == Some(error.as_str())
     })
     .await;
-    let error = vault.status.unwrap().error.unwrap();
+    let problem = vault_problem(profile, &vault).unwrap();
     assert!(
-        error.contains(
+        problem.contains(
             "Secret \"s3-creds\" not found in namespace \"trident-protect\" (providerCredentials.accessKeyID)"
         ),
-        "{error}"
+        "{problem}"
     );
     world.apply(SRC, &secret(&["accessKeyID"]));
-    let vault = wait_for(&vaults, "src-vault", "error names the key", |v| {
-        v.status
-            .as_ref()
-            .and_then(|s| s.error.as_deref())
+    let vault = wait_for(&vaults, "src-vault", "the problem names the key", |v| {
+        let status = v.status.clone().unwrap_or_default();
+        status
+            .error
+            .or(status.message)
             .is_some_and(|e| e.contains("has no key"))
     })
     .await;
     assert_eq!(
-        vault.status.unwrap().error.unwrap(),
+        vault_problem(profile, &vault).unwrap(),
         "Secret \"s3-creds\" in namespace \"trident-protect\" has no key \"secretAccessKey\" \
          (providerCredentials.secretAccessKey)"
     );
     world.apply(SRC, &secret(&["accessKeyID", "secretAccessKey"]));
     let vault = wait_for(&vaults, "src-vault", "Available", |v| {
-        v.state() == Some("Available")
+        v.state() == Some(available.as_str())
     })
     .await;
-    assert_eq!(vault.status.unwrap().error, None, "the error is cleared");
+    assert_eq!(vault_problem(profile, &vault), None, "the problem is cleared");
     // The other cluster is watched too.
     world.apply(DST, &secret(&["accessKeyID", "secretAccessKey"]));
     world.apply(DST, &app_vault("dst-vault"));
     vault_available(&world, DST, "dst-vault").await;
 
-    // A Snapshot: Running, then Completed with the documented archive path.
+    // A Snapshot: Running (documented) or no state (variant), then Completed with the archive path.
     world.create(SRC, NS_1);
     world.apply(SRC, &application("my-app", "ns-1"));
     let app = wait_for(&world.api::<Application>(SRC, "ns-1"), "my-app", "exists", |_| {
@@ -457,16 +587,26 @@ async fn appvaults_snapshots_and_shutdown_snapshots() {
     .await;
     let app_uid = app.metadata.uid.clone().unwrap();
     let snapshots = world.api::<Snapshot>(SRC, "ns-1");
+    let log = StateLog::start(&snapshots, "snap-1", snapshot_state).await;
     world.apply(SRC, &snapshot("Snapshot", "snap-1", "ns-1", "my-app"));
-    wait_for(&snapshots, "snap-1", "Running", |s| s.state() == Some("Running")).await;
     let snap = wait_for(&snapshots, "snap-1", "Completed", |s| {
         s.state() == Some("Completed")
     })
     .await;
+    let states = log.states_until("Completed").await;
+    let running: &[&str] = match profile {
+        Profile::Documented => &["", "Running", "Completed"],
+        Profile::Variant => &["", "Completed"],
+    };
+    assert_eq!(states, running, "{profile}");
     let status = snap.status.clone().unwrap();
     let path = status.app_archive_path.clone().unwrap();
-    let prefix = format!("my-app_{app_uid}/snapshots/");
-    let suffix = format!("_snap-1_{}", snap.metadata.uid.clone().unwrap());
+    let (before, after) = match profile {
+        Profile::Documented => ("", ""),
+        Profile::Variant => ("trident-protect/", "/"),
+    };
+    let prefix = format!("{before}my-app_{app_uid}/snapshots/");
+    let suffix = format!("_snap-1_{}{after}", snap.metadata.uid.clone().unwrap());
     assert!(path.starts_with(&prefix) && path.ends_with(&suffix), "{path}");
     let stamp = &path[prefix.len()..path.len() - suffix.len()];
     assert!(
@@ -474,31 +614,39 @@ async fn appvaults_snapshots_and_shutdown_snapshots() {
         "yyyymmddhhmmss: {stamp}"
     );
     assert!(status.completion_timestamp.is_some());
+    assert_timestamp_form(
+        profile,
+        &raw_status(&world, SRC, "ns-1", "snapshot/snap-1", "completionTimestamp"),
+    );
     assert_eq!(status.app_vault_ref.as_deref(), Some("src-vault"));
     assert_eq!(status.error, None);
-    let ready = status
-        .conditions
-        .unwrap()
-        .into_iter()
-        .find(|c| c.type_ == "Ready")
-        .unwrap();
-    assert_eq!(
-        (ready.status.as_str(), ready.observed_generation),
-        ("True", Some(1))
-    );
+    match profile {
+        Profile::Documented => {
+            let ready = status
+                .conditions
+                .unwrap()
+                .into_iter()
+                .find(|c| c.type_ == "Ready")
+                .unwrap();
+            assert_eq!(
+                (ready.status.as_str(), ready.observed_generation),
+                ("True", Some(1))
+            );
+        }
+        Profile::Variant => assert_eq!(status.conditions, None, "no conditions"),
+    }
 
     // A Snapshot of a missing Application fails, naming it.
+    let failed = profile.snapshot_failure_state();
     world.apply(SRC, &snapshot("Snapshot", "snap-orphan", "ns-1", "no-such-app"));
-    let orphan = wait_for(&snapshots, "snap-orphan", "Failed", |s| {
-        s.state() == Some("Failed")
-    })
-    .await;
+    let orphan = wait_for(&snapshots, "snap-orphan", failed, |s| s.state() == Some(failed)).await;
     assert_eq!(
         orphan.status.unwrap().error.as_deref(),
         Some("Application \"no-such-app\" not found in namespace \"ns-1\"")
     );
 
-    // A ShutdownSnapshot completes the same way and records the shutdown on the Application first.
+    // A ShutdownSnapshot completes the same way; the documented profile records the shutdown on the Application
+    // first.
     world.apply(SRC, &snapshot("ShutdownSnapshot", "shutdown-1", "ns-1", "my-app"));
     let shutdown = wait_for(
         &world.api::<ShutdownSnapshot>(SRC, "ns-1"),
@@ -507,28 +655,37 @@ async fn appvaults_snapshots_and_shutdown_snapshots() {
         |s| s.state() == Some("Completed"),
     )
     .await;
-    let basename = shutdown
+    let path = shutdown
         .status
         .as_ref()
         .unwrap()
-        .archive_basename()
-        .unwrap()
-        .to_string();
-    assert!(basename.contains("_shutdown-1_"), "{basename}");
+        .app_archive_path
+        .clone()
+        .unwrap();
+    let basename = archive_basename(&path).unwrap().to_string();
+    assert!(
+        basename.contains("_shutdown-1_") && !basename.contains('/'),
+        "{basename}"
+    );
     let app = world.api::<Application>(SRC, "ns-1").get("my-app").await.unwrap();
     let shut = app
         .status
         .and_then(|s| s.conditions)
         .unwrap_or_default()
         .into_iter()
-        .find(|c| c.type_ == APPLICATION_SHUTDOWN_CONDITION)
-        .expect("the Application records the shutdown");
-    assert_eq!(shut.status, "True");
-    assert!(
-        shut.message.contains("\"shutdown-1\"") && shut.message.contains(&basename),
-        "{}",
-        shut.message
-    );
+        .find(|c| c.type_ == APPLICATION_SHUTDOWN_CONDITION);
+    match profile {
+        Profile::Documented => {
+            let shut = shut.expect("the Application records the shutdown");
+            assert_eq!(shut.status, "True");
+            assert!(
+                shut.message.contains("\"shutdown-1\"") && shut.message.contains(&basename),
+                "{}",
+                shut.message
+            );
+        }
+        Profile::Variant => assert_eq!(shut, None, "nothing recorded on the Application"),
+    }
     // Nothing of this happened on the destination.
     assert!(
         world
@@ -543,10 +700,10 @@ async fn appvaults_snapshots_and_shutdown_snapshots() {
 
 #[tokio::test]
 async fn schedules_snapshot_at_their_recurrence_and_prune_to_retention() {
-    // 300x: a 5-minute recurrence every second.
+    // 300x: a 5-minute recurrence every second. The profile: TPROTECT_STANDIN_PROFILE (documented if unset).
     let world = World::start(StandInConfig {
         time_scale: 300.0,
-        ..Default::default()
+        ..StandInConfig::from_env().unwrap()
     })
     .await;
     world.apply(SRC, &secret(&["accessKeyID", "secretAccessKey"]));
@@ -614,6 +771,10 @@ spec:
         assert_eq!(snap.spec.app_vault_ref.as_deref(), Some("src-vault"));
     }
     assert!(fast.status.unwrap().last_schedule_time.is_some());
+    assert_timestamp_form(
+        world.profile,
+        &raw_status(&world, SRC, "ns-1", "schedule/fast", "lastScheduleTime"),
+    );
     assert_eq!(count(&paused_seen), 0, "a disabled schedule takes no snapshot");
 
     // Swap: disable one, enable the other. Both changes come through one watch, in order, so once the
@@ -660,14 +821,27 @@ fn track(snapshots: &Api<Snapshot>, schedule: &str) -> (Seen, tokio::task::JoinH
 
 #[tokio::test]
 async fn relationship_establish_transfer_promote_resync_and_delete() {
+    relationship_establish_transfer_promote_resync_and_delete_as(Profile::Documented).await;
+}
+
+#[tokio::test]
+async fn relationship_establish_transfer_promote_resync_and_delete_under_the_variant() {
+    relationship_establish_transfer_promote_resync_and_delete_as(Profile::Variant).await;
+}
+
+async fn relationship_establish_transfer_promote_resync_and_delete_as(profile: Profile) {
+    let documented = profile == Profile::Documented;
     let world = World::start(StandInConfig {
         time_scale: 300.0,
+        profile,
+        delete_delay: Duration::from_secs(10),
         ..Default::default()
     })
     .await;
     let amrs = world.api::<AppMirrorRelationship>(DST, "ns-2");
+    let setting_up = profile.establish_entry_state();
 
-    // The AMR first, before anything it needs: Establishing, with every missing piece named.
+    // The AMR first, before anything it needs: Establishing (variant: Pending), every missing piece named.
     world.create(SRC, NS_1);
     world.create(DST, NS_2);
     world.apply(
@@ -678,11 +852,7 @@ async fn relationship_establish_transfer_promote_resync_and_delete() {
         a.error().is_some_and(|e| e.contains("destination AppVault"))
     })
     .await;
-    assert_eq!(
-        blocked.state(),
-        Some("Establishing"),
-        "the state does not advance"
-    );
+    assert_eq!(blocked.state(), Some(setting_up), "the state does not advance");
     assert_eq!(
         blocked.error().unwrap(),
         "source Application \"my-app\" not found in namespace \"ns-1\" on cluster \"tprotect-source\"; \
@@ -690,10 +860,20 @@ async fn relationship_establish_transfer_promote_resync_and_delete() {
          source AppVault \"src-vault\" not found in namespace \"trident-protect\" on cluster \"tprotect-destination\"; \
          destination AppVault \"dst-vault\" not found in namespace \"trident-protect\" on cluster \"tprotect-destination\""
     );
-    assert_eq!(
-        condition(&blocked, CONDITION_ESTABLISHED).unwrap().reason,
-        "PrerequisitesMissing"
-    );
+    if documented {
+        assert_eq!(
+            condition(&blocked, CONDITION_ESTABLISHED).unwrap().reason,
+            "PrerequisitesMissing"
+        );
+        assert!(blocked.finalizers().is_empty());
+    } else {
+        assert_eq!(
+            blocked.status.as_ref().unwrap().conditions,
+            Some(vec![]),
+            "no conditions (the CRD requires the list)"
+        );
+        assert_eq!(blocked.finalizers(), [RELATIONSHIP_FINALIZER]);
+    }
 
     // Everything but the right uid: the error says so.
     for context in [SRC, DST] {
@@ -719,7 +899,7 @@ async fn relationship_establish_transfer_promote_resync_and_delete() {
              not sourceApplicationUID \"7498d32c-328e-4ddd-9029-122540866aeb\""
         )
     );
-    assert_eq!(mismatch.state(), Some("Establishing"));
+    assert_eq!(mismatch.state(), Some(setting_up));
 
     // A Completed snapshot on the source for the transfers to carry; then the right uid: Established.
     vault_available(&world, SRC, "src-vault").await;
@@ -728,6 +908,7 @@ async fn relationship_establish_transfer_promote_resync_and_delete() {
         s.state() == Some("Completed")
     })
     .await;
+    let log = StateLog::start(&amrs, "rel1", amr_state).await;
     world.patch(
         DST,
         "ns-2",
@@ -735,16 +916,42 @@ async fn relationship_establish_transfer_promote_resync_and_delete() {
         &format!(r#"{{"spec":{{"sourceApplicationUID":"{uid}"}}}}"#),
     );
     let established = wait_for(&amrs, "rel1", "Established", state_is("Established")).await;
+    let states = log.states_until("Established").await;
+    if documented {
+        assert_eq!(states, ["Establishing", "Established"]);
+        let errors = log.errors_in("Establishing");
+        assert!(
+            errors.iter().flatten().all(|e| e.contains("has uid")),
+            "no progress message: {errors:?}"
+        );
+    } else {
+        assert_eq!(states, ["Pending", "Establishing", "Established"]);
+        let progress = log.errors_in("Establishing");
+        assert!(
+            progress
+                .iter()
+                .all(|e| e.as_ref().is_some_and(|e| e.contains("baseline"))),
+            "a progress message while Establishing: {progress:?}"
+        );
+    }
+    drop(log);
     let status = established.status.clone().unwrap();
     assert_eq!(status.error, None);
     assert_eq!(status.destination_namespaces, Some(vec!["ns-2".to_string()]));
-    assert_eq!(
-        condition(&established, CONDITION_ESTABLISHED).unwrap().status,
-        "True"
-    );
-    assert_eq!(
-        status.last_transferred_snapshot.as_ref().unwrap().name.as_deref(),
-        Some("snap-1")
+    let transferred = status.last_transferred_snapshot.as_ref();
+    if documented {
+        assert_eq!(
+            condition(&established, CONDITION_ESTABLISHED).unwrap().status,
+            "True"
+        );
+        assert_eq!(transferred.unwrap().name.as_deref(), Some("snap-1"));
+    } else {
+        assert_eq!(status.conditions, Some(vec![]));
+        assert_eq!(transferred, None, "only lastTransfer");
+    }
+    assert_timestamp_form(
+        profile,
+        &raw_status(&world, DST, "ns-2", "amr/rel1", "lastTransfer.startTimestamp"),
     );
 
     // Transfers at each recurrence (every second at 300x).
@@ -762,7 +969,7 @@ async fn relationship_establish_transfer_promote_resync_and_delete() {
     assert!(transfer.completion_timestamp.unwrap() >= transfer.start_timestamp.unwrap());
 
     // Fail over: Promoting, then Promoted; the destination app; the seed's namespace example, exactly.
-    let log = StateLog::start(&amrs, "rel1").await;
+    let log = StateLog::start(&amrs, "rel1", amr_state).await;
     world.patch(DST, "ns-2", "amr/rel1", r#"{"spec":{"desiredState":"Promoted"}}"#);
     let promoted = wait_for(&amrs, "rel1", "Promoted", state_is("Promoted")).await;
     let states = log.states_until("Promoted").await;
@@ -771,6 +978,7 @@ async fn relationship_establish_transfer_promote_resync_and_delete() {
         ["Promoting", "Promoted"],
         "{states:?}"
     );
+    let app_name = destination_app(profile, &promoted);
     assert_eq!(
         promoted
             .status
@@ -778,20 +986,33 @@ async fn relationship_establish_transfer_promote_resync_and_delete() {
             .unwrap()
             .destination_application_ref
             .as_deref(),
-        Some("my-app")
+        Some(profile.destination_application_ref("ns-2", &app_name).as_str())
     );
-    assert_eq!(condition(&promoted, CONDITION_PROMOTED).unwrap().status, "True");
+    if documented {
+        assert_eq!(app_name, "my-app");
+        assert_eq!(condition(&promoted, CONDITION_PROMOTED).unwrap().status, "True");
+        assert_eq!(
+            condition(&promoted, CONDITION_NAMESPACE_METADATA_MERGED)
+                .unwrap()
+                .status,
+            "True"
+        );
+    } else {
+        assert_ne!(app_name, "my-app", "named unlike the source");
+        assert!(log.errors_in("Promoting").iter().all(Option::is_some));
+        assert_eq!(promoted.status.as_ref().unwrap().conditions, Some(vec![]));
+    }
+    drop(log);
+    let dest_apps = world.api::<Application>(DST, "ns-2");
+    let dest_app = wait_for(&dest_apps, &app_name, "the destination Application", |_| true).await;
+    // Documented: the Application exists before the AMR says Promoted; variant: it follows.
     assert_eq!(
-        condition(&promoted, CONDITION_NAMESPACE_METADATA_MERGED)
-            .unwrap()
-            .status,
-        "True"
+        revision(&dest_app) < revision(&promoted),
+        documented,
+        "Application at revision {}, AMR Promoted at revision {}",
+        revision(&dest_app),
+        revision(&promoted)
     );
-    let dest_app = world
-        .api::<Application>(DST, "ns-2")
-        .get("my-app")
-        .await
-        .expect("destination Application");
     let included = dest_app.spec.included_namespaces.clone().unwrap();
     assert_eq!(included.len(), 1);
     assert_eq!(included[0].namespace, "ns-2");
@@ -805,7 +1026,7 @@ async fn relationship_establish_transfer_promote_resync_and_delete() {
             .labels()
             .get("tprotect.io/relationship")
             .map(String::as_str),
-        Some("rel1")
+        documented.then_some("rel1")
     );
     assert!(dest_app.owner_references().is_empty(), "independent of the AMR");
     let (labels, annotations) = namespace_meta(world.client(DST), "ns-2").await;
@@ -842,8 +1063,9 @@ async fn relationship_establish_transfer_promote_resync_and_delete() {
     let (source_labels, _) = namespace_meta(world.client(SRC), "ns-1").await;
     assert_eq!(source_labels["name"], "ns-1");
 
-    // Resync: destination changes discarded, the destination app stopped (deleted), Establishing → Established.
-    let log = StateLog::start(&amrs, "rel1").await;
+    // Resync: destination changes discarded, replication restarts. Documented: the destination app deleted,
+    // Promoted → Establishing → Established; variant: the app kept (stopped), Promoted → Established.
+    let log = StateLog::start(&amrs, "rel1", amr_state).await;
     world.patch(
         DST,
         "ns-2",
@@ -851,58 +1073,69 @@ async fn relationship_establish_transfer_promote_resync_and_delete() {
         r#"{"spec":{"desiredState":"Established"}}"#,
     );
     let resynced = wait_for(&amrs, "rel1", "Established again", |a| {
-        a.state() == Some("Established") && condition(a, CONDITION_DESTINATION_CHANGES_DISCARDED).is_some()
+        a.state() == Some("Established")
+            && (!documented || condition(a, CONDITION_DESTINATION_CHANGES_DISCARDED).is_some())
     })
     .await;
     let states = log.states_until("Established").await;
+    let resync: &[&str] = if documented {
+        &["Promoted", "Establishing", "Established"]
+    } else {
+        &["Promoted", "Established"]
+    };
     assert_eq!(
-        states.iter().rev().take(3).rev().collect::<Vec<_>>(),
-        ["Promoted", "Establishing", "Established"],
+        states[states.len().saturating_sub(resync.len())..],
+        *resync,
         "{states:?}"
     );
-    let discarded = condition(&resynced, CONDITION_DESTINATION_CHANGES_DISCARDED).unwrap();
-    assert_eq!(
-        (discarded.status.as_str(), discarded.reason.as_str()),
-        ("True", "Resync")
-    );
-    assert!(discarded.message.contains("discarded"), "{}", discarded.message);
+    drop(log);
     assert_eq!(
         resynced.status.as_ref().unwrap().destination_application_ref,
         None
     );
-    assert!(
-        world
-            .api::<Application>(DST, "ns-2")
-            .get_opt("my-app")
-            .await
-            .unwrap()
-            .is_none(),
-        "stopped"
-    );
+    let kept = dest_apps.get_opt(&app_name).await.unwrap();
+    if documented {
+        let discarded = condition(&resynced, CONDITION_DESTINATION_CHANGES_DISCARDED).unwrap();
+        assert_eq!(
+            (discarded.status.as_str(), discarded.reason.as_str()),
+            ("True", "Resync")
+        );
+        assert!(discarded.message.contains("discarded"), "{}", discarded.message);
+        assert!(kept.is_none(), "stopped");
+    } else {
+        assert!(kept.is_some(), "the Application is kept (stopped)");
+    }
 
     // Promote again, then delete the AMR: two independent applications remain.
     world.patch(DST, "ns-2", "amr/rel1", r#"{"spec":{"desiredState":"Promoted"}}"#);
     let promoted = wait_for(&amrs, "rel1", "Promoted again", state_is("Promoted")).await;
-    assert_eq!(
-        condition(&promoted, CONDITION_DESTINATION_CHANGES_DISCARDED)
-            .unwrap()
-            .status,
-        "False"
-    );
-    assert!(promoted.finalizers().is_empty(), "no finalizer holds the AMR");
-    world.kubectl(DST, &["delete", "-n", "ns-2", "amr/rel1", "--wait=true"], "");
-    assert!(amrs.get_opt("rel1").await.unwrap().is_none());
-    // A new AMR reaching Establishing shows the stand-in has reconciled past the deletion.
+    if documented {
+        assert_eq!(
+            condition(&promoted, CONDITION_DESTINATION_CHANGES_DISCARDED)
+                .unwrap()
+                .status,
+            "False"
+        );
+        assert!(promoted.finalizers().is_empty(), "no finalizer holds the AMR");
+    } else {
+        assert_eq!(promoted.finalizers(), [RELATIONSHIP_FINALIZER]);
+    }
+    wait_for(&dest_apps, &app_name, "the destination Application", |_| true).await;
+    world.kubectl(DST, &["delete", "-n", "ns-2", "amr/rel1", "--wait=false"], "");
+    if !documented {
+        // Held by the finalizer until the stand-in has cleaned up (delete_delay, 10 s here).
+        let deleting = amrs.get("rel1").await.expect("the AMR waits for its clean-up");
+        assert!(deleting.metadata.deletion_timestamp.is_some());
+        assert_eq!(deleting.finalizers(), [RELATIONSHIP_FINALIZER]);
+    }
+    eventually("the AMR gone", async || {
+        amrs.get_opt("rel1").await.unwrap().is_none().then_some(())
+    })
+    .await;
+    // A new AMR reaching its first state shows the stand-in has reconciled past the deletion.
     world.apply(DST, &amr("rel2", "ns-2", "ns-1", "other-uid"));
-    wait_for(&amrs, "rel2", "Establishing", state_is("Establishing")).await;
-    assert!(
-        world
-            .api::<Application>(DST, "ns-2")
-            .get_opt("my-app")
-            .await
-            .unwrap()
-            .is_some()
-    );
+    wait_for(&amrs, "rel2", setting_up, state_is(setting_up)).await;
+    assert!(dest_apps.get_opt(&app_name).await.unwrap().is_some());
     assert!(
         world
             .api::<Application>(SRC, "ns-1")
@@ -915,14 +1148,26 @@ async fn relationship_establish_transfer_promote_resync_and_delete() {
 
 #[tokio::test]
 async fn failover_with_the_source_down_then_a_planned_swap() {
+    failover_with_the_source_down_then_a_planned_swap_as(Profile::Documented).await;
+}
+
+#[tokio::test]
+async fn failover_with_the_source_down_then_a_planned_swap_under_the_variant() {
+    failover_with_the_source_down_then_a_planned_swap_as(Profile::Variant).await;
+}
+
+async fn failover_with_the_source_down_then_a_planned_swap_as(profile: Profile) {
+    let documented = profile == Profile::Documented;
     let world = World::start(StandInConfig {
         time_scale: 60.0,
         peer_timeout: Duration::from_secs(2),
+        profile,
         ..Default::default()
     })
     .await;
     let uid = replication_prerequisites(&world).await;
     let amrs = world.api::<AppMirrorRelationship>(DST, "ns-2");
+    let dest_apps = world.api::<Application>(DST, "ns-2");
     world.apply(DST, &amr("rel1", "ns-2", "ns-1", &uid));
     wait_for(&amrs, "rel1", "Established", state_is("Established")).await;
 
@@ -936,35 +1181,50 @@ async fn failover_with_the_source_down_then_a_planned_swap() {
         state_is("Promoted"),
     )
     .await;
-    let merge = condition(&promoted, CONDITION_NAMESPACE_METADATA_MERGED).unwrap();
-    assert_eq!(
-        (merge.status.as_str(), merge.reason.as_str()),
-        ("False", "SourceUnreachable")
-    );
-    assert!(
-        merge.message.contains("unreachable") && merge.message.contains("not merged"),
-        "{}",
-        merge.message
-    );
-    assert!(
-        world
-            .api::<Application>(DST, "ns-2")
-            .get_opt("my-app")
-            .await
-            .unwrap()
-            .is_some()
-    );
+    if documented {
+        let merge = condition(&promoted, CONDITION_NAMESPACE_METADATA_MERGED).unwrap();
+        assert_eq!(
+            (merge.status.as_str(), merge.reason.as_str()),
+            ("False", "SourceUnreachable")
+        );
+        assert!(
+            merge.message.contains("unreachable") && merge.message.contains("not merged"),
+            "{}",
+            merge.message
+        );
+    } else {
+        assert_eq!(promoted.status.as_ref().unwrap().conditions, Some(vec![]));
+    }
+    let app_name = destination_app(profile, &promoted);
+    wait_for(&dest_apps, &app_name, "the destination Application", |_| true).await;
     let (labels, _) = namespace_meta(world.client(DST), "ns-2").await;
     assert_eq!(labels, map(&[("role", "database")]), "nothing merged");
 
-    // The source is back: resync, then a planned swap with a ShutdownSnapshot.
-    world.testbed.source.start_apiserver().await.unwrap();
+    // Resync while the source is still down. Documented: the destination is discarded at once (its Application
+    // deleted) and the AMR waits in Establishing; variant: nothing is discarded, the AMR stays Promoted and says
+    // why.
     world.patch(
         DST,
         "ns-2",
         "amr/rel1",
         r#"{"spec":{"desiredState":"Established"}}"#,
     );
+    let waiting = wait_for(&amrs, "rel1", "an error: the source is unreachable", |a| {
+        a.error()
+            .is_some_and(|e| e.contains("cannot reach source cluster \"tprotect-source\""))
+    })
+    .await;
+    let app = dest_apps.get_opt(&app_name).await.unwrap();
+    if documented {
+        assert_eq!(waiting.state(), Some("Establishing"));
+        assert!(app.is_none(), "discarded");
+    } else {
+        assert_eq!(waiting.state(), Some("Promoted"));
+        assert!(app.is_some(), "nothing discarded without the source");
+    }
+
+    // The source is back: the resync completes, then a planned swap with a ShutdownSnapshot.
+    world.testbed.source.start_apiserver().await.unwrap();
     wait_for(
         &amrs,
         "rel1",
@@ -980,13 +1240,15 @@ async fn failover_with_the_source_down_then_a_planned_swap() {
         |s| s.state() == Some("Completed"),
     )
     .await;
-    let basename = shutdown
+    let path = shutdown
         .status
         .as_ref()
         .unwrap()
-        .archive_basename()
-        .unwrap()
-        .to_string();
+        .app_archive_path
+        .clone()
+        .unwrap();
+    assert_eq!(path.ends_with('/'), !documented, "{path}");
+    let basename = archive_basename(&path).unwrap().to_string();
 
     // A basename no ShutdownSnapshot has: Promoting, with an error, and no further.
     world.patch(
@@ -1005,13 +1267,10 @@ async fn failover_with_the_source_down_then_a_planned_swap() {
         "{:?}",
         blocked.error()
     );
-    assert!(
-        world
-            .api::<Application>(DST, "ns-2")
-            .get_opt("my-app")
-            .await
-            .unwrap()
-            .is_none()
+    assert_eq!(
+        dest_apps.get_opt(&app_name).await.unwrap().is_some(),
+        !documented,
+        "documented: deleted by the resync; variant: kept, stopped"
     );
 
     // The real basename: Promoted from that archive.
@@ -1030,32 +1289,38 @@ async fn failover_with_the_source_down_then_a_planned_swap() {
     .await;
     let status = promoted.status.clone().unwrap();
     assert_eq!(status.error, None);
-    assert_eq!(
-        status.last_transferred_snapshot.unwrap().name.as_deref(),
-        Some("swap-1")
-    );
-    assert!(
-        condition(&promoted, CONDITION_PROMOTED)
-            .unwrap()
-            .message
-            .contains("swap-1")
-    );
-    assert_eq!(
-        condition(&promoted, CONDITION_NAMESPACE_METADATA_MERGED)
-            .unwrap()
-            .status,
-        "True"
-    );
+    if documented {
+        assert_eq!(
+            status.last_transferred_snapshot.unwrap().name.as_deref(),
+            Some("swap-1")
+        );
+        assert!(
+            condition(&promoted, CONDITION_PROMOTED)
+                .unwrap()
+                .message
+                .contains("swap-1")
+        );
+        assert_eq!(
+            condition(&promoted, CONDITION_NAMESPACE_METADATA_MERGED)
+                .unwrap()
+                .status,
+            "True"
+        );
+    } else {
+        assert_eq!(status.last_transferred_snapshot, None);
+    }
+    wait_for(&dest_apps, &app_name, "the destination Application", |_| true).await;
     let (labels, _) = namespace_meta(world.client(DST), "ns-2").await;
     assert_eq!(labels["name"], "ns-2");
     assert_eq!(labels["compliance"], "hipaa");
 }
 
 #[tokio::test]
-async fn faults_a_stalled_promotion_a_transient_error_and_a_write_conflict() {
+async fn faults_a_stalled_promotion_a_transient_error_a_write_conflict_and_a_failure() {
+    // The profile: TPROTECT_STANDIN_PROFILE (documented if unset).
     let world = World::start(StandInConfig {
         time_scale: 1.0,
-        ..Default::default()
+        ..StandInConfig::from_env().unwrap()
     })
     .await;
     let uid = replication_prerequisites(&world).await;
@@ -1092,7 +1357,7 @@ async fn faults_a_stalled_promotion_a_transient_error_and_a_write_conflict() {
     wait_for(&amrs_a, "rel-a", "Promoted once released", state_is("Promoted")).await;
 
     // A transient error: set at one reconcile, cleared at the next; the state never moves.
-    let log = StateLog::start(&amrs_b, "rel-b").await;
+    let log = StateLog::start(&amrs_b, "rel-b", amr_state).await;
     world.faults.inject_transient_error(
         Kind::AppMirrorRelationship,
         "ns-b",
@@ -1146,4 +1411,21 @@ async fn faults_a_stalled_promotion_a_transient_error_and_a_write_conflict() {
             .any(|e| e["objectRef"]["name"] == "rel-a" && e["responseStatus"]["code"] == 200),
         "a successful write after the conflict"
     );
+
+    // A failure: the profile's failure state (Failed, or Error under the variant) with the error, until it is
+    // recovered; then the relationship carries on.
+    let failed = world.profile.amr_failure_state();
+    world
+        .faults
+        .fail_relationship(Some("rel-a"), "SnapMirror relationship broken");
+    let failing = wait_for(&amrs_a, "rel-a", failed, state_is(failed)).await;
+    assert_eq!(failing.error(), Some("SnapMirror relationship broken"));
+    assert_eq!(
+        amrs_b.get("rel-b").await.unwrap().state(),
+        Some("Promoted"),
+        "only rel-a fails"
+    );
+    world.faults.recover_relationship(Some("rel-a"));
+    let recovered = wait_for(&amrs_a, "rel-a", "Established again", state_is("Established")).await;
+    assert_eq!(recovered.error(), None);
 }

@@ -1,7 +1,11 @@
-//! The admission webhook end to end: the real `tprotect-webhook` binary, registered by URL with the two real
-//! API servers of the testbed (the webhook configurations are the project's own manifests with
-//! `clientConfig` rewritten to `https://127.0.0.1:<port>`), driven with `kubectl` as a user would.
+//! The admission webhook end to end: the real `tprotect-webhook` binary, started by `tprotect-localenv` on
+//! both clusters as the product deploys it (its ServiceAccount, RBAC and ConfigMap from `manifests/`, running
+//! as that ServiceAccount) and registered by URL with the two real API servers (the product's own webhook
+//! configurations with `clientConfig` rewritten to `https://127.0.0.1:<port>`), driven with `kubectl` as a
+//! user would.
 //!
+//! - what the API servers hold is the product's configuration: every field of `webhooks.yaml` but
+//!   `clientConfig`;
 //! - every invalid example is refused by `kubectl apply` with the webhook's message (field, rule, fix) and
 //!   nothing is stored; every valid one is stored;
 //! - omitted replication Schedule defaults are filled in, through the API server, with the JSON Patch
@@ -13,22 +17,19 @@
 //!   (it runs as the testbed's webhook service account identity);
 //! - the deployment manifests pass `kubectl apply --dry-run=server` where a 1.20 API server can take them.
 
-use std::{
-    io::{BufRead, BufReader, Write},
-    net::SocketAddr,
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::path::PathBuf;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tprotect_e2e::{Identity, Testbed, TestbedOptions, webhook_binary, workspace_root};
+use tprotect_e2e::localenv::fixtures::{
+    EXAMPLE_RULE as RULE, example_amr, example_app_vault, example_replication_schedule,
+};
+use tprotect_e2e::localenv::webhook::{REGISTRATIONS, validating_webhook_name};
+use tprotect_e2e::localenv::{ServeOptions, manifests};
+use tprotect_e2e::{
+    DESTINATION as DST, Identity, LocalEnv, LocalEnvOptions, SOURCE as SRC, Testbed, TestbedOptions,
+    WebhookOptions, eventually, webhook_binary, workspace_root,
+};
 
-const SRC: &str = "tprotect-source";
-const DST: &str = "tprotect-destination";
-const WEBHOOK_NAME: &str = "replication.validate.tprotect.io";
-const RULE: &str = "DTSTART:20220101T000200Z\nRRULE:FREQ=MINUTELY;INTERVAL=5";
 const APP_NS: &str = "my-app-namespace";
 
 fn manifests() -> PathBuf {
@@ -43,16 +44,7 @@ struct Kubectl {
 }
 
 fn kubectl(testbed: &Testbed, context: &str, args: &[&str], stdin: &str) -> Kubectl {
-    let mut child = testbed
-        .kubectl(context)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl runs");
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = testbed.run_kubectl(context, args, stdin).expect("kubectl runs");
     Kubectl {
         success: output.status.success(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -79,197 +71,66 @@ fn get_json(testbed: &Testbed, context: &str, args: &[&str]) -> Option<Value> {
     out.success.then(|| serde_json::from_str(&out.stdout).unwrap())
 }
 
-/// A running `tprotect-webhook serve`, killed on drop.
-struct Webhook {
-    child: Child,
-    https: SocketAddr,
-    health: SocketAddr,
-    log: PathBuf,
-}
-
-impl Drop for Webhook {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Webhook {
-    fn start(
-        testbed: &Testbed,
-        context: &str,
-        certs: &Path,
-        extra_args: &[&str],
-        env: &[(&str, &str)],
-    ) -> Self {
-        let log = testbed.dir.join(format!("webhook-{context}.log"));
-        let mut child = Command::new(webhook_binary())
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--health-listen",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-            ])
-            .arg("--tls-cert")
-            .arg(certs.join("tls.crt"))
-            .arg("--tls-key")
-            .arg(certs.join("tls.key"))
-            .arg("--kubeconfig")
-            .arg(&testbed.kubeconfig)
-            .arg("--context")
-            .arg(format!("{context}{}", Identity::Webhook.context_suffix()))
-            .args(extra_args)
-            .env_clear()
-            .env("RUST_LOG", "info")
-            .envs(env.iter().copied())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the webhook binary starts");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let log_file = log.clone();
-        std::thread::spawn(move || {
-            let mut file = std::fs::File::create(&log_file).unwrap();
-            let mut sent = false;
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = writeln!(file, "{line}");
-                if !sent
-                    && let Ok(value) = serde_json::from_str::<Value>(&line)
-                    && value["fields"]["message"] == "serving admission reviews"
-                {
-                    let _ = tx.send(value["fields"].clone());
-                    sent = true;
+/// What the API server holds is the product's configuration (`manifests/webhook/base/webhooks.yaml`): every
+/// field as written but `clientConfig`, which points at `webhook` by URL with a CA.
+fn assert_registered_as_the_product(testbed: &Testbed, context: &str, https: std::net::SocketAddr) {
+    let product = manifests::read_yaml(&manifests::product_manifest(REGISTRATIONS)).unwrap();
+    assert_eq!(product.len(), 2, "one validating, one mutating configuration");
+    for configuration in &product {
+        let kind = configuration["kind"].as_str().unwrap().to_lowercase();
+        let name = configuration["metadata"]["name"].as_str().unwrap();
+        let stored = get_json(testbed, context, &[&kind, name]).unwrap_or_else(|| panic!("{kind} {name}"));
+        assert_eq!(
+            stored["metadata"]["labels"], configuration["metadata"]["labels"],
+            "{context}: {kind} {name}"
+        );
+        let (written, registered) = (
+            configuration["webhooks"].as_array().unwrap(),
+            stored["webhooks"].as_array().unwrap(),
+        );
+        assert_eq!(written.len(), registered.len(), "{context}: {kind} {name}");
+        for (written, registered) in written.iter().zip(registered) {
+            for (field, value) in written.as_object().unwrap() {
+                if field == "clientConfig" {
+                    let path = value["service"]["path"].as_str().unwrap();
+                    assert_eq!(
+                        registered["clientConfig"]["url"],
+                        format!("https://{https}{path}"),
+                        "{context}: {}",
+                        written["name"]
+                    );
+                    assert!(
+                        registered["clientConfig"]["caBundle"]
+                            .as_str()
+                            .is_some_and(|ca| !ca.is_empty())
+                    );
+                } else {
+                    assert_eq!(
+                        &registered[field], value,
+                        "{context}: {} {field} differs from {REGISTRATIONS}",
+                        written["name"]
+                    );
                 }
             }
-        });
-        let fields = rx.recv_timeout(Duration::from_secs(120)).unwrap_or_else(|_| {
-            panic!(
-                "webhook did not start; log: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            )
-        });
-        Self {
-            child,
-            https: fields["https_addr"].as_str().unwrap().parse().unwrap(),
-            health: fields["health_addr"].as_str().unwrap().parse().unwrap(),
-            log,
         }
     }
-
-    async fn get(&self, path: &str) -> (u16, String) {
-        let mut stream = tokio::net::TcpStream::connect(self.health).await.unwrap();
-        stream
-            .write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
-            .await
-            .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await.unwrap();
-        let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
-        let body = response
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        (status, body)
-    }
-
-    async fn metric(&self, name: &str) -> Option<f64> {
-        let (_, body) = self.get("/metrics").await;
-        body.lines()
-            .find(|l| l.split_whitespace().next() == Some(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-async fn eventually<F, Fut>(what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    while !condition().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// The project's webhook configurations, pointed at `webhook` by URL with `ca_bundle`.
-fn registration(webhook: &Webhook, ca_bundle: &str) -> String {
-    let text = std::fs::read_to_string(manifests().join("base/webhooks.yaml")).unwrap();
-    let mut documents = Vec::new();
-    for document in serde_norway::Deserializer::from_str(&text) {
-        let mut value: Value = serde_norway::with::singleton_map_recursive::deserialize(document).unwrap();
-        for hook in value["webhooks"].as_array_mut().unwrap() {
-            let path = hook["clientConfig"]["service"]["path"]
-                .as_str()
-                .unwrap()
-                .to_string();
-            hook["clientConfig"] = json!({"url": format!("https://127.0.0.1:{}{path}", webhook.https.port()), "caBundle": ca_bundle});
-        }
-        documents.push(value);
-    }
-    serde_json::to_string(&json!({"apiVersion": "v1", "kind": "List", "items": documents})).unwrap()
 }
 
 fn replication_schedule(name: &str) -> Value {
-    json!({
-        "apiVersion": "protect.trident.netapp.io/v1",
-        "kind": "Schedule",
-        "metadata": {"name": name, "namespace": APP_NS},
-        "spec": {
-            "appVaultRef": "src-vault",
-            "applicationRef": "my-app-name",
-            "backupRetention": "0",
-            "enabled": true,
-            "granularity": "Custom",
-            "recurrenceRule": RULE,
-            "snapshotRetention": "2"
-        }
-    })
+    example_replication_schedule(name, APP_NS, "my-app-name", "src-vault")
 }
 
 fn amr(name: &str, namespace: &str, mapping: Value) -> Value {
-    json!({
-        "apiVersion": "protect.trident.netapp.io/v1",
-        "kind": "AppMirrorRelationship",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "desiredState": "Established",
-            "destinationAppVaultRef": "dst-vault",
-            "namespaceMapping": mapping,
-            "recurrenceRule": RULE,
-            "sourceAppVaultRef": "src-vault",
-            "sourceApplicationName": "my-app-name",
-            "sourceApplicationUID": "7498d32c-328e-4ddd-9029-122540866aeb",
-            "storageClassName": "sc-vsim-2"
-        }
-    })
+    let mut amr = example_amr(name, namespace);
+    amr["spec"]["namespaceMapping"] = mapping;
+    amr["spec"]["sourceApplicationName"] = json!("my-app-name");
+    amr
 }
 
 fn app_vault(provider: &str) -> Value {
-    json!({
-        "apiVersion": "protect.trident.netapp.io/v1",
-        "kind": "AppVault",
-        "metadata": {"name": "src-vault", "namespace": APP_NS},
-        "spec": {
-            "providerType": provider,
-            "providerConfig": {"s3": {"bucketName": "b", "endpoint": "s3.example.com", "secure": "true"}},
-            "providerCredentials": {
-                "accessKeyID": {"valueFromSecret": {"key": "accessKeyID", "name": "s3-secret"}},
-                "secretAccessKey": {"valueFromSecret": {"key": "secretAccessKey", "name": "s3-secret"}}
-            }
-        }
-    })
+    let mut vault = example_app_vault("src-vault", APP_NS, "s3-secret");
+    vault["spec"]["providerType"] = json!(provider);
+    vault
 }
 
 fn application() -> Value {
@@ -305,6 +166,7 @@ fn name_of(object: &Value) -> &str {
 /// and fix), and nothing is stored.
 #[track_caller]
 fn assert_refused(testbed: &Testbed, context: &str, object: &Value, expected_code: &str) {
+    let webhook_name = validating_webhook_name().unwrap();
     let now = jiff::Timestamp::now();
     let kind = object["kind"].as_str().unwrap();
     let violations = tprotect_policy::validate(kind, tprotect_policy::Operation::Create, object, None, now);
@@ -317,7 +179,7 @@ fn assert_refused(testbed: &Testbed, context: &str, object: &Value, expected_cod
     let stderr = out.stderr.replace("\\\"", "\"");
     assert!(
         stderr.contains(&format!(
-            "admission webhook \"{WEBHOOK_NAME}\" denied the request"
+            "admission webhook \"{webhook_name}\" denied the request"
         )),
         "{stderr}"
     );
@@ -425,102 +287,80 @@ fn controller_copies_source_keys(testbed: &Testbed, cluster: &str, namespace: &s
 async fn webhook_guards_replication_resources_through_real_api_servers() {
     let started = std::time::Instant::now();
     let stage = |what: &str| eprintln!("[{:>6.1}s] {what}", started.elapsed().as_secs_f64());
-    let testbed = Testbed::start_with(TestbedOptions {
-        crds: tprotect_e2e::CrdSource::NetApp,
-        ..Default::default()
+    // Destination: skip list set, documented base64 patches. Source: no skip list, kube-rs' byte-array patches.
+    let env = LocalEnv::start(LocalEnvOptions {
+        testbed: TestbedOptions {
+            crds: tprotect_e2e::CrdSource::NetApp,
+            ..Default::default()
+        },
+        standin: None,
+        webhook: Some(WebhookOptions {
+            binary: webhook_binary(),
+            source: ServeOptions {
+                args: vec!["--patch-encoding".into(), "byte-array".into()],
+                ..Default::default()
+            },
+            destination: ServeOptions {
+                env: vec![(
+                    "RESTORE_SKIP_NAMESPACE_ANNOTATIONS".into(),
+                    "annotation.one/key".into(),
+                )],
+                ..Default::default()
+            },
+        }),
     })
     .await
-    .expect("testbed");
-    stage("testbed up");
-
-    // The webhook's own namespace, service account, RBAC and ConfigMap, from the manifests, on both clusters.
-    for context in [SRC, DST] {
-        for file in [
-            "namespace.yaml",
-            "serviceaccount.yaml",
-            "rbac.yaml",
-            "configmap.yaml",
-        ] {
-            let path = manifests().join("base").join(file);
-            kubectl_ok(&testbed, context, &["apply", "-f", path.to_str().unwrap()], "");
-        }
-        kubectl_ok(&testbed, context, &["create", "namespace", APP_NS], "");
+    .expect("environment");
+    let testbed = &env.testbed;
+    let (destination, source) = (env.webhook(DST).unwrap(), env.webhook(SRC).unwrap());
+    for (context, webhook) in [(DST, destination), (SRC, source)] {
+        assert_eq!(webhook.get("/readyz").await.unwrap().0, 200);
+        // The AMR cache lists and watches with only the manifests' RBAC, as the webhook's ServiceAccount.
+        assert_eq!(
+            webhook.metric("tprotect_webhook_amr_cache_synced").await,
+            Some(1.0)
+        );
+        assert_registered_as_the_product(testbed, context, webhook.https);
+        kubectl_ok(testbed, context, &["create", "namespace", APP_NS], "");
     }
-
-    // Certificates from the binary's own gen-certs, for the URL the API servers call.
-    let certs = testbed.dir.join("webhook-certs");
-    let generated = Command::new(webhook_binary())
-        .args(["gen-certs", "--ip", "127.0.0.1", "--out-dir"])
-        .arg(&certs)
-        .output()
-        .unwrap();
-    assert!(
-        generated.status.success(),
-        "{}",
-        String::from_utf8_lossy(&generated.stderr)
-    );
-    let ca_bundle = String::from_utf8(generated.stdout).unwrap().trim().to_string();
-    stage("webhook built, certificates generated");
-
-    // Destination: skip list set, documented base64 patches. Source: no skip list, kube-rs' byte-array patches.
-    let destination = Webhook::start(
-        &testbed,
-        DST,
-        &certs,
-        &[],
-        &[("RESTORE_SKIP_NAMESPACE_ANNOTATIONS", "annotation.one/key")],
-    );
-    let source = Webhook::start(&testbed, SRC, &certs, &["--patch-encoding", "byte-array"], &[]);
-    for webhook in [&destination, &source] {
-        assert_eq!(webhook.get("/readyz").await.0, 200);
-        // The AMR cache lists and watches with only the manifests' RBAC.
-        eventually("AMR cache synced", || async {
-            webhook.metric("tprotect_webhook_amr_cache_synced").await == Some(1.0)
-        })
-        .await;
-    }
-    kubectl_ok(
-        &testbed,
-        DST,
-        &["apply", "-f", "-"],
-        &registration(&destination, &ca_bundle),
-    );
-    kubectl_ok(
-        &testbed,
-        SRC,
-        &["apply", "-f", "-"],
-        &registration(&source, &ca_bundle),
-    );
-
-    // Registration takes effect asynchronously in the API server: wait until a server dry run is refused.
-    let mut probe = replication_schedule("appmirror-schedule-probe");
-    probe["spec"]["snapshotRetention"] = json!("5");
-    for context in [DST, SRC] {
-        eventually("webhook registered", || {
-            let out = kubectl(
-                &testbed,
-                context,
-                &["apply", "--dry-run=server", "-f", "-"],
-                &probe.to_string(),
+    // It runs as its ServiceAccount: every request of that user reads AMRs, and none was refused.
+    let webhook_user = Identity::Webhook.username();
+    for cluster in [&testbed.source, &testbed.destination] {
+        let requests: Vec<_> = tprotect_e2e::localenv::audit::read_all(&cluster.audit_log)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.user.username == webhook_user)
+            .collect();
+        assert!(
+            !requests.is_empty(),
+            "no request of {webhook_user} on {}",
+            cluster.context
+        );
+        for request in &requests {
+            let code = request.response_status.as_ref().map_or(200, |s| s.code);
+            assert!(
+                request.resource() == "appmirrorrelationships"
+                    && ["get", "list", "watch"].contains(&request.verb.as_str())
+                    && code < 400,
+                "{}: {}",
+                cluster.context,
+                request.describe()
             );
-            async move { !out.success && out.stderr.contains(WEBHOOK_NAME) }
-        })
-        .await;
+        }
     }
-
     stage("webhooks serving and registered");
     // --- Invalid examples: refused with the webhook's message, nothing stored.
     let mut schedule = replication_schedule("appmirror-schedule-0e1f88ab-f013-4bce-8ae9-6afed9df59a1");
     schedule["spec"]["snapshotRetention"] = json!("5");
     schedule["spec"]["enabled"] = json!(false);
-    assert_refused(&testbed, DST, &schedule, "is invalid");
+    assert_refused(testbed, DST, &schedule, "is invalid");
     let mut schedule = replication_schedule("appmirror-schedule-future");
     schedule["spec"]["recurrenceRule"] = json!("DTSTART:20990101T000200Z\nRRULE:FREQ=MINUTELY;INTERVAL=2");
-    assert_refused(&testbed, DST, &schedule, "is invalid");
+    assert_refused(testbed, DST, &schedule, "is invalid");
     let mut labelled = replication_schedule("nightly-replication");
     labelled["metadata"]["labels"] = json!({"tprotect.io/replication-schedule": "true"});
     labelled["spec"]["backupRetention"] = json!("3");
-    assert_refused(&testbed, DST, &labelled, "is invalid");
+    assert_refused(testbed, DST, &labelled, "is invalid");
     let mut relationship = amr(
         "amr-bad-uid",
         APP_NS,
@@ -528,34 +368,34 @@ async fn webhook_guards_replication_resources_through_real_api_servers() {
     );
     relationship["spec"]["sourceApplicationUID"] = json!("my-app-uid");
     relationship["spec"]["recurrenceRule"] = json!("DTSTART:20220101T000200Z\nRRULE:FREQ=DAILY");
-    assert_refused(&testbed, DST, &relationship, "is invalid");
+    assert_refused(testbed, DST, &relationship, "is invalid");
     let duplicated = amr(
         "amr-duplicate",
         APP_NS,
         json!([{"source": "a", "destination": APP_NS}, {"source": "b", "destination": APP_NS}]),
     );
-    assert_refused(&testbed, DST, &duplicated, "is invalid");
+    assert_refused(testbed, DST, &duplicated, "is invalid");
     let mut premature = amr(
         "amr-promoted-snapshot",
         APP_NS,
         json!([{"source": "a", "destination": APP_NS}]),
     );
     premature["spec"]["promotedSnapshot"] = json!("20250107122548_bboxdrlastsnap_5fa90108");
-    assert_refused(&testbed, DST, &premature, "is invalid");
-    assert_refused(&testbed, DST, &app_vault("generic-s3"), "is invalid");
+    assert_refused(testbed, DST, &premature, "is invalid");
+    assert_refused(testbed, DST, &app_vault("generic-s3"), "is invalid");
     let mut both = application();
     both["spec"]["includedVirtualMachines"] = json!([{"namespace": "vm-ns", "names": ["vm-1"]}]);
-    assert_refused(&testbed, DST, &both, "is invalid");
+    assert_refused(testbed, DST, &both, "is invalid");
     for kind in ["Snapshot", "ShutdownSnapshot"] {
         let mut snap = snapshot(kind);
         snap["spec"].as_object_mut().unwrap().remove("appVaultRef");
-        assert_refused(&testbed, DST, &snap, "is invalid");
+        assert_refused(testbed, DST, &snap, "is invalid");
     }
     // The seed's own `granularity: custom`: refused (NetApp's CRD enum catches it before validating webhooks
     // run; the webhook's "did you mean" is the message where the CRD has no enum) and not stored.
     let mut seed = replication_schedule("appmirror-schedule-seed");
     seed["spec"]["granularity"] = json!("custom");
-    let out = kubectl(&testbed, DST, &["apply", "-f", "-"], &seed.to_string());
+    let out = kubectl(testbed, DST, &["apply", "-f", "-"], &seed.to_string());
     assert!(
         !out.success && out.stderr.contains("spec.granularity"),
         "{}",
@@ -563,7 +403,7 @@ async fn webhook_guards_replication_resources_through_real_api_servers() {
     );
     assert!(
         get_json(
-            &testbed,
+            testbed,
             DST,
             &[
                 "-n",
@@ -589,7 +429,7 @@ async fn webhook_guards_replication_resources_through_real_api_servers() {
         snapshot("Snapshot"),
         snapshot("ShutdownSnapshot"),
     ] {
-        let stored = assert_stored(&testbed, DST, &object);
+        let stored = assert_stored(testbed, DST, &object);
         // Stored as written (the CRDs' own defaults may add fields).
         for (field, value) in object["spec"].as_object().unwrap() {
             assert_eq!(&stored["spec"][field], value, "{} spec.{field}", object["kind"]);
@@ -603,13 +443,13 @@ async fn webhook_guards_replication_resources_through_real_api_servers() {
         json!([{"source": APP_NS, "destination": APP_NS}]),
     );
     promoted["spec"]["desiredState"] = json!("Promoted");
-    assert_stored(&testbed, DST, &promoted);
+    assert_stored(testbed, DST, &promoted);
     let resync = amr(
         "amr-1",
         APP_NS,
         json!([{"source": APP_NS, "destination": APP_NS}]),
     );
-    let out = kubectl(&testbed, DST, &["apply", "-f", "-"], &resync.to_string());
+    let out = kubectl(testbed, DST, &["apply", "-f", "-"], &resync.to_string());
     assert!(!out.success);
     assert!(
         out.stderr.contains("Error from server (Forbidden)"),
@@ -617,7 +457,7 @@ async fn webhook_guards_replication_resources_through_real_api_servers() {
         out.stderr
     );
     assert!(out.stderr.contains("kubectl tprotect resync"), "{}", out.stderr);
-    let stored = get_json(&testbed, DST, &["-n", APP_NS, "amr", "amr-1"]).unwrap();
+    let stored = get_json(testbed, DST, &["-n", APP_NS, "amr", "amr-1"]).unwrap();
     assert_eq!(
         stored["spec"]["desiredState"], "Promoted",
         "the refused update changed nothing"
@@ -625,12 +465,12 @@ async fn webhook_guards_replication_resources_through_real_api_servers() {
     let mut acknowledged = resync.clone();
     acknowledged["metadata"]["annotations"] = json!({"tprotect.io/discard-destination-changes": "true"});
     assert_eq!(
-        assert_stored(&testbed, DST, &acknowledged)["spec"]["desiredState"],
+        assert_stored(testbed, DST, &acknowledged)["spec"]["desiredState"],
         "Established"
     );
 
     // --- Defaults filled in through both API servers, with both patch encodings.
-    for (context, webhook) in [(DST, &destination), (SRC, &source)] {
+    for (context, webhook) in [(DST, destination), (SRC, source)] {
         let minimal = json!({
             "apiVersion": "protect.trident.netapp.io/v1",
             "kind": "Schedule",
@@ -640,14 +480,14 @@ async fn webhook_guards_replication_resources_through_real_api_servers() {
         // kubectl checks required fields on the client against a 1.20 server (no server-side field
         // validation before 1.25); the API server itself runs mutating webhooks before schema validation.
         let out = kubectl(
-            &testbed,
+            testbed,
             context,
             &["apply", "--validate=false", "-f", "-"],
             &minimal.to_string(),
         );
         assert!(out.success, "{context}: {}\n{}", out.stderr, webhook.log());
         let stored = get_json(
-            &testbed,
+            testbed,
             context,
             &[
                 "-n",
@@ -677,9 +517,9 @@ async fn webhook_guards_replication_resources_through_real_api_servers() {
 
     stage("valid examples stored, resync guard, defaults");
     // --- Namespaces: the seed's worked example, ns-1 → ns-2, written by the controller identity.
-    for (context, webhook) in [(DST, &destination), (SRC, &source)] {
+    for (context, webhook) in [(DST, destination), (SRC, source)] {
         create_namespace(
-            &testbed,
+            testbed,
             context,
             "ns-2",
             json!({"role": "database"}),
@@ -690,7 +530,7 @@ async fn webhook_guards_replication_resources_through_real_api_servers() {
             .await
             .unwrap_or(0.0);
         assert_stored(
-            &testbed,
+            testbed,
             context,
             &amr(
                 "rel-ns",
@@ -698,27 +538,25 @@ async fn webhook_guards_replication_resources_through_real_api_servers() {
                 json!([{"source": "ns-1", "destination": "ns-2"}]),
             ),
         );
-        eventually("the AMR reached the webhook's cache", || async {
-            webhook
-                .metric("tprotect_webhook_amr_cache_objects")
-                .await
-                .unwrap_or(0.0)
-                > before
+        eventually("the AMR reached the webhook's cache", async || {
+            let now = webhook.metric("tprotect_webhook_amr_cache_objects").await;
+            (now.unwrap_or(0.0) > before).then_some(())
         })
-        .await;
-        controller_copies_source_keys(&testbed, context, "ns-2");
+        .await
+        .unwrap();
+        controller_copies_source_keys(testbed, context, "ns-2");
     }
     let documented_labels =
         json!({"name": "ns-2", "compliance": "hipaa", "environment": "production", "role": "database"});
     // Source: no skip list, so exactly the seed's "after" table.
-    let (labels, annotations) = namespace_meta(&testbed, SRC, "ns-2");
+    let (labels, annotations) = namespace_meta(testbed, SRC, "ns-2");
     assert_eq!(labels, documented_labels);
     assert_eq!(
         annotations,
         json!({"annotation.one/key": "updatedvalue", "annotation.two/key": "true", "annotation.three/key": "false"})
     );
     // Destination: annotation.one/key is in RESTORE_SKIP_NAMESPACE_ANNOTATIONS, so it keeps "true".
-    let (labels, annotations) = namespace_meta(&testbed, DST, "ns-2");
+    let (labels, annotations) = namespace_meta(testbed, DST, "ns-2");
     assert_eq!(labels, documented_labels);
     assert_eq!(
         annotations,
@@ -728,24 +566,19 @@ async fn webhook_guards_replication_resources_through_real_api_servers() {
     let created = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns-created",
         "annotations": {"annotation.one/key": "from-source", "annotation.two/key": "true"}}});
     let controller = format!("{DST}{}", Identity::Controller.context_suffix());
-    kubectl_ok(
-        &testbed,
-        &controller,
-        &["create", "-f", "-"],
-        &created.to_string(),
-    );
-    let (_, annotations) = namespace_meta(&testbed, DST, "ns-created");
+    kubectl_ok(testbed, &controller, &["create", "-f", "-"], &created.to_string());
+    let (_, annotations) = namespace_meta(testbed, DST, "ns-created");
     assert_eq!(annotations, json!({"annotation.two/key": "true"}));
     // Anyone else may change a skipped key.
     let patch = json!({"metadata": {"annotations": {"annotation.one/key": "set-by-admin"}}}).to_string();
     kubectl_ok(
-        &testbed,
+        testbed,
         DST,
         &["patch", "namespace", "ns-2", "--type", "merge", "-p", &patch],
         "",
     );
     assert_eq!(
-        namespace_meta(&testbed, DST, "ns-2").1["annotation.one/key"],
+        namespace_meta(testbed, DST, "ns-2").1["annotation.one/key"],
         "set-by-admin"
     );
 
@@ -764,10 +597,17 @@ async fn webhook_guards_replication_resources_through_real_api_servers() {
         "pdb.yaml",
     ] {
         let path = manifests().join("base").join(file);
+        // The registrations exist already (server-side applied with a URL): a client-side apply would merge
+        // the manifest's Service into them; a replace sends the manifest as the whole object.
+        let verb = if file == "webhooks.yaml" {
+            "replace"
+        } else {
+            "apply"
+        };
         let out = kubectl(
-            &testbed,
+            testbed,
             DST,
-            &["apply", "--dry-run=server", "-f", path.to_str().unwrap()],
+            &[verb, "--dry-run=server", "-f", path.to_str().unwrap()],
             "",
         );
         if !out.success {
@@ -779,7 +619,7 @@ async fn webhook_guards_replication_resources_through_real_api_servers() {
     assert_eq!(refused[0].0, "pdb.yaml");
     assert!(refused[0].1.contains("policy/v1"), "{}", refused[0].1);
     let stored = get_json(
-        &testbed,
+        testbed,
         DST,
         &["validatingwebhookconfiguration", "tprotect-webhook"],
     )

@@ -24,12 +24,11 @@ use axum::{
     response::IntoResponse,
     routing::post,
 };
-use kube::core::{Status, admission::AdmissionResponse};
 use tower::ServiceExt;
 use tprotect_policy::Operation;
 use tprotect_webhook::{
     AdmissionConfig, AmrCache, AppState, Metrics,
-    admission::{PatchEncoding, VALIDATE_PATH, encode_review, parse_review},
+    admission::{Answer, PatchEncoding, VALIDATE_PATH, encode_review, parse_review},
     metrics::{Endpoint, EndpointLabels, RequestLabels},
     testing::amr_update_review,
 };
@@ -103,12 +102,12 @@ fn run(piece: &str, body: &Bytes, iterations: u32) -> Duration {
             black_box(parse_review(black_box(body)).expect("a valid review"));
         }),
         "validate" => {
-            let request = parse_review(body).expect("a valid review");
-            let object = request.object.as_ref().expect("object");
-            let old = request.old_object.as_ref();
+            let parsed = parse_review(body).expect("a valid review");
+            let object = parsed.request.object.as_ref().expect("object");
+            let old = parsed.request.old_object.as_ref();
             let now = jiff::Timestamp::now();
             time(iterations, || {
-                let violations = tprotect_policy::validate(
+                let violations = tprotect_policy::validate_json(
                     black_box("AppMirrorRelationship"),
                     Operation::Update,
                     black_box(object),
@@ -119,12 +118,16 @@ fn run(piece: &str, body: &Bytes, iterations: u32) -> Duration {
             })
         }
         "encode" => {
-            let mut response = AdmissionResponse::invalid("");
-            response.uid = "00000000-0000-4000-8000-000000000001".to_string();
-            response.allowed = true;
-            response.result = Status::default();
+            let answer = Answer::allow();
             time(iterations, || {
-                black_box(encode_review(black_box(&response), PatchEncoding::Base64).expect("encodes"));
+                black_box(
+                    encode_review(
+                        black_box("00000000-0000-4000-8000-000000000001"),
+                        black_box(&answer),
+                        PatchEncoding::Base64,
+                    )
+                    .expect("encodes"),
+                );
             })
         }
         "metrics" => time(iterations, || {

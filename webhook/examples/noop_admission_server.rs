@@ -1,5 +1,6 @@
-//! A no-op admission server for `cargo xtask bench webhook` (never shipped): the same axum + rustls stack as
-//! `tprotect-webhook` ([`tprotect_webhook::server::serve_https`], the same certificate loading and ALPN), but
+//! A no-op admission server for `cargo xtask bench webhook` (never shipped): the same hyper + rustls stack as
+//! `tprotect-webhook` ([`tprotect_webhook::server::HttpsServer`]: the same certificate loading and ALPN, the
+//! same limits, the body read whole within its memory budget before the router sees it), but
 //! its handler reads the request body and answers a fixed "allowed" AdmissionReview without looking at it. The
 //! benchmark compares the webhook's throughput and latency with this floor.
 //!
@@ -37,8 +38,10 @@ use axum::{
 };
 use clap::Parser;
 use tprotect_webhook::{
-    Metrics,
+    Limits, Metrics,
     admission::{MUTATE_PATH, VALIDATE_PATH},
+    limits::MemoryBudget,
+    server::HttpsServer,
     tls::{CertificateFiles, ReloadingCertificate},
 };
 
@@ -153,18 +156,14 @@ async fn main() -> anyhow::Result<()> {
         .route(MUTATE_PATH, post(answer));
     let listener = std::net::TcpListener::bind(args.listen)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let handle = axum_server::Handle::new();
-    let served = tprotect_webhook::server::serve_https(listener, tls, router, handle.clone())?;
-    let Some(addr) = handle.listening().await else {
-        return Err(served.await?.err().map_or_else(
-            || anyhow::anyhow!("listener stopped before it started"),
-            anyhow::Error::from,
-        ));
-    };
-    eprintln!("no-op admission server listening on https://{addr}");
-    tokio::select! {
-        result = served => result??,
-        _ = tokio::signal::ctrl_c() => {}
-    }
+    let limits = Limits::default();
+    let budget = MemoryBudget::new(&limits);
+    let server = HttpsServer::start(listener, tls, router, limits, budget, Arc::new(Metrics::new()))?;
+    eprintln!(
+        "no-op admission server listening on https://{}",
+        server.local_addr()
+    );
+    tokio::signal::ctrl_c().await?;
+    server.shutdown(std::time::Duration::from_secs(5)).await;
     Ok(())
 }

@@ -12,10 +12,16 @@
 //!   namespace. Namespace requests by anyone else pass untouched. The identity is checked here, from
 //!   `request.userInfo.username`, because API servers before 1.28 silently drop `matchConditions`.
 //!
-//! A body that is not an AdmissionReview v1 with a `request` gets HTTP 400 with a JSON `Status` body; one
-//! above [`MAX_BODY_BYTES`] gets 413. A panic in a rule becomes HTTP 500 for that request only.
+//! A body that is not an AdmissionReview v1 with a `request` gets HTTP 400 with a JSON `Status` body saying
+//! what is wrong; one above [`MAX_BODY_BYTES`] (or with more than [`MAX_REVIEW_VALUES`] values in what the
+//! rules read) gets 413 naming the limit. A panic in a rule becomes HTTP 500 for that request only.
+//!
+//! The review is read borrowing from the body ([`parse_review`]): only what the webhook and the rules read is
+//! built, as [`Json`] whose strings are slices of the body.
 
-use std::{any::Any, collections::HashSet, sync::Arc, time::Instant};
+use std::{
+    any::Any, borrow::Cow, cell::Cell, collections::HashSet, sync::Arc, sync::OnceLock, time::Instant,
+};
 
 use axum::{
     Router,
@@ -26,32 +32,32 @@ use axum::{
     routing::post,
 };
 use base64::Engine;
-use k8s_openapi::api::authentication::v1::UserInfo;
-use kube::core::{
-    GroupVersionKind, GroupVersionResource, Status,
-    admission::{self, AdmissionResponse},
-    response::StatusSummary,
+use kube::core::{Status, admission, response::StatusSummary};
+use serde::{
+    Deserialize, Deserializer, Serialize, Serializer,
+    de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor},
 };
-use serde::{Deserialize, Serialize, Serializer};
-use serde_json::Value;
 use tower_http::catch_panic::CatchPanicLayer;
 use tprotect_policy::{
     Operation, VALIDATED_KINDS,
+    json::{BorrowedKey, Json},
     namespace::{NamespaceMeta, SkipRules},
 };
 
 use crate::{
     amr_cache::AmrCache,
+    limits::{
+        self, CHARGE_PER_VALUE, MAX_ANSWER_MESSAGE_BYTES, MAX_REVIEW_VALUES, MemoryBudget, VALUES_COVERED,
+    },
     metrics::{Endpoint, EndpointLabels, KindLabels, Metrics, RejectLabels, RequestLabels},
 };
+
+pub use crate::limits::MAX_BODY_BYTES;
 
 /// Path of the validating webhook.
 pub const VALIDATE_PATH: &str = "/validate";
 /// Path of the mutating webhook.
 pub const MUTATE_PATH: &str = "/mutate";
-/// Largest request body accepted: an AdmissionReview carries the old and the new object, each up to the API
-/// server's 3 MiB object limit (controller-runtime uses the same 7 MiB).
-pub const MAX_BODY_BYTES: usize = 7 * 1024 * 1024;
 
 /// How the JSON Patch bytes of a response are written.
 ///
@@ -104,6 +110,8 @@ struct Inner {
     amr_cache: AmrCache,
     metrics: Arc<Metrics>,
     clock: Clock,
+    /// The server's request memory, once a server serves this state: a large review reserves more of it.
+    memory_budget: OnceLock<Arc<MemoryBudget>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -136,12 +144,19 @@ impl AppState {
                 amr_cache,
                 metrics,
                 clock,
+                memory_budget: OnceLock::new(),
             }),
         }
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.inner.metrics
+    }
+
+    /// Large reviews reserve from `budget` what the rules may report about them (the first budget given
+    /// stays).
+    pub fn use_memory_budget(&self, budget: Arc<MemoryBudget>) {
+        let _ = self.inner.memory_budget.set(budget);
     }
 }
 
@@ -172,6 +187,8 @@ pub fn error_response(code: StatusCode, message: &str) -> Response {
     let reason = match code {
         StatusCode::BAD_REQUEST => "BadRequest",
         StatusCode::PAYLOAD_TOO_LARGE => "RequestEntityTooLarge",
+        StatusCode::REQUEST_TIMEOUT => "Timeout",
+        StatusCode::SERVICE_UNAVAILABLE => "ServiceUnavailable",
         StatusCode::INTERNAL_SERVER_ERROR => "InternalError",
         _ => "Unknown",
     };
@@ -204,218 +221,483 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
     )
 }
 
-/// The parts of an AdmissionReview v1 request the endpoints read, parsed in one pass straight from the body.
-///
-/// Not kube's `AdmissionReview<DynamicObject>`: its flattened `TypeMeta` makes serde buffer the whole
-/// document before reading it, and `DynamicObject` parses metadata (managed fields included) into typed
-/// structs that the rules, which read plain JSON, would only serialise back. The fields and their
-/// requirements are kube's (`uid`, `kind`, `resource`, `operation`, `userInfo` required, the rest optional).
+/// An AdmissionReview v1 as the endpoints read it: borrowed from the request body, typed where the webhook
+/// reads a field itself, [`Json`] where the rules read it. Fields nobody reads are skipped by the parser,
+/// never built: the review's `requestKind`, `options` and the like, and in each object everything but
+/// `metadata` and `spec` (`status` above all) and in `metadata` everything but what a rule or the webhook
+/// reads (`managedFields` above all). Unknown fields are never refused.
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct IncomingReview {
-    api_version: String,
-    kind: String,
-    #[serde(default)]
-    request: Option<ReviewRequest>,
+#[serde(
+    rename_all = "camelCase",
+    expecting = "an AdmissionReview: a JSON object with apiVersion, kind and request"
+)]
+struct IncomingReview<'a> {
+    #[serde(borrow)]
+    api_version: Cow<'a, str>,
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    request: Option<ReviewRequest<'a>>,
 }
 
 /// An AdmissionReview v1 `request`, as the handlers use it.
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ReviewRequest {
-    pub uid: String,
-    pub kind: GroupVersionKind,
-    #[serde(rename = "resource")]
-    _resource: GroupVersionResource,
-    #[serde(default)]
-    pub name: String,
-    #[serde(default)]
-    pub namespace: Option<String>,
-    pub operation: admission::Operation,
-    pub user_info: UserInfo,
-    /// The new object as the rules read it: plain JSON without `metadata.managedFields` and `status`.
-    #[serde(default, deserialize_with = "rule_object")]
-    pub object: Option<Value>,
-    #[serde(default, deserialize_with = "rule_object")]
-    pub old_object: Option<Value>,
+#[serde(
+    rename_all = "camelCase",
+    expecting = "a request: a JSON object with uid, kind, resource, operation and userInfo"
+)]
+pub struct ReviewRequest<'a> {
+    #[serde(borrow)]
+    pub uid: Cow<'a, str>,
+    #[serde(borrow)]
+    pub kind: ReviewKind<'a>,
+    #[serde(borrow, rename = "resource")]
+    _resource: ReviewResource<'a>,
+    #[serde(borrow, default)]
+    pub name: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub namespace: Option<Cow<'a, str>>,
+    pub operation: ReviewOperation,
+    #[serde(borrow)]
+    pub user_info: ReviewUser<'a>,
+    /// The new object as the rules read it: `metadata` (name, namespace, generateName, labels, annotations,
+    /// deletionTimestamp) and `spec`.
+    #[serde(borrow, default, deserialize_with = "rule_object")]
+    pub object: Option<Json<'a>>,
+    #[serde(borrow, default, deserialize_with = "rule_object")]
+    pub old_object: Option<Json<'a>>,
 }
 
-/// An object as the rules read it: the JSON the API server sent without `metadata.managedFields` (and the
-/// other server-managed metadata in [`SKIPPED_METADATA`]) and the top-level `status`, which no rule reads (the rules judge what a user writes: metadata and spec) and which
-/// are much of a stored object's size. They are skipped while parsing, never allocated.
-struct RuleObject(Value);
-
-fn rule_object<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
-    Ok(Option::<RuleObject>::deserialize(deserializer)?.map(|object| object.0))
+/// `request.kind`: group, version and kind, all required.
+#[derive(Debug, Deserialize)]
+#[serde(expecting = "a kind: a JSON object with group, version and kind")]
+pub struct ReviewKind<'a> {
+    #[serde(borrow)]
+    pub group: Cow<'a, str>,
+    #[serde(borrow)]
+    pub version: Cow<'a, str>,
+    #[serde(borrow)]
+    pub kind: Cow<'a, str>,
 }
 
-impl<'de> Deserialize<'de> for RuleObject {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer
-            .deserialize_map(PrunedMap { metadata: false })
-            .map(RuleObject)
-    }
+/// `request.resource`: required with group, version and resource, as kube's types required it; not read.
+#[derive(Debug, Deserialize)]
+#[serde(expecting = "a resource: a JSON object with group, version and resource")]
+struct ReviewResource<'a> {
+    #[serde(borrow, rename = "group")]
+    _group: Cow<'a, str>,
+    #[serde(borrow, rename = "version")]
+    _version: Cow<'a, str>,
+    #[serde(borrow, rename = "resource")]
+    _resource: Cow<'a, str>,
 }
 
-/// Metadata fields the server manages and no rule reads, skipped while parsing: `managedFields` (most of a
-/// stored object's metadata) and the bookkeeping the API server writes. Parsing is most of the cost of an
-/// allowed review; each field is allocated twice per review (object and old object). A rule that needs one of
-/// these must take it off this list.
-const SKIPPED_METADATA: [&str; 6] = [
-    "managedFields",
-    "uid",
-    "resourceVersion",
-    "generation",
-    "creationTimestamp",
-    "selfLink",
-];
-
-/// The object's top level (skipping `status`) or its metadata (skipping [`SKIPPED_METADATA`]).
-#[derive(Clone, Copy)]
-struct PrunedMap {
-    metadata: bool,
+/// `request.operation`.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ReviewOperation {
+    Create,
+    Update,
+    Delete,
+    Connect,
 }
 
-impl<'de> serde::de::DeserializeSeed<'de> for PrunedMap {
-    type Value = Value;
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        deserializer.deserialize_map(self)
-    }
+/// `request.userInfo`: only the username is read (required object, as kube's types required it).
+#[derive(Debug, Deserialize)]
+#[serde(expecting = "userInfo: a JSON object")]
+pub struct ReviewUser<'a> {
+    #[serde(borrow, default)]
+    pub username: Option<Cow<'a, str>>,
 }
 
-impl<'de> serde::de::Visitor<'de> for PrunedMap {
-    type Value = Value;
+thread_local! {
+    /// JSON values the review being parsed on this thread may still build (parsing is synchronous, so the
+    /// count belongs to one review at a time).
+    static VALUES_LEFT: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Counts one value built; fails once the review holds more than [`MAX_REVIEW_VALUES`].
+fn count_value<E: de::Error>() -> Result<(), E> {
+    VALUES_LEFT.with(|left| match left.get() {
+        0 => Err(E::custom(TOO_MANY_VALUES)),
+        n => {
+            left.set(n - 1);
+            Ok(())
+        }
+    })
+}
+
+const TOO_MANY_VALUES: &str = "too many JSON values";
+
+/// A string value, counted.
+fn counted_string<'de, E: de::Error>(text: Cow<'de, str>) -> Result<Json<'de>, E> {
+    count_value()?;
+    Ok(Json::String(text))
+}
+
+fn rule_object<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Json<'de>>, D::Error> {
+    deserializer.deserialize_option(ObjectSeed)
+}
+
+/// An object as the rules read it: its `metadata` (some of it) and `spec`; `null` is no object.
+struct ObjectSeed;
+
+impl<'de> Visitor<'de> for ObjectSeed {
+    type Value = Option<Json<'de>>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a JSON object")
+        f.write_str("a Kubernetes object (a JSON object) or null")
     }
 
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut object = serde_json::Map::new();
-        let skipped: &[&str] = if self.metadata {
-            &SKIPPED_METADATA
-        } else {
-            &["status"]
-        };
-        while let Some(key) = map.next_key::<String>()? {
-            if skipped.contains(&key.as_str()) {
-                map.next_value::<serde::de::IgnoredAny>()?;
-                continue;
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        count_value()?;
+        let mut entries = Vec::with_capacity(2);
+        while let Some(key) = map.next_key_seed(BorrowedKey)? {
+            match key.as_ref() {
+                "metadata" => {
+                    let metadata = map.next_value_seed(MetadataSeed)?;
+                    entries.push((key, metadata));
+                }
+                "spec" => {
+                    let spec = map.next_value_seed(Counted)?;
+                    entries.push((key, spec));
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
             }
-            let value = if !self.metadata && key == "metadata" {
-                map.next_value_seed(Nullable(PrunedMap { metadata: true }))?
-            } else {
-                map.next_value()?
-            };
-            object.insert(key, value);
         }
-        Ok(Value::Object(object))
+        Ok(Some(Json::Object(entries)))
     }
 }
 
-/// `null`, or what the inner seed reads.
-struct Nullable(PrunedMap);
+/// The metadata fields a rule or the webhook reads, type-checked as kube's `ObjectMeta` would: strings for
+/// names, maps of strings for labels and annotations (null for any of them is absent).
+struct MetadataSeed;
 
-impl<'de> serde::de::DeserializeSeed<'de> for Nullable {
-    type Value = Value;
+impl<'de> DeserializeSeed<'de> for MetadataSeed {
+    type Value = Json<'de>;
 
-    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Json<'de>, D::Error> {
         deserializer.deserialize_option(self)
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for Nullable {
-    type Value = Value;
+impl<'de> Visitor<'de> for MetadataSeed {
+    type Value = Json<'de>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a JSON object or null")
+        f.write_str("metadata: a JSON object")
     }
 
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
+    fn visit_none<E>(self) -> Result<Json<'de>, E> {
+        Ok(Json::Null)
     }
 
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
+    fn visit_unit<E>(self) -> Result<Json<'de>, E> {
+        Ok(Json::Null)
     }
 
-    fn visit_some<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        deserializer.deserialize_map(self.0)
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Json<'de>, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json<'de>, A::Error> {
+        count_value()?;
+        let mut entries = Vec::with_capacity(4);
+        while let Some(key) = map.next_key_seed(BorrowedKey)? {
+            let value = match key.as_ref() {
+                "name" | "namespace" | "generateName" => map.next_value_seed(Text(FieldName(key.clone())))?,
+                "labels" | "annotations" => map.next_value_seed(StringMap(FieldName(key.clone())))?,
+                "deletionTimestamp" => map.next_value_seed(Counted)?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            entries.push((key, value));
+        }
+        Ok(Json::Object(entries))
     }
 }
 
-/// Reads an AdmissionReview v1 request; the error is the HTTP 400 message.
-pub fn parse_review(body: &[u8]) -> Result<ReviewRequest, String> {
+/// The metadata field being read, for messages.
+struct FieldName<'de>(Cow<'de, str>);
+
+impl std::fmt::Display for FieldName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "metadata.{}", self.0)
+    }
+}
+
+/// A string or null.
+struct Text<'de>(FieldName<'de>);
+
+impl<'de> DeserializeSeed<'de> for Text<'de> {
+    type Value = Json<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Json<'de>, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Text<'de> {
+    type Value = Json<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: a string", self.0)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Json<'de>, E> {
+        count_value()?;
+        Ok(Json::Null)
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Json<'de>, E> {
+        counted_string(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Json<'de>, E> {
+        counted_string(Cow::Owned(v.to_string()))
+    }
+}
+
+/// A map of strings (labels, annotations) or null.
+struct StringMap<'de>(FieldName<'de>);
+
+impl<'de> DeserializeSeed<'de> for StringMap<'de> {
+    type Value = Json<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Json<'de>, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StringMap<'de> {
+    type Value = Json<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: a map of strings", self.0)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Json<'de>, E> {
+        Ok(Json::Null)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json<'de>, A::Error> {
+        count_value()?;
+        let mut entries = Vec::new();
+        while let Some(key) = map.next_key_seed(BorrowedKey)? {
+            let value = map.next_value_seed(StringValue(&self.0, &key))?;
+            entries.push((key, value));
+        }
+        Ok(Json::Object(entries))
+    }
+}
+
+/// One label or annotation value: a string.
+struct StringValue<'s, 'de>(&'s FieldName<'de>, &'s str);
+
+impl<'de> DeserializeSeed<'de> for StringValue<'_, 'de> {
+    type Value = Json<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Json<'de>, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StringValue<'_, 'de> {
+    type Value = Json<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}[{:?}]: a string", self.0, self.1)
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Json<'de>, E> {
+        counted_string(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Json<'de>, E> {
+        counted_string(Cow::Owned(v.to_string()))
+    }
+}
+
+/// Any JSON value, counted.
+struct Counted;
+
+impl<'de> DeserializeSeed<'de> for Counted {
+    type Value = Json<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Json<'de>, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Counted {
+    type Value = Json<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Json<'de>, E> {
+        count_value()?;
+        Ok(Json::Bool(v))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Json<'de>, E> {
+        count_value()?;
+        Ok(Json::Number(v.into()))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Json<'de>, E> {
+        count_value()?;
+        Ok(Json::Number(v.into()))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Json<'de>, E> {
+        count_value()?;
+        Ok(serde_json::Number::from_f64(v).map_or(Json::Null, Json::Number))
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Json<'de>, E> {
+        counted_string(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Json<'de>, E> {
+        counted_string(Cow::Owned(v.to_string()))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Json<'de>, E> {
+        count_value()?;
+        Ok(Json::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json<'de>, A::Error> {
+        count_value()?;
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(Counted)? {
+            items.push(item);
+        }
+        Ok(Json::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json<'de>, A::Error> {
+        count_value()?;
+        let mut entries = Vec::new();
+        while let Some(key) = map.next_key_seed(BorrowedKey)? {
+            let value = map.next_value_seed(Counted)?;
+            entries.push((key, value));
+        }
+        Ok(Json::Object(entries))
+    }
+}
+
+/// Why a body is not a review the webhook can answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseError {
+    /// Not an AdmissionReview v1 with a request (HTTP 400); the message says what is wrong.
+    Invalid(String),
+    /// More than [`MAX_REVIEW_VALUES`] values in the fields the rules read (HTTP 413).
+    TooManyValues,
+}
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Invalid(message) => f.write_str(message),
+            Self::TooManyValues => write!(
+                f,
+                "the review's objects hold more than {MAX_REVIEW_VALUES} JSON values in metadata and spec, \
+                 more than the webhook reviews (no object of the kinds it guards comes near it)"
+            ),
+        }
+    }
+}
+
+/// A review read from its body, and how many JSON values its objects hold.
+#[derive(Debug)]
+pub struct ParsedReview<'a> {
+    pub request: ReviewRequest<'a>,
+    pub values: usize,
+}
+
+/// Reads an AdmissionReview v1 request, borrowing from `body`.
+pub fn parse_review(body: &[u8]) -> Result<ParsedReview<'_>, ParseError> {
     // One UTF-8 check of the whole body, then parsing from `str`: parsing from bytes checks every string
     // on its own, which cost a tenth of an allowed review (many short strings).
-    let body = std::str::from_utf8(body)
-        .map_err(|e| format!("body is not an AdmissionReview: not UTF-8 JSON ({e})"))?;
-    let review: IncomingReview =
-        serde_json::from_str(body).map_err(|e| format!("body is not an AdmissionReview: {e}"))?;
+    let body = std::str::from_utf8(body).map_err(|e| {
+        ParseError::Invalid(format!(
+            "body is not an AdmissionReview: it is not UTF-8 text (invalid byte at offset {})",
+            e.valid_up_to()
+        ))
+    })?;
+    VALUES_LEFT.with(|left| left.set(MAX_REVIEW_VALUES));
+    let parsed = serde_json::from_str::<IncomingReview>(body);
+    let values = MAX_REVIEW_VALUES - VALUES_LEFT.with(Cell::get);
+    let review = match parsed {
+        Ok(review) => review,
+        Err(_) if values == MAX_REVIEW_VALUES => return Err(ParseError::TooManyValues),
+        Err(error) => {
+            return Err(ParseError::Invalid(format!(
+                "body is not an AdmissionReview: {}",
+                user_terms(&error)
+            )));
+        }
+    };
     if review.api_version != admission::META_API_VERSION_V1 || review.kind != admission::META_KIND {
-        return Err(format!(
+        return Err(ParseError::Invalid(format!(
             "expected apiVersion {:?} and kind {:?}, got apiVersion {:?} and kind {:?}",
             admission::META_API_VERSION_V1,
             admission::META_KIND,
             review.api_version,
             review.kind
-        ));
+        )));
     }
-    let mut request = review
-        .request
-        .ok_or_else(|| "AdmissionReview has no request".to_string())?;
-    for (field, object) in [
-        ("object", &mut request.object),
-        ("oldObject", &mut request.old_object),
-    ] {
-        if let Some(value) = object {
-            normalise_object(value)
-                .map_err(|e| format!("body is not an AdmissionReview: request.{field}{e}"))?;
-        }
-    }
-    Ok(request)
+    let request = review.request.ok_or_else(|| {
+        ParseError::Invalid("AdmissionReview has no request: the API server always sends one".to_string())
+    })?;
+    Ok(ParsedReview { request, values })
 }
 
-/// Holds an object to what kube's `DynamicObject` accepted (a JSON object whose metadata, if any, is an
-/// object with string name, namespace and generateName and string-to-string labels and annotations; a null
-/// object is no object), and gives it an empty `metadata` when it has none, as `DynamicObject` did.
-fn normalise_object(object: &mut Value) -> Result<(), String> {
-    let Value::Object(map) = object else {
-        return Err(": expected a JSON object".to_string());
-    };
-    let metadata = map
-        .entry("metadata")
-        .or_insert_with(|| Value::Object(Default::default()));
-    if metadata.is_null() {
-        *metadata = Value::Object(Default::default());
+/// serde_json's message, with its Rust words in JSON's.
+fn user_terms(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    let text = text
+        .replace("invalid type: map", "invalid type: a JSON object")
+        .replace("invalid type: sequence", "invalid type: a JSON list")
+        .replace("invalid type: unit value", "invalid type: null")
+        .replace("invalid type: integer", "invalid type: the number")
+        .replace("invalid type: floating point", "invalid type: the number")
+        .replace("invalid type: string", "invalid type: the string")
+        .replace("invalid type: boolean", "invalid type: the boolean")
+        .replace("invalid length", "a JSON list of length")
+        .replace("missing field", "missing the field")
+        .replace("unknown variant", "unknown value");
+    match error.classify() {
+        serde_json::error::Category::Eof => format!("{text} (the body ends before the JSON does)"),
+        _ => text,
     }
-    let Value::Object(metadata) = metadata else {
-        return Err(".metadata: expected a JSON object".to_string());
-    };
-    for key in ["name", "namespace", "generateName"] {
-        if let Some(value) = metadata.get(key)
-            && !(value.is_string() || value.is_null())
-        {
-            return Err(format!(".metadata.{key}: expected a string"));
-        }
-    }
-    for key in ["labels", "annotations"] {
-        match metadata.get(key) {
-            None | Some(Value::Null) => {}
-            Some(Value::Object(entries)) if entries.values().all(Value::is_string) => {}
-            Some(_) => return Err(format!(".metadata.{key}: expected a map of strings")),
-        }
-    }
-    Ok(())
 }
 
-fn policy_operation(operation: &admission::Operation) -> Operation {
+fn policy_operation(operation: ReviewOperation) -> Operation {
     match operation {
-        admission::Operation::Create => Operation::Create,
-        admission::Operation::Update => Operation::Update,
-        admission::Operation::Delete => Operation::Delete,
-        admission::Operation::Connect => Operation::Connect,
+        ReviewOperation::Create => Operation::Create,
+        ReviewOperation::Update => Operation::Update,
+        ReviewOperation::Delete => Operation::Delete,
+        ReviewOperation::Connect => Operation::Connect,
     }
 }
 
@@ -432,16 +714,16 @@ fn kind_label(group: &str, kind: &str) -> &'static str {
     "other"
 }
 
-fn namespace_meta(object: &Value, request_name: &str) -> NamespaceMeta {
+fn namespace_meta(object: &Json<'_>, request_name: &str) -> NamespaceMeta {
     let metadata = object.get("metadata");
     let string_map = |key: &str| {
         metadata
             .and_then(|m| m.get(key))
-            .and_then(Value::as_object)
+            .and_then(Json::entries)
             .map(|entries| {
                 entries
-                    .iter()
-                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .into_iter()
+                    .filter_map(|(k, v)| Some((k.to_string(), v.as_str()?.to_string())))
                     .collect()
             })
             .unwrap_or_default()
@@ -449,27 +731,56 @@ fn namespace_meta(object: &Value, request_name: &str) -> NamespaceMeta {
     NamespaceMeta {
         name: metadata
             .and_then(|m| m.get("name"))
-            .and_then(Value::as_str)
+            .and_then(Json::as_str)
             .map_or_else(|| request_name.to_string(), str::to_string),
         labels: string_map("labels"),
         annotations: string_map("annotations"),
     }
 }
 
-/// The response to `request` before any rule speaks: allowed, echoing the uid.
-fn allowed_response(request: &ReviewRequest) -> AdmissionResponse {
-    // `AdmissionResponse` is non-exhaustive; `invalid` is its only constructor without a kube request.
-    let mut response = AdmissionResponse::invalid("");
-    response.uid = request.uid.clone();
-    response.allowed = true;
-    response.result = Status::default();
-    response
+/// The answer to a review, before it is written.
+#[derive(Debug, Clone, Default)]
+pub struct Answer {
+    pub allowed: bool,
+    /// Why not (a denial only).
+    pub status: Option<Status>,
+    /// A JSON Patch, serialised.
+    pub patch: Option<Vec<u8>>,
+    pub warnings: Option<Vec<String>>,
+}
+
+impl Answer {
+    pub fn allow() -> Self {
+        Self {
+            allowed: true,
+            ..Self::default()
+        }
+    }
+
+    /// Allowed with `patch`, or unchanged if it is empty.
+    fn patched(patch: json_patch::Patch) -> Self {
+        if patch.0.is_empty() {
+            return Self::allow();
+        }
+        match serde_json::to_vec(&patch) {
+            Ok(bytes) => Self {
+                patch: Some(bytes),
+                ..Self::allow()
+            },
+            Err(error) => {
+                // A Patch of JSON values always serialises; if it ever did not, admit unchanged rather than
+                // fail.
+                tracing::error!(%error, "failed to serialise a JSON Patch; admitting unchanged");
+                Self::allow()
+            }
+        }
+    }
 }
 
 /// Logs which request was being reviewed if a rule panics (the panic guard then answers HTTP 500).
 struct PanicContext<'a> {
     endpoint: Endpoint,
-    request: &'a ReviewRequest,
+    request: &'a ReviewRequest<'a>,
 }
 
 impl Drop for PanicContext<'_> {
@@ -481,7 +792,7 @@ impl Drop for PanicContext<'_> {
                 uid = %request.uid,
                 kind = %request.kind.kind,
                 namespace = request.namespace.as_deref().unwrap_or(""),
-                name = %request.name,
+                object_name = %request.name,
                 "panicked while reviewing this request"
             );
         }
@@ -504,13 +815,25 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// A denial message of at most [`MAX_ANSWER_MESSAGE_BYTES`].
+fn capped(mut message: String) -> String {
+    if message.len() <= MAX_ANSWER_MESSAGE_BYTES {
+        return message;
+    }
+    let mut end = MAX_ANSWER_MESSAGE_BYTES;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    message.truncate(end);
+    message.push_str(&format!(
+        " … (message cut at {} KiB: fix the problems above and submit again to see the rest)",
+        MAX_ANSWER_MESSAGE_BYTES / 1024
+    ));
+    message
+}
+
 impl AppState {
-    fn reject(&self, code: StatusCode, message: &str) -> Response {
-        let reason = if code == StatusCode::PAYLOAD_TOO_LARGE {
-            "too_large"
-        } else {
-            "bad_request"
-        };
+    fn reject(&self, code: StatusCode, reason: &'static str, message: &str) -> Response {
         self.inner
             .metrics
             .rejected_requests
@@ -518,7 +841,7 @@ impl AppState {
             .inc();
         tracing::warn!(
             status = code.as_u16(),
-            message,
+            problem = message,
             "rejected a request that is not a usable AdmissionReview"
         );
         error_response(code, message)
@@ -528,15 +851,44 @@ impl AppState {
         let started = Instant::now();
         let body = match body {
             Ok(body) => body,
-            Err(rejection) => return self.reject(rejection.status(), &rejection.body_text()),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return self.reject(StatusCode::PAYLOAD_TOO_LARGE, "too_large", &too_large_message());
+            }
+            Err(rejection) => return self.reject(rejection.status(), "bad_request", &rejection.body_text()),
         };
-        let request = match parse_review(&body) {
-            Ok(request) => request,
-            Err(message) => return self.reject(StatusCode::BAD_REQUEST, &message),
+        let ParsedReview { request, values } = match parse_review(&body) {
+            Ok(parsed) => parsed,
+            Err(ParseError::TooManyValues) => {
+                return self.reject(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_large",
+                    &ParseError::TooManyValues.to_string(),
+                );
+            }
+            Err(error) => return self.reject(StatusCode::BAD_REQUEST, "bad_request", &error.to_string()),
+        };
+        // What the rules may report about a large object is reserved before they run (the body and an
+        // ordinary review's values were reserved before the body was read).
+        let _more_memory = match (self.inner.memory_budget.get(), values.checked_sub(VALUES_COVERED)) {
+            (Some(budget), Some(extra)) if extra > 0 => match budget.try_reserve(extra * CHARGE_PER_VALUE) {
+                Some(reservation) => Some(reservation),
+                None => {
+                    return self.reject(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "busy",
+                        &format!(
+                            "the webhook is busy: the requests in progress hold its whole request memory ({}); \
+                             retry",
+                            limits::mib(budget.total())
+                        ),
+                    );
+                }
+            },
+            _ => None,
         };
         let metrics = &self.inner.metrics;
         let _in_flight = InFlight::enter(metrics);
-        let operation = policy_operation(&request.operation);
+        let operation = policy_operation(request.operation);
         // The request's log context is built only when something is logged (a denial, a patch, debug
         // level): formatting a span per request was a measurable part of the cost of an allowed review. A
         // panic in a rule still gets the context, from this guard.
@@ -545,13 +897,13 @@ impl AppState {
             request: &request,
         };
 
-        let response = match endpoint {
+        let answer = match endpoint {
             Endpoint::validate => self.review_validate(&request, operation),
             Endpoint::mutate => self.review_mutate(&request, operation),
         };
-        let allowed = response.allowed;
-        let patched = response.patch.is_some();
-        let body = match encode_review(&response, self.inner.patch_encoding) {
+        let allowed = answer.allowed;
+        let patched = answer.patch.is_some();
+        let body = match encode_review(&request.uid, &answer, self.inner.patch_encoding) {
             Ok(body) => body,
             Err(error) => {
                 tracing::error!(%error, "failed to serialise the AdmissionReview response");
@@ -595,15 +947,15 @@ impl AppState {
                 uid = %request.uid,
                 kind = %request.kind.kind,
                 namespace = request.namespace.as_deref().unwrap_or(""),
-                name = %request.name,
+                object_name = %request.name,
                 operation = operation.as_str(),
                 allowed,
                 patched,
                 duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
             );
             let _entered = span.enter();
-            if !allowed {
-                tracing::info!(message = %response.result.message, "denied");
+            if let Some(status) = answer.status.as_ref().filter(|_| !allowed) {
+                tracing::info!(denial = %status.message, "denied");
             } else if patched {
                 tracing::info!("patched");
             } else {
@@ -613,58 +965,62 @@ impl AppState {
         (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response()
     }
 
-    fn review_validate(&self, request: &ReviewRequest, operation: Operation) -> AdmissionResponse {
-        let response = allowed_response(request);
-        let kind = request.kind.kind.as_str();
+    fn review_validate(&self, request: &ReviewRequest<'_>, operation: Operation) -> Answer {
+        let kind = request.kind.kind.as_ref();
         if request.kind.group != tprotect_api::GROUP || !VALIDATED_KINDS.contains(&kind) {
-            return response;
+            return Answer::allow();
         }
         // DELETE and CONNECT carry no new object: nothing to hold to the rules.
         let Some(object) = &request.object else {
-            return response;
+            return Answer::allow();
         };
         let now = (self.inner.clock)();
-        let violations = tprotect_policy::validate(kind, operation, object, request.old_object.as_ref(), now);
+        let violations =
+            tprotect_policy::validate_json(kind, operation, object, request.old_object.as_ref(), now);
         if violations.is_empty() {
-            return response;
+            return Answer::allow();
         }
         let name = if request.name.is_empty() {
             object
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
+                .get("metadata")
+                .and_then(|m| m.get("name"))
+                .and_then(Json::as_str)
                 .unwrap_or_default()
         } else {
-            request.name.as_str()
+            request.name.as_ref()
         };
-        let message = tprotect_policy::denial_message(kind, name, &violations);
+        let message = capped(tprotect_policy::denial_message(kind, name, &violations));
         // Violations the new object would not have on its own are about the change, not the object.
         let only_transitions = operation == Operation::Update && {
-            let standalone = tprotect_policy::validate(kind, Operation::Create, object, None, now);
+            let standalone = tprotect_policy::validate_json(kind, Operation::Create, object, None, now);
             violations.iter().all(|v| !standalone.contains(v))
         };
-        let mut response = response.deny(message);
-        response.result.status = Some(StatusSummary::Failure);
-        if only_transitions {
-            response.result.code = StatusCode::FORBIDDEN.as_u16();
-            response.result.reason = "Forbidden".to_string();
+        let (code, reason) = if only_transitions {
+            (StatusCode::FORBIDDEN, "Forbidden")
         } else {
-            response.result.code = StatusCode::UNPROCESSABLE_ENTITY.as_u16();
-            response.result.reason = "Invalid".to_string();
+            (StatusCode::UNPROCESSABLE_ENTITY, "Invalid")
+        };
+        let mut status = Status::failure(&message, reason).with_code(code.as_u16());
+        status.status = Some(StatusSummary::Failure);
+        Answer {
+            allowed: false,
+            status: Some(status),
+            ..Answer::default()
         }
-        response
     }
 
-    fn review_mutate(&self, request: &ReviewRequest, operation: Operation) -> AdmissionResponse {
-        let response = allowed_response(request);
+    fn review_mutate(&self, request: &ReviewRequest<'_>, operation: Operation) -> Answer {
         let Some(object) = &request.object else {
-            return response;
+            return Answer::allow();
         };
-        let patch = match (request.kind.group.as_str(), request.kind.kind.as_str()) {
-            (tprotect_api::GROUP, kind) => tprotect_policy::mutate(kind, operation, object),
+        match (request.kind.group.as_ref(), request.kind.kind.as_ref()) {
+            (tprotect_api::GROUP, kind) => {
+                Answer::patched(tprotect_policy::mutate_json(kind, operation, object))
+            }
             ("", "Namespace") if matches!(operation, Operation::Create | Operation::Update) => {
                 let username = request.user_info.username.as_deref().unwrap_or_default();
                 if !self.inner.controller_usernames.contains(username) {
-                    return response;
+                    return Answer::allow();
                 }
                 let new = namespace_meta(object, &request.name);
                 let old = request
@@ -690,37 +1046,28 @@ impl AppState {
                     &self.inner.skip_rules,
                     &mappings,
                 );
-                if !synced && !patch.0.is_empty() {
-                    let mut response = with_patch(response, patch);
-                    response.warnings = Some(vec![
+                let unpatched = patch.0.is_empty();
+                let mut answer = Answer::patched(patch);
+                if !synced && !unpatched {
+                    answer.warnings = Some(vec![
                         "tprotect-webhook: AppMirrorRelationship cache not synced; the `name` label mapping may \
                          be missing"
                             .to_string(),
                     ]);
-                    return response;
                 }
-                patch
+                answer
             }
-            _ => return response,
-        };
-        if patch.0.is_empty() {
-            response
-        } else {
-            with_patch(response, patch)
+            _ => Answer::allow(),
         }
     }
 }
 
-fn with_patch(response: AdmissionResponse, patch: json_patch::Patch) -> AdmissionResponse {
-    let fallback = response.clone();
-    match response.with_patch(patch) {
-        Ok(patched) => patched,
-        Err(error) => {
-            // A Patch of JSON values always serialises; if it ever did not, admit unchanged rather than fail.
-            tracing::error!(%error, uid = %fallback.uid, "failed to serialise a JSON Patch; admitting unchanged");
-            fallback
-        }
-    }
+/// The 413 message: the limit, in MiB and bytes.
+fn too_large_message() -> String {
+    format!(
+        "request body is larger than the webhook's limit of {} ({MAX_BODY_BYTES} bytes)",
+        limits::mib(MAX_BODY_BYTES)
+    )
 }
 
 /// Patch bytes in the chosen encoding.
@@ -737,8 +1084,7 @@ impl Serialize for PatchBytes<'_> {
     }
 }
 
-/// The AdmissionReview v1 response as it goes on the wire (kube's `AdmissionResponse`, with the patch
-/// encoding under our control).
+/// The AdmissionReview v1 response as it goes on the wire.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct WireReview<'a> {
@@ -760,31 +1106,30 @@ struct WireResponse<'a> {
     patch_type: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     warnings: Option<&'a [String]>,
-    #[serde(skip_serializing_if = "std::collections::HashMap::is_empty")]
-    audit_annotations: &'a std::collections::HashMap<String, String>,
 }
 
-/// Serialises `response` as an AdmissionReview v1.
-pub fn encode_review(response: &AdmissionResponse, encoding: PatchEncoding) -> serde_json::Result<Vec<u8>> {
+/// Serialises `answer` to the review `uid` as an AdmissionReview v1.
+pub fn encode_review(uid: &str, answer: &Answer, encoding: PatchEncoding) -> serde_json::Result<Vec<u8>> {
     let wire = WireReview {
         api_version: admission::META_API_VERSION_V1,
         kind: admission::META_KIND,
         response: WireResponse {
-            uid: &response.uid,
-            allowed: response.allowed,
-            status: (!response.allowed).then_some(&response.result),
-            patch: response.patch.as_deref().map(|bytes| PatchBytes(bytes, encoding)),
-            patch_type: response.patch.as_ref().map(|_| "JSONPatch"),
-            warnings: response.warnings.as_deref(),
-            audit_annotations: &response.audit_annotations,
+            uid,
+            allowed: answer.allowed,
+            status: answer.status.as_ref().filter(|_| !answer.allowed),
+            patch: answer.patch.as_deref().map(|bytes| PatchBytes(bytes, encoding)),
+            patch_type: answer.patch.as_ref().map(|_| "JSONPatch"),
+            warnings: answer.warnings.as_deref(),
         },
     };
-    serde_json::to_vec(&wire)
+    let mut out = Vec::with_capacity(160);
+    serde_json::to_writer(&mut out, &wire)?;
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
 
@@ -806,47 +1151,106 @@ mod tests {
     }
 
     #[test]
-    fn objects_reach_the_rules_without_managed_fields_and_status() {
-        let request = parse_review(&review(json!({
+    fn objects_reach_the_rules_without_what_no_rule_reads() {
+        let body = review(json!({
             "apiVersion": "protect.trident.netapp.io/v1",
             "kind": "Schedule",
             "metadata": {
                 "name": "s", "labels": {"a": "b"}, "managedFields": [{"manager": "kubectl"}],
                 "uid": "3c0c6f1e-3f3c-4b8f-9d8e-0a0b0c0d0e0f", "resourceVersion": "1", "generation": 2,
-                "creationTimestamp": "2025-01-07T10:00:00Z", "finalizers": ["kept"],
+                "creationTimestamp": "2025-01-07T10:00:00Z", "finalizers": ["skipped"],
             },
-            "spec": {"enabled": true, "status": "kept: only the top-level status is skipped"},
+            "spec": {"enabled": true, "status": "kept: only the top-level status is skipped", "unknown": [1]},
             "status": {"state": "Ready"},
-        })))
-        .unwrap();
+        }));
+        let parsed = parse_review(&body).unwrap();
         assert_eq!(
-            request.object.unwrap(),
+            parsed.request.object.unwrap().to_value(),
             json!({
-                "apiVersion": "protect.trident.netapp.io/v1",
-                "kind": "Schedule",
-                "metadata": {"name": "s", "labels": {"a": "b"}, "finalizers": ["kept"]},
-                "spec": {"enabled": true, "status": "kept: only the top-level status is skipped"},
+                "metadata": {"name": "s", "labels": {"a": "b"}},
+                "spec": {"enabled": true, "status": "kept: only the top-level status is skipped", "unknown": [1]},
             })
         );
-        assert_eq!(request.old_object, None);
+        assert!(parsed.request.old_object.is_none());
+        // object, metadata, name, labels, one label, spec, its three fields and the list's element.
+        assert_eq!(parsed.values, 10);
     }
 
     #[test]
-    fn objects_are_held_to_what_kube_dynamic_object_accepted() {
-        let request = parse_review(&review(json!({"spec": {}}))).unwrap();
-        assert_eq!(request.object.unwrap(), json!({"metadata": {}, "spec": {}}));
-        let request = parse_review(&review(json!({"metadata": null}))).unwrap();
-        assert_eq!(request.object.unwrap(), json!({"metadata": {}}));
-        for bad in [
-            json!("a string"),
-            json!([1]),
-            json!({"metadata": 5}),
-            json!({"metadata": {"name": 5}}),
-            json!({"metadata": {"labels": {"a": 1}}}),
-            json!({"metadata": {"annotations": "x"}}),
+    fn strings_are_borrowed_from_the_body() {
+        let body = review(json!({"metadata": {"name": "s"}, "spec": {"applicationRef": "app"}}));
+        let parsed = parse_review(&body).unwrap();
+        assert!(matches!(parsed.request.uid, Cow::Borrowed("u")));
+        let spec = parsed.request.object.as_ref().unwrap().get("spec").unwrap();
+        assert!(matches!(
+            spec.get("applicationRef"),
+            Some(Json::String(Cow::Borrowed("app")))
+        ));
+    }
+
+    #[test]
+    fn metadata_is_held_to_what_kube_object_meta_accepts() {
+        for ok in [
+            json!({"spec": {}}),
+            json!({"metadata": null}),
+            json!({"metadata": {"labels": null}}),
         ] {
-            let error = parse_review(&review(bad.clone())).unwrap_err();
-            assert!(error.contains("not an AdmissionReview"), "{bad}: {error}");
+            parse_review(&review(ok.clone())).unwrap_or_else(|e| panic!("{ok}: {e}"));
         }
+        for (bad, says) in [
+            (json!("a string"), "a Kubernetes object"),
+            (json!([1]), "a Kubernetes object"),
+            (json!({"metadata": 5}), "metadata: a JSON object"),
+            (json!({"metadata": {"name": 5}}), "metadata.name: a string"),
+            (
+                json!({"metadata": {"labels": {"a": 1}}}),
+                "metadata.labels[\"a\"]: a string",
+            ),
+            (
+                json!({"metadata": {"annotations": "x"}}),
+                "metadata.annotations: a map of strings",
+            ),
+        ] {
+            let error = parse_review(&review(bad.clone())).unwrap_err().to_string();
+            assert!(
+                error.contains("not an AdmissionReview") && error.contains(says),
+                "{bad}: {error}"
+            );
+            assert!(!error.contains("struct") && !error.contains("Review<"), "{error}");
+        }
+    }
+
+    #[test]
+    fn errors_name_the_problem_in_json_terms() {
+        let error = parse_review(b"[]").unwrap_err().to_string();
+        assert!(
+            error.contains("a JSON list of length 0") && error.contains("an AdmissionReview: a JSON object"),
+            "{error}"
+        );
+        let error = parse_review(b"{\"apiVersion\": ").unwrap_err().to_string();
+        assert!(error.contains("ends before the JSON does"), "{error}");
+    }
+
+    #[test]
+    fn a_review_with_too_many_values_is_refused() {
+        let many: Vec<u8> = vec![0; MAX_REVIEW_VALUES];
+        let error = parse_review(&review(json!({"spec": {"list": many}}))).unwrap_err();
+        assert_eq!(error, ParseError::TooManyValues);
+        assert!(error.to_string().contains(&MAX_REVIEW_VALUES.to_string()));
+        // Skipped fields are not counted.
+        let skipped: Vec<u8> = vec![0; MAX_REVIEW_VALUES * 2];
+        parse_review(&review(json!({"status": {"list": skipped}, "spec": {}}))).unwrap();
+    }
+
+    #[test]
+    fn long_denials_are_cut() {
+        let message = capped("é".repeat(MAX_ANSWER_MESSAGE_BYTES));
+        assert!(
+            message.len() < MAX_ANSWER_MESSAGE_BYTES + 200,
+            "{}",
+            message.len()
+        );
+        assert!(message.ends_with("to see the rest)"));
+        assert_eq!(capped("short".to_string()), "short");
     }
 }

@@ -20,6 +20,9 @@ use crate::{Error, Result};
 pub const CA_FILE: &str = "ca.crt";
 pub const CERT_FILE: &str = "tls.crt";
 pub const KEY_FILE: &str = "tls.key";
+/// The `caBundle` value (base64 of `ca.crt`), so that a recipe can read it from a file: redirecting stdout
+/// into the output directory fails before the command has created it.
+pub const CA_BUNDLE_FILE: &str = "ca-bundle";
 
 /// A CA certificate and a serving certificate and key it signed, all PEM.
 #[derive(Clone)]
@@ -148,7 +151,8 @@ fn write_file(path: &Path, contents: &str, mode: u32) -> Result<()> {
     file.write_all(contents.as_bytes()).map_err(error)
 }
 
-/// Writes `ca.crt`, `tls.crt` and `tls.key` (mode 0600) into `dir`, creating it; returns the paths written.
+/// Writes `ca.crt`, `tls.crt`, `tls.key` (mode 0600) and `ca-bundle` into `dir`, creating it; returns the
+/// paths written.
 pub fn write_files(dir: &Path, generated: &GeneratedCertificates) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).map_err(|source| Error::WriteFile {
         path: dir.to_path_buf(),
@@ -160,7 +164,9 @@ pub fn write_files(dir: &Path, generated: &GeneratedCertificates) -> Result<Vec<
     write_file(&ca, &generated.ca_pem, 0o644)?;
     write_file(&cert, &generated.cert_pem, 0o644)?;
     write_file(&key, &generated.key_pem, 0o600)?;
-    Ok(vec![ca, cert, key])
+    let bundle = dir.join(CA_BUNDLE_FILE);
+    write_file(&bundle, &generated.ca_bundle(), 0o644)?;
+    Ok(vec![ca, cert, key, bundle])
 }
 
 #[cfg(test)]
@@ -183,7 +189,8 @@ mod tests {
         .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let paths = write_files(dir.path(), &generated).unwrap();
-        assert_eq!(paths.len(), 3);
+        assert_eq!(paths.len(), 4);
+        assert_eq!(std::fs::read_to_string(&paths[3]).unwrap(), generated.ca_bundle());
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(
             std::fs::metadata(&paths[2]).unwrap().permissions().mode() & 0o777,

@@ -10,10 +10,13 @@ use tprotect_policy::namespace::SkipRules;
 use crate::{
     Error, Result,
     admission::{AdmissionConfig, PatchEncoding},
+    limits::Limits,
     server::ServerConfig,
     telemetry::LogFormat,
     tls::CertificateFiles,
 };
+
+const MIB: usize = 1024 * 1024;
 
 /// Parses `500ms`, `30s`, `2m`, `1h30m` (or ISO 8601 `PT30S`) into a non-negative duration.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -89,6 +92,28 @@ pub struct ServeArgs {
     /// Once the listener is closed, wait at most this long for requests in progress.
     #[arg(long, env = "TPROTECT_WEBHOOK_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
+
+    /// Most HTTPS connections open at once; one more is closed as soon as it is accepted.
+    #[arg(long, env = "TPROTECT_WEBHOOK_MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]
+    pub max_connections: usize,
+
+    /// Memory all requests in progress may hold at once, in MiB: bodies and the work of reviewing them
+    /// (each request reserves 4 bytes per body byte + 64 KiB). 8 MiB of it is kept for small requests. Must
+    /// hold the largest request (about 33 MiB for a 7 MiB body).
+    #[arg(long, env = "TPROTECT_WEBHOOK_REQUEST_MEMORY_MIB", default_value_t = Limits::default().memory_budget_bytes / MIB)]
+    pub request_memory_mib: usize,
+
+    /// Time for the TLS handshake, and for a request's head from its first byte.
+    #[arg(long, env = "TPROTECT_WEBHOOK_HEADER_READ_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+
+    /// Time for a request's body from its complete head.
+    #[arg(long, env = "TPROTECT_WEBHOOK_BODY_READ_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub body_read_timeout: Duration,
+
+    /// A connection with no request in progress for this long is closed (HTTP/2: GOAWAY).
+    #[arg(long, env = "TPROTECT_WEBHOOK_IDLE_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
 
     /// User names of the Trident protect controller: only their Namespace writes are held to the restore
     /// skip rules. Comma-separated in the environment variable.
@@ -182,6 +207,14 @@ impl ServeArgs {
             certificate_reload_interval: self.tls_reload_interval,
             shutdown_delay: self.shutdown_delay,
             shutdown_timeout: self.shutdown_timeout,
+            limits: Limits {
+                max_connections: self.max_connections,
+                memory_budget_bytes: self.request_memory_mib.saturating_mul(MIB),
+                header_read_timeout: self.header_read_timeout,
+                body_read_timeout: self.body_read_timeout,
+                idle_timeout: self.idle_timeout,
+                ..Limits::default()
+            },
         }
     }
 
@@ -202,7 +235,7 @@ impl ServeArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct GenCertsArgs {
-    /// Directory to write ca.crt, tls.crt and tls.key into (created if missing).
+    /// Directory to write ca.crt, tls.crt, tls.key and ca-bundle (the caBundle) into, created if missing.
     #[arg(long)]
     pub out_dir: PathBuf,
     /// Name of the webhook's Service.
@@ -292,6 +325,31 @@ mod tests {
             args.server_config().certificate_reload_interval,
             Duration::from_secs(30)
         );
+    }
+
+    #[test]
+    fn limit_flags_default_to_the_library_defaults() {
+        let cli = Cli::try_parse_from(["tprotect-webhook", "serve"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("expected serve")
+        };
+        // The test environment might set the variables; only check when it does not.
+        if std::env::vars().all(|(name, _)| !name.starts_with("TPROTECT_WEBHOOK_")) {
+            assert_eq!(args.server_config().limits, Limits::default());
+        }
+        let cli = Cli::try_parse_from([
+            "tprotect-webhook",
+            "serve",
+            "--idle-timeout=30s",
+            "--request-memory-mib=64",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("expected serve")
+        };
+        let limits = args.server_config().limits;
+        assert_eq!(limits.idle_timeout, Duration::from_secs(30));
+        assert_eq!(limits.memory_budget_bytes, 64 * MIB);
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! - [`tls`]: the serving certificate, reloaded from its files (Secret volume symlink swaps included) without
 //!   dropping a request; a certificate that fails to load never replaces a working one.
 //! - [`server`]: both listeners, readiness only once the TLS listener is up, graceful drain on shutdown;
-//!   [`server::serve_https`] serves any router on the same TLS stack (a benchmark's no-op comparison server).
+//!   [`server::HttpsServer`] serves any router on the same stack (a benchmark's no-op comparison server).
+//! - [`limits`]: what any client can make the server hold, in memory and in time, and the memory budget.
 //! - [`amr_cache`]: a watch-fed cache of AppMirrorRelationships, for the namespace `name` label rule and the
 //!   AMR metrics.
 //! - [`amr_metrics`]: every AppMirrorRelationship's lag, RPO target, states and health on `/metrics`, judged by
@@ -24,6 +25,7 @@ pub mod amr_metrics;
 pub mod certs;
 pub mod config;
 pub mod health;
+pub mod limits;
 pub mod metrics;
 pub mod server;
 pub mod telemetry;
@@ -34,6 +36,7 @@ use std::{io, net::SocketAddr, path::PathBuf};
 
 pub use admission::{AdmissionConfig, AppState, PatchEncoding, router};
 pub use amr_cache::AmrCache;
+pub use limits::Limits;
 pub use metrics::Metrics;
 pub use server::{RunningServer, Server, ServerConfig};
 

@@ -69,7 +69,10 @@ fn gen_certs(args: &GenCertsArgs) -> anyhow::Result<()> {
         eprintln!("wrote {}", path.display());
     }
     eprintln!("serving certificate for: {}", names.join(", "));
-    eprintln!("caBundle for the webhook configurations (also printed on stdout):");
+    eprintln!(
+        "caBundle for the webhook configurations (in {}, and printed on stdout):",
+        args.out_dir.join(certs::CA_BUNDLE_FILE).display()
+    );
     println!("{}", generated.ca_bundle());
     Ok(())
 }

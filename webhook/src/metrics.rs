@@ -51,7 +51,15 @@ pub struct EndpointLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RejectLabels {
-    /// `bad_request` (malformed body, wrong apiVersion or kind, no request) or `too_large`.
+    /// `bad_request` (malformed body, wrong apiVersion or kind, no request), `too_large`, `busy` (no memory
+    /// left for it), `body_timeout`, `draining` (shutdown while its body arrived) or `broken_body`.
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConnectionLabels {
+    /// Why the server closed it: `over_limit`, `tls_error`, `tls_handshake_timeout`, `header_timeout`,
+    /// `idle_timeout`, `close_timeout`, `shutdown_timeout`.
     pub reason: &'static str,
 }
 
@@ -77,6 +85,7 @@ pub struct Metrics {
     pub amr_cache_synced: Gauge<i64, AtomicI64>,
     pub amr_cache_objects: Gauge<i64, AtomicI64>,
     pub namespace_mutations_without_cache: Counter<u64, AtomicU64>,
+    pub connections_closed: Family<ConnectionLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -162,6 +171,12 @@ impl Metrics {
             "Namespace mutations answered before the AppMirrorRelationship cache was synced",
             namespace_mutations_without_cache.clone(),
         );
+        let connections_closed = Family::<ConnectionLabels, Counter>::default();
+        registry.register(
+            "connections_closed",
+            "HTTPS connections the server closed on its own: over the connection limit, or out of time",
+            connections_closed.clone(),
+        );
         Self {
             registry: root,
             amrs,
@@ -176,6 +191,7 @@ impl Metrics {
             amr_cache_synced,
             amr_cache_objects,
             namespace_mutations_without_cache,
+            connections_closed,
         }
     }
 

@@ -256,6 +256,49 @@ fn deployment_runs_the_binary_as_configured() {
     let certificate = find(&resources, "Certificate", "tprotect-webhook");
     assert_eq!(certificate["spec"]["secretName"], secret);
     assert!(!serve.no_amr_watch, "the AMR watch must be on");
+
+    // The memory limit is the stated bound plus the headroom the README and the manifest write down.
+    let limit = container["resources"]["limits"]["memory"].as_str().unwrap();
+    let limit_mib: usize = limit.strip_suffix("Mi").unwrap().parse().unwrap();
+    let bound_mib = tprotect_webhook::limits::memory_bound(&serve.server_config().limits) / (1024 * 1024);
+    assert_eq!(
+        (bound_mib, limit_mib),
+        (84, 112),
+        "bound and limit: update the README and the manifest"
+    );
+    let readme = std::fs::read_to_string(manifests_dir().join("README.md")).unwrap();
+    assert!(
+        readme.contains("84 MiB") && readme.contains("112Mi"),
+        "the README states the bound and the limit"
+    );
+}
+
+#[test]
+fn read_timeouts_default_to_the_webhooks_timeout_seconds() {
+    let resources = all_resources();
+    let cli = Cli::try_parse_from(["tprotect-webhook", "serve"]).unwrap();
+    let Sub::Serve(serve) = cli.command else {
+        panic!("expected serve")
+    };
+    let limits = serve.server_config().limits;
+    for kind in ["ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"] {
+        for webhook in find(&resources, kind, "tprotect-webhook")["webhooks"]
+            .as_array()
+            .unwrap()
+        {
+            let seconds = webhook["timeoutSeconds"].as_u64().unwrap();
+            assert_eq!(seconds, tprotect_webhook::limits::REVIEW_TIMEOUT.as_secs());
+            if std::env::vars().all(|(name, _)| !name.starts_with("TPROTECT_WEBHOOK_")) {
+                for timeout in [
+                    limits.header_read_timeout,
+                    limits.body_read_timeout,
+                    limits.idle_timeout,
+                ] {
+                    assert_eq!(timeout.as_secs(), seconds, "{}", webhook["name"]);
+                }
+            }
+        }
+    }
 }
 
 #[test]

@@ -10,10 +10,8 @@
 mod common;
 
 use std::{
-    io::{BufRead, BufReader},
-    process::{Command, Stdio},
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
@@ -152,6 +150,7 @@ async fn start(ca: &TestCa, dir: &std::path::Path, shutdown_timeout: Duration) -
         certificate_reload_interval: Duration::from_secs(3600),
         shutdown_delay: Duration::ZERO,
         shutdown_timeout,
+        limits: tprotect_webhook::Limits::default(),
     };
     let server = Server::new(config, default_state()).start().await.unwrap();
     let port = server.https_addr().port();
@@ -225,103 +224,19 @@ async fn shutdown_is_bounded_by_its_timeout() {
         .unwrap();
 }
 
-fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_tprotect-webhook")
-}
-
-/// The JSON log lines of the child, as they arrive.
-fn log_lines(stderr: std::process::ChildStderr) -> Arc<Mutex<Vec<Value>>> {
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let sink = lines.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let value = serde_json::from_str(&line).unwrap_or_else(|_| json!({ "raw": line }));
-            sink.lock().unwrap().push(value);
-        }
-    });
-    lines
-}
-
-fn find_log(lines: &Mutex<Vec<Value>>, message: &str) -> Option<Value> {
-    lines
-        .lock()
-        .unwrap()
-        .iter()
-        .find(|l| l["fields"]["message"] == message)
-        .cloned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_to_the_binary_under_load_fails_no_request_in_flight() {
-    tprotect_webhook::install_crypto_provider();
-    let dir = tempfile::tempdir().unwrap();
-    // The binary's own gen-certs makes the CA and the serving certificate.
-    let generated = Command::new(binary())
-        .args([
-            "gen-certs",
-            "--ip",
-            "127.0.0.1",
-            "--dns",
-            "localhost",
-            "--out-dir",
-        ])
-        .arg(dir.path())
-        .env_clear()
-        .output()
-        .unwrap();
-    assert!(
-        generated.status.success(),
-        "{}",
-        String::from_utf8_lossy(&generated.stderr)
-    );
-    let ca_bundle = String::from_utf8(generated.stdout).unwrap();
-    let ca_pem = std::fs::read_to_string(dir.path().join("ca.crt")).unwrap();
+    let process = WebhookProcess::start(&["--shutdown-delay", "1s", "--shutdown-timeout", "60s"]).await;
     use base64::Engine;
     assert_eq!(
         base64::engine::general_purpose::STANDARD
-            .decode(ca_bundle.trim())
+            .decode(process.ca_bundle.trim())
             .unwrap(),
-        ca_pem.as_bytes()
+        process.ca_pem.as_bytes(),
+        "gen-certs prints the caBundle: the CA, base64"
     );
-    let ca = TestCa::trusting(&ca_pem);
-
-    let mut child = Command::new(binary())
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--health-listen",
-            "127.0.0.1:0",
-            "--no-amr-watch",
-        ])
-        .args([
-            "--log-format",
-            "json",
-            "--shutdown-delay",
-            "1s",
-            "--shutdown-timeout",
-            "60s",
-            "--tls-cert",
-        ])
-        .arg(dir.path().join("tls.crt"))
-        .arg("--tls-key")
-        .arg(dir.path().join("tls.key"))
-        .env_clear()
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = log_lines(child.stderr.take().unwrap());
-    let mut serving = None;
-    eventually("the binary is serving", || {
-        serving = find_log(&lines, "serving admission reviews");
-        let up = serving.is_some();
-        async move { up }
-    })
-    .await;
-    let serving = serving.unwrap();
-    let https_addr: std::net::SocketAddr = serving["fields"]["https_addr"].as_str().unwrap().parse().unwrap();
-    let health_addr = serving["fields"]["health_addr"].as_str().unwrap().to_string();
+    let (ca, https_addr, health_addr) = (&process.ca, process.https_addr, process.health_addr);
+    let lines = process.lines.clone();
     let ready = reqwest::get(format!("http://{health_addr}/readyz"))
         .await
         .unwrap();
@@ -329,7 +244,7 @@ async fn sigterm_to_the_binary_under_load_fails_no_request_in_flight() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let succeeded = Arc::new(AtomicU64::new(0));
-    let tasks = spawn_load(&ca, https_addr.port(), 8, stop.clone(), succeeded.clone());
+    let tasks = spawn_load(ca, https_addr.port(), 8, stop.clone(), succeeded.clone());
     let metrics_url = format!("http://{health_addr}/metrics");
     eventually("load running with requests in flight", || {
         let (succeeded, url) = (succeeded.clone(), metrics_url.clone());
@@ -343,15 +258,9 @@ async fn sigterm_to_the_binary_under_load_fails_no_request_in_flight() {
     })
     .await;
     let shutdown_at = Instant::now();
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    process.sigterm();
+    let mut process = process;
+    let status = tokio::task::block_in_place(|| process.child.wait()).unwrap();
     stop.store(true, Ordering::Relaxed);
     assert!(status.success(), "the webhook exits 0 after SIGTERM: {status}");
     let tally = tally(tasks, shutdown_at).await;

@@ -122,7 +122,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// The basename of a snapshot's `status.appArchivePath` (everything after the last `/`), which is what
 /// `AppMirrorRelationship.spec.promotedSnapshot` takes. `None` when the path or its basename is empty.
 pub fn archive_basename(app_archive_path: &str) -> Option<&str> {
-    let basename = app_archive_path.rsplit('/').next().unwrap_or_default();
+    // NetApp shows the path without a trailing slash; one written with it names the same archive.
+    let basename = app_archive_path
+        .trim()
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or_default();
     (!basename.is_empty()).then_some(basename)
 }
 
@@ -138,6 +144,7 @@ mod tests {
         );
         assert_eq!(archive_basename("no-slash"), Some("no-slash"));
         assert_eq!(archive_basename(""), None);
-        assert_eq!(archive_basename("trailing/"), None);
+        assert_eq!(archive_basename("app/snapshots/trailing/"), Some("trailing"));
+        assert_eq!(archive_basename("/"), None);
     }
 }

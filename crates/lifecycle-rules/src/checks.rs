@@ -218,7 +218,17 @@ pub fn preflight(observed: &Observed, webhooks: &Webhooks, now: Timestamp) -> Ve
             ),
         ));
     } else if let Some(error) = amr.error() {
-        items.push(item("AppMirrorRelationship without error", false, error));
+        // NetApp: the most recent error, "may not be permanent, so progress may continue". In a final state it
+        // is worth failing the check; while a transition is under way it may be the controller's progress.
+        let settled = match amr.desired() {
+            Some(DesiredState::Promoted) => amr.is(tprotect_api::AMR_STATE_PROMOTED),
+            _ => amr.is(tprotect_api::AMR_STATE_ESTABLISHED),
+        };
+        items.push(leveled(
+            "AppMirrorRelationship without error",
+            if settled { Level::Failed } else { Level::Warning },
+            error,
+        ));
     }
     let dst = observed.state(dst_key);
     let src = observed.state(src_key);

@@ -81,7 +81,7 @@ mod tests {
     fn only_a_discarding_step_needs_a_confirmation() {
         let warning = action_warning(&set_desired(true), &contexts(), "rel1").unwrap();
         assert!(
-            warning.contains("DISCARDED") && warning.contains("dr"),
+            warning.contains("DISCARDING") && warning.contains("dr"),
             "{warning}"
         );
         assert_eq!(action_warning(&set_desired(false), &contexts(), "rel1"), None);

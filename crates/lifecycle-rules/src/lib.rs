@@ -19,6 +19,7 @@ pub mod plan;
 pub mod read;
 pub mod record;
 pub mod simulate;
+pub mod states;
 pub mod status;
 pub mod wait;
 

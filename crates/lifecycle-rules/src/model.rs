@@ -214,14 +214,14 @@ impl AmrView {
             .unwrap_or("")
     }
 
-    /// Whether `status.state` is `state` (read tolerantly: see [`crate::read::state_is`]).
+    /// Whether `status.state` is `state` (read tolerantly: see [`crate::states::state_is`]).
     pub fn is(&self, state: &str) -> bool {
-        crate::read::state_is(self.state(), state)
+        crate::states::state_is(self.state(), state)
     }
 
-    /// Whether `status.state` is a failure state (every plausible spelling: [`crate::read::FAILURE_STATES`]).
+    /// Whether `status.state` is a failure state (every plausible spelling: [`crate::states::FAILURE_STATES`]).
     pub fn failed(&self) -> bool {
-        crate::read::is_failure_state(self.state())
+        crate::states::is_failure_state(self.state())
     }
 
     /// `status.error`, when set and not empty.
@@ -578,7 +578,7 @@ pub enum Action {
         cluster: ClusterKey,
         namespace: String,
         name: String,
-        found_by: crate::read::FoundBy,
+        found_by: FoundBy,
     },
 }
 
@@ -700,4 +700,32 @@ pub enum Step {
     Act(Action),
     Wait(WaitFor),
     Done(Outcome),
+}
+
+/// How the destination Application was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum FoundBy {
+    /// `status.destinationApplicationRef`, as a bare name or `namespace/name`.
+    StatusRef,
+    /// The AMR's `sourceApplicationName` in a mapped destination namespace (the reference was absent or named
+    /// nothing that exists).
+    SourceName,
+    /// The only Application in the destination namespaces labelled with the relationship.
+    RelationshipLabel,
+}
+
+impl FoundBy {
+    /// For `-v` output: where the name came from.
+    pub fn describe(self) -> &'static str {
+        match self {
+            FoundBy::StatusRef => "from status.destinationApplicationRef",
+            FoundBy::SourceName => {
+                "status.destinationApplicationRef named no existing Application: by the AMR's sourceApplicationName in its destination namespace"
+            }
+            FoundBy::RelationshipLabel => {
+                "status.destinationApplicationRef named no existing Application: the one Application labelled with the relationship in its destination namespaces"
+            }
+        }
+    }
 }

@@ -757,11 +757,9 @@ fn remove_schedules_step<'a>(
 // operation in progress: it is the way out of any state.
 
 fn plan_delete(observed: &Observed) -> Plan {
+    // None on the clusters that answered: deleted (or never there; `delete` tells which, and names a cluster that
+    // did not answer).
     let Some((key, amr)) = observed.amr_location()? else {
-        // Not on a cluster that answered: it may be on the one that did not.
-        for key in ClusterKey::BOTH {
-            state(observed, key, "delete (the AppMirrorRelationship may be there)")?;
-        }
         return Ok(Step::Done(Outcome {
             message: format!(
                 "{} is deleted: no AppMirrorRelationship remains",

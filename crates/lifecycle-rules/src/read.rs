@@ -17,6 +17,7 @@ use tprotect_api::{
 };
 
 use crate::model::*;
+pub use crate::states::{FAILURE_STATES, is_failure_state, state_is};
 
 /// Reads `value` as `T`; when that fails, keeps every top-level field that reads on its own.
 pub fn lenient<T: DeserializeOwned + Default>(value: Option<&Value>) -> T {
@@ -57,25 +58,6 @@ pub fn str_at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// States. NetApp documents the AMR's steady states only by example (`Established`, `Promoted`; observed
-// transitions `Establishing`, `Promoting`), a Snapshot's `Completed`, an AppVault's `Available`; failure
-// spellings are not documented at all. States are compared without regard to case, and every plausible failure
-// spelling counts as a failure. Any other state is "not there yet".
-
-/// AMR, Snapshot and AppVault states that mean the object failed. Undocumented: every plausible spelling.
-pub const FAILURE_STATES: [&str; 4] = ["Failed", "Error", "Failure", "Errored"];
-
-/// Whether `state` is `expected` (case aside).
-pub fn state_is(state: &str, expected: &str) -> bool {
-    state.trim().eq_ignore_ascii_case(expected)
-}
-
-/// Whether `state` is a failure state.
-pub fn is_failure_state(state: &str) -> bool {
-    FAILURE_STATES.iter().any(|f| state_is(state, f))
-}
-
-// ---------------------------------------------------------------------------------------------------------------
 // The destination Application. `status.destinationApplicationRef` is documented only as "the name of the
 // destination Application": a bare name, `namespace/name`, or absent are all plausible. When it names nothing
 // that exists, the plugin falls back to what it knows: the AMR's `sourceApplicationName` in a mapped destination
@@ -103,34 +85,6 @@ pub fn parse_app_ref(text: &str) -> Option<AppRef> {
         namespace: namespace.map(str::to_string),
         name: name.to_string(),
     })
-}
-
-/// How the destination Application was found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum FoundBy {
-    /// `status.destinationApplicationRef`, as a bare name or `namespace/name`.
-    StatusRef,
-    /// The AMR's `sourceApplicationName` in a mapped destination namespace (the reference was absent or named
-    /// nothing that exists).
-    SourceName,
-    /// The only Application in the destination namespaces labelled with the relationship.
-    RelationshipLabel,
-}
-
-impl FoundBy {
-    /// For `-v` output: where the name came from.
-    pub fn describe(self) -> &'static str {
-        match self {
-            FoundBy::StatusRef => "from status.destinationApplicationRef",
-            FoundBy::SourceName => {
-                "status.destinationApplicationRef named no existing Application: by the AMR's sourceApplicationName in its destination namespace"
-            }
-            FoundBy::RelationshipLabel => {
-                "status.destinationApplicationRef named no existing Application: the one Application labelled with the relationship in its destination namespaces"
-            }
-        }
-    }
 }
 
 /// The Application a promotion of `amr` created on `cluster` (the cluster holding the AMR), and how it was
@@ -254,10 +208,19 @@ pub fn vault_view(object: &DynamicObject) -> VaultView {
             }
         }
     }
+    let state = str_at(&status, &["state"]).unwrap_or_default().to_string();
+    // The reason of an unusable vault: `status.error`, or (undocumented) `status.message` beside a state that is
+    // not Available.
+    let error = str_at(&status, &["error"])
+        .or_else(|| {
+            str_at(&status, &["message"])
+                .filter(|_| !state_is(&state, tprotect_api::APP_VAULT_STATE_AVAILABLE))
+        })
+        .map(str::to_string);
     VaultView {
         name: name_of(&object.metadata),
-        state: str_at(&status, &["state"]).unwrap_or_default().to_string(),
-        error: str_at(&status, &["error"]).map(str::to_string),
+        state,
+        error,
         secret_refs,
     }
 }

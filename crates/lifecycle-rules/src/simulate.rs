@@ -88,25 +88,29 @@ pub fn apply(observed: &mut Observed, action: &Action) {
                     .iter()
                     .any(|s| &s.namespace == namespace && &s.name == name)
             {
+                // What the executor writes, read back as a read of the cluster would.
+                let object = crate::objects::replication_schedule_object(
+                    namespace,
+                    name,
+                    application,
+                    app_vault,
+                    recurrence_rule,
+                    &relationship,
+                );
                 c.schedules.push(ScheduleView {
                     namespace: namespace.clone(),
                     name: name.clone(),
-                    labels: [
-                        (
-                            tprotect_api::REPLICATION_SCHEDULE_LABEL.to_string(),
-                            "true".to_string(),
-                        ),
-                        (tprotect_api::RELATIONSHIP_LABEL.to_string(), relationship.clone()),
-                    ]
-                    .into(),
+                    labels: object["metadata"]["labels"]
+                        .as_object()
+                        .map(|labels| {
+                            labels
+                                .iter()
+                                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
                     annotations: Default::default(),
-                    spec: tprotect_api::ScheduleSpec {
-                        application_ref: Some(application.clone()),
-                        app_vault_ref: Some(app_vault.clone()),
-                        recurrence_rule: Some(recurrence_rule.clone()),
-                        enabled: Some(true),
-                        ..Default::default()
-                    },
+                    spec: read::lenient(object.get("spec")),
                 });
             }
         }
@@ -308,6 +312,8 @@ pub struct Controller {
     pub renames_app: bool,
     /// States written in lower case.
     pub lower_case_states: bool,
+    /// `appArchivePath` written with a trailing `/`.
+    pub archive_slash: bool,
 }
 
 impl Controller {
@@ -316,6 +322,7 @@ impl Controller {
         app_ref: AppRefForm::Name,
         renames_app: false,
         lower_case_states: false,
+        archive_slash: false,
     };
 
     /// Every reading the planner is held to.
@@ -328,11 +335,14 @@ impl Controller {
         ] {
             for renames_app in [false, true] {
                 for lower_case_states in [false, true] {
-                    all.push(Controller {
-                        app_ref,
-                        renames_app,
-                        lower_case_states,
-                    });
+                    for archive_slash in [false, true] {
+                        all.push(Controller {
+                            app_ref,
+                            renames_app,
+                            lower_case_states,
+                            archive_slash,
+                        });
+                    }
                 }
             }
         }
@@ -358,7 +368,12 @@ pub fn controller(observed: &mut Observed) {
 pub fn controller_as(observed: &mut Observed, variant: Controller) {
     let relationship = observed.relationship.clone();
     for key in ClusterKey::BOTH {
+        // Replicating (establishing, resyncing) reads the source: it cannot progress while that cluster is down.
+        let peer_reachable = observed.state(key.other()).is_some();
         let Some(c) = cluster(observed, key) else { continue };
+        for vault in c.vaults.values_mut().filter(|v| v.state.is_empty()) {
+            vault.state = variant.state(tprotect_api::APP_VAULT_STATE_AVAILABLE);
+        }
         if c.amr.as_ref().is_some_and(|a| a.deleting) {
             c.amr = None;
         }
@@ -372,8 +387,9 @@ pub fn controller_as(observed: &mut Observed, variant: Controller) {
                     .unwrap_or_else(|| "app".into());
                 snapshot.state = variant.state(SNAPSHOT_STATE_COMPLETED);
                 snapshot.app_archive_path = Some(format!(
-                    "{app}/snapshots/20260101000000_{}_{SIMULATED_UID}",
-                    snapshot.name
+                    "{app}/snapshots/20260101000000_{}_{SIMULATED_UID}{}",
+                    snapshot.name,
+                    if variant.archive_slash { "/" } else { "" }
                 ));
             }
         }
@@ -406,7 +422,9 @@ pub fn controller_as(observed: &mut Observed, variant: Controller) {
                     });
                 }
             }
-            Some(DesiredState::Established) if !read::state_is(&state, AMR_STATE_ESTABLISHED) => {
+            Some(DesiredState::Established)
+                if !read::state_is(&state, AMR_STATE_ESTABLISHED) && peer_reachable =>
+            {
                 let was_promoted = read::state_is(&state, AMR_STATE_PROMOTED);
                 status.state = Some(variant.state(AMR_STATE_ESTABLISHED));
                 if was_promoted {

@@ -105,8 +105,8 @@ pub struct RunOptions {
     pub dry_run: DryRun,
     /// The whole run, waits included (`--timeout`).
     pub timeout: Duration,
-    /// A `status.error` unchanged for this long while waiting fails the run; shorter ones are warnings. Also how
-    /// long a missing object the controller may still be creating is given before the run fails.
+    /// How long an object the controller may still be creating (the promoted Application, a moment after the
+    /// AMR reports Promoted) is looked for again before the run fails.
     pub error_grace: Duration,
     /// Stop at the first wait (after acting) instead of following the operation to its end.
     pub no_wait: bool,
@@ -717,8 +717,8 @@ struct Runner<'a> {
     /// The run's warnings were confirmed (or it needed none).
     confirmed: bool,
     kill_after: Option<usize>,
-    /// The awaited object's error and when it was first seen.
-    error_seen: Option<(String, Instant)>,
+    /// The awaited object's error last reported.
+    error_seen: Option<String>,
     /// Since when the planner has reported an object missing right after a wait (the controller may still be
     /// creating it).
     missing_since: Option<Instant>,
@@ -853,7 +853,8 @@ impl<'a> Runner<'a> {
                             amr_cluster: observed.amr_location().ok().flatten().map(|(k, _)| k),
                         }));
                     }
-                    let until = self.check_error(&wait, &description, seen.as_ref(), &cluster, deadline)?;
+                    self.report_error(&wait, seen.as_ref(), &cluster);
+                    let until = deadline;
                     if Instant::now() >= deadline {
                         return Err(self.timeout(&description, seen.as_ref(), &cluster));
                     }
@@ -873,11 +874,9 @@ impl<'a> Runner<'a> {
                         .await?
                     {
                         WaitOutcome::Changed(_) => {}
-                        WaitOutcome::Deadline(last) if Instant::now() >= deadline => {
+                        WaitOutcome::Deadline(last) => {
                             return Err(self.timeout(&description, last.as_ref(), &cluster));
                         }
-                        // The error grace ran out: the next round fails with the error (or finds it cleared).
-                        WaitOutcome::Deadline(_) => {}
                     }
                     just_waited = true;
                 }
@@ -959,48 +958,23 @@ impl<'a> Runner<'a> {
         });
     }
 
-    /// Tracks the awaited object's error: a new one is a warning; one unchanged for longer than the grace
-    /// period fails the run. Returns how long to wait at most.
-    fn check_error(
-        &mut self,
-        wait: &WaitFor,
-        description: &Description,
-        seen: Option<&Fingerprint>,
-        cluster: &str,
-        deadline: Instant,
-    ) -> Result<Instant, RunError> {
+    /// Reports the awaited object's error, each distinct text once. An error alone never fails a run: NetApp
+    /// documents `status.error` as the most recent error, "may not be permanent, so progress may continue" (a
+    /// controller may report progress there through a long transfer). Only a failure state does, or the timeout,
+    /// whose message carries the last error.
+    fn report_error(&mut self, wait: &WaitFor, seen: Option<&Fingerprint>, cluster: &str) {
         let Some(error) = seen.and_then(|f| f.error.clone()) else {
             self.error_seen = None;
-            return Ok(deadline);
+            return;
         };
-        let (kind, namespace, name) = describe::wait_object(wait);
-        let since = match &self.error_seen {
-            Some((previous, since)) if *previous == error => *since,
-            _ => {
-                self.progress(Progress::Warning(format!(
-                    "{kind} {namespace}/{name} on {cluster} reports an error (it may be transient; failing if it persists for {}s): {error}",
-                    self.options.error_grace.as_secs()
-                )));
-                let now = Instant::now();
-                self.error_seen = Some((error.clone(), now));
-                now
-            }
-        };
-        let grace_end = since + self.options.error_grace;
-        if Instant::now() >= grace_end {
-            return Err(RunError::Failed {
-                kind: kind.to_string(),
-                cluster: cluster.to_string(),
-                namespace: namespace.to_string(),
-                name: name.to_string(),
-                error: format!(
-                    "{error} (unchanged for {}s at the step: {})",
-                    self.options.error_grace.as_secs(),
-                    description.change
-                ),
-            });
+        if self.error_seen.as_ref() == Some(&error) {
+            return;
         }
-        Ok(grace_end.min(deadline))
+        let (kind, namespace, name) = describe::wait_object(wait);
+        self.progress(Progress::Warning(format!(
+            "{kind} {namespace}/{name} on {cluster} reports (it may be transient; waiting on): {error}"
+        )));
+        self.error_seen = Some(error);
     }
 
     fn timeout(&self, description: &Description, seen: Option<&Fingerprint>, cluster: &str) -> RunError {

@@ -141,7 +141,7 @@ pub enum OntapError {
     )]
     Busy {
         destination: String,
-        transfer: crate::update::BusyTransfer,
+        transfer: crate::model::BusyTransfer,
     },
 
     #[error("{method} {path} answered {status}{}", error.as_ref().map(|e| format!(": {e}")).unwrap_or_default())]

@@ -46,13 +46,13 @@ pub use duration::{DurationParseError, parse_iso8601_duration};
 pub use error::{OntapError, format_duration};
 pub use gate::{CONDITION_FORMS, Condition, HeldCondition, held_conditions};
 pub use model::{
-    ApiError, CodedMessage, Collection, EndpointRef, ErrorResponse, Job, JobState, LagTime,
-    RELATIONSHIP_FIELDS, Relationship, RelationshipState, Transfer, TransferState, TransferSummary,
+    ApiError, BusySeen, BusyTransfer, CodedMessage, Collection, EndpointRef, ErrorResponse, Job, JobState,
+    LagTime, RELATIONSHIP_FIELDS, Relationship, RelationshipState, Transfer, TransferState, TransferSummary,
 };
 pub use path::{ClusterHost, VolumePath};
 pub use tls::TlsOptions;
 pub use update::{
-    BusySeen, BusyTransfer, IfBusy, Preconditions, Progress, RelationshipStatus, UpdateOutcome,
-    UpdateRequest, UpdateResult, UpdateSummary, check_preconditions, running_transfer, status, update,
-    update_refusal, wait_for_job, wait_for_transfer,
+    IfBusy, Preconditions, Progress, RelationshipStatus, UpdateOutcome, UpdateRequest, UpdateResult,
+    UpdateSummary, check_preconditions, running_transfer, status, update, update_refusal, wait_for_job,
+    wait_for_transfer,
 };

@@ -339,6 +339,45 @@ pub struct JobLink {
     pub uuid: String,
 }
 
+/// How a running transfer was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BusySeen {
+    /// The lookup before the POST showed it `queued` or `transferring`.
+    BeforePost,
+    /// ONTAP refused the POST (code 13303844): one started between the lookup and the POST.
+    PostRefused,
+    /// The POST was accepted as a job, and the job failed with code 13303844.
+    JobRefused,
+}
+
+/// A transfer that was running on the relationship when this update wanted to start one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BusyTransfer {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<TransferState>,
+    pub seen: BusySeen,
+    /// ONTAP's refusal, when it refused the POST or the job.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
+}
+
+impl std::fmt::Display for BusyTransfer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let running = match (&self.uuid, &self.state) {
+            (Some(uuid), Some(state)) => format!("transfer {uuid} is {state}"),
+            (None, Some(state)) => format!("a transfer is {state}"),
+            _ => "another transfer is in progress".to_owned(),
+        };
+        match &self.refusal {
+            Some(refusal) => write!(f, "ONTAP refused the update ({refusal}); {running}"),
+            None => f.write_str(&running),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

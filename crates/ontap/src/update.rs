@@ -5,14 +5,13 @@
 //! only after ONTAP answered that another transfer was in progress (so nothing of ours started) and that
 //! transfer ended; a POST whose answer was lost is never sent again ([`OntapError::PostAnswerLost`]).
 
-use std::fmt;
-
 use serde::Serialize;
 
 use crate::client::{OntapClient, TransferStarted};
 use crate::error::{OntapError, state_hint};
 use crate::model::{
-    CodedMessage, Job, JobState, Relationship, RelationshipState, Transfer, TransferState, TransferSummary,
+    BusySeen, BusyTransfer, CodedMessage, Job, JobState, Relationship, RelationshipState, Transfer,
+    TransferState, TransferSummary,
 };
 use crate::path::VolumePath;
 
@@ -118,45 +117,6 @@ pub fn check_preconditions(
         });
     }
     Ok(Preconditions::default())
-}
-
-/// How a running transfer was found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BusySeen {
-    /// The lookup before the POST showed it `queued` or `transferring`.
-    BeforePost,
-    /// ONTAP refused the POST (code 13303844): one started between the lookup and the POST.
-    PostRefused,
-    /// The POST was accepted as a job, and the job failed with code 13303844.
-    JobRefused,
-}
-
-/// A transfer that was running on the relationship when this update wanted to start one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct BusyTransfer {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub uuid: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub state: Option<TransferState>,
-    pub seen: BusySeen,
-    /// ONTAP's refusal, when it refused the POST or the job.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub refusal: Option<String>,
-}
-
-impl fmt::Display for BusyTransfer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let running = match (&self.uuid, &self.state) {
-            (Some(uuid), Some(state)) => format!("transfer {uuid} is {state}"),
-            (None, Some(state)) => format!("a transfer is {state}"),
-            _ => "another transfer is in progress".to_owned(),
-        };
-        match &self.refusal {
-            Some(refusal) => write!(f, "ONTAP refused the update ({refusal}); {running}"),
-            None => f.write_str(&running),
-        }
-    }
 }
 
 /// The relationship's current transfer when it is still running. Pure.

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::Value;
+use crate::json::Json;
 
 use crate::{
     names::DISCARD_DESTINATION_CHANGES_ANNOTATION,
@@ -22,7 +22,7 @@ const IMMUTABLE: [&str; 5] = [
     "namespaceMapping",
 ];
 
-pub(crate) fn validate(report: &mut Report, object: &Value, now: jiff::Timestamp) {
+pub(crate) fn validate(report: &mut Report, object: &Json<'_>, now: jiff::Timestamp) {
     let Some(spec) = report::spec(
         report,
         object,
@@ -82,7 +82,7 @@ pub(crate) fn validate(report: &mut Report, object: &Value, now: jiff::Timestamp
 
     // The fix hint is built only when needed: validation of a valid object stays cheap.
     let text = match child(spec, "recurrenceRule") {
-        Some(Value::String(text)) if !text.trim().is_empty() => Some(text.as_str()),
+        Some(Json::String(text)) if !text.trim().is_empty() => Some(text.as_ref()),
         _ => report::required_string(
             report,
             spec,
@@ -111,7 +111,7 @@ pub(crate) fn validate(report: &mut Report, object: &Value, now: jiff::Timestamp
     check_promoted_snapshot(report, spec, desired_state);
 }
 
-fn check_desired_state<'a>(report: &mut Report, spec: &'a Value) -> Option<&'a str> {
+fn check_desired_state<'a>(report: &mut Report, spec: &'a Json<'_>) -> Option<&'a str> {
     let path = "spec.desiredState";
     let fix = "set spec.desiredState: Established (replicate) or Promoted (fail over)";
     let Some(value) = child(spec, "desiredState") else {
@@ -147,7 +147,7 @@ fn check_desired_state<'a>(report: &mut Report, spec: &'a Value) -> Option<&'a s
     None
 }
 
-fn check_namespace_mapping(report: &mut Report, spec: &Value) {
+fn check_namespace_mapping(report: &mut Report, spec: &Json<'_>) {
     let path = "spec.namespaceMapping";
     let fix = "list the application's namespaces, e.g. namespaceMapping: [{source: my-app-namespace, destination: \
                my-app-namespace}]";
@@ -156,11 +156,11 @@ fn check_namespace_mapping(report: &mut Report, spec: &Value) {
             report.push(path, "is required", fix);
             return;
         }
-        Some(Value::Array(entries)) if entries.is_empty() => {
+        Some(Json::Array(entries)) if entries.is_empty() => {
             report.push(path, "must not be empty", fix);
             return;
         }
-        Some(Value::Array(entries)) => entries,
+        Some(Json::Array(entries)) => entries,
         Some(other) => {
             report.push(path, format!("must be a list, got {}", describe(other)), fix);
             return;
@@ -211,13 +211,13 @@ fn check_namespace_mapping(report: &mut Report, spec: &Value) {
     }
 }
 
-fn check_promoted_snapshot(report: &mut Report, spec: &Value, desired_state: Option<&str>) {
+fn check_promoted_snapshot(report: &mut Report, spec: &Json<'_>, desired_state: Option<&str>) {
     let path = "spec.promotedSnapshot";
     let snapshot = match child(spec, "promotedSnapshot") {
         // An empty string names no snapshot: treated like an absent field.
         None => return,
-        Some(Value::String(s)) if s.trim().is_empty() => return,
-        Some(Value::String(s)) => s.as_str(),
+        Some(Json::String(s)) if s.trim().is_empty() => return,
+        Some(Json::String(s)) => s.as_ref(),
         Some(other) => {
             report.push(
                 path,
@@ -247,13 +247,13 @@ fn check_promoted_snapshot(report: &mut Report, spec: &Value, desired_state: Opt
 }
 
 /// Rules on the change from `old` to `new`.
-pub(crate) fn validate_update(report: &mut Report, new: &Value, old: &Value) {
+pub(crate) fn validate_update(report: &mut Report, new: &Json<'_>, old: &Json<'_>) {
     let (Some(new_spec), Some(old_spec)) = (child(new, "spec"), child(old, "spec")) else {
         return;
     };
     let name = child(new, "metadata")
         .and_then(|m| child(m, "name"))
-        .and_then(Value::as_str)
+        .and_then(Json::as_str)
         .unwrap_or("<name>");
 
     for key in IMMUTABLE {
@@ -289,12 +289,12 @@ pub(crate) fn validate_update(report: &mut Report, new: &Value, old: &Value) {
         }
     }
 
-    let state = |spec| child(spec, "desiredState").and_then(Value::as_str);
+    let state = |spec| child(spec, "desiredState").and_then(Json::as_str);
     if state(old_spec) == Some("Promoted") && state(new_spec) == Some("Established") {
         let consented = child(new, "metadata")
             .and_then(|m| child(m, "annotations"))
             .and_then(|a| child(a, DISCARD_DESTINATION_CHANGES_ANNOTATION))
-            .and_then(Value::as_str)
+            .and_then(Json::as_str)
             == Some("true");
         if !consented {
             report.push(
@@ -313,20 +313,20 @@ pub(crate) fn validate_update(report: &mut Report, new: &Value, old: &Value) {
 }
 
 /// A namespace mapping as a set of pairs: reordering the list changes nothing.
-fn mapping_set(value: &Value) -> Option<BTreeSet<(&str, &str)>> {
+fn mapping_set<'a>(value: &'a Json<'_>) -> Option<BTreeSet<(&'a str, &'a str)>> {
     value
         .as_array()?
         .iter()
         .map(|entry| {
-            let get = |key| child(entry, key).and_then(Value::as_str);
+            let get = |key| child(entry, key).and_then(Json::as_str);
             Some((get("source")?, get("destination")?))
         })
         .collect()
 }
 
-fn short(value: &Value) -> String {
+fn short(value: &Json<'_>) -> String {
     let text = match value {
-        Value::String(s) => quote(s),
+        Json::String(s) => quote(s),
         other => other.to_string(),
     };
     if text.chars().count() > 120 {

@@ -1,10 +1,10 @@
 //! Application rules.
 
-use serde_json::Value;
+use crate::json::Json;
 
 use crate::report::{self, Report, child, describe};
 
-pub(crate) fn validate(report: &mut Report, object: &Value) {
+pub(crate) fn validate(report: &mut Report, object: &Json<'_>) {
     let Some(spec) = report::spec(
         report,
         object,
@@ -57,13 +57,13 @@ pub(crate) fn validate(report: &mut Report, object: &Value) {
                 let fix = "list the VirtualMachine names, e.g. names: [my-vm]";
                 match child(entry, "names") {
                     None => report.push(names_path, "is required", fix),
-                    Some(Value::Array(names)) if names.is_empty() => {
+                    Some(Json::Array(names)) if names.is_empty() => {
                         report.push(names_path, "must list at least one VirtualMachine", fix)
                     }
-                    Some(Value::Array(names)) => {
+                    Some(Json::Array(names)) => {
                         for (i, name) in names.iter().enumerate() {
                             match name {
-                                Value::String(n) if !n.trim().is_empty() => report::check_object_name(
+                                Json::String(n) if !n.trim().is_empty() => report::check_object_name(
                                     report,
                                     &format!("{names_path}[{i}]"),
                                     "VirtualMachine",
@@ -91,13 +91,13 @@ pub(crate) fn validate(report: &mut Report, object: &Value) {
 /// A non-empty list of objects each with a valid `namespace`, plus the entry's own checks.
 fn check_list(
     report: &mut Report,
-    list: &Value,
+    list: &Json<'_>,
     path: &str,
     example: &str,
-    entry_checks: impl Fn(&mut Report, &Value, &str),
+    entry_checks: impl Fn(&mut Report, &Json<'_>, &str),
 ) {
     let entries = match list {
-        Value::Array(entries) if entries.is_empty() => {
+        Json::Array(entries) if entries.is_empty() => {
             report.push(
                 path,
                 "must not be empty",
@@ -105,7 +105,7 @@ fn check_list(
             );
             return;
         }
-        Value::Array(entries) => entries,
+        Json::Array(entries) => entries,
         other => {
             report.push(
                 path,

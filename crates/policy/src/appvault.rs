@@ -1,6 +1,6 @@
 //! AppVault rules.
 
-use serde_json::Value;
+use crate::json::Json;
 
 use crate::report::{self, Report, child, describe, did_you_mean, key_path, quote};
 
@@ -17,7 +17,7 @@ fn provider_block(provider_type: &str) -> (&'static str, &'static [&'static str]
     }
 }
 
-pub(crate) fn validate(report: &mut Report, object: &Value) {
+pub(crate) fn validate(report: &mut Report, object: &Json<'_>) {
     let Some(spec) = report::spec(
         report,
         object,
@@ -40,7 +40,7 @@ pub(crate) fn validate(report: &mut Report, object: &Value) {
 
 /// Returns the provider type the object means: the exact value, or the one a "did you mean" names (so the
 /// provider block can still be checked).
-fn check_provider_type(report: &mut Report, spec: &Value) -> Option<&'static str> {
+fn check_provider_type(report: &mut Report, spec: &Json<'_>) -> Option<&'static str> {
     let path = "spec.providerType";
     let list = PROVIDER_TYPES.join(", ");
     let Some(value) = child(spec, "providerType") else {
@@ -80,7 +80,7 @@ fn check_provider_type(report: &mut Report, spec: &Value) -> Option<&'static str
     suggestion
 }
 
-fn check_provider_config(report: &mut Report, spec: &Value, provider_type: &str) {
+fn check_provider_config(report: &mut Report, spec: &Json<'_>, provider_type: &str) {
     let (block, required) = provider_block(provider_type);
     let path = "spec.providerConfig";
     let block_path = format!("{path}.{block}");
@@ -139,8 +139,8 @@ fn check_provider_config(report: &mut Report, spec: &Value, provider_type: &str)
         for key in ["secure", "skipCertValidation"] {
             match child(settings, key) {
                 None => {}
-                Some(Value::String(s)) if s == "true" || s == "false" => {}
-                Some(Value::Bool(b)) => report.push(
+                Some(Json::String(s)) if s == "true" || s == "false" => {}
+                Some(Json::Bool(b)) => report.push(
                     format!("{block_path}.{key}"),
                     format!("must be the string \"true\" or \"false\", got the boolean {b}"),
                     format!("quote it: {key}: \"{b}\""),
@@ -156,7 +156,7 @@ fn check_provider_config(report: &mut Report, spec: &Value, provider_type: &str)
             }
         }
         match child(settings, "useIAM") {
-            None | Some(Value::Bool(_)) => {}
+            None | Some(Json::Bool(_)) => {}
             Some(other) => report.push(
                 format!("{block_path}.useIAM"),
                 format!("must be a boolean, got {}", describe(other)),
@@ -166,12 +166,12 @@ fn check_provider_config(report: &mut Report, spec: &Value, provider_type: &str)
     }
 }
 
-fn check_credentials(report: &mut Report, spec: &Value) {
+fn check_credentials(report: &mut Report, spec: &Json<'_>) {
     let path = "spec.providerCredentials";
     let Some(credentials) = child(spec, "providerCredentials") else {
         return;
     };
-    let Some(entries) = credentials.as_object() else {
+    let Some(entries) = credentials.entries() else {
         report.push(
             path,
             format!(

@@ -7,9 +7,11 @@
 //!   Trident protect's skip rules, and the webhook's enforcement of those rules.
 //! - [`recurrence`]: RFC 5545 recurrence rules as Trident protect takes them.
 //!
-//! Everything works on raw JSON objects (`serde_json::Value`, as an AdmissionReview carries them), never on
-//! typed structs: a field of the wrong type is reported at its path, and fields this crate does not know are
-//! never rejected. Nothing here does I/O or reads the clock; `now` is a parameter.
+//! Everything works on raw JSON objects, never on typed structs: a field of the wrong type is reported at its
+//! path, and fields this crate does not know are never rejected. The rules read [`json::Json`], which borrows
+//! its strings from the text it was read from (the admission webhook's request body); [`validate`] and
+//! [`mutate`] take a `serde_json::Value` and read it through the same rules ([`validate_json`] and
+//! [`mutate_json`] take the borrowed form). Nothing here does I/O or reads the clock; `now` is a parameter.
 
 use std::{fmt, str::FromStr};
 
@@ -19,13 +21,21 @@ use serde_json::Value;
 mod amr;
 mod application;
 mod appvault;
+pub mod json;
 pub mod namespace;
 pub mod recurrence;
 mod report;
 mod schedule;
 mod snapshot;
 
-pub use schedule::{is_replication_schedule, replication_defaults};
+pub use json::Json;
+pub use schedule::replication_defaults;
+
+/// Whether a Schedule object is a replication schedule: labelled `tprotect.io/replication-schedule: "true"`,
+/// or named (or generate-named) `appmirror-schedule-…` as NetApp's tooling names them.
+pub fn is_replication_schedule(object: &Value) -> bool {
+    schedule::is_replication_schedule(&Json::from(object))
+}
 
 /// Names this crate shares with the rest of the project (defined once, in `tprotect-api`).
 pub mod names {
@@ -133,6 +143,18 @@ pub fn validate(
     old_object: Option<&Value>,
     now: jiff::Timestamp,
 ) -> Vec<Violation> {
+    let old_object = old_object.map(Json::from);
+    validate_json(kind, operation, &Json::from(object), old_object.as_ref(), now)
+}
+
+/// [`validate`] of objects read as [`Json`] (the admission webhook's form: nothing copied from the request).
+pub fn validate_json(
+    kind: &str,
+    operation: Operation,
+    object: &Json<'_>,
+    old_object: Option<&Json<'_>>,
+    now: jiff::Timestamp,
+) -> Vec<Violation> {
     if !matches!(operation, Operation::Create | Operation::Update) {
         return Vec::new();
     }
@@ -155,7 +177,7 @@ pub fn validate(
 }
 
 /// Rules on one object by itself.
-fn object_rules(kind: &str, object: &Value, now: jiff::Timestamp) -> Vec<Violation> {
+fn object_rules(kind: &str, object: &Json<'_>, now: jiff::Timestamp) -> Vec<Violation> {
     let mut report = report::Report::default();
     match kind {
         "Schedule" => schedule::validate(&mut report, object, now),
@@ -169,7 +191,7 @@ fn object_rules(kind: &str, object: &Value, now: jiff::Timestamp) -> Vec<Violati
 }
 
 /// Rules on the change from `old` to `new`.
-fn transition_rules(kind: &str, new: &Value, old: &Value) -> Vec<Violation> {
+fn transition_rules(kind: &str, new: &Json<'_>, old: &Json<'_>) -> Vec<Violation> {
     let mut report = report::Report::default();
     if kind == "AppMirrorRelationship" {
         amr::validate_update(&mut report, new, old);
@@ -205,6 +227,11 @@ pub fn denial_message(kind: &str, name: &str, violations: &[Violation]) -> Strin
 /// overwritten, even a wrong one: [`validate`] refuses it with an explanation instead. Applied to its own
 /// output, `mutate` returns an empty patch.
 pub fn mutate(kind: &str, operation: Operation, object: &Value) -> json_patch::Patch {
+    mutate_json(kind, operation, &Json::from(object))
+}
+
+/// [`mutate`] of an object read as [`Json`].
+pub fn mutate_json(kind: &str, operation: Operation, object: &Json<'_>) -> json_patch::Patch {
     match (kind, operation) {
         ("Schedule", Operation::Create | Operation::Update) => schedule::mutate(object),
         _ => json_patch::Patch(Vec::new()),

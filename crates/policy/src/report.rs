@@ -1,12 +1,10 @@
-//! Reading raw admission objects (`serde_json::Value`) field by field and collecting violations.
+//! Reading raw admission objects ([`Json`], as an AdmissionReview carries them) field by field and collecting violations.
 //!
 //! Rules read the object as JSON rather than through typed structs so that a field of the wrong type is
 //! reported at its exact path instead of failing deserialization as a whole, and so that fields this crate does
 //! not know are never rejected.
 
-use serde_json::Value;
-
-use crate::Violation;
+use crate::{Violation, json::Json};
 
 /// Violations collected while checking one object.
 #[derive(Debug, Default)]
@@ -26,8 +24,8 @@ impl Report {
 
 /// A child of an object. JSON `null` counts as absent: `kubectl apply` of `field:` with no value sends null,
 /// and the API server drops nulls of non-nullable CRD fields.
-pub(crate) fn child<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
-    value.as_object()?.get(key).filter(|v| !v.is_null())
+pub(crate) fn child<'a, 'j>(value: &'a Json<'j>, key: &str) -> Option<&'a Json<'j>> {
+    value.get(key).filter(|v| !v.is_null())
 }
 
 /// The path of a map key below `parent`: `parent.key`, or `parent["key"]` when the key itself contains
@@ -45,14 +43,14 @@ pub(crate) fn key_path(parent: &str, key: &str) -> String {
 }
 
 /// A value described for a human: `the number 2`, `the string "x"`, `an object`.
-pub(crate) fn describe(value: &Value) -> String {
+pub(crate) fn describe(value: &Json<'_>) -> String {
     match value {
-        Value::Null => "null".to_string(),
-        Value::Bool(b) => format!("the boolean {b}"),
-        Value::Number(n) => format!("the number {n}"),
-        Value::String(s) => format!("the string {}", quote(s)),
-        Value::Array(_) => "a list".to_string(),
-        Value::Object(_) => "an object".to_string(),
+        Json::Null => "null".to_string(),
+        Json::Bool(b) => format!("the boolean {b}"),
+        Json::Number(n) => format!("the number {n}"),
+        Json::String(s) => format!("the string {}", quote(s)),
+        Json::Array(_) => "a list".to_string(),
+        Json::Object(_) => "an object".to_string(),
     }
 }
 
@@ -63,7 +61,11 @@ pub(crate) fn quote(s: &str) -> String {
 }
 
 /// `spec` of an object: required and an object. Returns `None` (after reporting) when unusable.
-pub(crate) fn spec<'a>(report: &mut Report, object: &'a Value, example_fix: &str) -> Option<&'a Value> {
+pub(crate) fn spec<'a, 'j>(
+    report: &mut Report,
+    object: &'a Json<'j>,
+    example_fix: &str,
+) -> Option<&'a Json<'j>> {
     match child(object, "spec") {
         None => {
             report.push("spec", "is required", example_fix);
@@ -84,7 +86,7 @@ pub(crate) fn spec<'a>(report: &mut Report, object: &'a Value, example_fix: &str
 /// A required, non-empty string field. Returns the value when it is usable.
 pub(crate) fn required_string<'a>(
     report: &mut Report,
-    parent: &'a Value,
+    parent: &'a Json<'_>,
     parent_path: &str,
     key: &str,
     fix_when_missing: &str,
@@ -101,7 +103,7 @@ pub(crate) fn required_string<'a>(
 /// An optional string field: absent is fine, present must be a non-empty string.
 pub(crate) fn optional_string<'a>(
     report: &mut Report,
-    parent: &'a Value,
+    parent: &'a Json<'_>,
     parent_path: &str,
     key: &str,
     fix_when_empty: &str,
@@ -114,16 +116,16 @@ fn string_value<'a>(
     report: &mut Report,
     parent_path: &str,
     key: &str,
-    value: &'a Value,
+    value: &'a Json<'_>,
     fix_when_empty: &str,
 ) -> Option<&'a str> {
     match value {
-        Value::String(s) if s.trim().is_empty() => {
+        Json::String(s) if s.trim().is_empty() => {
             report.push(key_path(parent_path, key), "must not be empty", fix_when_empty);
             None
         }
-        Value::String(s) => Some(s),
-        Value::Number(_) | Value::Bool(_) => {
+        Json::String(s) => Some(s),
+        Json::Number(_) | Json::Bool(_) => {
             report.push(
                 key_path(parent_path, key),
                 format!("must be a string, got {}", describe(value)),
@@ -315,7 +317,13 @@ mod tests {
         let mut report = Report::default();
         let spec = json!({"snapshotRetention": 2});
         assert_eq!(
-            required_string(&mut report, &spec, "spec", "snapshotRetention", "set it"),
+            required_string(
+                &mut report,
+                &Json::from(&spec),
+                "spec",
+                "snapshotRetention",
+                "set it"
+            ),
             None
         );
         assert_eq!(report.violations[0].field, "spec.snapshotRetention");
@@ -328,7 +336,13 @@ mod tests {
         let mut report = Report::default();
         let spec = json!({"applicationRef": null});
         assert_eq!(
-            required_string(&mut report, &spec, "spec", "applicationRef", "set it"),
+            required_string(
+                &mut report,
+                &Json::from(&spec),
+                "spec",
+                "applicationRef",
+                "set it"
+            ),
             None
         );
         assert_eq!(report.violations[0].rule, "is required");

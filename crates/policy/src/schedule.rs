@@ -3,6 +3,8 @@
 use json_patch::{AddOperation, Patch, PatchOperation, jsonptr::PointerBuf};
 use serde_json::{Map, Value, json};
 
+use crate::json::Json;
+
 use crate::{
     names::{REPLICATION_SCHEDULE_LABEL, REPLICATION_SCHEDULE_PREFIX},
     recurrence,
@@ -24,23 +26,23 @@ pub fn replication_defaults() -> [(&'static str, Value); 4] {
 
 /// Whether a Schedule object is a replication schedule: labelled `tprotect.io/replication-schedule: "true"`, or
 /// named (or generate-named) `appmirror-schedule-…` as NetApp's tooling names them.
-pub fn is_replication_schedule(object: &Value) -> bool {
+pub(crate) fn is_replication_schedule(object: &Json<'_>) -> bool {
     let Some(metadata) = child(object, "metadata") else {
         return false;
     };
     let labelled = child(metadata, "labels")
         .and_then(|labels| child(labels, REPLICATION_SCHEDULE_LABEL))
-        .and_then(Value::as_str)
+        .and_then(Json::as_str)
         == Some("true");
     let named = ["name", "generateName"].iter().any(|key| {
         child(metadata, key)
-            .and_then(Value::as_str)
+            .and_then(Json::as_str)
             .is_some_and(|n| n.starts_with(REPLICATION_SCHEDULE_PREFIX))
     });
     labelled || named
 }
 
-pub(crate) fn validate(report: &mut Report, object: &Value, now: jiff::Timestamp) {
+pub(crate) fn validate(report: &mut Report, object: &Json<'_>, now: jiff::Timestamp) {
     let replication = is_replication_schedule(object);
     let example_spec = if replication {
         "add spec with applicationRef, appVaultRef, granularity: Custom, backupRetention: \"0\", \
@@ -95,7 +97,7 @@ pub(crate) fn validate(report: &mut Report, object: &Value, now: jiff::Timestamp
 }
 
 /// Returns the granularity when it is one of the enum values.
-fn check_granularity<'a>(report: &mut Report, spec: &'a Value, replication: bool) -> Option<&'a str> {
+fn check_granularity<'a>(report: &mut Report, spec: &'a Json<'_>, replication: bool) -> Option<&'a str> {
     let path = "spec.granularity";
     let enum_list = GRANULARITIES.join(", ");
     let Some(value) = child(spec, "granularity") else {
@@ -150,7 +152,13 @@ fn check_granularity<'a>(report: &mut Report, spec: &'a Value, replication: bool
     GRANULARITIES.contains(&granularity).then_some(granularity)
 }
 
-fn check_retention(report: &mut Report, spec: &Value, key: &str, expected: Option<&'static str>, why: &str) {
+fn check_retention(
+    report: &mut Report,
+    spec: &Json<'_>,
+    key: &str,
+    expected: Option<&'static str>,
+    why: &str,
+) {
     let path = format!("spec.{key}");
     let example = expected.unwrap_or("3");
     let set = format!("set spec.{key}: \"{example}\"");
@@ -159,8 +167,8 @@ fn check_retention(report: &mut Report, spec: &Value, key: &str, expected: Optio
         return;
     };
     let text = match value {
-        Value::String(s) => s.as_str(),
-        Value::Number(n) => {
+        Json::String(s) => s.as_ref(),
+        Json::Number(n) => {
             let quoted = match expected {
                 Some(e) => format!("\"{e}\""),
                 None => format!("\"{n}\""),
@@ -238,7 +246,7 @@ fn truncate(s: &str) -> String {
     }
 }
 
-fn check_enabled(report: &mut Report, spec: &Value, replication: bool) {
+fn check_enabled(report: &mut Report, spec: &Json<'_>, replication: bool) {
     let path = "spec.enabled";
     match child(spec, "enabled") {
         // The CRD defaults `enabled` to true, and so does `mutate`; a replication schedule still requires it
@@ -248,14 +256,14 @@ fn check_enabled(report: &mut Report, spec: &Value, replication: bool) {
             "is required for a replication schedule (and must be true)",
             "set spec.enabled: true",
         ),
-        None | Some(Value::Bool(true)) => {}
-        Some(Value::Bool(false)) if replication => report.push(
+        None | Some(Json::Bool(true)) => {}
+        Some(Json::Bool(false)) if replication => report.push(
             path,
             "must be true for a replication schedule: a disabled replication schedule stops replication",
             "set spec.enabled: true",
         ),
-        Some(Value::Bool(false)) => {}
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false") => report
+        Some(Json::Bool(false)) => {}
+        Some(Json::String(s)) if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false") => report
             .push(
                 path,
                 format!("must be a boolean, got the string {}", quote(s)),
@@ -271,7 +279,7 @@ fn check_enabled(report: &mut Report, spec: &Value, replication: bool) {
 
 fn check_recurrence_rule(
     report: &mut Report,
-    spec: &Value,
+    spec: &Json<'_>,
     granularity: Option<&str>,
     replication: bool,
     now: jiff::Timestamp,
@@ -279,8 +287,8 @@ fn check_recurrence_rule(
     let path = "spec.recurrenceRule";
     let example_fix = || recurrence::example_fix(now);
     let text = match child(spec, "recurrenceRule") {
-        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.as_str()),
-        Some(Value::String(_)) | None => None,
+        Some(Json::String(s)) if !s.trim().is_empty() => Some(s.as_ref()),
+        Some(Json::String(_)) | None => None,
         Some(other) => {
             report.push(
                 path,
@@ -320,7 +328,7 @@ fn check_recurrence_rule(
 }
 
 /// `minute`, `hour`, `dayOfWeek`, `dayOfMonth`: optional strings holding a number in range.
-fn check_numeric_string(report: &mut Report, spec: &Value, key: &str, low: i64, high: i64, example: &str) {
+fn check_numeric_string(report: &mut Report, spec: &Json<'_>, key: &str, low: i64, high: i64, example: &str) {
     let path = format!("spec.{key}");
     let range = if key == "dayOfMonth" {
         "1 to 31, or -1 for the last day of the month".to_string()
@@ -329,8 +337,8 @@ fn check_numeric_string(report: &mut Report, spec: &Value, key: &str, low: i64, 
     };
     match child(spec, key) {
         None => {}
-        Some(Value::String(s)) if s.is_empty() => {}
-        Some(Value::String(s)) => {
+        Some(Json::String(s)) if s.is_empty() => {}
+        Some(Json::String(s)) => {
             let ok = s.len() <= 3
                 && s.parse::<i64>()
                     .is_ok_and(|n| (low..=high).contains(&n) && !(key == "dayOfMonth" && n == 0));
@@ -342,7 +350,7 @@ fn check_numeric_string(report: &mut Report, spec: &Value, key: &str, low: i64, 
                 );
             }
         }
-        Some(Value::Number(n)) => report.push(
+        Some(Json::Number(n)) => report.push(
             path,
             format!("must be a string, got the number {n} (the CRD types it as a string)"),
             format!("quote it: {key}: \"{n}\""),
@@ -358,13 +366,13 @@ fn check_numeric_string(report: &mut Report, spec: &Value, key: &str, low: i64, 
     }
 }
 
-pub(crate) fn mutate(object: &Value) -> Patch {
+pub(crate) fn mutate(object: &Json<'_>) -> Patch {
     if !is_replication_schedule(object) {
         return Patch(Vec::new());
     }
     let add = |path: PointerBuf, value: Value| PatchOperation::Add(AddOperation { path, value });
-    match object.as_object().and_then(|o| o.get("spec")) {
-        None | Some(Value::Null) => {
+    match object.get("spec") {
+        None | Some(Json::Null) => {
             let spec: Map<String, Value> = replication_defaults()
                 .into_iter()
                 .map(|(key, value)| (key.to_string(), value))
@@ -372,10 +380,10 @@ pub(crate) fn mutate(object: &Value) -> Patch {
             Patch(vec![add(PointerBuf::from_tokens(["spec"]), Value::Object(spec))])
         }
         // Anything but an object is left for validation to refuse.
-        Some(Value::Object(spec)) => Patch(
+        Some(spec @ Json::Object(_)) => Patch(
             replication_defaults()
                 .into_iter()
-                .filter(|(key, _)| spec.get(*key).is_none_or(Value::is_null))
+                .filter(|(key, _)| spec.get(key).is_none_or(Json::is_null))
                 .map(|(key, value)| add(PointerBuf::from_tokens(["spec", key]), value))
                 .collect(),
         ),

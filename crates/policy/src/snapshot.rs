@@ -1,10 +1,10 @@
 //! Snapshot and ShutdownSnapshot rules (same schema).
 
-use serde_json::Value;
+use crate::json::Json;
 
 use crate::report::{self, Report, child};
 
-pub(crate) fn validate(report: &mut Report, object: &Value) {
+pub(crate) fn validate(report: &mut Report, object: &Json<'_>) {
     let Some(spec) = report::spec(report, object, "add spec with applicationRef and appVaultRef") else {
         return;
     };

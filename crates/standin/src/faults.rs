@@ -73,6 +73,8 @@ struct State {
     stalled: HashSet<(Transition, Option<String>)>,
     errors: HashMap<Target, String>,
     conflicts: HashSet<Target>,
+    /// AMRs reported failed, by name (None: every AMR), with the error.
+    failures: HashMap<Option<String>, String>,
 }
 
 #[derive(Debug)]
@@ -137,6 +139,32 @@ impl Faults {
         self.read(|s| {
             s.stalled.contains(&(transition, None))
                 || s.stalled.contains(&(transition, Some(name.to_string())))
+        })
+    }
+
+    /// AMRs named `name` (None: every AMR) report a failure until [`Self::recover_relationship`]: the profile's
+    /// failure state (`Failed`, or `Error` under the variant) with `status.error: message`. Then they carry on
+    /// from where they failed (`Establishing` or `Promoting` again, as their desired state says).
+    pub fn fail_relationship(&self, name: Option<&str>, message: &str) {
+        self.update(|s| {
+            s.failures.insert(name.map(str::to_string), message.to_string());
+        });
+    }
+
+    /// Undoes [`Self::fail_relationship`] with the same name.
+    pub fn recover_relationship(&self, name: Option<&str>) {
+        self.update(|s| {
+            s.failures.remove(&name.map(str::to_string));
+        });
+    }
+
+    /// The failure injected for the AMR named `name`, if any.
+    pub fn relationship_failure(&self, name: &str) -> Option<String> {
+        self.read(|s| {
+            s.failures
+                .get(&Some(name.to_string()))
+                .or_else(|| s.failures.get(&None))
+                .cloned()
         })
     }
 
@@ -220,6 +248,29 @@ mod tests {
         assert_eq!(faults.transient_errors_written(), 1);
         assert!(faults.take_conflict(&target));
         assert!(!faults.take_conflict(&target));
+    }
+
+    #[test]
+    fn relationship_failures_apply_to_one_name_or_all_until_recovered() {
+        let faults = Faults::new();
+        faults.fail_relationship(Some("rel-a"), "SnapMirror broken");
+        assert_eq!(
+            faults.relationship_failure("rel-a").as_deref(),
+            Some("SnapMirror broken")
+        );
+        assert_eq!(faults.relationship_failure("rel-b"), None);
+        faults.fail_relationship(None, "everything");
+        assert_eq!(
+            faults.relationship_failure("rel-b").as_deref(),
+            Some("everything")
+        );
+        assert_eq!(
+            faults.relationship_failure("rel-a").as_deref(),
+            Some("SnapMirror broken")
+        );
+        faults.recover_relationship(Some("rel-a"));
+        faults.recover_relationship(None);
+        assert_eq!(faults.relationship_failure("rel-a"), None);
     }
 
     #[test]

@@ -43,6 +43,18 @@
 //! [`rules::amr::CONDITION_DESTINATION_CHANGES_DISCARDED`] (True, reason `Resync`: every change written on the
 //! destination since the failover is discarded), and goes `Establishing` → `Established`.
 //!
+//! ## Profiles
+//! [`StandInConfig::profile`]: [`Profile::Documented`] (default) plays the forms above; [`Profile::Variant`] the other
+//! plausible form of every field NetApp leaves undocumented (`docs/trident-protect-fields.md`): AMR `Pending`
+//! while a prerequisite is missing, no transitional state during a resync (which then waits for the source),
+//! `Error` for failures, a progress `status.error` while `Establishing` / `Promoting`,
+//! `destinationApplicationRef` as `namespace/name`, the destination Application named `<source>-<uid prefix>`,
+//! created after `Promoted` and kept on resync, no `lastTransferredSnapshot`, `conditions: []`, a finalizer on
+//! AMRs, microsecond timestamps, AppVault `available`/`error` with the problem in `status.message`, snapshots
+//! without a status until they end and `Error` when they fail, archive paths with a prefix and a trailing `/`,
+//! missing namespaces created with their merged metadata. Each choice is a method in [`rules::forms`], whose table
+//! lists them all. [`StandInConfig::from_env`] reads [`PROFILE_ENV`] (`TPROTECT_STANDIN_PROFILE`).
+//!
 //! ## Writes
 //! Status only through the status subresource, as JSON merge patches of the fields the stand-in owns, conditional
 //! on the `resourceVersion` the decision was based on; a 409 Conflict means: read again, decide again. Conditions
@@ -54,8 +66,9 @@
 //!
 //! ## Faults
 //! [`Faults`] (in [`StandInConfig::faults`], shared, changed at run time): stall a transition so it never completes,
-//! inject a transient `status.error` (set at one reconcile, cleared at the next), or make the next status write
-//! carry a stale `resourceVersion` (a real 409 from the API server, which the stand-in recovers from).
+//! inject a transient `status.error` (set at one reconcile, cleared at the next), make the next status write
+//! carry a stale `resourceVersion` (a real 409 from the API server, which the stand-in recovers from), or make an
+//! AMR report a failure (the profile's failure state with `status.error`) until it is recovered.
 //!
 //! The pure decisions live in [`rules`] and are unit-tested without a cluster; [`StandIn`] wires them to
 //! kube-runtime controllers.
@@ -63,6 +76,7 @@
 pub mod clock;
 pub mod conditions;
 pub mod faults;
+pub mod profile;
 mod reconcile;
 pub mod rules;
 
@@ -73,6 +87,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 pub use faults::{Faults, Kind, Target, Transition};
+pub use profile::{PROFILE_ENV, Profile};
 
 /// Field manager of the stand-in's writes.
 pub const FIELD_MANAGER: &str = "trident-protect-standin";
@@ -101,6 +116,12 @@ pub enum Error {
     /// An object the stand-in reads has an unexpected shape.
     #[error("invalid object: {0}")]
     Invalid(String),
+    /// The environment names a profile that does not exist.
+    #[error(
+        "{variable}={value:?} is not a stand-in profile: set it to documented or variant (or leave it unset for \
+         documented)"
+    )]
+    Profile { variable: &'static str, value: String },
 }
 
 impl Error {
@@ -126,6 +147,8 @@ pub struct StandInConfig {
     pub promote_delay: Duration,
     /// AMR: Promoted → Establishing (resync).
     pub resync_delay: Duration,
+    /// AMR deleted → its finalizer removed (variant profile only; the documented one has no finalizer).
+    pub delete_delay: Duration,
     /// How long a request to the peer cluster may take before it counts as unreachable.
     pub peer_timeout: Duration,
     /// How soon to look again at an object that is blocked or whose reconcile failed.
@@ -135,6 +158,8 @@ pub struct StandInConfig {
     pub destination_name: String,
     /// Injected faults (shared: keep a clone to change them while the stand-in runs).
     pub faults: Faults,
+    /// Which plausible form of each undocumented field and behaviour the stand-in plays.
+    pub profile: Profile,
 }
 
 impl Default for StandInConfig {
@@ -147,16 +172,27 @@ impl Default for StandInConfig {
             establish_delay: delay,
             promote_delay: delay,
             resync_delay: delay,
+            delete_delay: delay,
             peer_timeout: Duration::from_secs(3),
             retry_interval: Duration::from_secs(1),
             source_name: "source".into(),
             destination_name: "destination".into(),
             faults: Faults::new(),
+            profile: Profile::Documented,
         }
     }
 }
 
 impl StandInConfig {
+    /// The defaults, with the profile [`PROFILE_ENV`] names (documented when unset): what tests start from, so
+    /// that `TPROTECT_STANDIN_PROFILE=variant` runs them against the variant.
+    pub fn from_env() -> Result<Self, Error> {
+        Ok(Self {
+            profile: Profile::from_env()?,
+            ..Self::default()
+        })
+    }
+
     /// Every transition delay set to `delay`.
     pub fn with_delays(mut self, delay: Duration) -> Self {
         self.appvault_delay = delay;
@@ -164,6 +200,7 @@ impl StandInConfig {
         self.establish_delay = delay;
         self.promote_delay = delay;
         self.resync_delay = delay;
+        self.delete_delay = delay;
         self
     }
 }

@@ -1,7 +1,6 @@
 //! Starting and stopping the processes of a testbed, and preparing the clusters (namespaces, RBAC, CRDs).
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -15,7 +14,7 @@ use serde_json::json;
 use crate::install::Binaries;
 use crate::kubeconfig::{self, ClusterEntry};
 use crate::process::{self, Lifetime, ManagedProcess};
-use crate::{CrdSource, Error, Identity, Testbed, TestbedOptions};
+use crate::{CrdSource, Error, Identity, Testbed, TestbedOptions, free_port};
 
 const FIELD_MANAGER: &str = "tprotect-testbed";
 /// Generous: under a full test run on 2 cores an API server once took over 90 s to become ready. The
@@ -152,15 +151,6 @@ impl Cluster {
     }
 }
 
-fn free_port() -> Result<u16, Error> {
-    let listener =
-        TcpListener::bind("127.0.0.1:0").map_err(|e| Error::Start(format!("no free port: {e}")))?;
-    Ok(listener
-        .local_addr()
-        .map_err(|e| Error::Start(e.to_string()))?
-        .port())
-}
-
 fn random_token() -> Result<String, Error> {
     use std::io::Read;
     let mut bytes = [0u8; 16];
@@ -224,9 +214,13 @@ pub(crate) async fn start(options: TestbedOptions) -> Result<Testbed, Error> {
             &sa_pub.to_string_lossy(),
         ],
     )?;
+    // Metadata for every request, and the request body of deletes too: a delete's dry run travels in its body
+    // (DeleteOptions), not its URL, and whoever reads the log must tell a dry run from a deletion. A delete's
+    // body holds no object data.
     write(
         &dir.join("audit-policy.yaml"),
-        "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [\"RequestReceived\"]\nrules:\n- level: Metadata\n",
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [\"RequestReceived\"]\nrules:\n\
+         - level: Request\n  verbs: [\"delete\", \"deletecollection\"]\n- level: Metadata\n",
     )?;
     let mut tokens: BTreeMap<Role, Vec<(Identity, String)>> = BTreeMap::new();
     for role in [Role::Source, Role::Destination] {

@@ -181,6 +181,32 @@ impl Testbed {
         command
     }
 
+    /// Runs `kubectl <args>` on `context` with `stdin` as its input, and returns what it did.
+    pub fn run_kubectl(
+        &self,
+        context: &str,
+        args: &[&str],
+        stdin: &str,
+    ) -> Result<std::process::Output, Error> {
+        use std::io::Write;
+        use std::process::Stdio;
+        let kubectl = Path::new("kubectl");
+        let mut child = self
+            .kubectl(context)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| Error::io(kubectl, e))?;
+        if let Some(mut input) = child.stdin.take() {
+            input
+                .write_all(stdin.as_bytes())
+                .map_err(|e| Error::io(kubectl, e))?;
+        }
+        child.wait_with_output().map_err(|e| Error::io(kubectl, e))
+    }
+
     /// The cluster playing `role`.
     pub fn cluster(&self, role: Role) -> &Cluster {
         match role {
@@ -225,6 +251,16 @@ impl Drop for Testbed {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// A loopback port that was free a moment ago (the OS picked it). Whoever binds it next wins: use it at once.
+pub fn free_port() -> Result<u16, Error> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| Error::Start(format!("no free loopback port: {e}")))?;
+    Ok(listener
+        .local_addr()
+        .map_err(|e| Error::Start(format!("no free loopback port: {e}")))?
+        .port())
 }
 
 /// The repository root (this crate lives in `crates/testbed`).

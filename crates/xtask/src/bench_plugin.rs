@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -19,14 +19,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
-use tprotect_localenv::{LocalEnv, protect};
+use tprotect_localenv::audit::{self, PLUGIN_USER_AGENT_PREFIX};
+use tprotect_localenv::{LocalEnv, Plugin, protect};
 use tprotect_testbed::Identity;
 
 use crate::lifecycle_walk::{self, APP, DESTINATION, Profile, SOURCE, Step};
 
 const BEGIN: &str = "<!-- BEGIN bench plugin -->";
 const END: &str = "<!-- END bench plugin -->";
-const USER_AGENT_PREFIX: &str = "kubectl-tprotect/";
 const LATENCY_TARGET_MS: f64 = 200.0;
 const COLD_START_TARGET_MS: f64 = 10.0;
 /// How long one status change may take to show before it counts as missed.
@@ -59,6 +59,7 @@ pub fn run(args: BenchPluginArgs) -> anyhow::Result<()> {
     let (commands, latency) = runtime.block_on(async {
         eprintln!("== two local clusters (real kube-apiservers), the stand-in, the webhook");
         let mut env = lifecycle_walk::start_env(binaries.webhook.clone()).await?;
+        let plugin = Plugin::new(binaries.plugin.clone(), env.kubeconfig());
         let mut audit = AuditLogs::new(&env);
         let mut commands = Vec::new();
         let mut latency = None;
@@ -75,7 +76,7 @@ pub fn run(args: BenchPluginArgs) -> anyhow::Result<()> {
                 latency = Some(measured);
             }
             let label = label(&argv, &commands);
-            commands.push(count_command(&mut audit, &binaries.plugin, env.kubeconfig(), label, &argv).await?);
+            commands.push(count_command(&mut audit, &plugin, label, &argv).await?);
         }
         drop(env);
         anyhow::Ok((commands, latency.context("the walk has no delete step")?))
@@ -182,34 +183,16 @@ impl AuditLogs {
     fn new_requests(&mut self) -> anyhow::Result<Vec<Request>> {
         let mut requests = Vec::new();
         for (cluster, path, offset) in &mut self.logs {
-            let mut file = std::fs::File::open(&*path).with_context(|| format!("{}", path.display()))?;
-            file.seek(SeekFrom::Start(*offset))?;
-            let mut text = String::new();
-            file.read_to_string(&mut text)?;
-            // Only whole lines: the API server may be writing the next one.
-            let Some(end) = text.rfind('\n') else { continue };
-            *offset += end as u64 + 1;
-            for line in text[..end].lines() {
-                let Ok(event) = serde_json::from_str::<Value>(line) else {
-                    continue;
-                };
-                let ours = event["userAgent"]
-                    .as_str()
-                    .is_some_and(|ua| ua.starts_with(USER_AGENT_PREFIX));
-                let id = event["auditID"].as_str().unwrap_or_default().to_string();
-                if !ours || !self.seen.insert(id) {
+            let (events, next) = audit::read_from(path, *offset)?;
+            *offset = next;
+            for event in events {
+                if !event.by_plugin() || !self.seen.insert(event.audit_id.clone()) {
                     continue;
                 }
-                let object = &event["objectRef"];
-                let resource = match (object["resource"].as_str(), object["subresource"].as_str()) {
-                    (Some(r), Some(s)) => format!("{r}/{s}"),
-                    (Some(r), None) => r.to_string(),
-                    _ => event["requestURI"].as_str().unwrap_or("?").to_string(),
-                };
                 requests.push(Request {
                     cluster: cluster.clone(),
-                    verb: event["verb"].as_str().unwrap_or("?").to_string(),
-                    resource,
+                    resource: event.resource(),
+                    verb: event.verb,
                 });
             }
         }
@@ -257,34 +240,19 @@ impl CommandRequests {
 
 const READS: [&str; 2] = ["get", "list"];
 const WATCHES: [&str; 1] = ["watch"];
-const WRITES: [&str; 5] = ["create", "update", "patch", "delete", "deletecollection"];
+const WRITES: [&str; 5] = audit::WRITE_VERBS;
 
 /// Runs one command of the walk and attributes the requests logged meanwhile to it.
 async fn count_command(
     audit: &mut AuditLogs,
-    plugin: &Path,
-    kubeconfig: &Path,
+    plugin: &Plugin,
     label: String,
     argv: &[&str],
 ) -> anyhow::Result<CommandRequests> {
     eprintln!("$ kubectl tprotect {}", argv.join(" "));
-    let started = Instant::now();
-    let output = Command::new(plugin)
-        .args(argv)
-        .env("KUBECONFIG", kubeconfig)
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("running kubectl tprotect {}", argv.join(" ")))?;
-    let elapsed = started.elapsed();
-    if !output.status.success() {
-        bail!(
-            "kubectl tprotect {} failed ({}):\n{}{}",
-            argv.join(" "),
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
+    let output = plugin.run(argv).await?;
+    output.success()?;
+    let elapsed = output.elapsed;
     // The API server logs a request when its response is complete, which may be a moment after the plugin
     // got it and exited; a watch's last line comes when the connection closes.
     tokio::time::sleep(Duration::from_millis(800)).await;
@@ -668,7 +636,7 @@ fn render(machine: &Machine, commands: &[CommandRequests], latency: &Latency, co
         "The whole lifecycle (the walk of `cargo xtask demo`) on two fresh local clusters (real kube-apiserver \
          1.20 + etcd, the Trident protect stand-in, the real webhook), each command run once with \
          `--context {DESTINATION} --peer-context {SOURCE}` (setup with its own contexts). Requests are the \
-         distinct audit IDs with user agent `{USER_AGENT_PREFIX}…` in both API servers' audit logs while the \
+         distinct audit IDs with user agent `{PLUGIN_USER_AGENT_PREFIX}…` in both API servers' audit logs while the \
          command ran; a watch counts once. The delete ran after the stand-in was stopped (for the latency \
          benchmark); it needs no controller action."
     );

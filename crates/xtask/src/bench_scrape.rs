@@ -35,7 +35,7 @@ use tprotect_testbed::{
 use tprotect_webhook::testing::{RULE, amr_update_review};
 
 use crate::bench_webhook::{
-    Certs, Load, Machine, Oha, OhaResult, build_servers, cpu_seconds, date_utc, ensure_oha, free_port,
+    Certs, Load, Machine, Oha, OhaResult, build_servers, cpu_seconds, date_utc, ensure_oha,
     gen_certs, http_get, median, setpriv,
 };
 
@@ -196,8 +196,8 @@ fn start_webhook(
     kubeconfig: &Path,
     dir: &Path,
 ) -> anyhow::Result<(ManagedProcess, SocketAddr, SocketAddr)> {
-    let https: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
-    let health: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+    let https: SocketAddr = ([127, 0, 0, 1], tprotect_testbed::free_port()?).into();
+    let health: SocketAddr = ([127, 0, 0, 1], tprotect_testbed::free_port()?).into();
     let args = vec![
         "RUST_LOG=info".to_string(),
         binary.display().to_string(),

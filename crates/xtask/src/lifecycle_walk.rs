@@ -7,11 +7,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use tprotect_localenv::{LocalEnv, LocalEnvOptions, WebhookOptions};
+use tprotect_localenv::{Fixtures, LocalEnv, LocalEnvOptions, WebhookOptions};
 use tprotect_standin::StandInConfig;
 
-pub const SOURCE: &str = "tprotect-source";
-pub const DESTINATION: &str = "tprotect-destination";
+pub use tprotect_localenv::{DESTINATION, SOURCE};
 pub const APP: &str = "shop";
 
 /// Which cargo profile the binaries are built with.
@@ -72,29 +71,21 @@ pub fn build_binaries(profile: Profile) -> anyhow::Result<Binaries> {
     })
 }
 
-/// Two fresh clusters with the stand-in (time-scaled: a 5-minute replication interval passes in 5 seconds)
-/// and the webhook, and the application [`APP`] ready to replicate.
+/// Two fresh clusters with the stand-in (time-scaled: a 5-minute replication interval passes in 5 seconds;
+/// the profile `TPROTECT_STANDIN_PROFILE` names) and the webhook, and the application [`APP`] ready to replicate.
 pub async fn start_env(webhook: PathBuf) -> anyhow::Result<LocalEnv> {
     let options = LocalEnvOptions {
-        standin: Some(
-            StandInConfig {
-                time_scale: 60.0,
-                source_name: SOURCE.into(),
-                destination_name: DESTINATION.into(),
-                ..Default::default()
-            }
-            .with_delays(Duration::from_millis(500)),
-        ),
-        webhook: Some(WebhookOptions {
-            binary: webhook,
-            env: Vec::new(),
+        standin: Some(StandInConfig {
+            time_scale: 60.0,
+            ..StandInConfig::from_env()?.with_delays(Duration::from_millis(500))
         }),
+        webhook: Some(WebhookOptions::new(webhook)),
         ..Default::default()
     };
     let env = LocalEnv::start(options)
         .await
         .context("starting the local environment")?;
-    env.install_fixtures(APP)
+    env.install_fixtures(Fixtures::app(APP))
         .await
         .context("installing the demo application")?;
     Ok(env)

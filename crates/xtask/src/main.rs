@@ -26,10 +26,15 @@ struct Cli {
 enum Command {
     /// Install what the local clusters need (Debian packages, kube-apiserver built from source), cached
     Deps,
-    /// Start the two local clusters (source, destination) in the background and print the KUBECONFIG line
+    /// Start the two local clusters (source, destination) in the background; print the KUBECONFIG line and
+    /// their contexts (`eval "$(cargo xtask up)"`). Refuses while clusters run in its directory
+    /// ($TPROTECT_UP_DIR, default ~/.cache/kubectl-tprotect/up/current)
     Up(cluster_cmds::UpArgs),
     /// Stop the clusters started by `up` and remove their data
     Down,
+    /// Run the real tprotect-webhook on 127.0.0.1 for the clusters of `up`, registered by URL from the product's
+    /// manifests, until Ctrl-C (which removes the registrations). RESTORE_* variables pass through to it
+    Webhook(cluster_cmds::WebhookArgs),
     /// Everything CI checks: dependencies, rustfmt, clippy (warnings denied), every test including end-to-end
     Test(test_cmd::TestArgs),
     /// The main job end to end on fresh local clusters
@@ -69,6 +74,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Up(args) => cluster_cmds::up(args),
         Command::Down => cluster_cmds::down(),
+        Command::Webhook(args) => cluster_cmds::webhook(args),
         Command::Test(args) => test_cmd::run(args),
         Command::Demo => demo_cmd::demo(),
         Command::Sim(args) => sim_cmd::run(args),

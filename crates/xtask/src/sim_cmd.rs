@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use tprotect_standin::{StandIn, StandInConfig};
+use tprotect_standin::{Profile, StandIn, StandInConfig};
 
 #[derive(Debug, clap::Args)]
 pub struct SimArgs {
@@ -15,6 +15,11 @@ pub struct SimArgs {
     /// How long every transition takes, in milliseconds (Establishing → Established, Promoting → Promoted, …)
     #[arg(long, default_value_t = 2000)]
     delay_ms: u64,
+    /// Which plausible form of each field NetApp leaves undocumented the stand-in writes: `documented` (what
+    /// NetApp shows) or `variant` (the other plausible form; see docs/trident-protect-fields.md)
+    /// [default: $TPROTECT_STANDIN_PROFILE, else documented]
+    #[arg(long)]
+    profile: Option<Profile>,
     /// Kubeconfig with the contexts tprotect-source-controller and tprotect-destination-controller
     /// [default: the one `cargo xtask up` wrote]
     #[arg(long)]
@@ -28,15 +33,7 @@ async fn controller_client(
     kubeconfig: &kube::config::Kubeconfig,
     cluster: &str,
 ) -> anyhow::Result<kube::Client> {
-    let context = format!("{cluster}-controller");
-    let options = kube::config::KubeConfigOptions {
-        context: Some(context.clone()),
-        ..Default::default()
-    };
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig.clone(), &options)
-        .await
-        .with_context(|| format!("kubeconfig context {context}"))?;
-    Ok(kube::Client::try_from(config)?)
+    crate::cluster_cmds::kube_client(kubeconfig, &format!("{cluster}-controller")).await
 }
 
 pub fn run(args: SimArgs) -> anyhow::Result<()> {
@@ -46,11 +43,11 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,kube=warn".into()),
         )
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(anstream::AutoStream::choice(&std::io::stderr()) != anstream::ColorChoice::Never)
         .init();
     let path = args
         .kubeconfig
-        .unwrap_or_else(|| tprotect_testbed::cache_dir().join("up/current/kubeconfig"));
+        .unwrap_or_else(|| crate::cluster_cmds::up_dir().join("kubeconfig"));
     anyhow::ensure!(
         path.is_file(),
         "{} does not exist: start the clusters with `cargo xtask up` first",
@@ -58,6 +55,10 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
     );
     let kubeconfig =
         kube::config::Kubeconfig::read_from(&path).with_context(|| format!("reading {}", path.display()))?;
+    let profile = match args.profile {
+        Some(profile) => profile,
+        None => Profile::from_env()?,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -70,13 +71,14 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
                 time_scale: args.time_scale,
                 source_name: SOURCE.into(),
                 destination_name: DESTINATION.into(),
+                profile,
                 ..StandInConfig::default()
             }
             .with_delays(Duration::from_millis(args.delay_ms)),
         );
         eprintln!(
             "Trident protect STAND-IN (tests and demo only) on {SOURCE} and {DESTINATION}, time scale {}x, \
-             transitions {} ms; Ctrl-C stops it",
+             transitions {} ms, profile {profile}; Ctrl-C stops it",
             args.time_scale, args.delay_ms
         );
         standin

@@ -9,7 +9,7 @@ use clap::Args;
 use serde::Serialize;
 use tprotect_lifecycle::observe::{Scope, locate, observe};
 use tprotect_lifecycle::rules::checks::{CheckItem, Level, preflight};
-use tprotect_lifecycle::{ClusterKey, Observed};
+use tprotect_lifecycle::{ClusterKey, Clusters, Observed};
 
 use crate::args::{ConnectionArgs, OutputArgs, relationship_name};
 use crate::commands::{BeforeVerb, operate};
@@ -75,22 +75,7 @@ fn probe_namespaces(observed: &Observed) -> BTreeMap<ClusterKey, String> {
 pub async fn run(args: CheckArgs, before: &BeforeVerb, printer: &mut Printer) -> anyhow::Result<()> {
     let connection = args.connection.or(&before.connection);
     let clusters = operate::connect(&connection).await?;
-    let located = locate(&clusters, &args.name, connection.namespace.as_deref())
-        .await
-        .map_err(operate::run_error)?;
-    let mut observed = observe(&clusters, &args.name, &Scope::everything(located.namespaces()))
-        .await
-        .map_err(operate::run_error)?;
-    observed.record = located.lease.as_ref().and_then(|l| l.record.clone());
-    let webhooks = tprotect_lifecycle::checks::probe_webhooks(&clusters, &probe_namespaces(&observed))
-        .await
-        .map_err(operate::run_error)?;
-    let items = preflight(&observed, &webhooks, jiff::Timestamp::now());
-    let report = CheckReport {
-        relationship: args.name.clone(),
-        passed: items.iter().all(CheckItem::ok),
-        items,
-    };
+    let report = check(&clusters, &args.name, connection.namespace.as_deref()).await?;
     printer.print(&report, || table(&report.items))?;
     match verdict(&report.items) {
         Some(message) => Err(anyhow::Error::new(CodedError {
@@ -99,6 +84,26 @@ pub async fn run(args: CheckArgs, before: &BeforeVerb, printer: &mut Printer) ->
         })),
         None => Ok(()),
     }
+}
+
+/// The checks of relationship `name` on `clusters`.
+pub async fn check(clusters: &Clusters, name: &str, namespace: Option<&str>) -> anyhow::Result<CheckReport> {
+    let located = locate(clusters, name, namespace)
+        .await
+        .map_err(operate::run_error)?;
+    let mut observed = observe(clusters, name, &Scope::everything(located.namespaces()))
+        .await
+        .map_err(operate::run_error)?;
+    observed.record = located.lease.as_ref().and_then(|l| l.record.clone());
+    let webhooks = tprotect_lifecycle::checks::probe_webhooks(clusters, &probe_namespaces(&observed))
+        .await
+        .map_err(operate::run_error)?;
+    let items = preflight(&observed, &webhooks, jiff::Timestamp::now());
+    Ok(CheckReport {
+        relationship: name.to_string(),
+        passed: items.iter().all(CheckItem::ok),
+        items,
+    })
 }
 
 #[cfg(test)]
@@ -137,5 +142,31 @@ mod tests {
             verdict(&[items[0].clone(), items[2].clone(), items[3].clone()]),
             None
         );
+    }
+
+    #[tokio::test]
+    async fn the_verb_checks_a_relationship_on_fake_clusters() {
+        let (source, destination) = crate::fake::established_pair(60);
+        let clusters = crate::fake::clusters(source, destination);
+        let report = check(&clusters, "rel1", None).await.unwrap();
+        assert!(report.passed, "{:#?}", report.items);
+        // No webhook is registered on either fake cluster: a warning each, not a failure.
+        let warnings: Vec<&str> = report
+            .items
+            .iter()
+            .filter(|i| i.level == Level::Warning)
+            .map(|i| i.name.as_str())
+            .collect();
+        assert_eq!(
+            warnings,
+            ["tprotect webhook on dst", "tprotect webhook on src"],
+            "{:#?}",
+            report.items
+        );
+        let (mut printer, out) = Printer::buffer(crate::args::OutputFormat::Json);
+        printer.print(&report, || table(&report.items)).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&out.text()).unwrap();
+        assert_eq!(json["passed"], true);
+        assert_eq!(json["items"][0]["level"], "passed");
     }
 }

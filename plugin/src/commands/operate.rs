@@ -4,11 +4,16 @@
 use std::sync::Arc;
 
 use anyhow::anyhow;
+use clap::Args;
 use tprotect_lifecycle::execute::Executed;
 use tprotect_lifecycle::runner::{self, Confirm, ProgressFn};
 use tprotect_lifecycle::{ClusterKey, Clusters, Goal, Progress, RunError, RunOptions, RunReport, RunResult};
 
-use crate::args::{ConnectionArgs, DryRun, OperationSettings};
+use crate::args::{
+    AbandonArgs, ConfirmArgs, ConnectionArgs, DryRun, OperationArgs, OperationSettings, OutputArgs,
+    relationship_name,
+};
+use crate::commands::BeforeVerb;
 use crate::confirm::{self, Prompt};
 use crate::exit::{CodedError, USAGE};
 use crate::output::Printer;
@@ -160,6 +165,46 @@ pub fn not_found_message(
         ));
     }
     message
+}
+
+/// What the verbs on an existing relationship that keep a record (failover, resync, reverse-resync, reverse,
+/// failback) take: its NAME, the clusters, how to run, `--abandon`, `--yes`, `-o`.
+#[derive(Debug, Args)]
+pub struct RecordedOperationArgs {
+    /// Name of the relationship
+    #[arg(value_parser = relationship_name)]
+    pub name: String,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    #[command(flatten)]
+    pub operation: OperationArgs,
+    #[command(flatten)]
+    pub abandon: AbandonArgs,
+    #[command(flatten)]
+    pub confirm: ConfirmArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Runs such a verb: connect, then run (or with `--abandon` give up) `goal`.
+pub async fn run_recorded(
+    args: &RecordedOperationArgs,
+    goal: Goal,
+    before: &BeforeVerb,
+    printer: &mut Printer,
+) -> anyhow::Result<()> {
+    let connection = args.connection.or(&before.connection);
+    let clusters = connect(&connection).await?;
+    let request = Request {
+        name: &args.name,
+        goal,
+        namespace: connection.namespace.clone(),
+        operation: args.operation.settings(&before.flags),
+        yes: args.confirm.yes || before.flags.yes,
+        abandon: args.abandon.abandon,
+        verbose: before.verbose,
+    };
+    run_operation(&clusters, request, printer).await
 }
 
 /// How a lifecycle verb asks for its operation.

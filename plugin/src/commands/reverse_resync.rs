@@ -6,9 +6,8 @@
 use clap::Args;
 use tprotect_lifecycle::Goal;
 
-use crate::args::{AbandonArgs, ConfirmArgs, ConnectionArgs, OperationArgs, OutputArgs, relationship_name};
 use crate::commands::BeforeVerb;
-use crate::commands::operate::{self, Request};
+use crate::commands::operate::{self, RecordedOperationArgs};
 use crate::output::Printer;
 
 pub const EXAMPLES: &str = "Examples:
@@ -20,32 +19,10 @@ pub const EXAMPLES: &str = "Examples:
 
 #[derive(Debug, Args)]
 pub struct ReverseResyncArgs {
-    /// Name of the relationship
-    #[arg(value_parser = relationship_name)]
-    pub name: String,
     #[command(flatten)]
-    pub connection: ConnectionArgs,
-    #[command(flatten)]
-    pub operation: OperationArgs,
-    #[command(flatten)]
-    pub abandon: AbandonArgs,
-    #[command(flatten)]
-    pub confirm: ConfirmArgs,
-    #[command(flatten)]
-    pub output: OutputArgs,
+    pub common: RecordedOperationArgs,
 }
 
 pub async fn run(args: ReverseResyncArgs, before: &BeforeVerb, printer: &mut Printer) -> anyhow::Result<()> {
-    let connection = args.connection.or(&before.connection);
-    let clusters = operate::connect(&connection).await?;
-    let request = Request {
-        name: &args.name,
-        goal: Goal::ReverseResync,
-        namespace: connection.namespace.clone(),
-        operation: args.operation.settings(&before.flags),
-        yes: args.confirm.yes || before.flags.yes,
-        abandon: args.abandon.abandon,
-        verbose: before.verbose,
-    };
-    operate::run_operation(&clusters, request, printer).await
+    operate::run_recorded(&args.common, Goal::ReverseResync, before, printer).await
 }

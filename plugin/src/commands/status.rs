@@ -548,4 +548,36 @@ mod tests {
         later.amr.as_mut().unwrap().state = "Promoting".into();
         assert_ne!(stable(&[view()]), stable(&[later]));
     }
+
+    #[tokio::test]
+    async fn the_verb_shows_a_relationship_on_fake_clusters_in_every_format() {
+        let (source, destination) = crate::fake::established_pair(90);
+        let clusters = crate::fake::clusters(source, destination);
+        let args = StatusArgs {
+            name: Some("rel1".into()),
+            all_namespaces: false,
+            watch: false,
+            connection: ConnectionArgs::default(),
+            output: OutputArgs::default(),
+        };
+        let views = views(&clusters, &ConnectionArgs::default(), &args).await.unwrap();
+        let (mut printer, out) = Printer::buffer(OutputFormat::Table);
+        print(&mut printer, &args, &views).unwrap();
+        let text = out.text();
+        for part in [
+            "Relationship rel1",
+            "app1-dr/rel1 on dst (the destination)",
+            "RPO ok",
+            "Failover                   yes",
+            "Health                     healthy",
+        ] {
+            assert!(text.contains(part), "{part:?} missing from:\n{text}");
+        }
+        let (mut printer, out) = Printer::buffer(OutputFormat::Yaml);
+        print(&mut printer, &args, &views).unwrap();
+        print(&mut printer, &args, &views).unwrap();
+        let yaml = out.text();
+        assert_eq!(yaml.matches("\n---\n").count(), 1, "documents separated:\n{yaml}");
+        assert!(yaml.contains("healthy: true"), "{yaml}");
+    }
 }

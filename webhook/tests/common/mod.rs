@@ -298,6 +298,7 @@ pub async fn start_server(
         certificate_reload_interval: reload_interval,
         shutdown_delay: Duration::ZERO,
         shutdown_timeout: Duration::from_secs(30),
+        limits: tprotect_webhook::Limits::default(),
     };
     Server::new(config, state).start().await.unwrap()
 }
@@ -366,5 +367,153 @@ where
             "timed out waiting for: {what}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The `tprotect-webhook` binary of this build.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_tprotect-webhook")
+}
+
+/// The JSON log lines of a child, as they arrive.
+pub fn log_lines(stderr: std::process::ChildStderr) -> Arc<std::sync::Mutex<Vec<Value>>> {
+    use std::io::BufRead;
+    let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let value = serde_json::from_str(&line).unwrap_or_else(|_| json!({ "raw": line }));
+            sink.lock().unwrap().push(value);
+        }
+    });
+    lines
+}
+
+pub fn find_log(lines: &std::sync::Mutex<Vec<Value>>, message: &str) -> Option<Value> {
+    lines
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|l| l["fields"]["message"] == message)
+        .cloned()
+}
+
+/// The webhook binary serving on loopback with its own `gen-certs` certificate (JSON logs, no AMR watch).
+pub struct WebhookProcess {
+    pub child: std::process::Child,
+    pub https_addr: SocketAddr,
+    pub health_addr: SocketAddr,
+    pub ca: TestCa,
+    pub ca_bundle: String,
+    pub ca_pem: String,
+    pub lines: Arc<std::sync::Mutex<Vec<Value>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl WebhookProcess {
+    /// Starts `tprotect-webhook serve` with `args` added; returns once it is serving.
+    pub async fn start(args: &[&str]) -> Self {
+        use std::process::{Command, Stdio};
+        tprotect_webhook::install_crypto_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let generated = Command::new(binary())
+            .args([
+                "gen-certs",
+                "--ip",
+                "127.0.0.1",
+                "--dns",
+                "localhost",
+                "--out-dir",
+            ])
+            .arg(dir.path())
+            .env_clear()
+            .output()
+            .unwrap();
+        assert!(
+            generated.status.success(),
+            "{}",
+            String::from_utf8_lossy(&generated.stderr)
+        );
+        let ca_bundle = String::from_utf8(generated.stdout).unwrap();
+        let ca_pem = std::fs::read_to_string(dir.path().join("ca.crt")).unwrap();
+        let mut child = Command::new(binary())
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--health-listen",
+                "127.0.0.1:0",
+                "--no-amr-watch",
+                "--log-format",
+                "json",
+            ])
+            .args(args)
+            .arg("--tls-cert")
+            .arg(dir.path().join("tls.crt"))
+            .arg("--tls-key")
+            .arg(dir.path().join("tls.key"))
+            .env_clear()
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = log_lines(child.stderr.take().unwrap());
+        let mut serving = None;
+        eventually("the binary is serving", || {
+            serving = find_log(&lines, "serving admission reviews");
+            let up = serving.is_some();
+            async move { up }
+        })
+        .await;
+        let serving = serving.unwrap();
+        let addr = |field: &str| serving["fields"][field].as_str().unwrap().parse().unwrap();
+        Self {
+            https_addr: addr("https_addr"),
+            health_addr: addr("health_addr"),
+            child,
+            ca: TestCa::trusting(&ca_pem),
+            ca_bundle,
+            ca_pem,
+            lines,
+            _dir: dir,
+        }
+    }
+
+    /// VmRSS and VmHWM in KiB.
+    pub fn memory_kib(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let field = |name: &str| -> u64 {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap()
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    pub fn sigterm(&self) {
+        let kill = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+    }
+
+    /// A TLS connection to the HTTPS listener (HTTP/1.1 by ALPN).
+    pub async fn connect(&self) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+        let connector = tokio_rustls::TlsConnector::from(self.ca.client_config(&[b"http/1.1"]));
+        let tcp = tokio::net::TcpStream::connect(self.https_addr).await.unwrap();
+        connector
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for WebhookProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

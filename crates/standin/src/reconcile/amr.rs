@@ -24,8 +24,11 @@ use crate::Error;
 use crate::clock::{Cadence, tick};
 use crate::faults::{Kind, Transition};
 use crate::rules::amr::{
-    Delays, NamespaceMerge, Observation, Prerequisites, PromotedSnapshot, SourceApp, Stalls, StatusInputs,
-    Step, TransferClock, decide, status_patch,
+    Delays, FinalizerStep, NamespaceMerge, Observation, Prerequisites, PromotedSnapshot, SourceApp, Stalls,
+    StatusInputs, Step, TransferClock, decide, finalizer_step, status_patch,
+};
+use crate::rules::forms::{
+    Phase, RELATIONSHIP_FINALIZER, archive_basename, parse_destination_application_ref,
 };
 
 pub(super) async fn reconcile(amr: Arc<AppMirrorRelationship>, ctx: Arc<Ctx>) -> Result<Action, Error> {
@@ -138,7 +141,8 @@ async fn find_promoted_snapshot(ctx: &Ctx, amr: &AppMirrorRelationship) -> Resul
             .find(|s| {
                 s.status
                     .as_ref()
-                    .and_then(|st| st.archive_basename())
+                    .and_then(|st| st.app_archive_path.as_deref())
+                    .and_then(archive_basename)
                     .is_some_and(|b| b == basename)
             })
             .map_or(PromotedSnapshot::NotFound { basename }, |s| {
@@ -201,6 +205,10 @@ async fn once(
     let namespace = amr.namespace().unwrap_or_default();
     let name = amr.name_any();
     let amr_uid = uid(&amr);
+    let profile = ctx.config.profile;
+    if let Some(action) = finalizer(&ctx, &api, &amr).await? {
+        return Ok(action);
+    }
     let now = Timestamp::now();
     let desired = amr.spec.desired_state;
     let state = amr.state().map(str::to_string);
@@ -254,6 +262,19 @@ async fn once(
         (Ok(_), _) => TransferClock::NotDue(ctx.config.retry_interval),
     };
     let faults = &ctx.config.faults;
+    let application = amr.spec.source_application_name.clone().unwrap_or_default();
+    let destination_application = profile.destination_application_name(&application, &amr_uid);
+    let destination_application_exists = if !profile.creates_application_before_promoted()
+        && desired == Some(DesiredState::Promoted)
+        && Phase::of(state.as_deref()) == Phase::Promoted
+    {
+        Api::<Application>::namespaced(ctx.local.client.clone(), &namespace)
+            .get_opt(&destination_application)
+            .await?
+            .is_some()
+    } else {
+        true
+    };
     let observation = Observation {
         desired,
         state: state.clone(),
@@ -268,6 +289,8 @@ async fn once(
             resync: faults.is_stalled(Transition::Resync, &name),
             transfer: faults.is_stalled(Transition::Transfer, &name),
         },
+        failure: faults.relationship_failure(&name),
+        destination_application_exists,
     };
     let delays = Delays {
         establish: ctx.config.establish_delay,
@@ -275,25 +298,29 @@ async fn once(
         resync: ctx.config.resync_delay,
         retry: ctx.config.retry_interval,
     };
-    let step = decide(&observation, &delays);
-    let application = amr.spec.source_application_name.clone().unwrap_or_default();
+    let step = decide(&observation, &delays, profile);
 
     // Side effects first: whoever sees the new state also sees what it promises.
     let mut namespace_merge = None;
     match &step {
         Step::Promote => {
-            namespace_merge = Some(promote(&ctx, &amr, &source).await?);
+            namespace_merge = Some(promote(&ctx, &amr, &source, &destination_application).await?);
         }
-        Step::Resync => {
-            let app = amr
+        Step::CreateApplication => {
+            create_destination_application(&ctx, &amr, &source, &destination_application).await?;
+        }
+        Step::Resync if profile.resync_deletes_application() => {
+            let reference = amr
                 .status
                 .as_ref()
                 .and_then(|s| s.destination_application_ref.clone())
-                .unwrap_or_else(|| application.clone());
-            let apps = Api::<Application>::namespaced(ctx.local.client.clone(), &namespace);
-            match apps.delete(&app, &DeleteParams::default()).await {
+                .unwrap_or_default();
+            let (app_namespace, app) = parse_destination_application_ref(&reference, &namespace)
+                .unwrap_or((&namespace, &destination_application));
+            let apps = Api::<Application>::namespaced(ctx.local.client.clone(), app_namespace);
+            match apps.delete(app, &DeleteParams::default()).await {
                 Ok(_) => {
-                    tracing::info!(cluster = %ctx.local.name, %namespace, application = %app, "resync: destination Application deleted")
+                    tracing::info!(cluster = %ctx.local.name, namespace = %app_namespace, application = %app, "resync: destination Application deleted")
                 }
                 Err(kube::Error::Api(status)) if status.is_not_found() => {}
                 Err(error) => return Err(error.into()),
@@ -302,13 +329,16 @@ async fn once(
         _ => {}
     }
     let latest = match &step {
-        Step::Establish | Step::Transfer => latest_snapshot(&ctx, &source, &application).await?,
+        Step::Establish | Step::Transfer | Step::Resync => {
+            latest_snapshot(&ctx, &source, &application).await?
+        }
         _ => None,
     };
     let status = amr.status.clone().unwrap_or_default();
     let inputs = StatusInputs {
         now,
         generation: amr.meta().generation,
+        state: state.clone(),
         conditions: status.conditions.clone().unwrap_or_default(),
         error: status.error.clone(),
         source_cluster: ctx.peer.name.clone(),
@@ -320,11 +350,12 @@ async fn once(
             .map(str::to_string)
             .collect(),
         application,
+        destination_application,
         latest_snapshot: latest,
         promoted_snapshot,
         namespace_merge,
     };
-    if let Some(patch) = status_patch(&step, &inputs) {
+    if let Some(patch) = status_patch(&step, &inputs, profile) {
         tracing::info!(
             cluster = %ctx.local.name, %namespace, %name, ?step,
             state = patch.get("state").and_then(|s| s.as_str()).unwrap_or(state.as_deref().unwrap_or_default()),
@@ -333,7 +364,9 @@ async fn once(
         let target = target(Kind::AppMirrorRelationship, &amr);
         patch_status(&ctx, &api, &target, &amr, patch).await?;
     }
-    if let (Step::Establish | Step::Transfer, Ok(cadence)) = (&step, &cadence) {
+    let transferred = matches!(step, Step::Establish | Step::Transfer)
+        || (matches!(step, Step::Resync) && !profile.resync_passes_through_establishing());
+    if let (true, Ok(cadence)) = (transferred, &cadence) {
         let current = cadence.index_at(ctx.clock.to_sim(now));
         ctx.set_last_run(&amr_uid, Some(current));
         return Ok(Action::requeue(
@@ -341,10 +374,72 @@ async fn once(
         ));
     }
     Ok(match step {
-        Step::Idle | Step::Promote => Action::await_change(),
+        Step::Idle => Action::await_change(),
         Step::Wait(wait) => Action::requeue(wait),
-        Step::Blocked(_) => Action::requeue(ctx.config.retry_interval),
-        Step::Enter(_) | Step::Resync | Step::Establish | Step::Transfer => Action::requeue(AFTER_WRITE),
+        Step::Blocked(_) | Step::Fail(_) => Action::requeue(ctx.config.retry_interval),
+        Step::Enter(_)
+        | Step::Promote
+        | Step::CreateApplication
+        | Step::Resync
+        | Step::Establish
+        | Step::Transfer => Action::requeue(AFTER_WRITE),
+    })
+}
+
+/// The variant's finalizer: put on at first sight; on deletion removed after `delete_delay` (the clean-up a
+/// controller would do). `Some(action)` when that is all this reconcile does.
+async fn finalizer(
+    ctx: &Ctx,
+    api: &Api<AppMirrorRelationship>,
+    amr: &AppMirrorRelationship,
+) -> Result<Option<Action>, Error> {
+    let deleting = amr.metadata.deletion_timestamp.is_some();
+    let has_finalizer = amr.finalizers().iter().any(|f| f == RELATIONSHIP_FINALIZER);
+    let deleting_for = if deleting {
+        ctx.phases
+            .in_phase_for(&ctx.phase_key(Kind::AppMirrorRelationship, &uid(amr)), "deleting")
+    } else {
+        std::time::Duration::ZERO
+    };
+    let step = finalizer_step(
+        ctx.config.profile,
+        deleting,
+        has_finalizer,
+        deleting_for,
+        ctx.config.delete_delay,
+    );
+    let finalizers = |keep_ours: bool| -> Vec<String> {
+        let mut list: Vec<String> = amr
+            .finalizers()
+            .iter()
+            .filter(|f| *f != RELATIONSHIP_FINALIZER)
+            .cloned()
+            .collect();
+        if keep_ours {
+            list.push(RELATIONSHIP_FINALIZER.to_string());
+        }
+        list
+    };
+    let write = |list: Vec<String>| async move {
+        let patch = json!({
+            "metadata": { "resourceVersion": amr.resource_version(), "finalizers": list }
+        });
+        api.patch(&amr.name_any(), &params(), &Patch::Merge(&patch))
+            .await
+            .map(|_| ())
+    };
+    Ok(match step {
+        None => None,
+        Some(FinalizerStep::Wait(wait)) => Some(Action::requeue(wait)),
+        Some(FinalizerStep::Add) => {
+            write(finalizers(true)).await?;
+            Some(Action::requeue(AFTER_WRITE))
+        }
+        Some(FinalizerStep::Remove) => {
+            write(finalizers(false)).await?;
+            tracing::info!(cluster = %ctx.local.name, namespace = %amr.namespace().unwrap_or_default(), name = %amr.name_any(), "AppMirrorRelationship cleaned up: finalizer removed");
+            Some(Action::await_change())
+        }
     })
 }
 
@@ -354,28 +449,46 @@ async fn promote(
     ctx: &Ctx,
     amr: &AppMirrorRelationship,
     source: &SourceView,
+    destination_application: &str,
 ) -> Result<NamespaceMerge, Error> {
     for mapping in amr.namespace_mappings() {
-        ensure_namespace(ctx, &mapping.destination).await?;
+        ensure_namespace(ctx, source, &mapping.source, &mapping.destination).await?;
     }
     let outcome = match &source.reachable {
         Err(reason) => NamespaceMerge::SourceUnreachable(reason.clone()),
         Ok(()) => merge_namespaces(ctx, amr).await?,
     };
-    create_destination_application(ctx, amr, source).await?;
+    if ctx.config.profile.creates_application_before_promoted() {
+        create_destination_application(ctx, amr, source, destination_application).await?;
+    }
     Ok(outcome)
 }
 
-async fn ensure_namespace(ctx: &Ctx, name: &str) -> Result<(), Error> {
+/// Creates the destination namespace `name` if missing: empty (the merge follows as an UPDATE), or under the
+/// variant with the source namespace's labels and annotations merged in (one CREATE).
+async fn ensure_namespace(ctx: &Ctx, source: &SourceView, from: &str, name: &str) -> Result<(), Error> {
     let api = Api::<Namespace>::all(ctx.local.client.clone());
     if api.get_opt(name).await?.is_some() {
         return Ok(());
     }
+    let mut metadata = kube::api::ObjectMeta {
+        name: Some(name.to_string()),
+        ..Default::default()
+    };
+    if ctx.config.profile.creates_namespace_with_metadata() && source.reachable.is_ok() {
+        let peer = Api::<Namespace>::all(ctx.peer.client.clone());
+        if let Ok(Some(source_namespace)) = ctx.on_peer(peer.get_opt(from)).await? {
+            let empty = NamespaceMeta {
+                name: name.to_string(),
+                ..Default::default()
+            };
+            let merged = merge(&meta(&source_namespace)?, &empty, &SkipRules::none());
+            metadata.labels = Some(merged.labels.into_iter().collect());
+            metadata.annotations = Some(merged.annotations.into_iter().collect());
+        }
+    }
     let namespace = Namespace {
-        metadata: kube::api::ObjectMeta {
-            name: Some(name.to_string()),
-            ..Default::default()
-        },
+        metadata,
         ..Default::default()
     };
     match api.create(&PostParams::default(), &namespace).await {
@@ -453,11 +566,11 @@ async fn create_destination_application(
     ctx: &Ctx,
     amr: &AppMirrorRelationship,
     source: &SourceView,
+    name: &str,
 ) -> Result<(), Error> {
     let namespace = amr.namespace().unwrap_or_default();
-    let name = amr.spec.source_application_name.clone().unwrap_or_default();
     let api = Api::<Application>::namespaced(ctx.local.client.clone(), &namespace);
-    if api.get_opt(&name).await?.is_some() {
+    if api.get_opt(name).await?.is_some() {
         return Ok(());
     }
     let selectors: BTreeMap<&str, _> = source
@@ -483,14 +596,16 @@ async fn create_destination_application(
         });
     }
     let mut app = Application::new(
-        &name,
+        name,
         ApplicationSpec {
             included_namespaces: Some(included),
             ..Default::default()
         },
     );
     app.metadata.namespace = Some(namespace.clone());
-    if let Some(relationship) = amr.labels().get(RELATIONSHIP_LABEL) {
+    if let Some(relationship) = amr.labels().get(RELATIONSHIP_LABEL)
+        && ctx.config.profile.labels_destination_application()
+    {
         app.metadata.labels = Some([(RELATIONSHIP_LABEL.to_string(), relationship.clone())].into());
     }
     match api.create(&PostParams::default(), &app).await {

@@ -15,6 +15,7 @@ use super::{Ctx, target, uid};
 use crate::Error;
 use crate::faults::{Kind, Transition};
 use crate::rules::appvault::{SecretState, Step, check, decide};
+use crate::rules::forms::VaultStatus;
 
 pub(super) async fn reconcile(vault: Arc<AppVault>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let namespace = vault.namespace().unwrap_or_default();
@@ -50,27 +51,33 @@ async fn once(ctx: Arc<Ctx>, api: Api<AppVault>, vault: AppVault) -> Result<Acti
     let credentials = vault.spec.provider_credentials.clone().unwrap_or_default();
     let verdict = check(&namespace, &credentials, &secrets);
     let status = vault.status.clone().unwrap_or_default();
+    let current = VaultStatus {
+        state: status.state,
+        error: status.error,
+        message: status.message,
+    };
     let in_phase_for = ctx.phases.in_phase_for(
         &ctx.phase_key(Kind::AppVault, &uid(&vault)),
-        status.state.as_deref().unwrap_or_default(),
+        current.state.as_deref().unwrap_or_default(),
     );
     let step = decide(
-        status.state.as_deref(),
-        status.error.as_deref(),
-        verdict,
+        &current,
+        &verdict,
         in_phase_for,
         ctx.config.appvault_delay,
         ctx.config
             .faults
             .is_stalled(Transition::AppVaultCheck, &vault.name_any()),
+        ctx.config.profile,
     );
     match step {
         Step::Idle => Ok(Action::await_change()),
         Step::Wait(wait) => Ok(Action::requeue(wait)),
-        Step::Write(verdict) => {
+        Step::Write(written) => {
             tracing::info!(
                 cluster = %ctx.local.name, %namespace, name = %vault.name_any(),
-                state = verdict.state(), error = verdict.error().unwrap_or_default(), "AppVault"
+                state = written.state.as_deref().unwrap_or_default(),
+                problem = verdict.problem().unwrap_or_default(), "AppVault"
             );
             let target = target(Kind::AppVault, &vault);
             patch_status(
@@ -78,7 +85,7 @@ async fn once(ctx: Arc<Ctx>, api: Api<AppVault>, vault: AppVault) -> Result<Acti
                 &api,
                 &target,
                 &vault,
-                json!({ "state": verdict.state(), "error": verdict.error() }),
+                json!({ "state": written.state, "error": written.error, "message": written.message }),
             )
             .await?;
             Ok(Action::await_change())

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
@@ -81,7 +81,7 @@ async fn once(ctx: Arc<Ctx>, api: Api<Schedule>, schedule: Schedule) -> Result<A
                 &target,
                 &schedule,
                 json!({
-                    "lastScheduleTime": Time(now),
+                    "lastScheduleTime": ctx.config.profile.timestamp(now),
                     "error": null,
                 }),
             )

@@ -4,7 +4,6 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
@@ -12,15 +11,15 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use tprotect_api::{
-    APP_VAULT_STATE_AVAILABLE, APP_VAULT_STATE_ERROR, AppVault, Application, ShutdownSnapshot, Snapshot,
-    SnapshotStatus, TRIDENT_PROTECT_NAMESPACE,
+    AppVault, Application, ShutdownSnapshot, Snapshot, SnapshotStatus, TRIDENT_PROTECT_NAMESPACE,
 };
 
 use super::write::{params, patch_status, with_retries};
 use super::{Ctx, target, uid};
 use crate::conditions::{ConditionUpdate, upsert};
 use crate::faults::{Kind, Transition};
-use crate::rules::snapshot::{Observation, Step, VaultState, archive_path, decide, state_written};
+use crate::rules::forms::{Archive, VaultStatus};
+use crate::rules::snapshot::{Observation, Step, VaultState, decide, state_written};
 use crate::{APPLICATION_SHUTDOWN_CONDITION, APPLICATION_SHUTDOWN_REASON, Error, SNAPSHOT_READY_CONDITION};
 
 /// What the reconcile needs of a Snapshot or a ShutdownSnapshot (one schema, two kinds).
@@ -85,11 +84,16 @@ async fn once<K: SnapshotKind>(ctx: Arc<Ctx>, api: Api<K>, snapshot: K) -> Resul
         &ctx.phase_key(K::KIND, &uid(&snapshot)),
         state.unwrap_or_default(),
     );
-    let running = state == Some(tprotect_api::SNAPSHOT_STATE_RUNNING);
+    let profile = ctx.config.profile;
+    let running = match state.unwrap_or_default() {
+        "" => profile.snapshot_running_state().is_none(),
+        state => state == tprotect_api::SNAPSHOT_STATE_RUNNING,
+    };
 
     // Look at the Application and the AppVault only when they matter (at completion).
     let mut application = None;
     let mut vault = VaultState::Missing;
+    let mut vault_prefix = None;
     if running {
         if let Some(app) = snapshot.application_ref().filter(|a| !a.is_empty()) {
             application = Api::<Application>::namespaced(ctx.local.client.clone(), &namespace)
@@ -97,43 +101,48 @@ async fn once<K: SnapshotKind>(ctx: Arc<Ctx>, api: Api<K>, snapshot: K) -> Resul
                 .await?;
         }
         if let Some(vault_name) = snapshot.app_vault_ref().filter(|v| !v.is_empty()) {
-            vault = match Api::<AppVault>::namespaced(ctx.local.client.clone(), TRIDENT_PROTECT_NAMESPACE)
+            let found = Api::<AppVault>::namespaced(ctx.local.client.clone(), TRIDENT_PROTECT_NAMESPACE)
                 .get_opt(vault_name)
-                .await?
-            {
-                None => VaultState::Missing,
-                Some(v) => match v.state() {
-                    Some(APP_VAULT_STATE_AVAILABLE) => VaultState::Available,
-                    Some(APP_VAULT_STATE_ERROR) => VaultState::Error(
-                        v.status
-                            .and_then(|s| s.error)
-                            .unwrap_or_else(|| "state Error".into()),
-                    ),
-                    _ => VaultState::Pending,
-                },
-            };
+                .await?;
+            vault_prefix = found.as_ref().and_then(|v| v.spec.prefix.clone());
+            let status = found.map(|v| {
+                let s = v.status.unwrap_or_default();
+                VaultStatus {
+                    state: s.state,
+                    error: s.error,
+                    message: s.message,
+                }
+            });
+            vault = VaultState::of(status.as_ref());
         }
     }
     let application_uid = application.as_ref().and_then(|a| a.metadata.uid.clone());
-    let step = decide(&Observation {
-        namespace: &namespace,
-        state,
-        in_phase_for,
-        delay: ctx.config.snapshot_delay,
-        stalled: ctx
-            .config
-            .faults
-            .is_stalled(Transition::SnapshotCompletion, &name),
-        application: snapshot.application_ref(),
-        application_uid: application_uid.as_deref(),
-        app_vault: snapshot.app_vault_ref(),
-        vault,
-    });
+    let step = decide(
+        &Observation {
+            namespace: &namespace,
+            state,
+            in_phase_for,
+            delay: ctx.config.snapshot_delay,
+            stalled: ctx
+                .config
+                .faults
+                .is_stalled(Transition::SnapshotCompletion, &name),
+            application: snapshot.application_ref(),
+            application_uid: application_uid.as_deref(),
+            app_vault: snapshot.app_vault_ref(),
+            vault,
+        },
+        profile,
+    );
 
     let now = Timestamp::now();
     let generation = snapshot.meta().generation;
     let mut conditions = status.conditions.clone().unwrap_or_default();
-    let mut set = |update| upsert(&mut conditions, update, generation, now);
+    let mut set = |update| {
+        if profile.writes_conditions() {
+            upsert(&mut conditions, update, generation, now)
+        }
+    };
     let mut patch = serde_json::Map::new();
     let action = match &step {
         Step::Idle => return Ok(Action::await_change()),
@@ -157,8 +166,16 @@ async fn once<K: SnapshotKind>(ctx: Arc<Ctx>, api: Api<K>, snapshot: K) -> Resul
             application_uid,
         } => {
             let created = snapshot.meta().creation_timestamp.as_ref().map_or(now, |t| t.0);
-            let path = archive_path(application, application_uid, created, &name, &uid(&snapshot));
-            if K::KIND == Kind::ShutdownSnapshot {
+            let snapshot_uid = uid(&snapshot);
+            let path = profile.archive_path(&Archive {
+                application,
+                application_uid,
+                started: created,
+                snapshot: &name,
+                snapshot_uid: &snapshot_uid,
+                vault_prefix: vault_prefix.as_deref(),
+            });
+            if K::KIND == Kind::ShutdownSnapshot && profile.writes_conditions() {
                 record_shutdown(&ctx, &namespace, application, &name, &path).await?;
             }
             set(ConditionUpdate::new(
@@ -169,7 +186,7 @@ async fn once<K: SnapshotKind>(ctx: Arc<Ctx>, api: Api<K>, snapshot: K) -> Resul
             ));
             patch.insert("appArchivePath".into(), json!(path));
             patch.insert("appVaultRef".into(), json!(snapshot.app_vault_ref()));
-            patch.insert("completionTimestamp".into(), serde_json::to_value(Time(now))?);
+            patch.insert("completionTimestamp".into(), profile.timestamp(now));
             patch.insert("error".into(), serde_json::Value::Null);
             Action::await_change()
         }
@@ -184,10 +201,15 @@ async fn once<K: SnapshotKind>(ctx: Arc<Ctx>, api: Api<K>, snapshot: K) -> Resul
             Action::await_change()
         }
     };
-    let state = state_written(&step).unwrap_or_default();
+    let Some(state) = state_written(&step, profile) else {
+        // The variant: no status while the snapshot runs.
+        return Ok(action);
+    };
     tracing::info!(cluster = %ctx.local.name, kind = K::KIND.as_str(), %namespace, %name, state, "snapshot");
     patch.insert("state".into(), json!(state));
-    patch.insert("conditions".into(), serde_json::to_value(&conditions)?);
+    if profile.writes_conditions() {
+        patch.insert("conditions".into(), serde_json::to_value(&conditions)?);
+    }
     let target = target(K::KIND, &snapshot);
     patch_status(&ctx, &api, &target, &snapshot, serde_json::Value::Object(patch)).await?;
     Ok(action)

@@ -13,18 +13,30 @@
 //! destination AppVault on the destination. Promoting needs nothing from the source (failover must work with the
 //! source down) except, for a planned swap (`promotedSnapshot`), a ShutdownSnapshot on the source whose archive
 //! has that basename.
+//!
+//! That is the documented profile. The variant ([`crate::Profile::Variant`], [`crate::rules::forms`]) differs:
+//!
+//! ```text
+//!  desiredState Established:  (none) ─► Pending ──(prerequisites)──► Establishing ──(delay)──► Established
+//!                              Establishing ──(a prerequisite gone)──► Pending
+//!                              Promoted ──(prerequisites, incl. the source; resync delay)──► Established
+//!  desiredState Promoted:     … ─► Promoting ──(delay)──► Promoted ──(delay)──► destination Application created
+//!  any desired state:          a failure fault ─► Error (documented: Failed) ─► carries on once recovered
+//! ```
 
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use serde_json::{Value, json};
 use tprotect_api::{
     AMR_STATE_ESTABLISHED, AMR_STATE_ESTABLISHING, AMR_STATE_PROMOTED, AMR_STATE_PROMOTING, DesiredState,
     TRIDENT_PROTECT_NAMESPACE,
 };
 
+use crate::Profile;
 use crate::conditions::{ConditionUpdate, upsert};
+use crate::rules::forms::{AMR_STATE_PENDING, Phase};
 
 /// Condition: True while the relationship replicates.
 pub const CONDITION_ESTABLISHED: &str = "Established";
@@ -196,12 +208,17 @@ pub struct Observation {
     pub promoted_snapshot: PromotedSnapshot,
     pub transfer: TransferClock,
     pub stalls: Stalls,
+    /// A failure a test injected ([`crate::Faults::fail_relationship`]).
+    pub failure: Option<String>,
+    /// Whether the destination Application exists (looked at only while Promoted, by a profile that creates it
+    /// after reporting Promoted; true otherwise).
+    pub destination_application_exists: bool,
 }
 
 /// Why an AMR cannot move on; written to `status.error`, the state stays.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Blocker {
-    /// Establishing, something is missing.
+    /// Establishing (or resyncing, under the variant), something is missing.
     Prerequisites(String),
     /// Established, a transfer could not run.
     Transfer(String),
@@ -224,17 +241,23 @@ pub enum Step {
     Idle,
     /// Look again after this long.
     Wait(Duration),
-    /// Write this state (`Establishing` or `Promoting`).
+    /// Write this state (`Establishing`, `Pending` or `Promoting`).
     Enter(&'static str),
     /// Write `status.error`; the state does not move.
     Blocked(Blocker),
+    /// Report a failure (an injected fault): the profile's failure state and `status.error`.
+    Fail(String),
     /// Establishing → Established, with the first transfer.
     Establish,
     /// A transfer while Established.
     Transfer,
-    /// Promoting → Promoted: create the destination Application, merge the namespaces' metadata.
+    /// Promoting → Promoted: merge the namespaces' metadata and (documented profile) create the destination
+    /// Application.
     Promote,
+    /// Promoted, and the destination Application is not there yet: create it (variant profile).
+    CreateApplication,
     /// Promoted → Establishing: discard the destination's changes, delete (stop) the destination Application.
+    /// Under the variant, Promoted → Established in one step, the destination Application kept (stopped).
     Resync,
 }
 
@@ -242,33 +265,51 @@ fn remaining(delay: Duration, elapsed: Duration) -> Option<Duration> {
     (elapsed < delay).then(|| delay - elapsed)
 }
 
-/// Decides the next step of an AMR.
-pub fn decide(o: &Observation, delays: &Delays) -> Step {
-    let state = o.state.as_deref().unwrap_or_default();
-    match o.desired {
-        None => Step::Idle,
-        Some(DesiredState::Established) => match state {
-            AMR_STATE_PROMOTED => {
-                if o.stalls.resync {
-                    Step::Idle
-                } else if let Some(wait) = remaining(delays.resync, o.in_phase_for) {
-                    Step::Wait(wait)
+/// Waits out `delay` (measured in the current phase) unless `stalled`, then `step`.
+fn after(delay: Duration, o: &Observation, stalled: bool, step: Step) -> Step {
+    if stalled {
+        Step::Idle
+    } else if let Some(wait) = remaining(delay, o.in_phase_for) {
+        Step::Wait(wait)
+    } else {
+        step
+    }
+}
+
+/// Decides the next step of an AMR, playing `profile`.
+pub fn decide(o: &Observation, delays: &Delays, profile: Profile) -> Step {
+    let Some(desired) = o.desired else {
+        return Step::Idle;
+    };
+    if let Some(failure) = &o.failure {
+        return Step::Fail(failure.clone());
+    }
+    let phase = Phase::of(o.state.as_deref());
+    let prerequisites = || Step::Blocked(Blocker::Prerequisites(o.missing.join("; ")));
+    match desired {
+        DesiredState::Established => match phase {
+            Phase::Promoted => {
+                if !profile.resync_passes_through_establishing() && !o.missing.is_empty() {
+                    // Resyncing starts from the source: without it nothing is discarded.
+                    prerequisites()
                 } else {
-                    Step::Resync
+                    after(delays.resync, o, o.stalls.resync, Step::Resync)
                 }
             }
-            AMR_STATE_ESTABLISHING => {
+            Phase::Pending | Phase::Establishing => {
                 if !o.missing.is_empty() {
-                    Step::Blocked(Blocker::Prerequisites(o.missing.join("; ")))
-                } else if o.stalls.establish {
-                    Step::Idle
-                } else if let Some(wait) = remaining(delays.establish, o.in_phase_for) {
-                    Step::Wait(wait)
+                    if phase == Phase::Establishing && profile.has_pending_state() {
+                        Step::Enter(AMR_STATE_PENDING)
+                    } else {
+                        prerequisites()
+                    }
+                } else if phase == Phase::Pending {
+                    Step::Enter(AMR_STATE_ESTABLISHING)
                 } else {
-                    Step::Establish
+                    after(delays.establish, o, o.stalls.establish, Step::Establish)
                 }
             }
-            AMR_STATE_ESTABLISHED => match &o.transfer {
+            Phase::Established => match &o.transfer {
                 TransferClock::NotDue(wait) => Step::Wait(*wait),
                 TransferClock::Invalid(problem) => Step::Blocked(Blocker::Transfer(problem.clone())),
                 TransferClock::Due if o.stalls.transfer => Step::Idle,
@@ -279,11 +320,19 @@ pub fn decide(o: &Observation, delays: &Delays) -> Step {
                     ))),
                 },
             },
-            _ => Step::Enter(AMR_STATE_ESTABLISHING),
+            Phase::New | Phase::Promoting | Phase::Failed | Phase::Other => {
+                Step::Enter(profile.establish_entry_state())
+            }
         },
-        Some(DesiredState::Promoted) => match state {
-            AMR_STATE_PROMOTED => Step::Idle,
-            AMR_STATE_PROMOTING => match &o.promoted_snapshot {
+        DesiredState::Promoted => match phase {
+            Phase::Promoted => {
+                if profile.creates_application_before_promoted() || o.destination_application_exists {
+                    Step::Idle
+                } else {
+                    after(delays.promote, o, false, Step::CreateApplication)
+                }
+            }
+            Phase::Promoting => match &o.promoted_snapshot {
                 PromotedSnapshot::NotFound { basename } => Step::Blocked(Blocker::PromotedSnapshot(format!(
                     "promotedSnapshot {basename:?}: no ShutdownSnapshot on the source cluster has an \
                      appArchivePath with that basename"
@@ -294,17 +343,42 @@ pub fn decide(o: &Observation, delays: &Delays) -> Step {
                     )))
                 }
                 PromotedSnapshot::NotRequested | PromotedSnapshot::Found { .. } => {
-                    if o.stalls.promote {
-                        Step::Idle
-                    } else if let Some(wait) = remaining(delays.promote, o.in_phase_for) {
-                        Step::Wait(wait)
-                    } else {
-                        Step::Promote
-                    }
+                    after(delays.promote, o, o.stalls.promote, Step::Promote)
                 }
             },
             _ => Step::Enter(AMR_STATE_PROMOTING),
         },
+    }
+}
+
+/// What to do about the finalizer the variant keeps on an AMR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinalizerStep {
+    /// Put it on (first sight of the AMR).
+    Add,
+    /// The AMR is being deleted: clean up for this long, then remove it.
+    Wait(Duration),
+    /// Remove it: the AMR goes.
+    Remove,
+}
+
+/// The finalizer's next step: `deleting_for` is the time since the stand-in first saw the deletion. Our
+/// finalizer on a deleted AMR is removed after `delay` whatever the profile (so a switch of profile never leaves
+/// an AMR stuck).
+pub fn finalizer_step(
+    profile: Profile,
+    deleting: bool,
+    has_finalizer: bool,
+    deleting_for: Duration,
+    delay: Duration,
+) -> Option<FinalizerStep> {
+    match (deleting, has_finalizer) {
+        (true, true) => Some(match remaining(delay, deleting_for) {
+            Some(wait) => FinalizerStep::Wait(wait),
+            None => FinalizerStep::Remove,
+        }),
+        (false, false) if profile.relationship_finalizer().is_some() => Some(FinalizerStep::Add),
+        _ => None,
     }
 }
 
@@ -325,6 +399,8 @@ pub enum NamespaceMerge {
 pub struct StatusInputs {
     pub now: Timestamp,
     pub generation: Option<i64>,
+    /// `status.state`, `status.conditions` and `status.error` as read.
+    pub state: Option<String>,
     pub conditions: Vec<Condition>,
     pub error: Option<String>,
     pub source_cluster: String,
@@ -333,8 +409,10 @@ pub struct StatusInputs {
     pub namespace: String,
     /// `spec.namespaceMapping` destinations.
     pub destination_namespaces: Vec<String>,
-    /// Name of the destination Application (`spec.sourceApplicationName`).
+    /// `spec.sourceApplicationName`.
     pub application: String,
+    /// Name of the destination Application ([`Profile::destination_application_name`]).
+    pub destination_application: String,
     /// Newest Completed Snapshot of the source Application: the one a transfer carries.
     pub latest_snapshot: Option<(String, Option<Timestamp>)>,
     /// For Promote: the ShutdownSnapshot of a planned swap.
@@ -343,45 +421,48 @@ pub struct StatusInputs {
     pub namespace_merge: Option<NamespaceMerge>,
 }
 
-fn time(t: Timestamp) -> Value {
-    serde_json::to_value(Time(t)).unwrap_or(Value::Null)
-}
-
-fn snapshot_json(name: &str, completion: Option<Timestamp>) -> Value {
-    let mut snapshot = json!({ "name": name });
-    if let Some(completion) = completion {
-        snapshot["completionTimestamp"] = time(completion);
-    }
-    snapshot
-}
-
-/// The `status` merge patch for `step`; `None` when the step writes nothing or would change nothing (so a blocked
-/// AMR does not write, and wake itself, in a loop).
-pub fn status_patch(step: &Step, inputs: &StatusInputs) -> Option<Value> {
+/// The `status` merge patch for `step`, in the forms of `profile`; `None` when the step writes nothing or would
+/// change nothing (so a blocked AMR does not write, and wake itself, in a loop).
+pub fn status_patch(step: &Step, inputs: &StatusInputs, profile: Profile) -> Option<Value> {
     let StatusInputs {
         now,
         generation,
         source_cluster,
         destination_cluster,
         application,
+        destination_application,
         ..
     } = inputs;
     let mut conditions = inputs.conditions.clone();
-    let mut set = |update: ConditionUpdate<'_>| upsert(&mut conditions, update, *generation, *now);
+    let mut set = |update: ConditionUpdate<'_>| {
+        if profile.writes_conditions() {
+            upsert(&mut conditions, update, *generation, *now)
+        }
+    };
     let mut patch = serde_json::Map::new();
+    let snapshot_json = |name: &str, completion: Option<Timestamp>| {
+        let mut snapshot = json!({ "name": name });
+        if let Some(completion) = completion {
+            snapshot["completionTimestamp"] = profile.timestamp(completion);
+        }
+        snapshot
+    };
     let transfer = |patch: &mut serde_json::Map<String, Value>| {
         patch.insert(
             "lastTransfer".into(),
-            json!({ "startTimestamp": time(*now), "completionTimestamp": time(*now) }),
+            json!({ "startTimestamp": profile.timestamp(*now), "completionTimestamp": profile.timestamp(*now) }),
         );
-        if let Some((name, completion)) = &inputs.latest_snapshot {
+        if let Some((name, completion)) = &inputs.latest_snapshot
+            && profile.writes_last_transferred_snapshot()
+        {
             patch.insert("lastTransferredSnapshot".into(), snapshot_json(name, *completion));
         }
     };
     match step {
-        Step::Idle | Step::Wait(_) => return None,
+        Step::Idle | Step::Wait(_) | Step::CreateApplication => return None,
         Step::Enter(state) => {
             patch.insert("state".into(), json!(state));
+            patch.insert("error".into(), json!(profile.progress_error(state)));
             if *state == AMR_STATE_PROMOTING {
                 set(ConditionUpdate::new(
                     CONDITION_PROMOTED,
@@ -426,6 +507,23 @@ pub fn status_patch(step: &Step, inputs: &StatusInputs) -> Option<Value> {
             }
             patch.insert("error".into(), json!(blocker.message()));
         }
+        Step::Fail(message) => {
+            let state = profile.amr_failure_state();
+            set(ConditionUpdate::new(
+                CONDITION_ESTABLISHED,
+                false,
+                "Failed",
+                message.clone(),
+            ));
+            if inputs.state.as_deref() == Some(state)
+                && inputs.error.as_deref() == Some(message)
+                && conditions == inputs.conditions
+            {
+                return None;
+            }
+            patch.insert("state".into(), json!(state));
+            patch.insert("error".into(), json!(message));
+        }
         Step::Establish => {
             patch.insert("state".into(), json!(AMR_STATE_ESTABLISHED));
             transfer(&mut patch);
@@ -440,13 +538,18 @@ pub fn status_patch(step: &Step, inputs: &StatusInputs) -> Option<Value> {
         Step::Transfer => transfer(&mut patch),
         Step::Promote => {
             patch.insert("state".into(), json!(AMR_STATE_PROMOTED));
-            patch.insert("destinationApplicationRef".into(), json!(application));
+            patch.insert(
+                "destinationApplicationRef".into(),
+                json!(profile.destination_application_ref(&inputs.namespace, destination_application)),
+            );
             let mut message = format!(
                 "Application {:?} in namespace {:?} runs on cluster {destination_cluster:?}",
-                application, inputs.namespace
+                destination_application, inputs.namespace
             );
             if let PromotedSnapshot::Found { name, completion } = &inputs.promoted_snapshot {
-                patch.insert("lastTransferredSnapshot".into(), snapshot_json(name, *completion));
+                if profile.writes_last_transferred_snapshot() {
+                    patch.insert("lastTransferredSnapshot".into(), snapshot_json(name, *completion));
+                }
                 message.push_str(&format!(", restored from ShutdownSnapshot {name:?}"));
             }
             set(ConditionUpdate::new(
@@ -507,6 +610,12 @@ pub fn status_patch(step: &Step, inputs: &StatusInputs) -> Option<Value> {
                 ));
             }
         }
+        Step::Resync if !profile.resync_passes_through_establishing() => {
+            // Promoted → Established at once: the destination's changes discarded, replication running again.
+            patch.insert("state".into(), json!(AMR_STATE_ESTABLISHED));
+            patch.insert("destinationApplicationRef".into(), Value::Null);
+            transfer(&mut patch);
+        }
         Step::Resync => {
             patch.insert("state".into(), json!(AMR_STATE_ESTABLISHING));
             patch.insert("destinationApplicationRef".into(), Value::Null);
@@ -516,8 +625,8 @@ pub fn status_patch(step: &Step, inputs: &StatusInputs) -> Option<Value> {
                 "Resync",
                 format!(
                     "resync discarded every change written on cluster {destination_cluster:?} since the \
-                     failover: Application {application:?} in namespace {:?} was deleted (stopped); replication \
-                     from cluster {source_cluster:?} restarts",
+                     failover: Application {destination_application:?} in namespace {:?} was deleted (stopped); \
+                     replication from cluster {source_cluster:?} restarts",
                     inputs.namespace
                 ),
             ));
@@ -535,26 +644,27 @@ pub fn status_patch(step: &Step, inputs: &StatusInputs) -> Option<Value> {
             ));
         }
     }
-    if !matches!(step, Step::Blocked(_)) {
-        // Every step that moves on clears the last error.
-        patch.insert("error".into(), Value::Null);
-    }
+    // Every step that moves on clears the last error (unless it set one).
+    patch.entry("error").or_insert(Value::Null);
     if !matches!(step, Step::Transfer) {
         patch.insert(
             "destinationNamespaces".into(),
             json!(inputs.destination_namespaces),
         );
     }
-    patch.insert(
-        "conditions".into(),
-        serde_json::to_value(&conditions).unwrap_or(Value::Null),
-    );
+    let conditions = if profile.writes_conditions() {
+        serde_json::to_value(&conditions).unwrap_or(Value::Null)
+    } else {
+        json!([])
+    };
+    patch.insert("conditions".into(), conditions);
     Some(Value::Object(patch))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use Profile::{Documented, Variant};
 
     const DELAYS: Delays = Delays {
         establish: Duration::from_millis(200),
@@ -573,6 +683,8 @@ mod tests {
             promoted_snapshot: PromotedSnapshot::NotRequested,
             transfer: TransferClock::NotDue(Duration::from_secs(2)),
             stalls: Stalls::default(),
+            failure: None,
+            destination_application_exists: true,
         }
     }
 
@@ -664,11 +776,11 @@ mod tests {
     fn establish_path() {
         use DesiredState::Established;
         assert_eq!(
-            decide(&observation(Established, ""), &DELAYS),
+            decide(&observation(Established, ""), &DELAYS, Documented),
             Step::Enter("Establishing")
         );
         assert_eq!(
-            decide(&observation(Established, "Promoting"), &DELAYS),
+            decide(&observation(Established, "Promoting"), &DELAYS, Documented),
             Step::Enter("Establishing")
         );
         let blocked = Observation {
@@ -676,16 +788,19 @@ mod tests {
             ..observation(Established, "Establishing")
         };
         assert_eq!(
-            decide(&blocked, &DELAYS),
+            decide(&blocked, &DELAYS, Documented),
             Step::Blocked(Blocker::Prerequisites("a; b".into()))
         );
         let early = Observation {
             in_phase_for: Duration::from_millis(50),
             ..observation(Established, "Establishing")
         };
-        assert_eq!(decide(&early, &DELAYS), Step::Wait(Duration::from_millis(150)));
         assert_eq!(
-            decide(&observation(Established, "Establishing"), &DELAYS),
+            decide(&early, &DELAYS, Documented),
+            Step::Wait(Duration::from_millis(150))
+        );
+        assert_eq!(
+            decide(&observation(Established, "Establishing"), &DELAYS, Documented),
             Step::Establish
         );
         let stalled = Observation {
@@ -695,27 +810,27 @@ mod tests {
             },
             ..observation(Established, "Establishing")
         };
-        assert_eq!(decide(&stalled, &DELAYS), Step::Idle);
+        assert_eq!(decide(&stalled, &DELAYS, Documented), Step::Idle);
     }
 
     #[test]
     fn transfers_at_each_recurrence_while_established() {
         use DesiredState::Established;
         assert_eq!(
-            decide(&observation(Established, "Established"), &DELAYS),
+            decide(&observation(Established, "Established"), &DELAYS, Documented),
             Step::Wait(Duration::from_secs(2))
         );
         let due = Observation {
             transfer: TransferClock::Due,
             ..observation(Established, "Established")
         };
-        assert_eq!(decide(&due, &DELAYS), Step::Transfer);
+        assert_eq!(decide(&due, &DELAYS, Documented), Step::Transfer);
         let unreachable = Observation {
             source_reachable: Err("refused".into()),
             ..due.clone()
         };
         assert_eq!(
-            decide(&unreachable, &DELAYS),
+            decide(&unreachable, &DELAYS, Documented),
             Step::Blocked(Blocker::Transfer(
                 "transfer skipped, cannot reach the source cluster: refused".into()
             ))
@@ -727,7 +842,7 @@ mod tests {
             },
             ..due
         };
-        assert_eq!(decide(&stalled, &DELAYS), Step::Idle);
+        assert_eq!(decide(&stalled, &DELAYS, Documented), Step::Idle);
     }
 
     #[test]
@@ -735,7 +850,7 @@ mod tests {
         use DesiredState::Promoted;
         for from in ["", "Establishing", "Established"] {
             assert_eq!(
-                decide(&observation(Promoted, from), &DELAYS),
+                decide(&observation(Promoted, from), &DELAYS, Documented),
                 Step::Enter("Promoting"),
                 "{from}"
             );
@@ -746,7 +861,7 @@ mod tests {
             ..observation(Promoted, "Promoting")
         };
         assert_eq!(
-            decide(&unreachable, &DELAYS),
+            decide(&unreachable, &DELAYS, Documented),
             Step::Promote,
             "failover with the source down"
         );
@@ -754,7 +869,10 @@ mod tests {
             in_phase_for: Duration::from_millis(100),
             ..observation(Promoted, "Promoting")
         };
-        assert_eq!(decide(&early, &DELAYS), Step::Wait(Duration::from_millis(200)));
+        assert_eq!(
+            decide(&early, &DELAYS, Documented),
+            Step::Wait(Duration::from_millis(200))
+        );
         let not_found = Observation {
             promoted_snapshot: PromotedSnapshot::NotFound {
                 basename: "2025_x_uid".into(),
@@ -762,7 +880,7 @@ mod tests {
             ..observation(Promoted, "Promoting")
         };
         assert_eq!(
-            decide(&not_found, &DELAYS),
+            decide(&not_found, &DELAYS, Documented),
             Step::Blocked(Blocker::PromotedSnapshot(
                 "promotedSnapshot \"2025_x_uid\": no ShutdownSnapshot on the source cluster has an \
                  appArchivePath with that basename"
@@ -776,7 +894,10 @@ mod tests {
             },
             ..observation(Promoted, "Promoting")
         };
-        assert!(matches!(decide(&unverifiable, &DELAYS), Step::Blocked(_)));
+        assert!(matches!(
+            decide(&unverifiable, &DELAYS, Documented),
+            Step::Blocked(_)
+        ));
         let found = Observation {
             promoted_snapshot: PromotedSnapshot::Found {
                 name: "shutdown".into(),
@@ -784,7 +905,7 @@ mod tests {
             },
             ..observation(Promoted, "Promoting")
         };
-        assert_eq!(decide(&found, &DELAYS), Step::Promote);
+        assert_eq!(decide(&found, &DELAYS, Documented), Step::Promote);
         let stalled = Observation {
             stalls: Stalls {
                 promote: true,
@@ -792,29 +913,40 @@ mod tests {
             },
             ..observation(Promoted, "Promoting")
         };
-        assert_eq!(decide(&stalled, &DELAYS), Step::Idle, "stuck in Promoting");
-        assert_eq!(decide(&observation(Promoted, "Promoted"), &DELAYS), Step::Idle);
+        assert_eq!(
+            decide(&stalled, &DELAYS, Documented),
+            Step::Idle,
+            "stuck in Promoting"
+        );
+        assert_eq!(
+            decide(&observation(Promoted, "Promoted"), &DELAYS, Documented),
+            Step::Idle
+        );
     }
 
     #[test]
     fn resync_after_its_delay() {
         use DesiredState::Established;
         assert_eq!(
-            decide(&observation(Established, "Promoted"), &DELAYS),
+            decide(&observation(Established, "Promoted"), &DELAYS, Documented),
             Step::Resync
         );
         let early = Observation {
             in_phase_for: Duration::from_millis(40),
             ..observation(Established, "Promoted")
         };
-        assert_eq!(decide(&early, &DELAYS), Step::Wait(Duration::from_millis(60)));
+        assert_eq!(
+            decide(&early, &DELAYS, Documented),
+            Step::Wait(Duration::from_millis(60))
+        );
         assert_eq!(
             decide(
                 &Observation {
                     desired: None,
                     ..early
                 },
-                &DELAYS
+                &DELAYS,
+                Documented
             ),
             Step::Idle
         );
@@ -824,6 +956,7 @@ mod tests {
         StatusInputs {
             now: "2025-01-07T12:00:00Z".parse().unwrap(),
             generation: Some(3),
+            state: None,
             conditions: Vec::new(),
             error: None,
             source_cluster: "source".into(),
@@ -831,6 +964,7 @@ mod tests {
             namespace: "ns-2".into(),
             destination_namespaces: vec!["ns-2".into()],
             application: "my-app".into(),
+            destination_application: "my-app".into(),
             latest_snapshot: Some(("snap-1".into(), Some("2025-01-07T11:59:00Z".parse().unwrap()))),
             promoted_snapshot: PromotedSnapshot::NotRequested,
             namespace_merge: None,
@@ -848,7 +982,7 @@ mod tests {
 
     #[test]
     fn establish_writes_state_transfer_namespaces_and_conditions() {
-        let patch = status_patch(&Step::Establish, &inputs()).unwrap();
+        let patch = status_patch(&Step::Establish, &inputs(), Documented).unwrap();
         assert_eq!(patch["state"], "Established");
         assert_eq!(patch["error"], Value::Null);
         assert_eq!(patch["destinationNamespaces"], json!(["ns-2"]));
@@ -864,14 +998,14 @@ mod tests {
         assert_eq!(established["status"], "True");
         assert_eq!(established["observedGeneration"], 3);
         assert_eq!(established["lastTransitionTime"], "2025-01-07T12:00:00Z");
-        assert!(status_patch(&Step::Wait(Duration::ZERO), &inputs()).is_none());
-        assert!(status_patch(&Step::Idle, &inputs()).is_none());
+        assert!(status_patch(&Step::Wait(Duration::ZERO), &inputs(), Documented).is_none());
+        assert!(status_patch(&Step::Idle, &inputs(), Documented).is_none());
     }
 
     #[test]
     fn a_blocked_amr_writes_its_error_once() {
         let step = Step::Blocked(Blocker::Prerequisites("missing x".into()));
-        let patch = status_patch(&step, &inputs()).unwrap();
+        let patch = status_patch(&step, &inputs(), Documented).unwrap();
         assert_eq!(patch["error"], "missing x");
         assert!(patch.get("state").is_none(), "the state does not advance");
         assert_eq!(condition(&patch, "Established")["reason"], "PrerequisitesMissing");
@@ -881,7 +1015,11 @@ mod tests {
             error: Some("missing x".into()),
             ..inputs()
         };
-        assert_eq!(status_patch(&step, &again), None, "nothing changed: no write");
+        assert_eq!(
+            status_patch(&step, &again, Documented),
+            None,
+            "nothing changed: no write"
+        );
     }
 
     #[test]
@@ -893,7 +1031,7 @@ mod tests {
             }),
             ..inputs()
         };
-        let patch = status_patch(&Step::Promote, &merged).unwrap();
+        let patch = status_patch(&Step::Promote, &merged, Documented).unwrap();
         assert_eq!(patch["state"], "Promoted");
         assert_eq!(patch["destinationApplicationRef"], "my-app");
         assert_eq!(condition(&patch, "Promoted")["status"], "True");
@@ -908,7 +1046,7 @@ mod tests {
             },
             ..inputs()
         };
-        let patch = status_patch(&Step::Promote, &down).unwrap();
+        let patch = status_patch(&Step::Promote, &down, Documented).unwrap();
         let merge = condition(&patch, "NamespaceMetadataMerged");
         assert_eq!(
             (merge["status"].as_str(), merge["reason"].as_str()),
@@ -920,7 +1058,7 @@ mod tests {
 
     #[test]
     fn resync_records_that_destination_changes_were_discarded() {
-        let patch = status_patch(&Step::Resync, &inputs()).unwrap();
+        let patch = status_patch(&Step::Resync, &inputs(), Documented).unwrap();
         assert_eq!(patch["state"], "Establishing");
         assert_eq!(patch["destinationApplicationRef"], Value::Null);
         let discarded = condition(&patch, "DestinationChangesDiscarded");
@@ -937,10 +1075,229 @@ mod tests {
             conditions,
             ..inputs()
         };
-        let patch = status_patch(&Step::Promote, &next).unwrap();
+        let patch = status_patch(&Step::Promote, &next, Documented).unwrap();
         assert_eq!(
             condition(&patch, "DestinationChangesDiscarded")["status"],
             "False"
+        );
+    }
+
+    // ---------------------------------------------------------------------------------- the variant profile
+
+    #[test]
+    fn the_variant_waits_in_pending_while_something_is_missing() {
+        use DesiredState::Established;
+        assert_eq!(
+            decide(&observation(Established, ""), &DELAYS, Variant),
+            Step::Enter("Pending")
+        );
+        let missing = |state| Observation {
+            missing: vec!["a".into()],
+            ..observation(Established, state)
+        };
+        assert_eq!(
+            decide(&missing("Pending"), &DELAYS, Variant),
+            Step::Blocked(Blocker::Prerequisites("a".into()))
+        );
+        assert_eq!(
+            decide(&missing("Establishing"), &DELAYS, Variant),
+            Step::Enter("Pending"),
+            "back to Pending when a prerequisite goes"
+        );
+        assert_eq!(
+            decide(&missing("Establishing"), &DELAYS, Documented),
+            Step::Blocked(Blocker::Prerequisites("a".into()))
+        );
+        assert_eq!(
+            decide(&observation(Established, "Pending"), &DELAYS, Variant),
+            Step::Enter("Establishing")
+        );
+        assert_eq!(
+            decide(&observation(Established, "Establishing"), &DELAYS, Variant),
+            Step::Establish
+        );
+    }
+
+    #[test]
+    fn the_variant_resyncs_without_a_transitional_state_and_not_without_the_source() {
+        use DesiredState::Established;
+        let down = Observation {
+            missing: vec!["cannot reach source cluster \"source\"".into()],
+            source_reachable: Err("refused".into()),
+            ..observation(Established, "Promoted")
+        };
+        assert_eq!(
+            decide(&down, &DELAYS, Variant),
+            Step::Blocked(Blocker::Prerequisites(
+                "cannot reach source cluster \"source\"".into()
+            )),
+            "nothing is discarded without the source"
+        );
+        assert_eq!(decide(&down, &DELAYS, Documented), Step::Resync);
+        assert_eq!(
+            decide(&observation(Established, "Promoted"), &DELAYS, Variant),
+            Step::Resync
+        );
+        let patch = status_patch(&Step::Resync, &inputs(), Variant).unwrap();
+        assert_eq!(
+            patch["state"], "Established",
+            "Promoted → Established in one step"
+        );
+        assert_eq!(patch["destinationApplicationRef"], Value::Null);
+        assert_eq!(
+            patch["lastTransfer"]["startTimestamp"],
+            "2025-01-07T12:00:00.000000Z"
+        );
+        assert!(patch.get("lastTransferredSnapshot").is_none());
+        assert_eq!(patch["conditions"], json!([]));
+    }
+
+    #[test]
+    fn failures_use_the_profile_spelling_and_are_written_once() {
+        use DesiredState::{Established, Promoted};
+        for (profile, spelling) in [(Documented, "Failed"), (Variant, "Error")] {
+            for desired in [Established, Promoted] {
+                let failing = Observation {
+                    failure: Some("SnapMirror relationship broken".into()),
+                    ..observation(desired, "Established")
+                };
+                assert_eq!(
+                    decide(&failing, &DELAYS, profile),
+                    Step::Fail("SnapMirror relationship broken".into())
+                );
+            }
+            let step = Step::Fail("SnapMirror relationship broken".into());
+            let patch = status_patch(&step, &inputs(), profile).unwrap();
+            assert_eq!(patch["state"], spelling, "{profile}");
+            assert_eq!(patch["error"], "SnapMirror relationship broken");
+            let conditions: Vec<Condition> = serde_json::from_value(patch["conditions"].clone()).unwrap();
+            let again = StatusInputs {
+                state: Some(spelling.into()),
+                error: Some("SnapMirror relationship broken".into()),
+                conditions,
+                ..inputs()
+            };
+            assert_eq!(status_patch(&step, &again, profile), None, "{profile}");
+            // Recovered: the relationship carries on from its failure state.
+            assert_eq!(
+                decide(&observation(Established, spelling), &DELAYS, profile),
+                Step::Enter(profile.establish_entry_state())
+            );
+            assert_eq!(
+                decide(&observation(Promoted, spelling), &DELAYS, profile),
+                Step::Enter("Promoting")
+            );
+        }
+    }
+
+    #[test]
+    fn the_variant_reports_progress_in_status_error_while_transitioning() {
+        let patch = status_patch(&Step::Enter("Establishing"), &inputs(), Variant).unwrap();
+        assert!(
+            patch["error"].as_str().unwrap().contains("baseline transfer"),
+            "{patch}"
+        );
+        let patch = status_patch(&Step::Enter("Promoting"), &inputs(), Variant).unwrap();
+        assert!(patch["error"].is_string(), "{patch}");
+        let patch = status_patch(&Step::Enter("Pending"), &inputs(), Variant).unwrap();
+        assert_eq!(patch["error"], Value::Null);
+        for profile in Profile::ALL {
+            let patch = status_patch(&Step::Establish, &inputs(), profile).unwrap();
+            assert_eq!(
+                patch["error"],
+                Value::Null,
+                "the final state clears it ({profile})"
+            );
+        }
+        let patch = status_patch(&Step::Enter("Establishing"), &inputs(), Documented).unwrap();
+        assert_eq!(patch["error"], Value::Null);
+    }
+
+    #[test]
+    fn the_variant_promotes_with_a_namespaced_reference_then_creates_the_application() {
+        use DesiredState::Promoted;
+        let renamed = StatusInputs {
+            destination_application: "my-app-6e1f88ab".into(),
+            promoted_snapshot: PromotedSnapshot::Found {
+                name: "shutdown-1".into(),
+                completion: None,
+            },
+            ..inputs()
+        };
+        let patch = status_patch(&Step::Promote, &renamed, Variant).unwrap();
+        assert_eq!(patch["state"], "Promoted");
+        assert_eq!(patch["destinationApplicationRef"], "ns-2/my-app-6e1f88ab");
+        assert!(patch.get("lastTransferredSnapshot").is_none());
+        assert_eq!(patch["conditions"], json!([]));
+        let patch = status_patch(&Step::Promote, &renamed, Documented).unwrap();
+        assert_eq!(patch["destinationApplicationRef"], "my-app-6e1f88ab");
+
+        let missing_app = Observation {
+            destination_application_exists: false,
+            in_phase_for: Duration::from_millis(100),
+            ..observation(Promoted, "Promoted")
+        };
+        assert_eq!(
+            decide(&missing_app, &DELAYS, Variant),
+            Step::Wait(Duration::from_millis(200)),
+            "the Application follows promote_delay after Promoted"
+        );
+        let later = Observation {
+            in_phase_for: DELAYS.promote,
+            ..missing_app.clone()
+        };
+        assert_eq!(decide(&later, &DELAYS, Variant), Step::CreateApplication);
+        assert_eq!(status_patch(&Step::CreateApplication, &inputs(), Variant), None);
+        assert_eq!(
+            decide(&later, &DELAYS, Documented),
+            Step::Idle,
+            "documented: created before Promoted, never again"
+        );
+        let there = Observation {
+            destination_application_exists: true,
+            ..later
+        };
+        assert_eq!(decide(&there, &DELAYS, Variant), Step::Idle);
+    }
+
+    #[test]
+    fn the_variant_transfers_with_fractional_timestamps_and_no_snapshot_name() {
+        let patch = status_patch(&Step::Transfer, &inputs(), Variant).unwrap();
+        assert_eq!(
+            patch["lastTransfer"],
+            json!({"startTimestamp": "2025-01-07T12:00:00.000000Z", "completionTimestamp": "2025-01-07T12:00:00.000000Z"})
+        );
+        assert!(patch.get("lastTransferredSnapshot").is_none());
+        let blocked = Step::Blocked(Blocker::Prerequisites("missing x".into()));
+        let patch = status_patch(&blocked, &inputs(), Variant).unwrap();
+        assert_eq!(patch["conditions"], json!([]));
+        let again = StatusInputs {
+            error: Some("missing x".into()),
+            ..inputs()
+        };
+        assert_eq!(status_patch(&blocked, &again, Variant), None);
+    }
+
+    #[test]
+    fn the_variant_keeps_a_finalizer_until_the_clean_up_after_a_deletion() {
+        let delay = Duration::from_millis(300);
+        let step = |profile, deleting, has, since| finalizer_step(profile, deleting, has, since, delay);
+        assert_eq!(
+            step(Variant, false, false, Duration::ZERO),
+            Some(FinalizerStep::Add)
+        );
+        assert_eq!(step(Variant, false, true, Duration::ZERO), None);
+        assert_eq!(
+            step(Variant, true, true, Duration::from_millis(100)),
+            Some(FinalizerStep::Wait(Duration::from_millis(200)))
+        );
+        assert_eq!(step(Variant, true, true, delay), Some(FinalizerStep::Remove));
+        assert_eq!(step(Variant, true, false, delay), None, "already removed");
+        assert_eq!(step(Documented, false, false, Duration::ZERO), None);
+        assert_eq!(
+            step(Documented, true, true, delay),
+            Some(FinalizerStep::Remove),
+            "a finalizer left by a variant run is still removed"
         );
     }
 }

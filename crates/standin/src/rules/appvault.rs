@@ -4,7 +4,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use tprotect_api::{APP_VAULT_STATE_AVAILABLE, APP_VAULT_STATE_ERROR, ProviderCredential};
+use tprotect_api::ProviderCredential;
+
+use crate::Profile;
+use crate::rules::forms::VaultStatus;
 
 /// What the stand-in found of one Secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,20 +25,17 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    /// `status.state` for this verdict.
-    pub fn state(&self) -> &'static str {
-        match self {
-            Verdict::Available => APP_VAULT_STATE_AVAILABLE,
-            Verdict::Error(_) => APP_VAULT_STATE_ERROR,
-        }
-    }
-
-    /// `status.error` for this verdict.
-    pub fn error(&self) -> Option<&str> {
+    /// What makes the AppVault unusable, if anything.
+    pub fn problem(&self) -> Option<&str> {
         match self {
             Verdict::Available => None,
             Verdict::Error(message) => Some(message),
         }
+    }
+
+    /// The status `profile` writes for this verdict.
+    pub fn status(&self, profile: Profile) -> VaultStatus {
+        profile.app_vault_status(self.problem())
     }
 }
 
@@ -73,8 +73,8 @@ pub fn check(
 /// What to do with an AppVault.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
-    /// Write `state` and `error` (None clears it).
-    Write(Verdict),
+    /// Write this status (`state`, `error`, `message`; None clears a field).
+    Write(VaultStatus),
     /// Check again after this long (the first verdict waits for the configured delay).
     Wait(Duration),
     /// Nothing to do until something changes.
@@ -82,16 +82,16 @@ pub enum Step {
 }
 
 /// The first verdict comes after `delay` (or never while `stalled`); later changes (a Secret deleted or fixed)
-/// are written at once.
+/// are written at once, in the forms of `profile`.
 pub fn decide(
-    current_state: Option<&str>,
-    current_error: Option<&str>,
-    verdict: Verdict,
+    current: &VaultStatus,
+    verdict: &Verdict,
     in_phase_for: Duration,
     delay: Duration,
     stalled: bool,
+    profile: Profile,
 ) -> Step {
-    if current_state.is_none_or(str::is_empty) {
+    if current.state.as_deref().is_none_or(str::is_empty) {
         if stalled {
             return Step::Idle;
         }
@@ -99,10 +99,11 @@ pub fn decide(
             return Step::Wait(delay - in_phase_for);
         }
     }
-    if current_state == Some(verdict.state()) && current_error == verdict.error() {
+    let wanted = verdict.status(profile);
+    if *current == wanted {
         Step::Idle
     } else {
-        Step::Write(verdict)
+        Step::Write(wanted)
     }
 }
 
@@ -167,55 +168,97 @@ mod tests {
         );
     }
 
+    fn status(state: Option<&str>, error: Option<&str>) -> VaultStatus {
+        VaultStatus {
+            state: state.map(str::to_string),
+            error: error.map(str::to_string),
+            message: None,
+        }
+    }
+
     #[test]
     fn the_first_verdict_waits_for_the_delay_later_ones_do_not() {
+        use Profile::Documented;
         let delay = Duration::from_millis(200);
         let error = Verdict::Error("x".into());
+        let none = VaultStatus::default();
         assert_eq!(
             decide(
-                None,
-                None,
-                Verdict::Available,
+                &none,
+                &Verdict::Available,
                 Duration::from_millis(50),
                 delay,
-                false
+                false,
+                Documented
             ),
             Step::Wait(Duration::from_millis(150))
         );
         assert_eq!(
-            decide(None, None, Verdict::Available, delay, delay, true),
+            decide(&none, &Verdict::Available, delay, delay, true, Documented),
             Step::Idle
         );
         assert_eq!(
-            decide(None, None, Verdict::Available, delay, delay, false),
-            Step::Write(Verdict::Available)
+            decide(&none, &Verdict::Available, delay, delay, false, Documented),
+            Step::Write(status(Some("Available"), None))
         );
         assert_eq!(
             decide(
-                Some("Available"),
-                None,
-                error.clone(),
+                &status(Some("Available"), None),
+                &error,
                 Duration::ZERO,
                 delay,
-                false
+                false,
+                Documented
             ),
-            Step::Write(error.clone())
+            Step::Write(status(Some("Error"), Some("x")))
         );
         assert_eq!(
-            decide(Some("Error"), Some("x"), error, Duration::ZERO, delay, false),
+            decide(
+                &status(Some("Error"), Some("x")),
+                &error,
+                Duration::ZERO,
+                delay,
+                false,
+                Documented
+            ),
             Step::Idle
         );
         assert_eq!(
             decide(
-                Some("Error"),
-                Some("x"),
-                Verdict::Available,
+                &status(Some("Error"), Some("x")),
+                &Verdict::Available,
                 Duration::ZERO,
                 delay,
-                true
+                true,
+                Documented
             ),
-            Step::Write(Verdict::Available),
+            Step::Write(status(Some("Available"), None)),
             "a stall holds only the first verdict"
+        );
+    }
+
+    #[test]
+    fn the_variant_writes_lowercase_states_and_the_problem_as_a_message() {
+        use Profile::Variant;
+        let delay = Duration::ZERO;
+        let error = Verdict::Error("Secret \"s\" not found".into());
+        let written = VaultStatus {
+            state: Some("error".into()),
+            error: None,
+            message: Some("Secret \"s\" not found".into()),
+        };
+        assert_eq!(
+            decide(&VaultStatus::default(), &error, delay, delay, false, Variant),
+            Step::Write(written.clone())
+        );
+        assert_eq!(decide(&written, &error, delay, delay, false, Variant), Step::Idle);
+        assert_eq!(
+            decide(&written, &Verdict::Available, delay, delay, false, Variant),
+            Step::Write(VaultStatus {
+                state: Some("available".into()),
+                ..Default::default()
+            }),
+            "the message is cleared"
         );
     }
 }

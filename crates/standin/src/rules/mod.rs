@@ -3,5 +3,6 @@
 
 pub mod amr;
 pub mod appvault;
+pub mod forms;
 pub mod schedule;
 pub mod snapshot;

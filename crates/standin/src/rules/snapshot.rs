@@ -1,5 +1,6 @@
 //! Snapshot and ShutdownSnapshot: `Running`, then after the configured delay `Completed` with an archive path, or
-//! `Failed` with `status.error` when the Application or AppVault is missing.
+//! `Failed` with `status.error` when the Application or AppVault is missing (the variant profile: no state until
+//! it ends, and `Error`; see [`crate::rules::forms`]).
 //!
 //! Missing references fail the snapshot at completion time rather than leaving it Running: a snapshot of nothing
 //! cannot succeed later, and a terminal state with an error is what a waiting caller can act on. (Whether Trident
@@ -7,24 +8,10 @@
 
 use std::time::Duration;
 
-use jiff::Timestamp;
-use tprotect_api::{SNAPSHOT_STATE_COMPLETED, SNAPSHOT_STATE_FAILED, SNAPSHOT_STATE_RUNNING};
+use tprotect_api::{SNAPSHOT_STATE_COMPLETED, SNAPSHOT_STATE_RUNNING};
 
-/// `<app>_<app-uid>/snapshots/<yyyymmddhhmmss>_<snapshot-name>_<snapshot-uid>`: the shape of
-/// `status.appArchivePath` NetApp shows (`…/snapshots/20250107122548_bboxdrlastsnap_5fa90108-…`). Its basename is
-/// what `AppMirrorRelationship.spec.promotedSnapshot` takes.
-pub fn archive_path(
-    app: &str,
-    app_uid: &str,
-    started: Timestamp,
-    snapshot: &str,
-    snapshot_uid: &str,
-) -> String {
-    format!(
-        "{app}_{app_uid}/snapshots/{}_{snapshot}_{snapshot_uid}",
-        started.strftime("%Y%m%d%H%M%S")
-    )
-}
+use crate::Profile;
+use crate::rules::forms::{VaultStatus, app_vault_available, app_vault_failed};
 
 /// What the stand-in found of the AppVault a snapshot goes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +22,30 @@ pub enum VaultState {
     Available,
     /// Exists with `status.state: Error`.
     Error(String),
+}
+
+impl VaultState {
+    /// The state of an AppVault whose status either profile wrote (`None`: the AppVault does not exist).
+    pub fn of(status: Option<&VaultStatus>) -> VaultState {
+        let Some(status) = status else {
+            return VaultState::Missing;
+        };
+        let state = status.state.as_deref();
+        if app_vault_available(state) {
+            VaultState::Available
+        } else if app_vault_failed(state) {
+            VaultState::Error(
+                status
+                    .error
+                    .clone()
+                    .or_else(|| status.message.clone())
+                    .filter(|e| !e.is_empty())
+                    .unwrap_or_else(|| format!("state {}", state.unwrap_or_default())),
+            )
+        } else {
+            VaultState::Pending
+        }
+    }
 }
 
 /// What the stand-in observed of one snapshot.
@@ -73,11 +84,13 @@ pub enum Step {
 }
 
 /// Decides the next step of a snapshot.
-pub fn decide(o: &Observation<'_>) -> Step {
+pub fn decide(o: &Observation<'_>, profile: Profile) -> Step {
     match o.state.unwrap_or_default() {
-        "" => return Step::Start,
+        "" if profile.snapshot_running_state().is_some() => return Step::Start,
+        // The variant: in progress without a state.
+        "" => {}
         SNAPSHOT_STATE_RUNNING => {}
-        // Completed, Failed, or a state someone else wrote: terminal for the stand-in.
+        // Completed, Failed / Error, or a state someone else wrote: terminal for the stand-in.
         _ => return Step::Idle,
     }
     if o.stalled {
@@ -123,11 +136,11 @@ pub fn decide(o: &Observation<'_>) -> Step {
 }
 
 /// `status.state` a step writes, if any.
-pub fn state_written(step: &Step) -> Option<&'static str> {
+pub fn state_written(step: &Step, profile: Profile) -> Option<&'static str> {
     match step {
-        Step::Start => Some(SNAPSHOT_STATE_RUNNING),
+        Step::Start => profile.snapshot_running_state(),
         Step::Complete { .. } => Some(SNAPSHOT_STATE_COMPLETED),
-        Step::Fail(_) => Some(SNAPSHOT_STATE_FAILED),
+        Step::Fail(_) => Some(profile.snapshot_failure_state()),
         Step::Wait(_) | Step::Idle => None,
     }
 }
@@ -135,6 +148,10 @@ pub fn state_written(step: &Step) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn decide_documented(o: &Observation<'_>) -> Step {
+        decide(o, Documented)
+    }
 
     fn running<'a>() -> Observation<'a> {
         Observation {
@@ -150,19 +167,7 @@ mod tests {
         }
     }
 
-    #[test]
-    fn archive_path_has_the_documented_shape() {
-        let started: Timestamp = "2025-01-07T12:25:48Z".parse().unwrap();
-        let path = archive_path("bbox", "6e1f-uid", started, "bboxdrlastsnap", "5fa90108-aaaa");
-        assert_eq!(
-            path,
-            "bbox_6e1f-uid/snapshots/20250107122548_bboxdrlastsnap_5fa90108-aaaa"
-        );
-        assert_eq!(
-            tprotect_api::archive_basename(&path),
-            Some("20250107122548_bboxdrlastsnap_5fa90108-aaaa")
-        );
-    }
+    use Profile::{Documented, Variant};
 
     #[test]
     fn new_snapshots_start_running_then_complete_after_the_delay() {
@@ -170,14 +175,14 @@ mod tests {
             state: None,
             ..running()
         };
-        assert_eq!(decide(&new), Step::Start);
+        assert_eq!(decide_documented(&new), Step::Start);
         let early = Observation {
             in_phase_for: Duration::from_millis(50),
             ..running()
         };
-        assert_eq!(decide(&early), Step::Wait(Duration::from_millis(150)));
+        assert_eq!(decide_documented(&early), Step::Wait(Duration::from_millis(150)));
         assert_eq!(
-            decide(&running()),
+            decide_documented(&running()),
             Step::Complete {
                 application: "my-app".into(),
                 application_uid: "uid-1".into()
@@ -187,13 +192,13 @@ mod tests {
             stalled: true,
             ..running()
         };
-        assert_eq!(decide(&stalled), Step::Idle);
+        assert_eq!(decide_documented(&stalled), Step::Idle);
         for terminal in ["Completed", "Failed", "SomethingElse"] {
             let done = Observation {
                 state: Some(terminal),
                 ..running()
             };
-            assert_eq!(decide(&done), Step::Idle, "{terminal}");
+            assert_eq!(decide_documented(&done), Step::Idle, "{terminal}");
         }
     }
 
@@ -205,7 +210,7 @@ mod tests {
             ..running()
         };
         assert_eq!(
-            decide(&missing),
+            decide_documented(&missing),
             Step::Fail(
                 "Application \"my-app\" not found in namespace \"ns-1\"; AppVault \"src-vault\" not found in \
                  namespace \"trident-protect\""
@@ -217,20 +222,23 @@ mod tests {
             ..running()
         };
         assert_eq!(
-            decide(&vault_error),
+            decide_documented(&vault_error),
             Step::Fail("AppVault \"src-vault\" is not Available: Secret \"s\" not found".into())
         );
         let no_ref = Observation {
             app_vault: None,
             ..running()
         };
-        assert_eq!(decide(&no_ref), Step::Fail("spec.appVaultRef is not set".into()));
+        assert_eq!(
+            decide_documented(&no_ref),
+            Step::Fail("spec.appVaultRef is not set".into())
+        );
         let pending = Observation {
             vault: VaultState::Pending,
             ..running()
         };
         assert!(
-            matches!(decide(&pending), Step::Wait(_)),
+            matches!(decide_documented(&pending), Step::Wait(_)),
             "a vault without a verdict yet"
         );
         let pending_no_app = Observation {
@@ -238,13 +246,63 @@ mod tests {
             application_uid: None,
             ..running()
         };
-        assert!(matches!(decide(&pending_no_app), Step::Fail(_)));
+        assert!(matches!(decide_documented(&pending_no_app), Step::Fail(_)));
     }
 
     #[test]
     fn states_written() {
-        assert_eq!(state_written(&Step::Start), Some("Running"));
-        assert_eq!(state_written(&Step::Fail("x".into())), Some("Failed"));
-        assert_eq!(state_written(&Step::Idle), None);
+        assert_eq!(state_written(&Step::Start, Documented), Some("Running"));
+        assert_eq!(state_written(&Step::Fail("x".into()), Documented), Some("Failed"));
+        assert_eq!(state_written(&Step::Idle, Documented), None);
+        assert_eq!(state_written(&Step::Start, Variant), None);
+        assert_eq!(state_written(&Step::Fail("x".into()), Variant), Some("Error"));
+        let complete = Step::Complete {
+            application: "a".into(),
+            application_uid: "u".into(),
+        };
+        for profile in Profile::ALL {
+            assert_eq!(state_written(&complete, profile), Some("Completed"), "{profile}");
+        }
+    }
+
+    #[test]
+    fn the_variant_runs_without_a_state_and_ends_like_the_documented_one() {
+        let new = Observation {
+            state: None,
+            in_phase_for: Duration::from_millis(50),
+            ..running()
+        };
+        assert_eq!(decide(&new, Documented), Step::Start);
+        assert_eq!(decide(&new, Variant), Step::Wait(Duration::from_millis(150)));
+        let due = Observation {
+            state: None,
+            ..running()
+        };
+        assert_eq!(decide(&due, Variant), decide(&running(), Documented));
+        for terminal in ["Completed", "Error", "Failed"] {
+            let done = Observation {
+                state: Some(terminal),
+                ..running()
+            };
+            assert_eq!(decide(&done, Variant), Step::Idle, "{terminal}");
+        }
+    }
+
+    #[test]
+    fn vault_states_of_either_profile() {
+        for profile in Profile::ALL {
+            assert_eq!(
+                VaultState::of(Some(&profile.app_vault_status(None))),
+                VaultState::Available,
+                "{profile}"
+            );
+            assert_eq!(
+                VaultState::of(Some(&profile.app_vault_status(Some("no Secret")))),
+                VaultState::Error("no Secret".into()),
+                "{profile}"
+            );
+        }
+        assert_eq!(VaultState::of(None), VaultState::Missing);
+        assert_eq!(VaultState::of(Some(&VaultStatus::default())), VaultState::Pending);
     }
 }

@@ -16,15 +16,20 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleBinding};
 use kube::api::{Api, ApiResource, DynamicObject};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tprotect_e2e::{CrdSource, Identity, TestbedOptions};
-use tprotect_localenv::{LocalEnv, LocalEnvOptions, TRIDENT, WebhookOptions, apply, protect};
+use tprotect_localenv::manifests::{apply_manifest, read_yaml};
+use tprotect_localenv::{
+    DESTINATION, Fixtures, LocalEnv, LocalEnvOptions, Output, Plugin, SOURCE, ServeOptions, TRIDENT, Webhook,
+    WebhookOptions, WebhookTarget, apply, eventually, free_port, protect,
+};
 use tprotect_standin::{Faults, StandInConfig, Transition};
 use tprotect_testbed::process::{Lifetime, ManagedProcess};
 
@@ -39,11 +44,7 @@ fn root() -> PathBuf {
 }
 
 fn yaml_documents(path: &Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_norway::Deserializer::from_str(&text)
-        .map(|document| serde::Deserialize::deserialize(document).unwrap())
-        .filter(|value: &Value| !value.is_null())
-        .collect()
+    read_yaml(path).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn promtool() -> PathBuf {
@@ -289,31 +290,6 @@ fn url_encode(text: &str) -> String {
         .collect()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn setpriv() -> PathBuf {
-    tprotect_testbed::install::which("setpriv").expect("setpriv (util-linux)")
-}
-
-async fn eventually<T>(what: &str, limit: Duration, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // Prometheus with the shipped rules
 
@@ -329,7 +305,7 @@ struct Prometheus {
 impl Prometheus {
     async fn start(dir: &Path, targets: &[SocketAddr]) -> Prometheus {
         let binaries = tprotect_testbed::install::ensure_prometheus().expect("Debian's prometheus package");
-        let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let addr: SocketAddr = ([127, 0, 0, 1], free_port().expect("a free port")).into();
         let targets: Vec<String> = targets.iter().map(|t| t.to_string()).collect();
         let config = json!({
             "global": {"scrape_interval": PROMETHEUS_INTERVAL, "evaluation_interval": PROMETHEUS_INTERVAL},
@@ -348,9 +324,10 @@ impl Prometheus {
             format!("--storage.tsdb.path={}", dir.join("prometheus-data").display()),
             format!("--web.listen-address={addr}"),
         ];
+        let setpriv = tprotect_testbed::install::which("setpriv").expect("setpriv (util-linux)");
         let process = ManagedProcess::spawn(
             "prometheus",
-            &setpriv(),
+            &setpriv,
             &binaries.prometheus,
             &args,
             &dir.join("prometheus.log"),
@@ -358,11 +335,12 @@ impl Prometheus {
         )
         .expect("prometheus starts");
         let prometheus = Prometheus { process, addr };
-        eventually("Prometheus ready", Duration::from_secs(60), async || {
+        eventually("Prometheus ready", async || {
             let (status, _) = http_get(prometheus.addr, "/-/ready").await?;
             (status == 200).then_some(())
         })
-        .await;
+        .await
+        .unwrap_or_else(|e| panic!("{e}; its log ends:\n{}", prometheus.process.log_tail(20)));
         prometheus
     }
 
@@ -397,52 +375,6 @@ impl Prometheus {
             .unwrap()
             .clone()
     }
-}
-
-/// A webhook replica: `tprotect-webhook serve` against the destination cluster as the webhook's identity.
-struct Replica {
-    /// Killed on drop.
-    _process: ManagedProcess,
-    health: SocketAddr,
-}
-
-async fn start_replica(env: &LocalEnv, dir: &Path, certs: &Path, n: usize) -> Replica {
-    let health: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let args = vec![
-        "serve".to_string(),
-        format!("--listen=127.0.0.1:{}", free_port()),
-        format!("--health-listen={health}"),
-        format!("--tls-cert={}", certs.join("tls.crt").display()),
-        format!("--tls-key={}", certs.join("tls.key").display()),
-        format!("--kubeconfig={}", env.kubeconfig().display()),
-        format!(
-            "--context={}",
-            env.testbed.destination.context_as(Identity::Webhook)
-        ),
-    ];
-    let process = ManagedProcess::spawn(
-        &format!("tprotect-webhook replica {n}"),
-        &setpriv(),
-        &tprotect_e2e::webhook_binary(),
-        &args,
-        &dir.join(format!("webhook-{n}.log")),
-        Lifetime::TiedToProcess,
-    )
-    .expect("the webhook starts");
-    let replica = Replica {
-        _process: process,
-        health,
-    };
-    eventually(
-        &format!("webhook replica {n} ready"),
-        Duration::from_secs(60),
-        async || {
-            let (status, _) = http_get(replica.health, "/readyz").await?;
-            (status == 200).then_some(())
-        },
-    )
-    .await;
-    replica
 }
 
 /// An AppMirrorRelationship `name` in `<name>-dr` replicating Application `name` (namespace `name`) every minute.
@@ -483,6 +415,7 @@ fn secs(since: jiff::Timestamp, at: jiff::Timestamp) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_prometheus_fires_the_lag_alerts_of_stalled_transfers_and_never_of_replicating_ones() {
     let faults = Faults::new();
+    let webhook_binary = tprotect_e2e::webhook_binary();
     let env = LocalEnv::start(LocalEnvOptions {
         testbed: TestbedOptions {
             crds: CrdSource::NetApp,
@@ -494,17 +427,17 @@ async fn a_real_prometheus_fires_the_lag_alerts_of_stalled_transfers_and_never_o
                 // A one-minute interval passes in 10 s: both relationships transfer every 10 real seconds
                 // (timestamps written are real time, so the lag the webhook measures is real).
                 time_scale: 6.0,
-                source_name: "tprotect-source".into(),
-                destination_name: "tprotect-destination".into(),
                 faults: faults.clone(),
-                ..Default::default()
+                ..StandInConfig::from_env().expect("TPROTECT_STANDIN_PROFILE")
             }
             .with_delays(Duration::from_millis(200)),
         ),
-        webhook: None,
+        // The webhook on both clusters, from the product's manifests, as its own ServiceAccount (which may read
+        // AppMirrorRelationships and nothing else).
+        webhook: Some(WebhookOptions::new(webhook_binary.clone())),
     })
     .await
-    .expect("clusters and stand-in started (NetApp's CRDs are read from ../shared)");
+    .expect("clusters, stand-in and webhooks started (NetApp's CRDs are read from ../shared)");
     let (src, dst) = (
         env.testbed.source.client.clone(),
         env.testbed.destination.client.clone(),
@@ -512,10 +445,10 @@ async fn a_real_prometheus_fires_the_lag_alerts_of_stalled_transfers_and_never_o
     let dir = tempfile::tempdir().unwrap();
 
     // Two applications on the source, their relationships on the destination (the source AppVault copied there,
-    // as setup would; AMRs written as NetApp's guides write them).
+    // as setup would; AMRs written as NetApp's guides write them, through the registered webhook).
     let mut uids = BTreeMap::new();
     for app in ["shop", "pay"] {
-        env.install_fixtures(app).await.unwrap();
+        env.install_fixtures(Fixtures::app(app)).await.unwrap();
         let apps: Api<DynamicObject> =
             Api::namespaced_with(src.clone(), app, &protect("Application", "applications"));
         uids.insert(app, apps.get(app).await.unwrap().metadata.uid.unwrap());
@@ -528,16 +461,20 @@ async fn a_real_prometheus_fires_the_lag_alerts_of_stalled_transfers_and_never_o
         .await
         .unwrap();
     }
-    let vaults: Api<DynamicObject> =
-        Api::namespaced_with(src.clone(), TRIDENT, &protect("AppVault", "appvaults"));
-    let vault = vaults.get("src-vault").await.unwrap();
-    let secrets: Api<Secret> = Api::namespaced(src.clone(), TRIDENT);
-    let secret = secrets.get("src-creds").await.unwrap();
+    let vault =
+        Api::<DynamicObject>::namespaced_with(src.clone(), TRIDENT, &protect("AppVault", "appvaults"))
+            .get("src-vault")
+            .await
+            .unwrap();
+    let secret = Api::<Secret>::namespaced(src.clone(), TRIDENT)
+        .get("src-vault-creds")
+        .await
+        .unwrap();
     apply(
         &dst,
         Some(TRIDENT),
         &ApiResource::erase::<Secret>(&()),
-        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "src-creds"}, "data": secret.data}),
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "src-vault-creds"}, "data": secret.data}),
     )
     .await
     .unwrap();
@@ -564,58 +501,48 @@ async fn a_real_prometheus_fires_the_lag_alerts_of_stalled_transfers_and_never_o
     let amr_api =
         |app: &str| Api::<DynamicObject>::namespaced_with(dst.clone(), &format!("{app}-dr"), &amr_resource);
     for app in ["shop", "pay"] {
-        eventually(
-            &format!("{app} Established with a transfer"),
-            Duration::from_secs(120),
-            async || {
-                let amr = amr_api(app).get(app).await.ok()?;
-                (amr.data["status"]["state"] == "Established" && completion_of(&amr).is_some()).then_some(())
-            },
-        )
-        .await;
+        eventually(&format!("{app} Established with a transfer"), async || {
+            let amr = amr_api(app).get(app).await.ok()?;
+            (amr.data["status"]["state"] == "Established" && completion_of(&amr).is_some()).then_some(())
+        })
+        .await
+        .unwrap();
     }
 
-    // Two webhook replicas with the product's RBAC (AppMirrorRelationships only), and Prometheus scraping both.
-    let certs = dir.path().join("certs");
-    let (ok, out) = run(Command::new(tprotect_e2e::webhook_binary())
-        .args(["gen-certs", "--ip", "127.0.0.1", "--out-dir"])
-        .arg(&certs)
-        .stdout(Stdio::null()));
-    assert!(ok, "gen-certs: {out}");
-    let rbac = root().join("manifests/webhook/base/rbac.yaml");
-    for object in yaml_documents(&rbac) {
-        let resource = match object["kind"].as_str().unwrap() {
-            "ClusterRole" => ApiResource::erase::<k8s_openapi::api::rbac::v1::ClusterRole>(&()),
-            "ClusterRoleBinding" => ApiResource::erase::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>(&()),
-            other => panic!("unexpected {other} in {}", rbac.display()),
-        };
-        apply(&dst, None, &resource, object).await.unwrap();
-    }
-    let replicas = [
-        start_replica(&env, dir.path(), &certs, 1).await,
-        start_replica(&env, dir.path(), &certs, 2).await,
-    ];
-    let prometheus = Prometheus::start(dir.path(), &[replicas[0].health, replicas[1].health]).await;
+    // Two webhook replicas on the destination, as the Deployment runs two: the environment's, and a second one
+    // started the same way (it takes over the registration; both watch and export). Prometheus scrapes both.
+    let first = env.webhook(DESTINATION).expect("the destination's webhook");
+    let second = Webhook::start_on(
+        dir.path(),
+        &WebhookTarget {
+            client: dst.clone(),
+            context: DESTINATION.into(),
+            kubeconfig: env.kubeconfig().to_path_buf(),
+            watch_context: env.testbed.destination.context_as(Identity::Webhook),
+        },
+        &webhook_binary,
+        &ServeOptions::default(),
+    )
+    .await
+    .expect("a second webhook replica");
+    let prometheus = Prometheus::start(dir.path(), &[first.health, second.health]).await;
     eventually(
         "both replicas' RPO targets of both relationships in Prometheus",
-        Duration::from_secs(60),
         async || (prometheus.query("tprotect_amr_rpo_seconds == 60").await.len() == 4).then_some(()),
     )
-    .await;
-    let rules = eventually(
-        "the shipped rules loaded and evaluated",
-        Duration::from_secs(30),
-        async || {
-            let data = prometheus.api("/api/v1/rules").await?;
-            let rules: Vec<Value> = data["groups"]
-                .as_array()?
-                .iter()
-                .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
-                .collect();
-            (rules.len() == 5 && rules.iter().all(|r| r["health"] == "ok")).then_some(rules)
-        },
-    )
-    .await;
+    .await
+    .unwrap();
+    let rules = eventually("the shipped rules loaded and evaluated", async || {
+        let data = prometheus.api("/api/v1/rules").await?;
+        let rules: Vec<Value> = data["groups"]
+            .as_array()?
+            .iter()
+            .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
+            .collect();
+        (rules.len() == 5 && rules.iter().all(|r| r["health"] == "ok")).then_some(rules)
+    })
+    .await
+    .unwrap();
     eprintln!("Prometheus evaluates {} rules from {RULES}", rules.len());
 
     // Stall pay's transfers; the lag is measured from the last one pay completed.
@@ -734,68 +661,36 @@ async fn a_real_prometheus_fires_the_lag_alerts_of_stalled_transfers_and_never_o
     // Transfers again: the alerts resolve.
     faults.release(Transition::Transfer, Some("pay"));
     let released = Instant::now();
-    eventually("pay's alerts resolved", Duration::from_secs(90), async || {
+    eventually("pay's alerts resolved", async || {
         prometheus.alerts().await.is_empty().then_some(())
     })
-    .await;
+    .await
+    .unwrap();
     eprintln!(
         "after the stall was released, no alert after {:.0}s",
         released.elapsed().as_secs_f64()
     );
-    drop(replicas);
+    drop(second);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // The DR viewer role end to end
 
-struct Plugin<'a> {
-    env: &'a LocalEnv,
-}
-
-impl Plugin<'_> {
-    fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let output = Command::new(tprotect_e2e::plugin_binary())
-            .arg("--kubeconfig")
-            .arg(self.env.kubeconfig())
-            .args(args)
-            .env_remove("KUBECONFIG")
-            .stdin(Stdio::null())
-            .output()
-            .expect("kubectl-tprotect runs");
-        let (stdout, stderr) = (
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        );
-        eprintln!(
-            "kubectl tprotect {} -> {:?}\n{stdout}{stderr}",
-            args.join(" "),
-            output.status.code()
-        );
-        assert!(
-            !stdout.contains("do-not-print-me") && !stderr.contains("do-not-print-me"),
-            "a Secret's value was printed"
-        );
-        (output.status.code().unwrap_or(-1), stdout, stderr)
-    }
-}
-
-fn kubectl_apply(env: &LocalEnv, context: &str, yaml: &str) {
-    let mut child = env
-        .testbed
-        .kubectl(context)
-        .args(["apply", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl runs");
-    std::io::Write::write_all(child.stdin.as_mut().unwrap(), yaml.as_bytes()).unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "kubectl apply on {context}: {}",
-        String::from_utf8_lossy(&output.stderr)
+/// `kubectl tprotect <args>`, never printing a Secret's value.
+async fn tprotect(plugin: &Plugin, args: &[&str]) -> Output {
+    let out = plugin.run(args).await.expect("kubectl-tprotect runs");
+    eprintln!(
+        "kubectl tprotect {} -> {}\n{}{}",
+        args.join(" "),
+        out.code,
+        out.stdout,
+        out.stderr
     );
+    assert!(
+        !out.stdout.contains("do-not-print-me") && !out.stderr.contains("do-not-print-me"),
+        "a Secret's value was printed"
+    );
+    out
 }
 
 fn can_i(env: &LocalEnv, context: &str, args: &[&str]) -> String {
@@ -817,57 +712,63 @@ async fn status_check_and_preview_work_with_only_the_dr_viewer_role() {
             controller_manager: false,
             ..Default::default()
         },
-        standin: Some(StandInConfig::default()),
-        webhook: Some(WebhookOptions {
-            binary: tprotect_e2e::webhook_binary(),
-            env: Vec::new(),
-        }),
+        standin: Some(StandInConfig::from_env().expect("TPROTECT_STANDIN_PROFILE")),
+        webhook: Some(WebhookOptions::new(tprotect_e2e::webhook_binary())),
     })
     .await
     .expect("clusters, stand-in and webhooks started (NetApp's CRDs are read from ../shared)");
-    env.install_fixtures("shop").await.unwrap();
-    let (src, dst) = (
-        env.testbed.source.context.clone(),
-        env.testbed.destination.context.clone(),
-    );
-    let plugin = Plugin { env: &env };
-    let (code, _, _) = plugin.run(&[
-        "setup",
-        "shop",
-        "--source-context",
-        &src,
-        "--destination-context",
-        &dst,
-        "-n",
-        "shop",
-        "--app",
-        "shop",
-        "--source-vault",
-        "src-vault",
-        "--destination-vault",
-        "dst-vault",
-        "--destination-namespace",
-        "shop-dr",
-        "--interval",
-        "5m",
-    ]);
-    assert_eq!(code, 0, "setup as admin");
+    env.install_fixtures(Fixtures::app("shop")).await.unwrap();
+    let plugin = Plugin::new(tprotect_e2e::plugin_binary(), env.kubeconfig());
+    let setup = tprotect(
+        &plugin,
+        &[
+            "setup",
+            "shop",
+            "--source-context",
+            SOURCE,
+            "--destination-context",
+            DESTINATION,
+            "-n",
+            "shop",
+            "--app",
+            "shop",
+            "--source-vault",
+            "src-vault",
+            "--destination-vault",
+            "dst-vault",
+            "--destination-namespace",
+            "shop-dr",
+            "--interval",
+            "5m",
+        ],
+    )
+    .await;
+    assert_eq!(setup.code, 0, "setup as admin");
 
     // The viewer (`alice`, no other permission) gets the viewer roles on both clusters, bound as the example
     // binds them, with alice as the subject.
-    let roles = std::fs::read_to_string(root().join(VIEWER_ROLE)).unwrap();
-    let binding = std::fs::read_to_string(root().join(VIEWER_BINDING)).unwrap();
-    let group = "    kind: Group\n    name: tprotect:dr-viewers";
-    assert_eq!(binding.matches(group).count(), 2, "{binding}");
-    let binding = binding.replace(group, "    kind: User\n    name: alice");
+    for cluster in [&env.testbed.source, &env.testbed.destination] {
+        apply_manifest(&cluster.client, &root().join(VIEWER_ROLE))
+            .await
+            .unwrap();
+        for mut binding in yaml_documents(&root().join(VIEWER_BINDING)) {
+            binding["subjects"] =
+                json!([{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"}]);
+            let namespace = binding["metadata"]["namespace"].as_str().map(str::to_string);
+            let resource = match binding["kind"].as_str().unwrap() {
+                "ClusterRoleBinding" => ApiResource::erase::<ClusterRoleBinding>(&()),
+                "RoleBinding" => ApiResource::erase::<RoleBinding>(&()),
+                other => panic!("unexpected {other} in {VIEWER_BINDING}"),
+            };
+            apply(&cluster.client, namespace.as_deref(), &resource, binding)
+                .await
+                .unwrap();
+        }
+    }
     let (viewer_src, viewer_dst) = (
         env.testbed.source.context_as(Identity::Viewer),
         env.testbed.destination.context_as(Identity::Viewer),
     );
-    for context in [&src, &dst] {
-        kubectl_apply(&env, context, &roles);
-        kubectl_apply(&env, context, &binding);
-    }
     for viewer in [&viewer_src, &viewer_dst] {
         assert_eq!(
             can_i(&env, viewer, &["list", "appmirrorrelationships", "-A"]),
@@ -893,45 +794,50 @@ async fn status_check_and_preview_work_with_only_the_dr_viewer_role() {
         "-n",
         "shop-dr",
     ];
-    let with =
-        |verb: &[&str]| -> Vec<String> { verb.iter().chain(on.iter()).map(|s| s.to_string()).collect() };
+    let with = |verb: &[&'static str]| -> Vec<String> {
+        verb.iter().chain(on.iter()).map(|s| s.to_string()).collect()
+    };
     fn args(v: &[String]) -> Vec<&str> {
         v.iter().map(String::as_str).collect()
     }
 
-    let status = with(&["status", "shop", "-o", "json"]);
-    let (code, stdout, _) = plugin.run(&args(&status));
-    assert_eq!(code, 0, "status as the viewer");
-    let view: Value = serde_json::from_str(&stdout).expect("status -o json");
+    let out = tprotect(&plugin, &args(&with(&["status", "shop", "-o", "json"]))).await;
+    assert_eq!(out.code, 0, "status as the viewer");
+    let view: Value = serde_json::from_str(&out.stdout).expect("status -o json");
     assert_eq!(view["amr"]["state"], "Established", "{view:#}");
     assert_eq!(view["amr"]["cluster"], viewer_dst.as_str());
 
-    let check = with(&["check", "shop"]);
-    let (code, stdout, stderr) = plugin.run(&args(&check));
+    let out = tprotect(&plugin, &args(&with(&["check", "shop"]))).await;
     assert_eq!(
-        code, 0,
+        out.code, 0,
         "check as the viewer: nothing fails, what it may not read is not verified"
     );
-    assert!(stdout.contains("not verified"), "{stdout}");
+    assert!(out.stdout.contains("not verified"), "{}", out.stdout);
     assert!(
-        stdout.contains("no permission to read Secret objects in trident-protect"),
-        "{stdout}"
+        out.stdout
+            .contains("no permission to read Secret objects in trident-protect"),
+        "{}",
+        out.stdout
     );
     assert!(
-        !stdout.contains("FAILED") && !stderr.contains("checks failed"),
-        "{stdout}{stderr}"
+        !out.stdout.contains("FAILED") && !out.stderr.contains("checks failed"),
+        "{}{}",
+        out.stdout,
+        out.stderr
     );
 
-    let preview = with(&["preview", "shop"]);
-    let (code, stdout, _) = plugin.run(&args(&preview));
-    assert_eq!(code, 0, "preview as the viewer");
-    assert!(stdout.contains("environment"), "{stdout}");
+    let out = tprotect(&plugin, &args(&with(&["preview", "shop"]))).await;
+    assert_eq!(out.code, 0, "preview as the viewer");
+    assert!(out.stdout.contains("environment"), "{}", out.stdout);
 
     // And the viewer cannot change anything: a failover is refused by RBAC, the AMR untouched.
-    let failover = with(&["failover", "shop", "--yes"]);
-    let (code, _, stderr) = plugin.run(&args(&failover));
-    assert_ne!(code, 0, "a failover as the viewer must fail");
-    assert!(stderr.contains("alice"), "the refusal names the user: {stderr}");
+    let out = tprotect(&plugin, &args(&with(&["failover", "shop", "--yes"]))).await;
+    assert_ne!(out.code, 0, "a failover as the viewer must fail");
+    assert!(
+        out.stderr.contains("alice"),
+        "the refusal names the user: {}",
+        out.stderr
+    );
     let amrs: Api<DynamicObject> = Api::namespaced_with(
         env.testbed.destination.client.clone(),
         "shop-dr",

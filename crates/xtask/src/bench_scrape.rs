@@ -35,8 +35,8 @@ use tprotect_testbed::{
 use tprotect_webhook::testing::{RULE, amr_update_review};
 
 use crate::bench_webhook::{
-    Certs, Load, Machine, Oha, OhaResult, build_servers, cpu_seconds, date_utc, ensure_oha,
-    gen_certs, http_get, median, setpriv,
+    Certs, Load, Machine, Oha, OhaResult, build_servers, cpu_seconds, date_utc, ensure_oha, gen_certs,
+    http_get, median, setpriv,
 };
 
 const BEGIN_MARKER: &str = "<!-- BEGIN bench scrape -->";

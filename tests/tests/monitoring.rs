@@ -679,13 +679,7 @@ async fn a_real_prometheus_fires_the_lag_alerts_of_stalled_transfers_and_never_o
 /// `kubectl tprotect <args>`, never printing a Secret's value.
 async fn tprotect(plugin: &Plugin, args: &[&str]) -> Output {
     let out = plugin.run(args).await.expect("kubectl-tprotect runs");
-    eprintln!(
-        "kubectl tprotect {} -> {}\n{}{}",
-        args.join(" "),
-        out.code,
-        out.stdout,
-        out.stderr
-    );
+    eprintln!("{}{}", out.stdout, out.stderr);
     assert!(
         !out.stdout.contains("do-not-print-me") && !out.stderr.contains("do-not-print-me"),
         "a Secret's value was printed"

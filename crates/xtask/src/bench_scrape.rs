@@ -568,7 +568,7 @@ fn write_section(path: &Path, section: &str) -> anyhow::Result<()> {
             &text[end..]
         ),
         _ => format!(
-            "{}\n## Scraping the webhook's metrics\n\n{BEGIN_MARKER}\n{section}{END_MARKER}\n",
+            "{}\n\n## Scraping the webhook's metrics\n\n{BEGIN_MARKER}\n{section}{END_MARKER}\n",
             text.trim_end()
         ),
     };

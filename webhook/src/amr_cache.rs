@@ -1,11 +1,14 @@
 //! A watch-fed cache of AppMirrorRelationships (all namespaces), so a namespace admission request finds the
-//! namespace mappings that point at it without an API call.
+//! namespace mappings that point at it without an API call, and a scrape of `/metrics` finds every AMR's
+//! replication state ([`crate::amr_metrics`]) without one either.
 //!
 //! Objects are read as [`DynamicObject`]s, not typed: one malformed AMR in the cluster must not break the
-//! list for all the others, and only `spec.namespaceMapping` is read. The cache keeps nothing else (metadata
-//! is trimmed to the object reference) to keep the webhook's memory flat however large the AMRs are.
+//! list for all the others. The cache keeps only the fields those two read (see [`trim`]): the object
+//! reference, the relationship label, four spec fields and four status fields, to keep the webhook's memory flat
+//! however large the AMRs are (managed fields, annotations, conditions and transformations are dropped).
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use futures::{FutureExt, StreamExt};
 use kube::{
@@ -18,6 +21,7 @@ use kube::{
     },
 };
 use tokio_util::sync::CancellationToken;
+use tprotect_lifecycle_rules::AmrView;
 use tprotect_policy::namespace::NamespaceMapping;
 
 use crate::metrics::Metrics;
@@ -69,6 +73,8 @@ pub struct AmrCache {
     store: Option<Store<DynamicObject>>,
     /// Held only by [`AmrCache::never_synced`]: a dropped writer would read as "failed", not "not yet".
     _writer: Option<Arc<reflector::store::Writer<DynamicObject>>>,
+    /// Every AMR as the replication judgement reads it, fed by the same watch.
+    replication: Arc<ReplicationIndex>,
 }
 
 impl std::fmt::Debug for AmrCache {
@@ -81,23 +87,156 @@ impl std::fmt::Debug for AmrCache {
     }
 }
 
-/// Keeps only what the cache needs: the object reference and `spec.namespaceMapping`.
+/// `spec` fields the cache keeps: the namespace mapping (admission) and what the replication judgement reads.
+const KEPT_SPEC: [&str; 4] = [
+    "namespaceMapping",
+    "desiredState",
+    "recurrenceRule",
+    "sourceApplicationName",
+];
+/// `status` fields the cache keeps (the judgement's; `error` only decides health, it is never exported).
+const KEPT_STATUS: [&str; 4] = ["state", "error", "lastTransfer", "lastTransferredSnapshot"];
+
+/// Keeps only what the cache's readers need: the object reference, the relationship label, [`KEPT_SPEC`] and
+/// [`KEPT_STATUS`].
 fn trim(object: &mut DynamicObject) {
     let meta = &mut object.metadata;
     meta.managed_fields = None;
     meta.annotations = None;
-    meta.labels = None;
     meta.owner_references = None;
     meta.finalizers = None;
-    let mapping = object
-        .data
-        .get("spec")
-        .and_then(|spec| spec.get("namespaceMapping"))
-        .cloned();
-    object.data = match mapping {
-        Some(mapping) => serde_json::json!({ "spec": { "namespaceMapping": mapping } }),
-        None => serde_json::json!({}),
+    meta.labels = meta
+        .labels
+        .take()
+        .and_then(|mut labels| labels.remove_entry(tprotect_api::RELATIONSHIP_LABEL))
+        .map(|kept| [kept].into());
+    let keep = |section: &str, fields: &[&str]| -> Option<serde_json::Value> {
+        let source = object.data.get(section)?.as_object()?;
+        let kept: serde_json::Map<String, serde_json::Value> = fields
+            .iter()
+            .filter_map(|field| Some((field.to_string(), source.get(*field)?.clone())))
+            .collect();
+        Some(serde_json::Value::Object(kept))
     };
+    let mut data = serde_json::Map::new();
+    if let Some(spec) = keep("spec", &KEPT_SPEC) {
+        data.insert("spec".into(), spec);
+    }
+    if let Some(status) = keep("status", &KEPT_STATUS) {
+        data.insert("status".into(), status);
+    }
+    object.data = serde_json::Value::Object(data);
+}
+
+/// Every AMR as the replication judgement reads it, kept up to date from the watch: its view
+/// ([`tprotect_lifecycle_rules::read::amr_view`], read once per watch event rather than once per scrape) and the
+/// transfers completed while the webhook watched. A transfer is a later completion time
+/// ([`tprotect_lifecycle_rules::status::last_transfer_time`]) than the one last seen; what an AMR shows when the
+/// webhook first sees it is the baseline, not a transfer seen. A re-list (after a lost watch) keeps the counts
+/// of the AMRs still there and forgets the others.
+#[derive(Debug, Default)]
+pub struct ReplicationIndex {
+    state: Mutex<IndexState>,
+}
+
+#[derive(Debug, Default)]
+struct IndexState {
+    amrs: HashMap<(String, String), IndexedAmr>,
+    /// Keys listed so far while a re-list is under way.
+    relisting: Option<HashSet<(String, String)>>,
+}
+
+#[derive(Debug)]
+struct IndexedAmr {
+    view: Arc<AmrView>,
+    last: Option<jiff::Timestamp>,
+    transfers: u64,
+}
+
+fn object_key(object: &DynamicObject) -> (String, String) {
+    (
+        object.metadata.namespace.clone().unwrap_or_default(),
+        object.metadata.name.clone().unwrap_or_default(),
+    )
+}
+
+impl ReplicationIndex {
+    /// Takes one watch event into account.
+    pub fn apply(&self, event: &watcher::Event<DynamicObject>) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match event {
+            watcher::Event::Init => state.relisting = Some(HashSet::new()),
+            watcher::Event::InitApply(object) => {
+                let key = object_key(object);
+                state.note(object, key.clone());
+                if let Some(listed) = state.relisting.as_mut() {
+                    listed.insert(key);
+                }
+            }
+            watcher::Event::InitDone => {
+                if let Some(listed) = state.relisting.take() {
+                    state.amrs.retain(|key, _| listed.contains(key));
+                }
+            }
+            watcher::Event::Apply(object) => {
+                let key = object_key(object);
+                state.note(object, key);
+            }
+            watcher::Event::Delete(object) => {
+                state.amrs.remove(&object_key(object));
+            }
+        }
+    }
+
+    /// Every AMR's view with the transfers seen of it.
+    pub fn snapshot(&self) -> Vec<(Arc<AmrView>, u64)> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state
+            .amrs
+            .values()
+            .map(|amr| (amr.view.clone(), amr.transfers))
+            .collect()
+    }
+
+    /// Transfers of the AMR `namespace/name` completed while the webhook watched.
+    pub fn transfers(&self, namespace: &str, name: &str) -> u64 {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state
+            .amrs
+            .get(&(namespace.to_string(), name.to_string()))
+            .map_or(0, |amr| amr.transfers)
+    }
+}
+
+impl IndexState {
+    fn note(&mut self, object: &DynamicObject, key: (String, String)) {
+        let view = Arc::new(tprotect_lifecycle_rules::read::amr_view(object));
+        let last = tprotect_lifecycle_rules::status::last_transfer_time(&view);
+        match self.amrs.get_mut(&key) {
+            // Another object of the same name (deleted and created again): its state is a new baseline.
+            Some(amr) if amr.view.uid != view.uid => {
+                amr.view = view;
+                amr.last = last;
+            }
+            Some(amr) => {
+                if last > amr.last {
+                    amr.transfers += 1;
+                    amr.last = last;
+                }
+                amr.view = view;
+            }
+            None => {
+                self.amrs.insert(
+                    key,
+                    IndexedAmr {
+                        view,
+                        last,
+                        transfers: 0,
+                    },
+                );
+            }
+        }
+    }
 }
 
 impl AmrCache {
@@ -106,6 +245,7 @@ impl AmrCache {
         Self {
             store: None,
             _writer: None,
+            replication: Arc::default(),
         }
     }
 
@@ -123,6 +263,9 @@ impl AmrCache {
             // Every event, not only applied objects: an empty first list (InitDone alone) is a sync too.
             .reflect(writer);
         let reader = store.clone();
+        let replication = Arc::new(ReplicationIndex::default());
+        let indexing = replication.clone();
+        let exporter = metrics.clone();
         tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream);
             let mut synced = false;
@@ -130,7 +273,7 @@ impl AmrCache {
                 tokio::select! {
                     _ = cancel.cancelled() => return,
                     item = stream.next() => match item {
-                        Some(Ok(_)) => {}
+                        Some(Ok(event)) => indexing.apply(&event),
                         Some(Err(error)) => {
                             tracing::warn!(%error, "AppMirrorRelationship watch failed; retrying");
                         }
@@ -152,25 +295,34 @@ impl AmrCache {
                 }
             }
         });
-        Self {
+        let cache = Self {
             store: Some(store),
             _writer: None,
-        }
+            replication,
+        };
+        exporter.export_amrs(cache.clone());
+        cache
     }
 
     /// A synced cache holding exactly `objects` (for tests and tools).
     pub fn from_objects(objects: impl IntoIterator<Item = DynamicObject>) -> Self {
         let mut writer = reflector::store::Writer::<DynamicObject>::new(amr_api_resource());
         let store = writer.as_reader();
-        writer.apply_watcher_event(&watcher::Event::Init);
+        let replication = Arc::new(ReplicationIndex::default());
+        let mut apply = |event: watcher::Event<DynamicObject>| {
+            replication.apply(&event);
+            writer.apply_watcher_event(&event);
+        };
+        apply(watcher::Event::Init);
         for mut object in objects {
             trim(&mut object);
-            writer.apply_watcher_event(&watcher::Event::InitApply(object));
+            apply(watcher::Event::InitApply(object));
         }
-        writer.apply_watcher_event(&watcher::Event::InitDone);
+        apply(watcher::Event::InitDone);
         Self {
             store: Some(store),
             _writer: None,
+            replication,
         }
     }
 
@@ -181,6 +333,7 @@ impl AmrCache {
         Self {
             store: Some(store),
             _writer: Some(Arc::new(writer)),
+            replication: Arc::default(),
         }
     }
 
@@ -202,6 +355,21 @@ impl AmrCache {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Every AMR's view and the transfers seen of it, once the cache is synced; none before, and none when
+    /// watching is off.
+    pub fn replication(&self) -> Vec<(Arc<AmrView>, u64)> {
+        if self.store.is_some() && self.is_synced() {
+            self.replication.snapshot()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// The index behind [`Self::replication`].
+    pub fn replication_index(&self) -> &ReplicationIndex {
+        &self.replication
     }
 
     /// Every `namespaceMapping` entry, of any AMR, whose destination is `namespace`; sorted, no duplicates.
@@ -280,20 +448,100 @@ mod tests {
         assert!(cache.mappings_to("nowhere").is_empty());
     }
 
+    /// A realistic AMR (managed fields, annotations, conditions, every spec field) keeps only the reference,
+    /// the relationship label and the fields the mapping and the replication judgement read.
     #[test]
-    fn trimming_keeps_only_the_mapping() {
-        let mut object = amr(
-            "ns",
-            "a",
-            serde_json::json!([{ "source": "s", "destination": "d" }]),
-        );
+    fn trimming_keeps_only_what_the_readers_need() {
+        let mut object: DynamicObject = serde_json::from_value(crate::testing::amr("Established")).unwrap();
+        object
+            .metadata
+            .labels
+            .get_or_insert_default()
+            .insert("team".into(), "payments".into());
         trim(&mut object);
         assert_eq!(
             object.data,
-            serde_json::json!({ "spec": { "namespaceMapping": [{ "source": "s", "destination": "d" }] } })
+            serde_json::json!({
+                "spec": {
+                    "namespaceMapping": [{"destination": "my-app-namespace", "source": "my-app-namespace"}],
+                    "desiredState": "Established",
+                    "recurrenceRule": crate::testing::RULE,
+                    "sourceApplicationName": "my-app-name",
+                },
+                "status": {
+                    "state": "Established",
+                    "lastTransfer": {"startTimestamp": "2025-01-07T12:20:00Z", "completionTimestamp": "2025-01-07T12:20:31Z"},
+                },
+            })
         );
         assert!(object.metadata.managed_fields.is_none());
-        assert_eq!(object.metadata.name.as_deref(), Some("a"));
+        assert!(object.metadata.annotations.is_none());
+        assert_eq!(
+            object.metadata.labels,
+            Some([(tprotect_api::RELATIONSHIP_LABEL.to_string(), "rel1".to_string())].into())
+        );
+        assert_eq!(
+            object.metadata.name.as_deref(),
+            Some("amr-16061e80-1b05-4e80-9d26-d326dc1953d8")
+        );
+        let mut bare = amr("ns", "a", serde_json::json!([]));
+        bare.data = serde_json::json!({"spec": "not an object"});
+        trim(&mut bare);
+        assert_eq!(bare.data, serde_json::json!({}));
+    }
+
+    fn transferred(namespace: &str, name: &str, uid: &str, completion: Option<&str>) -> DynamicObject {
+        let mut object = amr(namespace, name, serde_json::json!([]));
+        object.metadata.uid = Some(uid.into());
+        if let Some(at) = completion {
+            object.data["status"]["lastTransfer"] = serde_json::json!({"completionTimestamp": at});
+        }
+        object
+    }
+
+    #[test]
+    fn transfers_are_counted_from_later_completion_times_after_the_baseline() {
+        use watcher::Event;
+        let counts = ReplicationIndex::default();
+        let at = |minute: u32| format!("2025-06-01T12:{minute:02}:00Z");
+        counts.apply(&Event::Init);
+        counts.apply(&Event::InitApply(transferred("ns", "a", "u1", Some(&at(0)))));
+        counts.apply(&Event::InitApply(transferred("ns", "b", "u2", None)));
+        counts.apply(&Event::InitDone);
+        assert_eq!(
+            counts.transfers("ns", "a"),
+            0,
+            "what the first list shows is the baseline"
+        );
+        for (minute, expected) in [(5, 1), (5, 1), (10, 2), (7, 2)] {
+            counts.apply(&Event::Apply(transferred("ns", "a", "u1", Some(&at(minute)))));
+            assert_eq!(
+                counts.transfers("ns", "a"),
+                expected,
+                "completion at minute {minute}"
+            );
+        }
+        // No transfer yet, then a first one: that one counts.
+        counts.apply(&Event::Apply(transferred("ns", "b", "u2", Some(&at(1)))));
+        assert_eq!(counts.transfers("ns", "b"), 1);
+        // Deleted and created again while the watch was away: a new baseline, the count kept.
+        counts.apply(&Event::Init);
+        counts.apply(&Event::InitApply(transferred("ns", "a", "u9", Some(&at(30)))));
+        counts.apply(&Event::InitDone);
+        assert_eq!(counts.transfers("ns", "a"), 2);
+        assert_eq!(counts.transfers("ns", "b"), 0, "gone from the re-list: forgotten");
+        counts.apply(&Event::Apply(transferred("ns", "a", "u9", Some(&at(35)))));
+        assert_eq!(counts.transfers("ns", "a"), 3);
+        // The view follows the object: read once per event, what a scrape judges.
+        let mut failed = transferred("ns", "a", "u9", Some(&at(35)));
+        failed.data["status"]["state"] = serde_json::json!("Failed");
+        counts.apply(&Event::Apply(failed));
+        let snapshot = counts.snapshot();
+        assert_eq!(snapshot.len(), 1);
+        assert_eq!((snapshot[0].0.state(), snapshot[0].1), ("Failed", 3));
+        counts.apply(&Event::Delete(transferred("ns", "a", "u9", None)));
+        assert_eq!(counts.transfers("ns", "a"), 0);
+        assert!(counts.snapshot().is_empty());
     }
 
     /// The watch against a mock API server: an empty first list is a completed sync (the metric says so),

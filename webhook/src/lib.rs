@@ -11,13 +11,17 @@
 //! - [`server`]: both listeners, readiness only once the TLS listener is up, graceful drain on shutdown;
 //!   [`server::HttpsServer`] serves any router on the same stack (a benchmark's no-op comparison server).
 //! - [`limits`]: what any client can make the server hold, in memory and in time, and the memory budget.
-//! - [`amr_cache`]: a watch-fed cache of AppMirrorRelationships, for the namespace `name` label rule.
+//! - [`amr_cache`]: a watch-fed cache of AppMirrorRelationships, for the namespace `name` label rule and the
+//!   AMR metrics.
+//! - [`amr_metrics`]: every AppMirrorRelationship's lag, RPO target, states and health on `/metrics`, judged by
+//!   the same pure function as `kubectl tprotect status`.
 //! - [`certs`]: a self-signed CA and serving certificate for clusters without cert-manager.
 //! - [`config`]: command-line flags and environment variables.
 //! - [`testing`]: realistic admission requests for benchmarks and load tests.
 
 pub mod admission;
 pub mod amr_cache;
+pub mod amr_metrics;
 pub mod certs;
 pub mod config;
 pub mod health;

@@ -1,10 +1,15 @@
-//! Prometheus metrics, served as text on the plain-HTTP port at `/metrics`.
+//! Prometheus metrics, served as text on the plain-HTTP port at `/metrics`: the webhook's own
+//! (`tprotect_webhook_*`) and, from the AMR cache, every AppMirrorRelationship's ([`crate::amr_metrics`],
+//! `tprotect_amr_*`).
 //!
-//! Label values are all `&'static str` from closed sets (kinds the webhook knows, else `other`), so a client
-//! sending arbitrary kinds cannot grow the series without bound.
+//! The webhook's label values are all `&'static str` from closed sets (kinds the webhook knows, else `other`), so
+//! a client sending arbitrary kinds cannot grow the series without bound.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64};
 
+use crate::amr_cache::AmrCache;
+use crate::amr_metrics::{AmrCollector, Clock};
 use prometheus_client::{
     encoding::{EncodeLabelSet, EncodeLabelValue, text::encode},
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
@@ -68,6 +73,7 @@ pub struct ResultLabels {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
+    amrs: Arc<AmrCollector>,
     pub requests: Family<RequestLabels, Counter>,
     pub responses: Counter<u64, AtomicU64>,
     pub denials: Family<KindLabels, Counter>,
@@ -94,7 +100,10 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("tprotect_webhook");
+        let mut root = Registry::default();
+        let amrs = Arc::new(AmrCollector::default());
+        root.register_collector(Box::new(amrs.clone()));
+        let registry = root.sub_registry_with_prefix("tprotect_webhook");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "admission_requests",
@@ -169,7 +178,8 @@ impl Metrics {
             connections_closed.clone(),
         );
         Self {
-            registry,
+            registry: root,
+            amrs,
             requests,
             responses,
             denials,
@@ -183,6 +193,16 @@ impl Metrics {
             namespace_mutations_without_cache,
             connections_closed,
         }
+    }
+
+    /// Exports every AppMirrorRelationship of `cache` (judged at each scrape's time) from now on.
+    pub fn export_amrs(&self, cache: AmrCache) {
+        self.export_amrs_at(cache, Arc::new(jiff::Timestamp::now));
+    }
+
+    /// [`Self::export_amrs`] with the scrape's time from `clock`.
+    pub fn export_amrs_at(&self, cache: AmrCache, clock: Clock) {
+        self.amrs.attach(cache, clock);
     }
 
     /// The metrics in the OpenMetrics text format.

@@ -269,7 +269,7 @@ pub fn preflight(observed: &Observed, webhooks: &Webhooks, now: Timestamp) -> Ve
                 items.push(leveled(
                     name,
                     Level::NotVerified,
-                    format!("no permission to read Secrets in {TRIDENT_PROTECT_NAMESPACE}: {reason}"),
+                    format!("not verified: {reason}"),
                 ));
                 continue;
             }

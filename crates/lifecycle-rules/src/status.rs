@@ -1,5 +1,6 @@
 //! `kubectl tprotect status`: both clusters' view of a relationship, and the one judgement of its health that
-//! `status`, `check` and the webhook's metrics share. Pure: a function of an observation and the time.
+//! `status`, `check` and the webhook's metrics share ([`replication_health`] judges one AMR on its own; the
+//! webhook sees only its own cluster's AMRs). Pure: a function of an observation and the time.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -49,7 +50,8 @@ pub struct StatusView {
     /// Why (not), or what a failover would do.
     pub failover: String,
     pub operation_in_progress: Option<OperationStatus>,
-    /// The one judgement of the relationship's health (also what the webhook's metrics export).
+    /// The one judgement of the relationship's health. Its AMR part is [`replication_health`], which the
+    /// webhook's metrics export.
     pub health: Health,
 }
 
@@ -246,30 +248,15 @@ pub fn status_view(observed: &Observed, now: Timestamp) -> StatusView {
     });
 
     let status = amr.and_then(|a| a.status.as_ref());
-    // Either field may be the one a controller keeps current (undocumented): the later of the two counts.
-    let transfer_time = status.and_then(|s| {
-        let transfer = s
-            .last_transfer
-            .as_ref()
-            .and_then(|t| t.completion_timestamp.as_ref());
-        let snapshot = s
-            .last_transferred_snapshot
-            .as_ref()
-            .and_then(|t| t.completion_timestamp.as_ref());
-        transfer.into_iter().chain(snapshot).map(|t| t.0).max()
-    });
-    let interval = amr
-        .and_then(|a| a.spec.recurrence_rule.as_deref())
-        .and_then(|rule| tprotect_policy::recurrence::RecurrenceRule::parse(rule).ok())
-        .map(|rule| rule.interval());
-    let lag = transfer_time.map(|t| (now - t).get_seconds());
-    let promoted = amr.is_some_and(|a| a.desired() == Some(DesiredState::Promoted));
-    let rpo = match (promoted, lag, interval) {
-        (true, _, _) => String::new(),
-        (false, Some(lag), Some(interval)) if lag <= 2 * interval.as_secs() as i64 => "ok".into(),
-        (false, Some(_), Some(_)) => "behind".into(),
-        _ => "unknown".into(),
-    };
+    let replication = amr.map(|a| replication_health(a, now));
+    let transfer_time = replication.as_ref().and_then(|r| r.last_transfer);
+    let interval_seconds = replication.as_ref().and_then(|r| r.interval_seconds);
+    let lag = replication.as_ref().and_then(|r| r.lag_seconds);
+    let rpo = replication
+        .as_ref()
+        .map_or(Rpo::Unknown, |r| r.rpo)
+        .as_str()
+        .to_string();
 
     let schedules_left = location
         .and_then(|(key, a)| {
@@ -317,9 +304,7 @@ pub fn status_view(observed: &Observed, now: Timestamp) -> StatusView {
     let health = health(HealthInputs {
         observed,
         location,
-        rpo: &rpo,
-        lag,
-        interval_seconds: interval.map(|i| i.as_secs()),
+        replication: replication.as_ref(),
         schedules_left: &schedules_left,
         operation: operation.as_ref(),
     });
@@ -333,7 +318,7 @@ pub fn status_view(observed: &Observed, now: Timestamp) -> StatusView {
         last_transferred_snapshot: status
             .and_then(|s| s.last_transferred_snapshot.as_ref())
             .and_then(|s| s.name.clone()),
-        interval_seconds: interval.map(|i| i.as_secs()),
+        interval_seconds,
         lag_seconds: lag,
         rpo,
         schedules_on_destination: schedules_left,
@@ -347,13 +332,13 @@ pub fn status_view(observed: &Observed, now: Timestamp) -> StatusView {
 struct HealthInputs<'a> {
     observed: &'a Observed,
     location: Option<(ClusterKey, &'a AmrView)>,
-    rpo: &'a str,
-    lag: Option<i64>,
-    interval_seconds: Option<u64>,
+    replication: Option<&'a ReplicationHealth>,
     schedules_left: &'a [String],
     operation: Option<&'a OperationStatus>,
 }
 
+/// The whole judgement: both clusters reachable, the AMR's own [`replication_health`], no Schedules left on
+/// the destination, no operation under way.
 fn health(inputs: HealthInputs<'_>) -> Health {
     let mut problems = Vec::new();
     for key in ClusterKey::BOTH {
@@ -361,40 +346,15 @@ fn health(inputs: HealthInputs<'_>) -> Health {
             problems.push(format!("cluster {context} is unreachable: {error}"));
         }
     }
-    match inputs.location {
-        None => problems.push(format!(
+    match (inputs.location, inputs.replication) {
+        (Some((key, _)), Some(replication)) => {
+            let ctx = context(inputs.observed, key);
+            problems.extend(replication.problems.iter().map(|p| p.message(&ctx)));
+        }
+        _ => problems.push(format!(
             "no AppMirrorRelationship for {:?} on either cluster",
             inputs.observed.relationship
         )),
-        Some((key, amr)) => {
-            let ctx = context(inputs.observed, key);
-            if amr.failed() {
-                problems.push(format!(
-                    "AppMirrorRelationship is {}: {}",
-                    amr.state(),
-                    amr.error().unwrap_or("(no error given)")
-                ));
-            } else if let Some(error) = amr.error() {
-                problems.push(format!("AppMirrorRelationship reports an error: {error}"));
-            }
-            match amr.desired() {
-                Some(DesiredState::Promoted) => problems.push(format!(
-                    "failed over: the application runs on {ctx} and nothing replicates it"
-                )),
-                _ if !amr.is(AMR_STATE_ESTABLISHED) => {
-                    problems.push(format!("not Established yet (state {})", or_dash(amr.state())))
-                }
-                _ => {}
-            }
-            match (inputs.rpo, inputs.lag, inputs.interval_seconds) {
-                ("behind", Some(lag), Some(interval)) => problems.push(format!(
-                    "behind its RPO: the last transfer completed {lag}s ago, more than twice the interval of {interval}s"
-                )),
-                ("unknown", None, _) => problems.push("no transfer has completed yet".into()),
-                ("unknown", _, None) => problems.push("the recurrence rule cannot be read".into()),
-                _ => {}
-            }
-        }
     }
     if !inputs.schedules_left.is_empty() {
         problems.push(format!(
@@ -411,5 +371,646 @@ fn health(inputs: HealthInputs<'_>) -> Health {
     Health {
         healthy: problems.is_empty(),
         problems,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// One AMR on its own: the part of the judgement that needs nothing but the AMR and the time. `status` builds its
+// health on it; the webhook, which sees only its own cluster's AMRs, exports it as metrics.
+
+/// Whether the lag is within the relationship's RPO.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Rpo {
+    /// The last transfer completed at most two intervals ago (one transfer may be running).
+    Ok,
+    /// More than two intervals ago.
+    Behind,
+    /// No completed transfer, or no readable recurrence rule.
+    Unknown,
+    /// Failed over (desired state Promoted): nothing replicates, there is no RPO to keep.
+    NotReplicating,
+}
+
+impl Rpo {
+    /// As `status` prints it: `ok`, `behind`, `unknown`, or empty while failed over.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rpo::Ok => "ok",
+            Rpo::Behind => "behind",
+            Rpo::Unknown => "unknown",
+            Rpo::NotReplicating => "",
+        }
+    }
+}
+
+/// `status.state` reduced to the states NetApp documents, every failure spelling, and the rest: a closed set, so
+/// a metric label of it cannot grow without bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum StatePhase {
+    Establishing,
+    Established,
+    Promoting,
+    Promoted,
+    /// Any of [`read::FAILURE_STATES`], in any case.
+    Failed,
+    /// Empty, or a state NetApp does not document.
+    Other,
+}
+
+impl StatePhase {
+    pub const ALL: [StatePhase; 6] = [
+        StatePhase::Establishing,
+        StatePhase::Established,
+        StatePhase::Promoting,
+        StatePhase::Promoted,
+        StatePhase::Failed,
+        StatePhase::Other,
+    ];
+
+    /// The phase of a `status.state` (read tolerantly: case and white space aside).
+    pub fn of(state: &str) -> Self {
+        use tprotect_api::{AMR_STATE_ESTABLISHING, AMR_STATE_PROMOTED, AMR_STATE_PROMOTING};
+        [
+            (AMR_STATE_ESTABLISHING, StatePhase::Establishing),
+            (AMR_STATE_ESTABLISHED, StatePhase::Established),
+            (AMR_STATE_PROMOTING, StatePhase::Promoting),
+            (AMR_STATE_PROMOTED, StatePhase::Promoted),
+        ]
+        .into_iter()
+        .find(|(name, _)| read::state_is(state, name))
+        .map(|(_, phase)| phase)
+        .unwrap_or(if read::is_failure_state(state) {
+            StatePhase::Failed
+        } else {
+            StatePhase::Other
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatePhase::Establishing => "Establishing",
+            StatePhase::Established => "Established",
+            StatePhase::Promoting => "Promoting",
+            StatePhase::Promoted => "Promoted",
+            StatePhase::Failed => "Failed",
+            StatePhase::Other => "Other",
+        }
+    }
+}
+
+/// What is wrong with one AMR, as far as the AMR itself tells.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum ReplicationProblem {
+    /// `status.state` is a failure state.
+    Failed { state: String, error: Option<String> },
+    /// `status.error` is set (it may be transient) while the state is not a failure.
+    Error { error: String },
+    /// Desired state Promoted: the application runs on this cluster and nothing replicates it.
+    FailedOver,
+    /// Desired state Established but `status.state` is not (yet).
+    NotEstablished { state: String },
+    /// The last transfer completed more than two intervals ago.
+    BehindRpo { lag_seconds: i64, interval_seconds: u64 },
+    /// No transfer has completed (no `completionTimestamp` in `lastTransfer` or `lastTransferredSnapshot`).
+    NoTransfer,
+    /// `spec.recurrenceRule` cannot be read, so there is no interval to measure the lag against.
+    UnreadableRule,
+}
+
+impl ReplicationProblem {
+    /// One line for a person; `cluster` names the cluster holding the AMR.
+    pub fn message(&self, cluster: &str) -> String {
+        match self {
+            ReplicationProblem::Failed { state, error } => format!(
+                "AppMirrorRelationship is {state}: {}",
+                error.as_deref().unwrap_or("(no error given)")
+            ),
+            ReplicationProblem::Error { error } => {
+                format!("AppMirrorRelationship reports an error: {error}")
+            }
+            ReplicationProblem::FailedOver => {
+                format!("failed over: the application runs on {cluster} and nothing replicates it")
+            }
+            ReplicationProblem::NotEstablished { state } => {
+                format!("not Established yet (state {})", or_dash(state))
+            }
+            ReplicationProblem::BehindRpo {
+                lag_seconds,
+                interval_seconds,
+            } => format!(
+                "behind its RPO: the last transfer completed {lag_seconds}s ago, more than twice the interval of {interval_seconds}s"
+            ),
+            ReplicationProblem::NoTransfer => "no transfer has completed yet".into(),
+            ReplicationProblem::UnreadableRule => "the recurrence rule cannot be read".into(),
+        }
+    }
+}
+
+/// How one AMR replicates at a given time, judged from the AMR alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicationHealth {
+    pub desired: Option<DesiredState>,
+    /// `status.state` as written (empty when unset).
+    pub state: String,
+    pub phase: StatePhase,
+    /// Completion of the last transfer: the later of `lastTransfer` and `lastTransferredSnapshot`.
+    pub last_transfer: Option<Timestamp>,
+    /// Nominal time between transfers, from `spec.recurrenceRule`: the RPO target.
+    pub interval_seconds: Option<u64>,
+    /// Time since the last transfer completed.
+    pub lag_seconds: Option<i64>,
+    pub rpo: Rpo,
+    /// Empty when the AMR is healthy.
+    pub problems: Vec<ReplicationProblem>,
+}
+
+impl ReplicationHealth {
+    /// Established, replicating within its RPO, no error: the AMR's part of [`Health::healthy`].
+    pub fn healthy(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    /// `status.state` is a failure state.
+    pub fn failed(&self) -> bool {
+        self.phase == StatePhase::Failed
+    }
+}
+
+/// Completion of the AMR's last transfer. Which of `lastTransfer` and `lastTransferredSnapshot` a controller
+/// keeps current is undocumented: the later of the two counts.
+pub fn last_transfer_time(amr: &AmrView) -> Option<Timestamp> {
+    let status = amr.status.as_ref()?;
+    let transfer = status
+        .last_transfer
+        .as_ref()
+        .and_then(|t| t.completion_timestamp.as_ref());
+    let snapshot = status
+        .last_transferred_snapshot
+        .as_ref()
+        .and_then(|t| t.completion_timestamp.as_ref());
+    transfer.into_iter().chain(snapshot).map(|t| t.0).max()
+}
+
+/// The AMR's replication as of `now`: lag against the RPO target (the recurrence interval), desired and actual
+/// state, failure, and what is wrong. The one judgement `kubectl tprotect status` and the webhook's metrics share.
+pub fn replication_health(amr: &AmrView, now: Timestamp) -> ReplicationHealth {
+    let last_transfer = last_transfer_time(amr);
+    let interval_seconds = amr
+        .spec
+        .recurrence_rule
+        .as_deref()
+        .and_then(|rule| tprotect_policy::recurrence::RecurrenceRule::parse(rule).ok())
+        .map(|rule| rule.interval().as_secs());
+    let lag_seconds = last_transfer.map(|t| (now - t).get_seconds());
+    let promoted = amr.desired() == Some(DesiredState::Promoted);
+    let rpo = match (promoted, lag_seconds, interval_seconds) {
+        (true, _, _) => Rpo::NotReplicating,
+        (false, Some(lag), Some(interval)) if lag <= 2 * i64::try_from(interval).unwrap_or(i64::MAX) => {
+            Rpo::Ok
+        }
+        (false, Some(_), Some(_)) => Rpo::Behind,
+        _ => Rpo::Unknown,
+    };
+
+    let mut problems = Vec::new();
+    if amr.failed() {
+        problems.push(ReplicationProblem::Failed {
+            state: amr.state().to_string(),
+            error: amr.error().map(str::to_string),
+        });
+    } else if let Some(error) = amr.error() {
+        problems.push(ReplicationProblem::Error {
+            error: error.to_string(),
+        });
+    }
+    if promoted {
+        problems.push(ReplicationProblem::FailedOver);
+    } else if !amr.is(AMR_STATE_ESTABLISHED) {
+        problems.push(ReplicationProblem::NotEstablished {
+            state: amr.state().to_string(),
+        });
+    }
+    match (rpo, lag_seconds, interval_seconds) {
+        (Rpo::Behind, Some(lag_seconds), Some(interval_seconds)) => {
+            problems.push(ReplicationProblem::BehindRpo {
+                lag_seconds,
+                interval_seconds,
+            })
+        }
+        (Rpo::Unknown, None, _) => problems.push(ReplicationProblem::NoTransfer),
+        (Rpo::Unknown, _, None) => problems.push(ReplicationProblem::UnreadableRule),
+        _ => {}
+    }
+    ReplicationHealth {
+        desired: amr.desired(),
+        state: amr.state().to_string(),
+        phase: StatePhase::of(amr.state()),
+        last_transfer,
+        interval_seconds,
+        lag_seconds,
+        rpo,
+        problems,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use tprotect_api::{
+        AppMirrorRelationshipSpec, AppMirrorRelationshipStatus, LastTransfer, LastTransferredSnapshot,
+    };
+
+    const NOW: &str = "2025-06-01T12:00:00Z";
+    const EVERY_5_MINUTES: &str = "DTSTART:20220101T000200Z\nRRULE:FREQ=MINUTELY;INTERVAL=5";
+
+    fn ts(text: &str) -> Timestamp {
+        text.parse().unwrap()
+    }
+
+    /// An AMR with the given desired state, `status.state`, rule, and completion times of `lastTransfer` and
+    /// `lastTransferredSnapshot` (seconds before [`NOW`]).
+    fn amr(
+        desired: Option<DesiredState>,
+        state: &str,
+        rule: Option<&str>,
+        transfer_ago: Option<i64>,
+        snapshot_ago: Option<i64>,
+    ) -> AmrView {
+        let ago = |seconds: i64| Time(ts(NOW) - jiff::SignedDuration::from_secs(seconds));
+        AmrView {
+            namespace: "app-dr".into(),
+            name: "rel1".into(),
+            spec: AppMirrorRelationshipSpec {
+                desired_state: desired,
+                recurrence_rule: rule.map(str::to_string),
+                source_application_name: Some("app".into()),
+                ..Default::default()
+            },
+            status: Some(AppMirrorRelationshipStatus {
+                state: (!state.is_empty()).then(|| state.to_string()),
+                last_transfer: transfer_ago.map(|s| LastTransfer {
+                    completion_timestamp: Some(ago(s)),
+                    start_timestamp: Some(ago(s + 10)),
+                }),
+                last_transferred_snapshot: snapshot_ago.map(|s| LastTransferredSnapshot {
+                    completion_timestamp: Some(ago(s)),
+                    name: Some("snap".into()),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn established(transfer_ago: Option<i64>) -> AmrView {
+        amr(
+            Some(DesiredState::Established),
+            "Established",
+            Some(EVERY_5_MINUTES),
+            transfer_ago,
+            None,
+        )
+    }
+
+    #[test]
+    fn lag_is_measured_from_the_later_of_the_two_completion_times() {
+        let now = ts(NOW);
+        for (transfer, snapshot, lag) in [
+            (Some(30), None, Some(30)),
+            (None, Some(45), Some(45)),
+            (Some(400), Some(20), Some(20)),
+            (Some(20), Some(400), Some(20)),
+            (None, None, None),
+        ] {
+            let view = amr(
+                Some(DesiredState::Established),
+                "Established",
+                Some(EVERY_5_MINUTES),
+                transfer,
+                snapshot,
+            );
+            let health = replication_health(&view, now);
+            assert_eq!(health.lag_seconds, lag, "{transfer:?} {snapshot:?}");
+            assert_eq!(
+                health.last_transfer,
+                lag.map(|l| now - jiff::SignedDuration::from_secs(l))
+            );
+        }
+        let mut no_status = established(None);
+        no_status.status = None;
+        assert_eq!(replication_health(&no_status, now).lag_seconds, None);
+    }
+
+    #[test]
+    fn the_rpo_target_is_the_recurrence_interval() {
+        let now = ts(NOW);
+        for (rule, interval) in [
+            (Some(EVERY_5_MINUTES), Some(300)),
+            (
+                Some("DTSTART:20220101T000200Z\nRRULE:FREQ=HOURLY;INTERVAL=2"),
+                Some(7200),
+            ),
+            (Some("DTSTART:20220101T000200Z\nRRULE:FREQ=MINUTELY"), Some(60)),
+            (Some("every five minutes"), None),
+            (None, None),
+        ] {
+            let view = amr(
+                Some(DesiredState::Established),
+                "Established",
+                rule,
+                Some(10),
+                None,
+            );
+            assert_eq!(
+                replication_health(&view, now).interval_seconds,
+                interval,
+                "{rule:?}"
+            );
+        }
+    }
+
+    /// The table of the judgement: lag against twice the interval, desired and actual state, failures.
+    #[test]
+    fn judges_lag_state_and_failures() {
+        use ReplicationProblem as P;
+        let now = ts(NOW);
+        let failed = {
+            let mut view = established(Some(60));
+            let status = view.status.as_mut().unwrap();
+            status.state = Some("failed".into());
+            status.error = Some("SnapMirror broken".into());
+            view
+        };
+        let transient_error = {
+            let mut view = established(Some(60));
+            view.status.as_mut().unwrap().error = Some("retrying".into());
+            view
+        };
+        let cases: Vec<(&str, AmrView, Rpo, StatePhase, Vec<P>)> = vec![
+            (
+                "fresh",
+                established(Some(60)),
+                Rpo::Ok,
+                StatePhase::Established,
+                vec![],
+            ),
+            (
+                "exactly two intervals: a transfer may be running",
+                established(Some(600)),
+                Rpo::Ok,
+                StatePhase::Established,
+                vec![],
+            ),
+            (
+                "one second past two intervals",
+                established(Some(601)),
+                Rpo::Behind,
+                StatePhase::Established,
+                vec![P::BehindRpo {
+                    lag_seconds: 601,
+                    interval_seconds: 300,
+                }],
+            ),
+            (
+                "never transferred",
+                established(None),
+                Rpo::Unknown,
+                StatePhase::Established,
+                vec![P::NoTransfer],
+            ),
+            (
+                "unreadable rule",
+                amr(
+                    Some(DesiredState::Established),
+                    "Established",
+                    Some("garbage"),
+                    Some(10),
+                    None,
+                ),
+                Rpo::Unknown,
+                StatePhase::Established,
+                vec![P::UnreadableRule],
+            ),
+            (
+                "establishing, first transfer pending",
+                amr(
+                    Some(DesiredState::Established),
+                    "Establishing",
+                    Some(EVERY_5_MINUTES),
+                    None,
+                    None,
+                ),
+                Rpo::Unknown,
+                StatePhase::Establishing,
+                vec![
+                    P::NotEstablished {
+                        state: "Establishing".into(),
+                    },
+                    P::NoTransfer,
+                ],
+            ),
+            (
+                "no state at all",
+                amr(
+                    Some(DesiredState::Established),
+                    "",
+                    Some(EVERY_5_MINUTES),
+                    None,
+                    None,
+                ),
+                Rpo::Unknown,
+                StatePhase::Other,
+                vec![P::NotEstablished { state: "".into() }, P::NoTransfer],
+            ),
+            (
+                "failed, in another spelling",
+                failed,
+                Rpo::Ok,
+                StatePhase::Failed,
+                vec![
+                    P::Failed {
+                        state: "failed".into(),
+                        error: Some("SnapMirror broken".into()),
+                    },
+                    P::NotEstablished {
+                        state: "failed".into(),
+                    },
+                ],
+            ),
+            (
+                "an error while Established",
+                transient_error,
+                Rpo::Ok,
+                StatePhase::Established,
+                vec![P::Error {
+                    error: "retrying".into(),
+                }],
+            ),
+            (
+                "failed over, long ago: no RPO to keep",
+                amr(
+                    Some(DesiredState::Promoted),
+                    "Promoted",
+                    Some(EVERY_5_MINUTES),
+                    Some(86_400),
+                    None,
+                ),
+                Rpo::NotReplicating,
+                StatePhase::Promoted,
+                vec![P::FailedOver],
+            ),
+            (
+                "promoting",
+                amr(
+                    Some(DesiredState::Promoted),
+                    "Promoting",
+                    Some(EVERY_5_MINUTES),
+                    Some(30),
+                    None,
+                ),
+                Rpo::NotReplicating,
+                StatePhase::Promoting,
+                vec![P::FailedOver],
+            ),
+            (
+                "resync under way after a failover: behind until the next transfer",
+                amr(
+                    Some(DesiredState::Established),
+                    "Promoted",
+                    Some(EVERY_5_MINUTES),
+                    Some(7_200),
+                    None,
+                ),
+                Rpo::Behind,
+                StatePhase::Promoted,
+                vec![
+                    P::NotEstablished {
+                        state: "Promoted".into(),
+                    },
+                    P::BehindRpo {
+                        lag_seconds: 7_200,
+                        interval_seconds: 300,
+                    },
+                ],
+            ),
+        ];
+        for (case, view, rpo, phase, problems) in cases {
+            let health = replication_health(&view, now);
+            assert_eq!(health.rpo, rpo, "{case}");
+            assert_eq!(health.phase, phase, "{case}");
+            assert_eq!(health.healthy(), problems.is_empty(), "{case}");
+            assert_eq!(health.failed(), phase == StatePhase::Failed, "{case}");
+            assert_eq!(health.problems, problems, "{case}");
+            assert_eq!(health.desired, view.desired(), "{case}");
+        }
+    }
+
+    #[test]
+    fn state_phases_are_a_closed_set_read_tolerantly() {
+        for (state, phase) in [
+            ("Established", StatePhase::Established),
+            (" established ", StatePhase::Established),
+            ("ESTABLISHING", StatePhase::Establishing),
+            ("Promoting", StatePhase::Promoting),
+            ("promoted", StatePhase::Promoted),
+            ("Error", StatePhase::Failed),
+            ("Errored", StatePhase::Failed),
+            ("", StatePhase::Other),
+            ("Reversing", StatePhase::Other),
+        ] {
+            assert_eq!(StatePhase::of(state), phase, "{state:?}");
+        }
+        let names: BTreeSet<&str> = StatePhase::ALL.iter().map(|p| p.as_str()).collect();
+        assert_eq!(names.len(), StatePhase::ALL.len());
+    }
+
+    fn observed_with(amr: AmrView, peer_reachable: bool) -> Observed {
+        let cluster = |context: &str, amr: Option<AmrView>| ClusterState {
+            context: context.into(),
+            cluster_id: format!("{context}-id"),
+            amr,
+            ..Default::default()
+        };
+        Observed {
+            relationship: "rel1".into(),
+            context: Reach::Reachable(Box::new(cluster("dr", Some(amr)))),
+            peer: if peer_reachable {
+                Reach::Reachable(Box::new(cluster("prod", None)))
+            } else {
+                Reach::Unreachable {
+                    context: "prod".into(),
+                    error: "connection refused".into(),
+                }
+            },
+            record: None,
+        }
+    }
+
+    /// `status` takes lag, interval, RPO and the AMR's problems from [`replication_health`], and adds only what
+    /// one AMR cannot show (the peer cluster, Schedules left behind, operations under way).
+    #[test]
+    fn status_view_judges_the_amr_through_replication_health() {
+        let now = ts(NOW);
+        for view in [
+            established(Some(60)),
+            established(Some(900)),
+            established(None),
+            amr(
+                Some(DesiredState::Promoted),
+                "Promoted",
+                Some(EVERY_5_MINUTES),
+                Some(900),
+                None,
+            ),
+        ] {
+            let replication = replication_health(&view, now);
+            let status = status_view(&observed_with(view, true), now);
+            assert_eq!(status.lag_seconds, replication.lag_seconds);
+            assert_eq!(status.interval_seconds, replication.interval_seconds);
+            assert_eq!(status.rpo, replication.rpo.as_str());
+            assert_eq!(
+                status.last_transfer,
+                replication.last_transfer.map(|t| t.to_string())
+            );
+            let expected: Vec<String> = replication.problems.iter().map(|p| p.message("dr")).collect();
+            assert_eq!(status.health.problems, expected);
+            assert_eq!(status.health.healthy, replication.healthy());
+        }
+        // The peer down: the AMR's judgement is unchanged, and status adds the peer.
+        let status = status_view(&observed_with(established(Some(60)), false), now);
+        assert!(!status.health.healthy);
+        assert_eq!(
+            status.health.problems,
+            vec!["cluster prod is unreachable: connection refused".to_string()]
+        );
+    }
+
+    #[test]
+    fn problem_messages_name_what_is_wrong() {
+        assert_eq!(
+            ReplicationProblem::BehindRpo {
+                lag_seconds: 700,
+                interval_seconds: 300
+            }
+            .message("dr"),
+            "behind its RPO: the last transfer completed 700s ago, more than twice the interval of 300s"
+        );
+        assert_eq!(
+            ReplicationProblem::FailedOver.message("dr"),
+            "failed over: the application runs on dr and nothing replicates it"
+        );
+        assert_eq!(
+            ReplicationProblem::Failed {
+                state: "Failed".into(),
+                error: None
+            }
+            .message("dr"),
+            "AppMirrorRelationship is Failed: (no error given)"
+        );
     }
 }

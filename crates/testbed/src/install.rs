@@ -28,6 +28,8 @@ const APT_PACKAGES: &[&str] = &[
     "fish",
     // The plugin's prompts are read off a terminal as a person sees it (tmux renders the screen).
     "tmux",
+    // Not for the clusters: the monitoring tests run the shipped alert rules in a real Prometheus and promtool.
+    "prometheus",
 ];
 
 const DEB_SRC_FILE: &str = "/etc/apt/sources.list.d/tprotect-deb-src.sources";
@@ -93,6 +95,34 @@ pub fn ensure_binaries() -> Result<Binaries, Error> {
     }
     build_kubernetes(&cache)?;
     find_binaries().ok_or_else(|| Error::Install("binaries still missing after the build".into()))
+}
+
+/// Debian's Prometheus server and its `promtool`.
+#[derive(Debug, Clone)]
+pub struct PrometheusBinaries {
+    pub prometheus: PathBuf,
+    pub promtool: PathBuf,
+}
+
+/// Prometheus and promtool, installing the Debian package first if either is missing (serialised with the other
+/// installs by the same file lock). Needs no cluster binaries.
+pub fn ensure_prometheus() -> Result<PrometheusBinaries, Error> {
+    let find = || {
+        Some(PrometheusBinaries {
+            prometheus: which("prometheus")?,
+            promtool: which("promtool")?,
+        })
+    };
+    if let Some(found) = find() {
+        return Ok(found);
+    }
+    let cache = cache_dir();
+    std::fs::create_dir_all(&cache).map_err(|e| Error::io(&cache, e))?;
+    let lock_path = cache.join("install.lock");
+    let lock = std::fs::File::create(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
+    lock.lock().map_err(|e| Error::io(&lock_path, e))?;
+    install_packages()?;
+    find().ok_or_else(|| Error::Install("prometheus and promtool still missing after apt-get install".into()))
 }
 
 /// Whether every package is installed, checked once per process (a cache restored onto a new machine has the

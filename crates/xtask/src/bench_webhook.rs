@@ -284,7 +284,7 @@ fn tools_root() -> anyhow::Result<PathBuf> {
 }
 
 /// oha from the tools cache, installed there with `cargo install` if missing.
-fn ensure_oha() -> anyhow::Result<PathBuf> {
+pub(crate) fn ensure_oha() -> anyhow::Result<PathBuf> {
     let root = tools_root()?;
     let oha = root.join("bin/oha");
     if oha.is_file() {
@@ -310,7 +310,7 @@ fn target_dir() -> PathBuf {
 }
 
 /// Release builds of the webhook and the no-op comparison server.
-fn build_servers() -> anyhow::Result<(PathBuf, PathBuf)> {
+pub(crate) fn build_servers() -> anyhow::Result<(PathBuf, PathBuf)> {
     eprintln!("building tprotect-webhook and noop_admission_server (release)");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
@@ -337,13 +337,13 @@ fn build_servers() -> anyhow::Result<(PathBuf, PathBuf)> {
     ))
 }
 
-struct Certs {
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
+pub(crate) struct Certs {
+    pub(crate) ca: PathBuf,
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
 }
 
-fn gen_certs(webhook: &Path, dir: &Path) -> anyhow::Result<Certs> {
+pub(crate) fn gen_certs(webhook: &Path, dir: &Path) -> anyhow::Result<Certs> {
     let out = dir.join("certs");
     let output = Command::new(webhook)
         .args([
@@ -370,7 +370,7 @@ fn gen_certs(webhook: &Path, dir: &Path) -> anyhow::Result<Certs> {
     })
 }
 
-fn setpriv() -> anyhow::Result<PathBuf> {
+pub(crate) fn setpriv() -> anyhow::Result<PathBuf> {
     tprotect_testbed::install::which("setpriv").context("setpriv (util-linux) not found on PATH")
 }
 
@@ -560,7 +560,7 @@ struct Answers {
 }
 
 /// A plain HTTP/1.1 GET on the health listener: (status, body).
-fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
+pub(crate) fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
@@ -729,30 +729,30 @@ impl ServerKind {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Load {
+pub(crate) enum Load {
     Saturate { connections: usize },
     Rate { connections: usize, per_second: u32 },
 }
 
-struct Oha {
-    binary: PathBuf,
-    body: PathBuf,
+pub(crate) struct Oha {
+    pub(crate) binary: PathBuf,
+    pub(crate) body: PathBuf,
 }
 
 #[derive(Debug, Clone)]
-struct OhaResult {
-    requests_per_second: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    successes: u64,
-    failures: u64,
-    failure_summary: String,
+pub(crate) struct OhaResult {
+    pub(crate) requests_per_second: f64,
+    pub(crate) p50_ms: f64,
+    pub(crate) p99_ms: f64,
+    pub(crate) successes: u64,
+    pub(crate) failures: u64,
+    pub(crate) failure_summary: String,
     /// CPU time (user + system) of the server process per request answered, in µs.
     server_cpu_us: f64,
 }
 
 impl Oha {
-    fn run(&self, addr: SocketAddr, load: Load, seconds: u64) -> anyhow::Result<OhaResult> {
+    pub(crate) fn run(&self, addr: SocketAddr, load: Load, seconds: u64) -> anyhow::Result<OhaResult> {
         self.run_with(
             addr,
             load,
@@ -921,7 +921,7 @@ fn parse_oha(report: &Value) -> anyhow::Result<OhaResult> {
     })
 }
 
-fn median(values: impl IntoIterator<Item = f64>) -> f64 {
+pub(crate) fn median(values: impl IntoIterator<Item = f64>) -> f64 {
     let mut values: Vec<f64> = values.into_iter().collect();
     if values.is_empty() {
         return f64::NAN;
@@ -1182,7 +1182,7 @@ impl Registered {
 }
 
 /// User plus system CPU time of a process so far, in seconds.
-fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+pub(crate) fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .with_context(|| format!("reading /proc/{pid}/stat"))?;
     // Fields after the parenthesised command name (which may contain spaces): state is field 3, utime 14.
@@ -1290,14 +1290,14 @@ async fn create_batch(
 // ---------------------------------------------------------------------------------------------------------
 // Report
 
-struct Machine {
-    nproc: usize,
-    load: String,
-    cpu: String,
+pub(crate) struct Machine {
+    pub(crate) nproc: usize,
+    pub(crate) load: String,
+    pub(crate) cpu: String,
 }
 
 impl Machine {
-    fn read() -> Self {
+    pub(crate) fn read() -> Self {
         let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
         let load = std::fs::read_to_string("/proc/loadavg")
             .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -1314,7 +1314,7 @@ impl Machine {
     }
 }
 
-fn date_utc() -> String {
+pub(crate) fn date_utc() -> String {
     Command::new("date")
         .args(["-u", "+%Y-%m-%d %H:%M UTC"])
         .output()

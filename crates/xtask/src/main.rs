@@ -1,6 +1,7 @@
 //! `cargo xtask <command>`: the project's task runner (the alias lives in `.cargo/config.toml`).
 
 mod bench_plugin;
+mod bench_scrape;
 mod bench_webhook;
 mod cluster_cmds;
 mod demo_cmd;
@@ -53,6 +54,9 @@ enum BenchCommand {
     Webhook(bench_webhook::BenchWebhookArgs),
     /// kubectl tprotect: API requests per command, status-change notice latency, cold start
     Plugin(bench_plugin::BenchPluginArgs),
+    /// A scrape of tprotect-webhook's /metrics with 1,000 AppMirrorRelationships cached, and its effect on
+    /// review latency
+    Scrape(bench_scrape::BenchScrapeArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -76,6 +80,7 @@ fn main() -> anyhow::Result<()> {
         Command::Sim(args) => sim_cmd::run(args),
         Command::Bench(BenchCommand::Webhook(args)) => bench_webhook::run(args),
         Command::Bench(BenchCommand::Plugin(args)) => bench_plugin::run(args),
+        Command::Bench(BenchCommand::Scrape(args)) => bench_scrape::run(args),
         Command::Release(args) => Ok(xtask::release_cmd::run(args)?),
     }
 }

@@ -41,6 +41,18 @@ impl ConnectionArgs {
     }
 }
 
+/// A verb that reads one relationship: its name, the clusters, `-o`.
+#[derive(Debug, Args)]
+pub struct ReadRelationshipArgs {
+    /// Name of the relationship
+    #[arg(value_parser = relationship_name)]
+    pub name: String,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
 /// `-o`.
 #[derive(Debug, Args, Clone, Copy, Default)]
 pub struct OutputArgs {

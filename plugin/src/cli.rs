@@ -39,15 +39,55 @@ impl Cli {
     }
 }
 
+/// Command lines for the verbs' tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// The verbs that act on an existing relationship.
+    pub(crate) const VERBS_ON_A_RELATIONSHIP: [&str; 9] = [
+        "status",
+        "check",
+        "failover",
+        "resync",
+        "reverse-resync",
+        "reverse",
+        "failback",
+        "delete",
+        "preview",
+    ];
+
+    pub(crate) fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("kubectl-tprotect").chain(args.iter().copied()))
+    }
+
+    /// `setup rel1` with every required flag and `--interval interval`.
+    pub(crate) fn parse_setup(interval: &str) -> Result<Cli, clap::Error> {
+        parse(&[
+            "setup",
+            "rel1",
+            "--source-context",
+            "a",
+            "--destination-context",
+            "b",
+            "--app",
+            "app",
+            "--source-vault",
+            "sv",
+            "--destination-vault",
+            "dv",
+            "--interval",
+            interval,
+        ])
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::testing::{VERBS_ON_A_RELATIONSHIP, parse, parse_setup};
     use super::*;
     use crate::args::{DryRun, OutputFormat};
     use clap::CommandFactory;
-
-    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("kubectl-tprotect").chain(args.iter().copied()))
-    }
 
     #[test]
     fn cli_definition_is_consistent() {
@@ -62,17 +102,7 @@ mod tests {
 
     #[test]
     fn every_lifecycle_verb_takes_the_cluster_flags_after_it_and_before_it() {
-        for verb in [
-            "status",
-            "check",
-            "failover",
-            "resync",
-            "reverse-resync",
-            "reverse",
-            "failback",
-            "delete",
-            "preview",
-        ] {
+        for verb in VERBS_ON_A_RELATIONSHIP {
             let after = parse(&[verb, "rel1", "--context", "a", "--peer-context", "b", "-n", "ns"])
                 .unwrap_or_else(|e| panic!("{verb}: {e}"));
             let before = parse(&["--context", "a", "-n", "ns", verb, "rel1", "--peer-context", "b"])
@@ -209,25 +239,8 @@ mod tests {
             parse(&["setup", "rel1", "--app", "a"]).is_err(),
             "setup needs both contexts and vaults"
         );
-        assert!(
-            parse(&[
-                "setup",
-                "rel1",
-                "--source-context",
-                "a",
-                "--destination-context",
-                "b",
-                "--app",
-                "x",
-                "--source-vault",
-                "v",
-                "--destination-vault",
-                "w",
-                "--interval",
-                "1m"
-            ])
-            .is_err()
-        );
+        assert!(parse_setup("1m").is_err(), "below the 5-minute minimum");
+        assert!(parse_setup("5m").is_ok());
         assert!(parse(&["frobnicate", "rel1"]).is_err());
     }
 
@@ -248,19 +261,7 @@ mod tests {
     #[test]
     fn help_lists_every_verb_as_kubectl_tprotect() {
         let help = Cli::command().render_help().to_string();
-        for verb in [
-            "setup",
-            "status",
-            "check",
-            "failover",
-            "resync",
-            "reverse-resync",
-            "reverse",
-            "failback",
-            "delete",
-            "preview",
-            "snapmirror",
-        ] {
+        for verb in VERBS_ON_A_RELATIONSHIP.iter().chain(&["setup", "snapmirror"]) {
             assert!(help.contains(verb), "{verb} missing from help:\n{help}");
         }
         let sub = parse(&["failover", "--help"]).unwrap_err().to_string();

@@ -63,27 +63,15 @@ pub fn plan_table(heading: &str, steps: &[StepReport], server: bool) -> String {
 mod tests {
     use super::*;
     use tprotect_api::DesiredState;
-    use tprotect_lifecycle::rules::describe::plan_entries;
+    use tprotect_lifecycle::runner::plan_reports;
     use tprotect_lifecycle::{Action, ClusterKey, Contexts, Outcome, Step, WaitFor};
 
     fn contexts() -> Contexts {
-        Contexts {
-            context: "tprotect-destination".into(),
-            peer: "tprotect-source".into(),
-        }
+        Contexts::new("tprotect-destination", "tprotect-source")
     }
 
     fn reports(steps: &[Step]) -> Vec<StepReport> {
-        plan_entries(steps, &contexts(), "rel1")
-            .into_iter()
-            .map(|e| StepReport {
-                index: e.index,
-                cluster: e.cluster,
-                change: e.change,
-                step: e.step,
-                executed: None,
-            })
-            .collect()
+        plan_reports(steps, &contexts(), "rel1")
     }
 
     #[test]

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use tprotect_api::{APP_VAULT_STATE_AVAILABLE, DesiredState, TRIDENT_PROTECT_NAMESPACE};
 
 use crate::model::*;
+use crate::or_dash;
 use crate::plan::PEER_STORAGE_CLASS_ANNOTATION;
 use crate::read;
 
@@ -153,22 +154,11 @@ pub fn classify_probe(configurations: Vec<String>, answer: Result<(), (u16, Stri
     }
 }
 
-fn context(observed: &Observed, key: ClusterKey) -> String {
-    match observed.cluster(key) {
-        Reach::Reachable(s) => s.context.clone(),
-        Reach::Unreachable { context, .. } => context.clone(),
-    }
-}
-
-fn or_dash(text: &str) -> &str {
-    if text.is_empty() { "-" } else { text }
-}
-
 /// Everything an operation on the relationship needs, each item passed, failed, a warning or not verified.
 pub fn preflight(observed: &Observed, webhooks: &Webhooks, now: Timestamp) -> Vec<CheckItem> {
     let mut items = Vec::new();
     for key in ClusterKey::BOTH {
-        let ctx = context(observed, key);
+        let ctx = observed.context_of(key);
         items.push(match observed.cluster(key) {
             Reach::Reachable(_) => item(format!("cluster {ctx} reachable"), true, "API server answered"),
             Reach::Unreachable { error, .. } => {
@@ -195,7 +185,10 @@ pub fn preflight(observed: &Observed, webhooks: &Webhooks, now: Timestamp) -> Ve
         }
     };
     let src_key = dst_key.other();
-    let (dst_ctx, src_ctx) = (context(observed, dst_key), context(observed, src_key));
+    let (dst_ctx, src_ctx) = (
+        observed.context_of(dst_key).to_string(),
+        observed.context_of(src_key).to_string(),
+    );
     items.push(item(
         "AppMirrorRelationship found",
         true,
@@ -247,7 +240,7 @@ pub fn preflight(observed: &Observed, webhooks: &Webhooks, now: Timestamp) -> Ve
         (src_key, src, &source_vault, "source AppVault"),
     ];
     for (key, state, vault, what) in vault_checks {
-        let ctx = context(observed, key);
+        let ctx = observed.context_of(key);
         let name = format!("{what} {TRIDENT_PROTECT_NAMESPACE}/{vault} on {ctx}");
         let Some(state) = state else {
             items.push(item(name, false, "cluster unreachable"));
@@ -405,7 +398,7 @@ pub fn preflight(observed: &Observed, webhooks: &Webhooks, now: Timestamp) -> Ve
     // The admission webhook on both clusters: it must answer if it is registered (it guards writes with
     // failurePolicy: Fail); without it the plugin works, so its absence is a warning.
     for key in ClusterKey::BOTH {
-        let ctx = context(observed, key);
+        let ctx = observed.context_of(key);
         let name = format!("tprotect webhook on {ctx}");
         items.push(match webhooks.get(&key) {
             Some(WebhookProbe::Answers { configurations }) => item(

@@ -60,10 +60,7 @@ mod tests {
     use tprotect_api::DesiredState;
 
     fn contexts() -> Contexts {
-        Contexts {
-            context: "dr".into(),
-            peer: "prod".into(),
-        }
+        Contexts::new("dr", "prod")
     }
 
     fn set_desired(discard: bool) -> Action {

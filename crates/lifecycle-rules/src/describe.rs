@@ -362,10 +362,7 @@ mod tests {
     use tprotect_api::{AppMirrorRelationshipSpec, DesiredState, NamespaceMapping};
 
     fn contexts() -> Contexts {
-        Contexts {
-            context: "tprotect-destination".into(),
-            peer: "tprotect-source".into(),
-        }
+        Contexts::new("tprotect-destination", "tprotect-source")
     }
 
     #[test]

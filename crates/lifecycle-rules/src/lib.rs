@@ -25,6 +25,11 @@ pub mod wait;
 
 pub use model::*;
 
+/// `-` for an empty text, as the check and status tables show a value Trident protect has not written.
+pub(crate) fn or_dash(text: &str) -> &str {
+    if text.is_empty() { "-" } else { text }
+}
+
 /// Why an operation cannot proceed. Every message names the cluster, the namespace and the object, and says
 /// what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

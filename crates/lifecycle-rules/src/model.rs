@@ -39,6 +39,13 @@ pub struct Contexts {
 }
 
 impl Contexts {
+    pub fn new(context: impl Into<String>, peer: impl Into<String>) -> Self {
+        Contexts {
+            context: context.into(),
+            peer: peer.into(),
+        }
+    }
+
     pub fn name(&self, key: ClusterKey) -> &str {
         match key {
             ClusterKey::Context => &self.context,
@@ -177,13 +184,17 @@ pub struct OperationRecord {
 impl OperationRecord {
     /// The namespace mapping at the start as (source, destination) pairs.
     pub fn mapping(&self) -> Vec<(String, String)> {
-        self.spec
-            .namespace_mapping
-            .iter()
-            .flatten()
-            .map(|m| (m.source.clone(), m.destination.clone()))
-            .collect()
+        mapping_of(&self.spec)
     }
+}
+
+/// `spec.namespaceMapping` as (source, destination) pairs.
+fn mapping_of(spec: &AppMirrorRelationshipSpec) -> Vec<(String, String)> {
+    spec.namespace_mapping
+        .iter()
+        .flatten()
+        .map(|m| (m.source.clone(), m.destination.clone()))
+        .collect()
 }
 
 /// An AMR as observed.
@@ -234,12 +245,7 @@ impl AmrView {
 
     /// The namespace mapping as (source, destination) pairs.
     pub fn mapping(&self) -> Vec<(String, String)> {
-        self.spec
-            .namespace_mapping
-            .iter()
-            .flatten()
-            .map(|m| (m.source.clone(), m.destination.clone()))
-            .collect()
+        mapping_of(&self.spec)
     }
 }
 
@@ -425,6 +431,14 @@ impl Reach {
             Reach::Unreachable { .. } => None,
         }
     }
+
+    /// The kubeconfig context of the cluster, reached or not.
+    pub fn context(&self) -> &str {
+        match self {
+            Reach::Reachable(state) => &state.context,
+            Reach::Unreachable { context, .. } => context,
+        }
+    }
 }
 
 /// Both clusters, as observed at one moment, plus the operation record from the lock.
@@ -453,6 +467,11 @@ impl Observed {
 
     pub fn state(&self, key: ClusterKey) -> Option<&ClusterState> {
         self.cluster(key).state()
+    }
+
+    /// The kubeconfig context of one cluster, reached or not.
+    pub fn context_of(&self, key: ClusterKey) -> &str {
+        self.cluster(key).context()
     }
 
     /// The cluster whose kube-system UID is `cluster_id`.

@@ -87,13 +87,6 @@ fn state<'a>(
     }
 }
 
-fn context(observed: &Observed, key: ClusterKey) -> String {
-    match observed.cluster(key) {
-        Reach::Reachable(state) => state.context.clone(),
-        Reach::Unreachable { context, .. } => context.clone(),
-    }
-}
-
 fn done(observed: &Observed, amr_cluster: ClusterKey, what: &str) -> Step {
     let at = observed.state(amr_cluster).and_then(|s| s.amr.as_ref());
     let state = at.map(|a| a.state().to_string()).unwrap_or_default();
@@ -101,7 +94,7 @@ fn done(observed: &Observed, amr_cluster: ClusterKey, what: &str) -> Step {
         message: format!(
             "{} {what}; its AppMirrorRelationship is {state} on {}",
             observed.relationship,
-            context(observed, amr_cluster)
+            observed.context_of(amr_cluster)
         ),
         amr_cluster: Some(amr_cluster),
     })
@@ -112,8 +105,8 @@ fn not_found(observed: &Observed) -> PlanError {
         name: observed.relationship.clone(),
         searched: format!(
             "{} and {}",
-            context(observed, ClusterKey::Context),
-            context(observed, ClusterKey::Peer)
+            observed.context_of(ClusterKey::Context),
+            observed.context_of(ClusterKey::Peer)
         ),
     }
 }
@@ -123,7 +116,7 @@ fn check_amr_failed(observed: &Observed, key: ClusterKey, amr: &AmrView) -> Resu
     if amr.failed() {
         return Err(PlanError::Failed {
             kind: "AppMirrorRelationship",
-            context: context(observed, key),
+            context: observed.context_of(key).to_string(),
             namespace: amr.namespace.clone(),
             name: amr.name.clone(),
             error: amr.error().unwrap_or(amr.state()).to_string(),
@@ -205,7 +198,7 @@ fn plan_setup(observed: &Observed, params: &SetupParams) -> Plan {
                     "an AppMirrorRelationship {}/{} already exists on {} for application {:?}; choose another name or delete it",
                     amr.namespace,
                     amr.name,
-                    context(observed, key),
+                    observed.context_of(key),
                     amr.spec.source_application_name.clone().unwrap_or_default()
                 ),
             });
@@ -625,7 +618,7 @@ fn plan_failover(observed: &Observed, force: bool) -> Plan {
             if !replicated && !force {
                 return Err(PlanError::WrongState {
                     operation: "failover",
-                    context: context(observed, key),
+                    context: observed.context_of(key).to_string(),
                     object: format!("{}/{}", amr.namespace, amr.name),
                     state: format!("{:?} and has never transferred a snapshot", amr.state()),
                     hint: "There is nothing to fail over to yet; wait for Established, or pass --force."
@@ -683,7 +676,7 @@ fn confirm_source_running(observed: &Observed, dst: ClusterKey, amr: &AmrView) -
     let name = &observed.relationship;
     let keep = format!(
         "Nothing was changed: the destination's copy on {} is kept. To keep what was written there, run: kubectl tprotect failback {name}",
-        context(observed, dst)
+        observed.context_of(dst)
     );
     let source = match observed.cluster(dst.other()) {
         Reach::Reachable(state) => state,
@@ -800,8 +793,8 @@ fn record_clusters(
         message: format!(
             "the {} in progress started on a cluster that is neither {} nor {} (cluster id {}); run it with that cluster's context",
             operation.command(),
-            context(observed, ClusterKey::Context),
-            context(observed, ClusterKey::Peer),
+            observed.context_of(ClusterKey::Context),
+            observed.context_of(ClusterKey::Peer),
             record.initial_destination
         ),
     })?;
@@ -1033,7 +1026,7 @@ fn reverse_resync(
                         "AppMirrorRelationship {}/{} on {} does not replicate the application this {operation} promoted; resolve it by hand. {abandon}",
                         amr.namespace,
                         amr.name,
-                        context(observed, key)
+                        observed.context_of(key)
                     ),
                 });
             }
@@ -1172,7 +1165,7 @@ fn reverse(
             if snapshot.is_none() {
                 return Err(PlanError::WrongState {
                     operation: "reverse",
-                    context: context(observed, key),
+                    context: observed.context_of(key).to_string(),
                     object: format!("{}/{}", amr.namespace, amr.name),
                     state: format!("{} (failed over)", amr.state()),
                     hint: format!(
@@ -1184,7 +1177,7 @@ fn reverse(
             if !amr.is(AMR_STATE_ESTABLISHED) {
                 return Err(PlanError::WrongState {
                     operation: "reverse",
-                    context: context(observed, key),
+                    context: observed.context_of(key).to_string(),
                     object: format!("{}/{}", amr.namespace, amr.name),
                     state: amr.state().to_string(),
                     hint: "A planned swap starts from an Established relationship; wait for it (kubectl tprotect status)."

@@ -267,25 +267,21 @@ pub fn apply(observed: &mut Observed, action: &Action) {
             ..
         } => {
             if let Some(c) = cluster(observed, *key) {
-                match target {
-                    RecurrenceTarget::AppMirrorRelationship => {
-                        if let Some(amr) = c
-                            .amr
-                            .as_mut()
-                            .filter(|a| &a.namespace == namespace && &a.name == name)
-                        {
-                            amr.spec.recurrence_rule = Some(recurrence_rule.clone());
-                        }
-                    }
-                    RecurrenceTarget::Schedule => {
-                        if let Some(s) = c
-                            .schedules
-                            .iter_mut()
-                            .find(|s| &s.namespace == namespace && &s.name == name)
-                        {
-                            s.spec.recurrence_rule = Some(recurrence_rule.clone());
-                        }
-                    }
+                let named = |n: &str, m: &str| n == namespace && m == name;
+                let rule = match target {
+                    RecurrenceTarget::AppMirrorRelationship => c
+                        .amr
+                        .as_mut()
+                        .filter(|a| named(&a.namespace, &a.name))
+                        .map(|a| &mut a.spec.recurrence_rule),
+                    RecurrenceTarget::Schedule => c
+                        .schedules
+                        .iter_mut()
+                        .find(|s| named(&s.namespace, &s.name))
+                        .map(|s| &mut s.spec.recurrence_rule),
+                };
+                if let Some(rule) = rule {
+                    *rule = Some(recurrence_rule.clone());
                 }
             }
         }

@@ -10,19 +10,9 @@ use tprotect_api::{AMR_STATE_ESTABLISHED, DesiredState};
 
 use crate::checks::schedules_on_destination;
 use crate::model::*;
+use crate::or_dash;
 use crate::plan::{goal_of, plan};
 use crate::read;
-
-fn context(observed: &Observed, key: ClusterKey) -> String {
-    match observed.cluster(key) {
-        Reach::Reachable(s) => s.context.clone(),
-        Reach::Unreachable { context, .. } => context.clone(),
-    }
-}
-
-fn or_dash(text: &str) -> &str {
-    if text.is_empty() { "-" } else { text }
-}
 
 /// Both clusters' view of a relationship, for `kubectl tprotect status`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -181,7 +171,7 @@ pub fn status_view(observed: &Observed, now: Timestamp) -> StatusView {
         .collect();
 
     let amr_status = location.map(|(key, a)| AmrStatus {
-        cluster: context(observed, key),
+        cluster: observed.context_of(key).to_string(),
         namespace: a.namespace.clone(),
         name: a.name.clone(),
         desired_state: a.desired().map(|d| d.to_string()).unwrap_or_default(),
@@ -348,8 +338,8 @@ fn health(inputs: HealthInputs<'_>) -> Health {
     }
     match (inputs.location, inputs.replication) {
         (Some((key, _)), Some(replication)) => {
-            let ctx = context(inputs.observed, key);
-            problems.extend(replication.problems.iter().map(|p| p.message(&ctx)));
+            let ctx = inputs.observed.context_of(key);
+            problems.extend(replication.problems.iter().map(|p| p.message(ctx)));
         }
         _ => problems.push(format!(
             "no AppMirrorRelationship for {:?} on either cluster",

@@ -122,34 +122,37 @@ mod tests {
         }
     }
 
+    /// A state and an error, as an AMR or snapshot shows them.
+    type Shown<'a> = (&'a str, Option<&'a str>);
+
+    /// Whether `wait` ends (or reports) on each change from the first to the second.
+    fn assert_matters(wait: &WaitFor, cases: &[(Shown, Shown, bool)]) {
+        for &((was, was_error), (now, now_error), expected) in cases {
+            assert_eq!(
+                matters(
+                    wait,
+                    print(was, was_error).as_ref(),
+                    print(now, now_error).as_ref()
+                ),
+                expected,
+                "{was} {was_error:?} -> {now} {now_error:?}"
+            );
+        }
+    }
+
     #[test]
     fn intermediate_states_are_progress_the_target_a_failure_and_errors_matter() {
         let wait = amr_wait("Promoted");
-        assert!(!matters(
+        assert_matters(
             &wait,
-            print("Established", None).as_ref(),
-            print("Promoting", None).as_ref()
-        ));
-        assert!(matters(
-            &wait,
-            print("Promoting", None).as_ref(),
-            print("Promoted", None).as_ref()
-        ));
-        assert!(matters(
-            &wait,
-            print("Promoting", None).as_ref(),
-            print("Failed", None).as_ref()
-        ));
-        assert!(matters(
-            &wait,
-            print("Promoting", None).as_ref(),
-            print("Promoting", Some("x")).as_ref()
-        ));
-        assert!(matters(
-            &wait,
-            print("Promoting", Some("x")).as_ref(),
-            print("Promoting", None).as_ref()
-        ));
+            &[
+                (("Established", None), ("Promoting", None), false),
+                (("Promoting", None), ("Promoted", None), true),
+                (("Promoting", None), ("Failed", None), true),
+                (("Promoting", None), ("Promoting", Some("x")), true),
+                (("Promoting", Some("x")), ("Promoting", None), true),
+            ],
+        );
         assert!(matters(&wait, print("Promoting", None).as_ref(), None), "gone");
         let mut redirected = print("Promoting", None);
         redirected.as_mut().unwrap().detail = Some("Established".into());
@@ -167,20 +170,13 @@ mod tests {
             name: "s".into(),
             shutdown: true,
         };
-        assert!(!matters(
+        assert_matters(
             &wait,
-            print("", None).as_ref(),
-            print("Running", None).as_ref()
-        ));
-        assert!(matters(
-            &wait,
-            print("Running", None).as_ref(),
-            print("Completed", None).as_ref()
-        ));
-        assert!(matters(
-            &wait,
-            print("Running", None).as_ref(),
-            print("Failed", None).as_ref()
-        ));
+            &[
+                (("", None), ("Running", None), false),
+                (("Running", None), ("Completed", None), true),
+                (("Running", None), ("Failed", None), true),
+            ],
+        );
     }
 }

@@ -9,10 +9,7 @@ use tprotect_lifecycle_rules::describe::{self, plan_entries};
 use tprotect_lifecycle_rules::*;
 
 fn contexts() -> Contexts {
-    Contexts {
-        context: "src".into(),
-        peer: "dst".into(),
-    }
+    Contexts::new("src", "dst")
 }
 
 /// The plan's words, the progress line's words (the description as displayed) and the JSON's `change` agree,

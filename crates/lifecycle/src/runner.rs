@@ -236,8 +236,8 @@ fn explain(error: PlanError, located: &Located, clusters: &Clusters, goal: &Goal
     }
 }
 
-/// The report entries of a plan (numbered; the final "done" is not a step).
-fn plan_reports(steps: &[Step], contexts: &Contexts, relationship: &str) -> Vec<StepReport> {
+/// The report entries of a plan (numbered; the final "done" is not a step), none executed yet.
+pub fn plan_reports(steps: &[Step], contexts: &Contexts, relationship: &str) -> Vec<StepReport> {
     describe::plan_entries(steps, contexts, relationship)
         .into_iter()
         .map(|e| StepReport {

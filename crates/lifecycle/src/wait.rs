@@ -170,34 +170,28 @@ async fn watch_until(
                 )));
             }
         };
-        match event {
-            watcher::Event::Init => listed = None,
-            watcher::Event::InitApply(object) => listed = Some(object_fingerprint(wait, &object)),
-            watcher::Event::InitDone => {
-                let now = listed.take();
-                if now != seen {
-                    if ends_wait(seen.as_ref(), now.as_ref()) {
-                        return Ok(WaitOutcome::Changed(now));
-                    }
-                    if let Some(now) = &now {
-                        progress(now);
-                    }
-                    seen = now;
-                }
+        // What the object is now, once the event says it; a (re)list says it only when complete.
+        let now = match event {
+            watcher::Event::Init => {
+                listed = None;
+                continue;
             }
-            watcher::Event::Apply(object) => {
-                let now = Some(object_fingerprint(wait, &object));
-                if now != seen {
-                    if ends_wait(seen.as_ref(), now.as_ref()) {
-                        return Ok(WaitOutcome::Changed(now));
-                    }
-                    if let Some(now) = &now {
-                        progress(now);
-                    }
-                    seen = now;
-                }
+            watcher::Event::InitApply(object) => {
+                listed = Some(object_fingerprint(wait, &object));
+                continue;
             }
+            watcher::Event::InitDone => listed.take(),
+            watcher::Event::Apply(object) => Some(object_fingerprint(wait, &object)),
             watcher::Event::Delete(_) => return Ok(WaitOutcome::Changed(None)),
+        };
+        if now != seen {
+            if ends_wait(seen.as_ref(), now.as_ref()) {
+                return Ok(WaitOutcome::Changed(now));
+            }
+            if let Some(now) = &now {
+                progress(now);
+            }
+            seen = now;
         }
     }
 }

@@ -5,13 +5,12 @@
 
 use std::collections::BTreeMap;
 
-use clap::Args;
 use serde::Serialize;
 use tprotect_lifecycle::observe::{Scope, locate, observe};
 use tprotect_lifecycle::rules::checks::{CheckItem, Level, preflight};
 use tprotect_lifecycle::{ClusterKey, Clusters, Observed};
 
-use crate::args::{ConnectionArgs, OutputArgs, relationship_name};
+use crate::args::ReadRelationshipArgs;
 use crate::commands::{BeforeVerb, operate};
 use crate::exit::CodedError;
 use crate::output::Printer;
@@ -24,16 +23,7 @@ pub const EXAMPLES: &str = "Examples:
   # As data, for a script
   kubectl tprotect check payments --context dr --peer-context prod -o json";
 
-#[derive(Debug, Args)]
-pub struct CheckArgs {
-    /// Name of the relationship
-    #[arg(value_parser = relationship_name)]
-    pub name: String,
-    #[command(flatten)]
-    pub connection: ConnectionArgs,
-    #[command(flatten)]
-    pub output: OutputArgs,
-}
+pub type CheckArgs = ReadRelationshipArgs;
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]

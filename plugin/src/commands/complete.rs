@@ -934,17 +934,7 @@ mod tests {
 
     #[test]
     fn relationship_names_for_verbs_on_an_existing_relationship() {
-        for verb in [
-            "failover",
-            "resync",
-            "reverse-resync",
-            "reverse",
-            "failback",
-            "delete",
-            "check",
-            "status",
-            "preview",
-        ] {
+        for verb in crate::cli::testing::VERBS_ON_A_RELATIONSHIP {
             let (completions, lookup, line) = static_completion(&format!("{verb} "));
             assert_eq!(lookup, Some(Lookup::Relationships), "{verb}");
             assert_eq!(completions.directive, directive::NO_FILE_COMP, "{verb}");

@@ -6,14 +6,13 @@
 
 use std::collections::BTreeMap;
 
-use clap::Args;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::Api;
 use serde::Serialize;
 use tprotect_policy::namespace::{self as ns, NamespaceMeta, SkipRules};
 
-use crate::args::{ConnectionArgs, OutputArgs, relationship_name};
+use crate::args::ReadRelationshipArgs;
 use crate::commands::{BeforeVerb, operate};
 use crate::output::Printer;
 use crate::render;
@@ -28,16 +27,7 @@ pub const ENV_CONFIGMAP: &str = "trident-protect-env-config";
 pub const WEBHOOK_NAMESPACE: &str = "tprotect-system";
 pub const WEBHOOK_DEPLOYMENT: &str = "tprotect-webhook";
 
-#[derive(Debug, Args)]
-pub struct PreviewArgs {
-    /// Name of the relationship
-    #[arg(value_parser = relationship_name)]
-    pub name: String,
-    #[command(flatten)]
-    pub connection: ConnectionArgs,
-    #[command(flatten)]
-    pub output: OutputArgs,
-}
+pub type PreviewArgs = ReadRelationshipArgs;
 
 /// Label or annotation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]

@@ -240,25 +240,7 @@ mod tests {
 
     #[test]
     fn destination_namespace_defaults_to_the_source_namespace() {
-        use clap::Parser;
-        let cli = crate::cli::Cli::try_parse_from([
-            "kubectl-tprotect",
-            "setup",
-            "rel1",
-            "--source-context",
-            "a",
-            "--destination-context",
-            "b",
-            "--app",
-            "app",
-            "--source-vault",
-            "sv",
-            "--destination-vault",
-            "dv",
-            "--interval",
-            "10m",
-        ])
-        .unwrap();
+        let cli = crate::cli::testing::parse_setup("10m").unwrap();
         let crate::commands::Command::Setup(args) = cli.command else {
             panic!("not setup")
         };

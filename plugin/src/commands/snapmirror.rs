@@ -681,17 +681,35 @@ fn update_table(report: &UpdateReport<'_>) -> String {
 }
 
 fn transfer_line(transfer: &Transfer) -> String {
-    let mut line = format!("transfer {}: {}", transfer.uuid, transfer.state);
-    if let Some(bytes) = transfer.bytes_transferred {
-        line.push_str(&format!(", {}", format_bytes(bytes)));
+    format!(
+        "transfer {}: {}{}",
+        transfer.uuid,
+        transfer.state,
+        transfer_details(
+            transfer.bytes_transferred,
+            &transfer.end_time,
+            &transfer.error_info
+        )
+    )
+}
+
+/// `, 1.2 MiB, ended …, error` for what ONTAP said of a transfer.
+fn transfer_details(
+    bytes: Option<u64>,
+    end_time: &Option<String>,
+    error_info: &Option<CodedMessage>,
+) -> String {
+    let mut text = String::new();
+    if let Some(bytes) = bytes {
+        text.push_str(&format!(", {}", format_bytes(bytes)));
     }
-    if let Some(end) = &transfer.end_time {
-        line.push_str(&format!(", ended {end}"));
+    if let Some(end) = end_time {
+        text.push_str(&format!(", ended {end}"));
     }
-    if let Some(info) = &transfer.error_info {
-        line.push_str(&format!(", {info}"));
+    if let Some(info) = error_info {
+        text.push_str(&format!(", {info}"));
     }
-    line
+    text
 }
 
 /// `status -o json|yaml`.
@@ -796,21 +814,12 @@ fn status_table(report: &StatusReport) -> String {
     let last = report.last_transfer.as_ref().map_or_else(
         || unknown.into(),
         |t| {
-            let mut text = format!(
-                "{} {}",
+            format!(
+                "{} {}{}",
                 t.uuid.as_deref().unwrap_or(unknown),
-                t.state.as_deref().unwrap_or("state unknown")
-            );
-            if let Some(bytes) = t.bytes_transferred {
-                text.push_str(&format!(", {}", format_bytes(bytes)));
-            }
-            if let Some(end) = &t.end_time {
-                text.push_str(&format!(", ended {end}"));
-            }
-            if let Some(info) = &t.error_info {
-                text.push_str(&format!(", {info}"));
-            }
-            text
+                t.state.as_deref().unwrap_or("state unknown"),
+                transfer_details(t.bytes_transferred, &t.end_time, &t.error_info)
+            )
         },
     );
     rows.push(("LAST TRANSFER", last));

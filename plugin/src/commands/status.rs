@@ -15,7 +15,7 @@ use kube::api::{Api, DynamicObject};
 use kube::runtime::watcher;
 use tprotect_api::{AppMirrorRelationship, RELATIONSHIP_LABEL};
 use tprotect_lifecycle::observe::{Scope, locate, locate_all, observe, resource};
-use tprotect_lifecycle::rules::status::{StatusView, status_view};
+use tprotect_lifecycle::rules::status::{AppStatus, StatusView, status_view};
 use tprotect_lifecycle::{ClusterKey, Clusters};
 
 use crate::args::{ConnectionArgs, OutputArgs, OutputFormat, relationship_name};
@@ -128,19 +128,19 @@ pub fn detail(view: &StatusView) -> String {
         }
         None => row("AppMirrorRelationship", "not found on either cluster".into()),
     }
-    row(
-        "Source application",
-        view.source_application
-            .as_ref()
-            .map(|a| format!("{}/{} on {} (uid {})", a.namespace, a.name, a.cluster, a.uid))
-            .unwrap_or_else(|| "-".into()),
-    );
+    let application = |app: &Option<AppStatus>, none: &str| match app {
+        Some(AppStatus {
+            cluster,
+            namespace,
+            name,
+            uid,
+        }) => format!("{namespace}/{name} on {cluster} (uid {uid})"),
+        None => none.to_string(),
+    };
+    row("Source application", application(&view.source_application, "-"));
     row(
         "Destination application",
-        view.destination_application
-            .as_ref()
-            .map(|a| format!("{}/{} on {} (uid {})", a.namespace, a.name, a.cluster, a.uid))
-            .unwrap_or_else(|| "- (none until a failover)".into()),
+        application(&view.destination_application, "- (none until a failover)"),
     );
     row(
         "Last transfer",

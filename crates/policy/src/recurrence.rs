@@ -827,6 +827,21 @@ mod tests {
     }
 
     /// (text, fragment expected, or "" for valid) per context.
+    /// Each rule text gives no problem (an empty fragment) or a problem whose rule contains the fragment.
+    fn assert_cases(check: fn(&str, Timestamp) -> Vec<Problem>, cases: &[(&str, &str)]) {
+        for (text, fragment) in cases {
+            let problems = check(text, now());
+            if fragment.is_empty() {
+                assert!(problems.is_empty(), "{text:?}: {problems:?}");
+            } else {
+                assert!(
+                    problems.iter().any(|p| p.rule.contains(fragment)),
+                    "{text:?}: {fragment:?} in {problems:?}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn amr_rules() {
         let cases: &[(&str, &str)] = &[
@@ -845,17 +860,7 @@ mod tests {
             ),
             ("DTSTART:20220101T000200Z\nRRULE:FREQ=HOURLY;COUNT=5", "COUNT"),
         ];
-        for (text, fragment) in cases {
-            let problems = check_amr(text, now());
-            if fragment.is_empty() {
-                assert!(problems.is_empty(), "{text:?}: {problems:?}");
-            } else {
-                assert!(
-                    problems.iter().any(|p| p.rule.contains(fragment)),
-                    "{text:?}: {fragment:?} in {problems:?}"
-                );
-            }
-        }
+        assert_cases(check_amr, cases);
     }
 
     #[test]
@@ -899,17 +904,7 @@ mod tests {
             ),
             ("DTSTART:20300101T000000Z\nRRULE:FREQ=HOURLY", "in the future"),
         ];
-        for (text, fragment) in cases {
-            let problems = check_schedule(text, now());
-            if fragment.is_empty() {
-                assert!(problems.is_empty(), "{text:?}: {problems:?}");
-            } else {
-                assert!(
-                    problems.iter().any(|p| p.rule.contains(fragment)),
-                    "{text:?}: {fragment:?} in {problems:?}"
-                );
-            }
-        }
+        assert_cases(check_schedule, cases);
     }
 
     #[test]

@@ -1687,12 +1687,13 @@ impl Section {
     pub(crate) fn write(&self, path: &Path, section: &str) -> anyhow::Result<()> {
         let (begin, end) = (self.begin, self.end);
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let updated = match text.find(begin).map(|start| start + begin.len()) {
-            Some(start) if text[start..].contains(end) => {
-                let stop = start + text[start..].find(end).unwrap_or_default();
-                format!("{}\n{}{}", &text[..start], section, &text[stop..])
-            }
-            _ => format!(
+        let inside = text.find(begin).and_then(|found| {
+            let start = found + begin.len();
+            Some((start, start + text[start..].find(end)?))
+        });
+        let updated = match inside {
+            Some((start, stop)) => format!("{}\n{}{}", &text[..start], section, &text[stop..]),
+            None => format!(
                 "{}\n\n## {}\n\n{begin}\n{section}{end}\n",
                 text.trim_end(),
                 self.heading

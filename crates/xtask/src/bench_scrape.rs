@@ -35,12 +35,18 @@ use tprotect_testbed::{
 use tprotect_webhook::testing::{RULE, amr_update_review};
 
 use crate::bench_webhook::{
-    Certs, Load, Machine, Oha, OhaResult, build_servers, cpu_seconds, date_utc, ensure_oha, gen_certs,
-    http_get, median, setpriv,
+    Certs, Load, Machine, Oha, OhaResult, Section, build_servers, cpu_seconds, date_utc, ensure_oha,
+    gen_certs, http_get, median, setpriv,
 };
 
 const BEGIN_MARKER: &str = "<!-- BEGIN bench scrape -->";
 const END_MARKER: &str = "<!-- END bench scrape -->";
+
+const SECTION: Section = Section {
+    begin: BEGIN_MARKER,
+    end: END_MARKER,
+    heading: "Scraping the webhook's metrics",
+};
 
 #[derive(Debug, clap::Args)]
 pub struct BenchScrapeArgs {
@@ -413,13 +419,7 @@ pub fn run(args: BenchScrapeArgs) -> anyhow::Result<()> {
         cpu_per_scrape_ms,
         results,
     };
-    let markdown = report.markdown();
-    println!("{markdown}");
-    if !args.no_write {
-        write_section(&tprotect_testbed::repo_root().join("BENCHMARKS.md"), &markdown)?;
-        eprintln!("BENCHMARKS.md updated");
-    }
-    Ok(())
+    SECTION.publish(&report.markdown(), args.no_write)
 }
 
 struct Report<'a> {
@@ -556,25 +556,6 @@ impl Report<'_> {
     }
 }
 
-/// Replaces the text between the scrape markers of BENCHMARKS.md, or appends the section when it is not there
-/// yet; every other section is left alone.
-fn write_section(path: &Path, section: &str) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let updated = match (text.find(BEGIN_MARKER), text.find(END_MARKER)) {
-        (Some(begin), Some(end)) if begin < end => format!(
-            "{}\n{}{}",
-            &text[..begin + BEGIN_MARKER.len()],
-            section,
-            &text[end..]
-        ),
-        _ => format!(
-            "{}\n\n## Scraping the webhook's metrics\n\n{BEGIN_MARKER}\n{section}{END_MARKER}\n",
-            text.trim_end()
-        ),
-    };
-    std::fs::write(path, updated).with_context(|| format!("writing {}", path.display()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -596,8 +577,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("BENCHMARKS.md");
         std::fs::write(&path, "# Benchmarks\n\nother section\n").unwrap();
-        write_section(&path, "first\n").unwrap();
-        write_section(&path, "second\n").unwrap();
+        SECTION.write(&path, "first\n").unwrap();
+        SECTION.write(&path, "second\n").unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.starts_with("# Benchmarks\n\nother section\n"), "{text}");
         assert_eq!(text.matches(BEGIN_MARKER).count(), 1, "{text}");

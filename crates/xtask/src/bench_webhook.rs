@@ -266,13 +266,7 @@ pub fn run(args: BenchWebhookArgs) -> anyhow::Result<()> {
         flood,
         apiserver,
     };
-    let markdown = report.markdown();
-    println!("{markdown}");
-    if !args.no_write {
-        write_section(&tprotect_testbed::repo_root().join("BENCHMARKS.md"), &markdown)?;
-        eprintln!("BENCHMARKS.md updated");
-    }
-    Ok(())
+    SECTION.publish(&report.markdown(), args.no_write)
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -1663,19 +1657,50 @@ impl Report<'_> {
     }
 }
 
-/// Replaces the text between the webhook markers of BENCHMARKS.md, leaving every other section alone.
-fn write_section(path: &Path, section: &str) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let start = text
-        .find(BEGIN_MARKER)
-        .with_context(|| format!("{BEGIN_MARKER} not found in {}", path.display()))?
-        + BEGIN_MARKER.len();
-    let end = text[start..]
-        .find(END_MARKER)
-        .map(|offset| start + offset)
-        .with_context(|| format!("{END_MARKER} not found in {}", path.display()))?;
-    let updated = format!("{}\n{}{}", &text[..start], section, &text[end..]);
-    std::fs::write(path, updated).with_context(|| format!("writing {}", path.display()))
+/// A section of BENCHMARKS.md, between its markers.
+pub(crate) struct Section {
+    pub(crate) begin: &'static str,
+    pub(crate) end: &'static str,
+    /// The heading the section is appended under when BENCHMARKS.md does not hold it yet.
+    pub(crate) heading: &'static str,
+}
+
+const SECTION: Section = Section {
+    begin: BEGIN_MARKER,
+    end: END_MARKER,
+    heading: "Admission webhook",
+};
+
+impl Section {
+    /// Prints `markdown` and, unless `no_write`, puts it into the repository's BENCHMARKS.md.
+    pub(crate) fn publish(&self, markdown: &str, no_write: bool) -> anyhow::Result<()> {
+        println!("{markdown}");
+        if !no_write {
+            self.write(&tprotect_testbed::repo_root().join("BENCHMARKS.md"), markdown)?;
+            eprintln!("BENCHMARKS.md updated");
+        }
+        Ok(())
+    }
+
+    /// Replaces the text between the markers in `path`, or appends the section when it is not there yet;
+    /// every other section is left alone.
+    pub(crate) fn write(&self, path: &Path, section: &str) -> anyhow::Result<()> {
+        let (begin, end) = (self.begin, self.end);
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let inside = text.find(begin).and_then(|found| {
+            let start = found + begin.len();
+            Some((start, start + text[start..].find(end)?))
+        });
+        let updated = match inside {
+            Some((start, stop)) => format!("{}\n{}{}", &text[..start], section, &text[stop..]),
+            None => format!(
+                "{}\n\n## {}\n\n{begin}\n{section}{end}\n",
+                text.trim_end(),
+                self.heading
+            ),
+        };
+        std::fs::write(path, updated).with_context(|| format!("writing {}", path.display()))
+    }
 }
 
 #[cfg(test)]
@@ -1764,7 +1789,7 @@ mod tests {
             format!("head\n{BEGIN_MARKER}\nold\n{END_MARKER}\n\n<!-- BEGIN bench plugin -->\nplugin\n"),
         )
         .unwrap();
-        write_section(&path, "new\n").unwrap();
+        SECTION.write(&path, "new\n").unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(
             text,

@@ -7,17 +7,15 @@ use tprotect_api::{
     ShutdownSnapshot, Snapshot,
 };
 
-// The example objects of seed 003 ("Replicate applications using NetApp SnapMirror and Trident protect"), in
-// `seed-003/` (shared with the policy's seed tests, which check every line against the seed). The seed's text
-// lost the `apiVersion`, `metadata:`/`spec:` lines and the recurrence rule bodies; they are restored there (the
-// rule from NetApp's AMR example). The seed's `granularity: custom` is wrong (the enum is case-sensitive):
+// The example objects of seed 003 ("Replicate applications using NetApp SnapMirror and Trident protect"). The
+// seed's `granularity: custom` is wrong (the enum is case-sensitive):
 // `seed_schedule_with_lowercase_custom_is_rejected` keeps that fact.
-const SEED_AMR: &str = include_str!("seed-003/app-mirror-relationship.yaml");
-
-/// The seed's Schedule as printed (`granularity: custom`).
-const SEED_SCHEDULE_AS_PRINTED: &str = include_str!("seed-003/schedule.yaml");
-
-const SEED_SHUTDOWN_SNAPSHOT: &str = include_str!("seed-003/shutdown-snapshot.yaml");
+#[path = "seed-003/examples.rs"]
+mod seed;
+use seed::{
+    AMR as SEED_AMR, SCHEDULE_AS_PRINTED as SEED_SCHEDULE_AS_PRINTED,
+    SHUTDOWN_SNAPSHOT as SEED_SHUTDOWN_SNAPSHOT,
+};
 
 /// Parses `yaml` into `T`, serialises it back, and checks the JSON equals the YAML's: nothing lost, nothing
 /// (no `null`, no default) added.

@@ -76,10 +76,12 @@ fn now() -> Timestamp {
 }
 
 /// The reconstructed examples of seed 003, shared with the model's round-trip tests.
-const SEED_SCHEDULE: &str = include_str!("../../api/tests/seed-003/schedule.yaml");
-const SEED_AMR: &str = include_str!("../../api/tests/seed-003/app-mirror-relationship.yaml");
-const SEED_SHUTDOWN_SNAPSHOT: &str = include_str!("../../api/tests/seed-003/shutdown-snapshot.yaml");
-const SEED_APPLICATION: &str = include_str!("../../api/tests/seed-003/application.yaml");
+#[path = "../../api/tests/seed-003/examples.rs"]
+mod examples;
+use examples::{
+    AMR as SEED_AMR, APPLICATION as SEED_APPLICATION, SCHEDULE_AS_PRINTED as SEED_SCHEDULE,
+    SHUTDOWN_SNAPSHOT as SEED_SHUTDOWN_SNAPSHOT,
+};
 
 #[test]
 fn seed_schedule_is_refused_for_its_lower_case_granularity() {

@@ -13,6 +13,7 @@
 
 pub mod install;
 pub mod process;
+pub mod wait;
 
 mod cluster;
 mod kubeconfig;
@@ -22,6 +23,7 @@ use std::path::{Path, PathBuf};
 pub use cluster::{Cluster, Role, install_crds, read_crds};
 pub use install::{Binaries, cache_dir, ensure_binaries};
 pub use process::Lifetime;
+pub use wait::{DEADLINE, eventually, eventually_within};
 
 /// Everything that can go wrong bringing clusters up or down.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +40,11 @@ pub enum Error {
     Crds { path: PathBuf, message: String },
     #[error("kubeconfig: {0}")]
     Kubeconfig(String),
+    #[error("timed out after {after:?} waiting for {what}")]
+    TimedOut {
+        what: String,
+        after: std::time::Duration,
+    },
 }
 
 impl Error {

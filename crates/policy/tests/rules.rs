@@ -1057,14 +1057,7 @@ fn appvault_rules() {
         .into_iter()
         .map(|p| ("valid provider", appvault(p), &[] as &[(&str, &str)]))
         .collect();
-    for (lower, upper) in [
-        ("aws", "AWS"),
-        ("azure", "Azure"),
-        ("gcp", "GCP"),
-        ("generic-s3", "GenericS3"),
-        ("ontap-s3", "OntapS3"),
-        ("storagegrid-s3", "StorageGridS3"),
-    ] {
+    for (lower, upper) in seed::PROVIDER_TYPES {
         let fragment =
             format!("got \"{lower}\" (did you mean \"{upper}\"?). Fix: set spec.providerType: {upper}");
         let expected: &'static [(&'static str, &'static str)] = Box::leak(Box::new([(

@@ -160,14 +160,7 @@ fn seed_shutdown_snapshot_and_application_are_valid() {
 #[test]
 fn seed_provider_types_get_did_you_mean() {
     let seed = seed_003();
-    for (documented, expected) in [
-        ("aws", "AWS"),
-        ("azure", "Azure"),
-        ("gcp", "GCP"),
-        ("generic-s3", "GenericS3"),
-        ("ontap-s3", "OntapS3"),
-        ("storagegrid-s3", "StorageGridS3"),
-    ] {
+    for (documented, expected) in examples::PROVIDER_TYPES {
         assert!(
             seed.lines().any(|l| l.trim() == format!("• {documented}")),
             "seed lists {documented}"
@@ -248,43 +241,33 @@ fn seed_namespace_worked_example() {
         &[("annotation.one/key", "true"), ("annotation.three/key", "false")],
     );
 
-    let after = namespace::merge(&source, &destination, &SkipRules::none());
-    assert_eq!(
-        after,
+    // The seed's result: the source's labels and annotations over the destination's, `annotation.one/key`
+    // as given.
+    let merged = |annotation_one| {
         meta(
             "ns-2",
             &[
                 ("name", "ns-2"),
                 ("compliance", "hipaa"),
                 ("environment", "production"),
-                ("role", "database")
+                ("role", "database"),
             ],
             &[
-                ("annotation.one/key", "updatedvalue"),
+                ("annotation.one/key", annotation_one),
                 ("annotation.two/key", "true"),
-                ("annotation.three/key", "false")
+                ("annotation.three/key", "false"),
             ],
         )
-    );
+    };
+    let after = namespace::merge(&source, &destination, &SkipRules::none());
+    assert_eq!(after, merged("updatedvalue"));
 
     let vars = BTreeMap::from([("RESTORE_SKIP_NAMESPACE_ANNOTATIONS", "annotation.one/key")]);
     let rules = SkipRules::from_vars(|k| vars.get(k).map(|v| v.to_string())).unwrap();
     let skipped = namespace::merge(&source, &destination, &rules);
     assert_eq!(
         skipped,
-        meta(
-            "ns-2",
-            &[
-                ("name", "ns-2"),
-                ("compliance", "hipaa"),
-                ("environment", "production"),
-                ("role", "database")
-            ],
-            &[
-                ("annotation.one/key", "true"),
-                ("annotation.two/key", "true"),
-                ("annotation.three/key", "false")
-            ],
-        )
+        merged("true"),
+        "the skipped annotation keeps the destination's value"
     );
 }

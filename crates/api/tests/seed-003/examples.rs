@@ -12,6 +12,16 @@ pub const SCHEDULE_AS_PRINTED: &str = include_str!("schedule.yaml");
 pub const SHUTDOWN_SNAPSHOT: &str = include_str!("shutdown-snapshot.yaml");
 pub const APPLICATION: &str = include_str!("application.yaml");
 
+/// The AppVault provider types the seed lists (`• aws`, …) and the value the CRD's enum has for each.
+pub const PROVIDER_TYPES: [(&str, &str); 6] = [
+    ("aws", "AWS"),
+    ("azure", "Azure"),
+    ("gcp", "GCP"),
+    ("generic-s3", "GenericS3"),
+    ("ontap-s3", "OntapS3"),
+    ("storagegrid-s3", "StorageGridS3"),
+];
+
 pub fn parse(yaml: &str) -> Value {
     serde_norway::from_str(yaml).expect("seed 003's example is YAML")
 }

@@ -289,6 +289,24 @@ pub fn free_port() -> Result<u16, Error> {
         .port())
 }
 
+/// Runs `command` for a test and returns what it did; panics, with its exit status, stdout and stderr, unless
+/// it ran and succeeded.
+#[track_caller]
+pub fn run_ok(command: &mut std::process::Command) -> std::process::Output {
+    let described = format!("{command:?}");
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("{described}: cannot run: {e}"));
+    assert!(
+        output.status.success(),
+        "{described}: {}\nstdout: {}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
 /// The repository root (this crate lives in `crates/testbed`).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

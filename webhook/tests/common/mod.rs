@@ -374,15 +374,7 @@ pub async fn post_checked(
 /// Runs `command` and returns its stdout; panics with its stderr unless it succeeds.
 #[track_caller]
 pub fn stdout_of(command: &mut std::process::Command) -> String {
-    let output = command
-        .output()
-        .unwrap_or_else(|e| panic!("{command:?} does not run: {e}"));
-    assert!(
-        output.status.success(),
-        "{command:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
+    String::from_utf8(tprotect_testbed::run_ok(command).stdout).unwrap()
 }
 
 /// The `tprotect-webhook` binary of this build.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 pub use tprotect_localenv as localenv;
 pub use tprotect_localenv::{
-    CrdSource, DESTINATION, Identity, LocalEnv, LocalEnvOptions, Role, SOURCE, TRIDENT, Testbed,
+    CrdSource, DEADLINE, DESTINATION, Identity, LocalEnv, LocalEnvOptions, Role, SOURCE, TRIDENT, Testbed,
     TestbedOptions, WebhookOptions, eventually,
 };
 use tprotect_standin::StandInConfig;

@@ -718,16 +718,7 @@ fn krew_validation_refuses_broken_manifests() {
 // ---------------------------------------------------------------------------------------------------------
 
 fn run(command: &mut Command) -> Output {
-    let described = format!("{command:?}");
-    let output = command.output().unwrap_or_else(|e| panic!("{described}: {e}"));
-    assert!(
-        output.status.success(),
-        "{described}: {}\nstdout: {}\nstderr: {}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
+    tprotect_testbed::run_ok(command)
 }
 
 fn stdout(output: &Output) -> String {

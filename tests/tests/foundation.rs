@@ -219,16 +219,13 @@ async fn identities_contexts_rbac_and_audit_log() {
     let testbed = &env.testbed;
     // One kubeconfig, a context per cluster and identity, usable by kubectl.
     for cluster in [&testbed.source, &testbed.destination] {
-        let output = testbed
-            .kubectl(&cluster.context)
-            .args(["get", "ns", "trident-protect", "-o", "name"])
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let output = tprotect_testbed::run_ok(testbed.kubectl(&cluster.context).args([
+            "get",
+            "ns",
+            "trident-protect",
+            "-o",
+            "name",
+        ]));
         assert_eq!(
             String::from_utf8_lossy(&output.stdout).trim(),
             "namespace/trident-protect"

@@ -21,18 +21,10 @@ fn example_dir() -> PathBuf {
     workspace_root().join("examples/kubeflow")
 }
 
+/// Runs `command` (`what` it does) and returns its stdout; panics unless it succeeds.
 fn run_checked(command: &mut Command, what: &str) -> String {
-    let output = command
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
-    assert!(
-        output.status.success(),
-        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    eprintln!("{what}");
+    String::from_utf8_lossy(&tprotect_testbed::run_ok(command).stdout).into_owned()
 }
 
 /// The venv's python with `kfp` and `kfp-kubernetes` installed from PyPI.

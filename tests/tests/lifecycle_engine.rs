@@ -15,10 +15,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 use tprotect_api::{AppMirrorRelationship, AppVault, Application, Schedule, ShutdownSnapshot, Snapshot};
 use tprotect_e2e::localenv::{assert_unchanged, audit};
-use tprotect_e2e::{
-    CrdSource, DESTINATION as DST, LocalEnv, LocalEnvOptions, SOURCE as SRC, TRIDENT as TP, TestbedOptions,
-    eventually,
-};
+use tprotect_e2e::{DESTINATION as DST, LocalEnv, LocalEnvOptions, SOURCE as SRC, TRIDENT as TP, eventually};
 use tprotect_lifecycle::checks::probe_webhooks;
 use tprotect_lifecycle::observe::{Scope, locate, observe, saved_schedules_of};
 use tprotect_lifecycle::rules::checks::{Level, preflight};
@@ -42,26 +39,17 @@ struct World {
 impl World {
     async fn start() -> World {
         let faults = Faults::new();
-        let env = LocalEnv::start(LocalEnvOptions {
-            testbed: TestbedOptions {
-                crds: CrdSource::NetApp,
-                controller_manager: false,
-                ..Default::default()
-            },
-            standin: Some(
-                StandInConfig {
-                    // Real time, and an hourly rule whose next occurrence is half an hour away (rule()): no
-                    // transfer or scheduled snapshot changes an object while a test compares them.
-                    time_scale: 1.0,
-                    faults: faults.clone(),
-                    ..Default::default()
-                }
-                .with_delays(Duration::from_millis(100)),
-            ),
-            webhook: None,
-        })
-        .await
-        .expect("environment started (NetApp's CRDs are read from ../shared)");
+        let standin = StandInConfig {
+            // Real time, and an hourly rule whose next occurrence is half an hour away (rule()): no
+            // transfer or scheduled snapshot changes an object while a test compares them.
+            time_scale: 1.0,
+            faults: faults.clone(),
+            ..Default::default()
+        }
+        .with_delays(Duration::from_millis(100));
+        let env = LocalEnv::start(LocalEnvOptions::netapp().with_standin(standin))
+            .await
+            .expect("environment started (NetApp's CRDs are read from ../shared)");
         // The engine's clusters, exactly as the plugin builds them: from the kubeconfig and two context names.
         let clusters = Clusters::from_kubeconfig(Some(env.kubeconfig()), Some(SRC), Some(DST))
             .await

@@ -24,10 +24,10 @@ use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleBinding};
 use kube::api::{Api, ApiResource, DynamicObject};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tprotect_e2e::{CrdSource, Identity, TestbedOptions};
+use tprotect_e2e::Identity;
 use tprotect_localenv::manifests::{apply_manifest, read_yaml};
 use tprotect_localenv::{
-    DESTINATION, Fixtures, LocalEnv, LocalEnvOptions, Output, Plugin, SOURCE, ServeOptions, TRIDENT, Webhook,
+    DESTINATION, Fixtures, LocalEnv, LocalEnvOptions, Output, Plugin, ServeOptions, Setup, TRIDENT, Webhook,
     WebhookOptions, WebhookTarget, apply, eventually, free_port, protect,
 };
 use tprotect_standin::{Faults, StandInConfig, Transition};
@@ -416,26 +416,22 @@ fn secs(since: jiff::Timestamp, at: jiff::Timestamp) -> f64 {
 async fn a_real_prometheus_fires_the_lag_alerts_of_stalled_transfers_and_never_of_replicating_ones() {
     let faults = Faults::new();
     let webhook_binary = tprotect_e2e::webhook_binary();
-    let env = LocalEnv::start(LocalEnvOptions {
-        testbed: TestbedOptions {
-            crds: CrdSource::NetApp,
-            controller_manager: false,
-            ..Default::default()
-        },
-        standin: Some(
-            StandInConfig {
-                // A one-minute interval passes in 10 s: both relationships transfer every 10 real seconds
-                // (timestamps written are real time, so the lag the webhook measures is real).
-                time_scale: 6.0,
-                faults: faults.clone(),
-                ..StandInConfig::from_env().expect("TPROTECT_STANDIN_PROFILE")
-            }
-            .with_delays(Duration::from_millis(200)),
-        ),
-        // The webhook on both clusters, from the product's manifests, as its own ServiceAccount (which may read
-        // AppMirrorRelationships and nothing else).
-        webhook: Some(WebhookOptions::new(webhook_binary.clone())),
-    })
+    let standin = StandInConfig {
+        // A one-minute interval passes in 10 s: both relationships transfer every 10 real seconds
+        // (timestamps written are real time, so the lag the webhook measures is real).
+        time_scale: 6.0,
+        faults: faults.clone(),
+        ..StandInConfig::from_env().expect("TPROTECT_STANDIN_PROFILE")
+    }
+    .with_delays(Duration::from_millis(200));
+    // The webhook on both clusters, from the product's manifests, as its own ServiceAccount (which may read
+    // AppMirrorRelationships and nothing else).
+    let webhook = WebhookOptions::new(webhook_binary.clone());
+    let env = LocalEnv::start(
+        LocalEnvOptions::netapp()
+            .with_standin(standin)
+            .with_webhook(webhook),
+    )
     .await
     .expect("clusters, stand-in and webhooks started (NetApp's CRDs are read from ../shared)");
     let (src, dst) = (
@@ -700,41 +696,17 @@ fn can_i(env: &LocalEnv, context: &str, args: &[&str]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_check_and_preview_work_with_only_the_dr_viewer_role() {
-    let env = LocalEnv::start(LocalEnvOptions {
-        testbed: TestbedOptions {
-            crds: CrdSource::NetApp,
-            controller_manager: false,
-            ..Default::default()
-        },
-        standin: Some(StandInConfig::from_env().expect("TPROTECT_STANDIN_PROFILE")),
-        webhook: Some(WebhookOptions::new(tprotect_e2e::webhook_binary())),
-    })
-    .await
-    .expect("clusters, stand-in and webhooks started (NetApp's CRDs are read from ../shared)");
+    let options = LocalEnvOptions::netapp()
+        .with_standin(StandInConfig::from_env().expect("TPROTECT_STANDIN_PROFILE"))
+        .with_webhook(WebhookOptions::new(tprotect_e2e::webhook_binary()));
+    let env = LocalEnv::start(options)
+        .await
+        .expect("clusters, stand-in and webhooks started (NetApp's CRDs are read from ../shared)");
     env.install_fixtures(Fixtures::app("shop")).await.unwrap();
     let plugin = Plugin::new(tprotect_e2e::plugin_binary(), env.kubeconfig());
     let setup = tprotect(
         &plugin,
-        &[
-            "setup",
-            "shop",
-            "--source-context",
-            SOURCE,
-            "--destination-context",
-            DESTINATION,
-            "-n",
-            "shop",
-            "--app",
-            "shop",
-            "--source-vault",
-            "src-vault",
-            "--destination-vault",
-            "dst-vault",
-            "--destination-namespace",
-            "shop-dr",
-            "--interval",
-            "5m",
-        ],
+        &Setup::new("shop", "shop", "shop-dr").args(&["--interval", "5m"]),
     )
     .await;
     assert_eq!(setup.code, 0, "setup as admin");

@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams};
 use tprotect_api::Application;
 use tprotect_e2e::localenv::observe::resource;
-use tprotect_e2e::localenv::{Fixtures, Output, Plugin, assert_unchanged};
+use tprotect_e2e::localenv::{Fixtures, Output, Plugin, Setup, assert_unchanged};
 use tprotect_e2e::{
     DESTINATION as DST, LocalEnv, SOURCE as SRC, WebhookOptions, fast_standin, plugin, plugin_env,
     webhook_binary,
@@ -30,26 +30,7 @@ fn on<'a>(rest: &[&'a str]) -> Vec<&'a str> {
 }
 
 fn setup<'a>(name: &'a str, destination_namespace: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec![
-        "setup",
-        name,
-        "--source-context",
-        SRC,
-        "--destination-context",
-        DST,
-        "-n",
-        APP,
-        "--app",
-        APP,
-        "--source-vault",
-        "src-vault",
-        "--destination-vault",
-        "dst-vault",
-        "--destination-namespace",
-        destination_namespace,
-    ];
-    args.extend_from_slice(extra);
-    args
+    Setup::new(name, APP, destination_namespace).args(extra)
 }
 
 /// Runs `args` with the stand-in stopped (it writes on its own) and asserts the run changed nothing the plugin

@@ -11,7 +11,7 @@ use serde_json::Value;
 use tprotect_api::{AppVault, Application, Schedule};
 use tprotect_e2e::localenv::observe::resource;
 use tprotect_e2e::localenv::plugin::read_until;
-use tprotect_e2e::localenv::{Fixtures, apply, assert_unchanged, audit};
+use tprotect_e2e::localenv::{Fixtures, Setup, apply, assert_unchanged, audit};
 use tprotect_e2e::{
     DESTINATION as DST, LocalEnv, SOURCE as SRC, TRIDENT as TP, WebhookOptions, fast_standin_as, plugin,
     plugin_env, webhook_binary,
@@ -154,26 +154,13 @@ async fn whole_lifecycle(standin: tprotect_standin::StandInConfig) -> anyhow::Re
 
     // setup: everything on both clusters, then Established.
     let out = tp
-        .run(&[
-            "setup",
-            REL,
-            "--source-context",
-            SRC_OP,
-            "--destination-context",
-            DST_OP,
-            "-n",
-            APP,
-            "--app",
-            APP,
-            "--source-vault",
-            "src-vault",
-            "--destination-vault",
-            "dst-vault",
-            "--destination-namespace",
-            DST_NS,
-            "--interval",
-            "5m",
-        ])
+        .run(
+            &Setup {
+                contexts: [SRC_OP, DST_OP],
+                ..Setup::new(REL, APP, DST_NS)
+            }
+            .args(&["--interval", "5m"]),
+        )
         .await?;
     out.ok().stdout_has(REL);
     let amr = assert_amr(&env.amr(DST, REL).await?, DST_NS, "Established", "Established");

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use tprotect_e2e::localenv::{Fixtures, Plugin};
+use tprotect_e2e::localenv::{Fixtures, Plugin, Setup};
 use tprotect_e2e::{
     DESTINATION as DST, LocalEnv, SOURCE as SRC, WebhookOptions, fast_standin_as, plugin, plugin_env,
 };
@@ -45,29 +45,12 @@ impl Case {
             destination_vault: &self.dst_vault,
         })
         .await?;
-        tp.run(&[
-            "setup",
-            &self.name,
-            "--source-context",
-            SRC,
-            "--destination-context",
-            DST,
-            "-n",
-            &self.name,
-            "--app",
-            &self.name,
-            "--source-vault",
-            &self.src_vault,
-            "--destination-vault",
-            &self.dst_vault,
-            "--destination-namespace",
-            &self.destination_namespace,
-            // Few scheduled snapshots while the cases pile up on the stand-in.
-            "--interval",
-            "1h",
-        ])
-        .await?
-        .ok();
+        let setup = Setup {
+            vaults: [&self.src_vault, &self.dst_vault],
+            ..Setup::new(&self.name, &self.name, &self.destination_namespace)
+        };
+        // Few scheduled snapshots while the cases pile up on the stand-in.
+        tp.run(&setup.args(&["--interval", "1h"])).await?.ok();
         if failed_over {
             let mut args = self.base(SRC, DST);
             args.extend(["failover", &self.name]);

@@ -7,7 +7,7 @@
 //! resourceVersions of the kinds it writes, and the API servers' audit logs, which must show no write of its
 //! user agent carried out meanwhile. The stand-in is stopped around every such check: it writes on its own.
 
-use tprotect_e2e::localenv::{Fixtures, Output, Plugin, assert_unchanged};
+use tprotect_e2e::localenv::{Fixtures, Output, Plugin, Setup, assert_unchanged};
 use tprotect_e2e::{DESTINATION as DST, LocalEnv, SOURCE as SRC, fast_standin, plugin, plugin_env};
 
 const APP: &str = "shop";
@@ -23,24 +23,12 @@ fn with<'a>(mut base: Vec<&'a str>, rest: &[&'a str]) -> Vec<&'a str> {
 }
 
 fn setup_args<'a>(name: &'a str, app: &'a str, src_vault: &'a str, dst_vault: &'a str) -> Vec<&'a str> {
-    vec![
-        "setup",
-        name,
-        "--source-context",
-        SRC,
-        "--destination-context",
-        DST,
-        "-n",
-        APP,
-        "--app",
-        app,
-        "--source-vault",
-        src_vault,
-        "--destination-vault",
-        dst_vault,
-        "--destination-namespace",
-        DST_NS,
-    ]
+    Setup {
+        namespace: APP,
+        vaults: [src_vault, dst_vault],
+        ..Setup::new(name, app, DST_NS)
+    }
+    .args(&[])
 }
 
 /// Runs a dry run (the stand-in stopped) and checks it printed a plan and changed nothing.

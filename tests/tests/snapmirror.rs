@@ -12,7 +12,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
-use tprotect_e2e::{CrdSource, Testbed, TestbedOptions, plugin_binary};
+use tprotect_e2e::{DESTINATION, LocalEnv, LocalEnvOptions, plugin_binary};
 use tprotect_ontap_standin::{
     ANOTHER_TRANSFER_IN_PROGRESS, DESTINATION_PATH, OntapStandin, PostAnswer, SOURCE_PATH, Scenario,
 };
@@ -742,14 +742,10 @@ fn secret_args(env: &Env, kubeconfig: &Path, name: &str) -> Vec<String> {
 /// seed's `ontap-cluster-mgmt-account` in namespace `kubeflow`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secret_is_read_from_a_real_api_server() {
-    let testbed = Testbed::start_with(TestbedOptions {
-        crds: CrdSource::None,
-        controller_manager: false,
-        ..TestbedOptions::default()
-    })
-    .await
-    .expect("testbed starts (real etcd + kube-apiservers)");
-    let client = testbed.destination.client.clone();
+    let clusters = LocalEnv::start(LocalEnvOptions::without_crds())
+        .await
+        .expect("testbed starts (real etcd + kube-apiservers)");
+    let client = clusters.client(DESTINATION).unwrap();
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": "kubeflow"}})).unwrap();
     namespaces
@@ -775,14 +771,14 @@ async fn secret_is_read_from_a_real_api_server() {
 
     let env = Env::start(Scenario::accepted_job()).await;
     let out = run(
-        &secret_args(&env, &testbed.kubeconfig, "ontap-cluster-mgmt-account"),
+        &secret_args(&env, clusters.kubeconfig(), "ontap-cluster-mgmt-account"),
         &[],
     )
     .await;
     out.assert_code(0).assert_no_credentials();
     assert_eq!(env.posts(), 1);
 
-    let out = run(&secret_args(&env, &testbed.kubeconfig, "wrong-password"), &[]).await;
+    let out = run(&secret_args(&env, clusters.kubeconfig(), "wrong-password"), &[]).await;
     out.assert_code(1).assert_no_credentials();
     assert!(
         out.stderr.contains("Secret kubeflow/wrong-password (--secret)"),
@@ -790,7 +786,7 @@ async fn secret_is_read_from_a_real_api_server() {
         out.stderr
     );
 
-    let out = run(&secret_args(&env, &testbed.kubeconfig, "no-password"), &[]).await;
+    let out = run(&secret_args(&env, clusters.kubeconfig(), "no-password"), &[]).await;
     out.assert_code(1).assert_no_credentials();
     assert!(
         out.stderr
@@ -799,7 +795,7 @@ async fn secret_is_read_from_a_real_api_server() {
         out.stderr
     );
 
-    let out = run(&secret_args(&env, &testbed.kubeconfig, "absent"), &[]).await;
+    let out = run(&secret_args(&env, clusters.kubeconfig(), "absent"), &[]).await;
     out.assert_code(1);
     assert!(
         out.stderr
@@ -809,7 +805,7 @@ async fn secret_is_read_from_a_real_api_server() {
     );
 
     // The Secret lives only on the destination cluster: the source context does not have it.
-    let mut args = secret_args(&env, &testbed.kubeconfig, "ontap-cluster-mgmt-account");
+    let mut args = secret_args(&env, clusters.kubeconfig(), "ontap-cluster-mgmt-account");
     let context = args.iter().position(|a| a == "tprotect-destination").unwrap();
     args[context] = "tprotect-source".into();
     let out = run(&args, &[]).await;

@@ -4,8 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
-use std::io::Write;
-use std::process::Stdio;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -16,69 +14,41 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tprotect_api::{AppMirrorRelationship, AppVault, Application, Schedule, ShutdownSnapshot, Snapshot};
-use tprotect_e2e::{CrdSource, Identity, Testbed, TestbedOptions};
+use tprotect_e2e::{DEADLINE, Identity, LocalEnv, LocalEnvOptions, eventually};
 use tprotect_standin::rules::amr::{
     CONDITION_DESTINATION_CHANGES_DISCARDED, CONDITION_ESTABLISHED, CONDITION_NAMESPACE_METADATA_MERGED,
     CONDITION_PROMOTED,
 };
 use tprotect_standin::rules::forms::{RELATIONSHIP_FINALIZER, archive_basename};
 use tprotect_standin::{
-    APPLICATION_SHUTDOWN_CONDITION, Faults, Kind, Profile, SCHEDULE_LABEL, StandIn, StandInConfig,
-    StandInHandle, Transition,
+    APPLICATION_SHUTDOWN_CONDITION, Faults, Kind, Profile, SCHEDULE_LABEL, StandInConfig, Transition,
 };
 
 const SRC: &str = "tprotect-source";
 const DST: &str = "tprotect-destination";
 const TP: &str = "trident-protect";
-/// Generous: the machine is shared; waits end as soon as the condition holds.
-const DEADLINE: Duration = Duration::from_secs(90);
 
 struct World {
-    testbed: Testbed,
-    _standin: StandInHandle,
+    env: LocalEnv,
     faults: Faults,
     profile: Profile,
 }
 
 impl World {
     async fn start(config: StandInConfig) -> World {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let started = Instant::now();
-        let testbed = Testbed::start_with(TestbedOptions {
-            crds: CrdSource::NetApp,
-            controller_manager: false,
-            ..Default::default()
-        })
-        .await
-        .expect("testbed started (NetApp's CRDs are read from ../shared)");
-        eprintln!("testbed up in {:.1}s", started.elapsed().as_secs_f64());
         let faults = config.faults.clone();
         let profile = config.profile;
         eprintln!("stand-in profile {profile}");
-        let standin = StandIn::new(
-            testbed.source.client_as(Identity::Controller).await.unwrap(),
-            testbed.destination.client_as(Identity::Controller).await.unwrap(),
-            StandInConfig {
-                source_name: SRC.into(),
-                destination_name: DST.into(),
-                ..config
-            },
-        )
-        .spawn();
-        World {
-            testbed,
-            _standin: standin,
-            faults,
-            profile,
-        }
+        let env = LocalEnv::start(LocalEnvOptions::netapp().with_standin(config))
+            .await
+            .expect("testbed and stand-in started (NetApp's CRDs are read from ../shared)");
+        eprintln!("testbed up in {:.1}s", started.elapsed().as_secs_f64());
+        World { env, faults, profile }
     }
 
     fn client(&self, context: &str) -> kube::Client {
-        match context {
-            SRC => self.testbed.source.client.clone(),
-            DST => self.testbed.destination.client.clone(),
-            other => panic!("no cluster {other}"),
-        }
+        self.env.client(context).unwrap()
     }
 
     fn api<K>(&self, context: &str, namespace: &str) -> Api<K>
@@ -91,17 +61,11 @@ impl World {
     /// `kubectl <args>` on `context`, with `stdin`; panics unless it succeeds. Returns stdout.
     #[track_caller]
     fn kubectl(&self, context: &str, args: &[&str], stdin: &str) -> String {
-        let mut child = self
+        let output = self
+            .env
             .testbed
-            .kubectl(context)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
+            .run_kubectl(context, args, stdin)
             .expect("kubectl runs");
-        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-        let output = child.wait_with_output().unwrap();
         assert!(
             output.status.success(),
             "kubectl --context {context} {} failed:\n{}",
@@ -152,21 +116,6 @@ where
             let last = api.get_opt(name).await.ok().flatten();
             panic!("{name}: {what} did not happen within {DEADLINE:?} ({other:?}); last seen: {last:#?}")
         }
-    }
-}
-
-/// Bounded polling for what a single watch cannot express (a count over several objects).
-async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "{what} did not happen within {DEADLINE:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -239,6 +188,7 @@ impl StateLog {
             (states.last().map(String::as_str) == Some(last)).then_some(states)
         })
         .await
+        .unwrap()
     }
 
     fn errors(&self) -> Vec<Option<String>> {
@@ -756,7 +706,8 @@ spec:
         let newest = before.get(before.len().saturating_sub(2)..)?;
         (before == after && before.len() >= 4 && kept == newest).then_some(kept)
     })
-    .await;
+    .await
+    .unwrap();
     let fast = world.api::<Schedule>(SRC, "ns-1").get("fast").await.unwrap();
     for name in &kept {
         let snap = snapshots.get(name).await.unwrap();
@@ -784,12 +735,14 @@ spec:
     eventually("the re-enabled schedule's first snapshot", async || {
         (count(&paused_seen) >= 1).then_some(())
     })
-    .await;
+    .await
+    .unwrap();
     let cut = count(&fast_seen);
     eventually("three more occurrences", async || {
         (count(&paused_seen) >= 4).then_some(())
     })
-    .await;
+    .await
+    .unwrap();
     assert_eq!(
         count(&fast_seen),
         cut,
@@ -1049,7 +1002,7 @@ async fn relationship_establish_transfer_promote_resync_and_delete_as(profile: P
     );
     // The merge was an UPDATE (PATCH) of the Namespace by the controller's identity; the source is untouched.
     let writes = audit_events(
-        &world.testbed.destination,
+        &world.env.testbed.destination,
         Identity::Controller.username(),
         "namespaces",
         None,
@@ -1131,7 +1084,8 @@ async fn relationship_establish_transfer_promote_resync_and_delete_as(profile: P
     eventually("the AMR gone", async || {
         amrs.get_opt("rel1").await.unwrap().is_none().then_some(())
     })
-    .await;
+    .await
+    .unwrap();
     // A new AMR reaching its first state shows the stand-in has reconciled past the deletion.
     world.apply(DST, &amr("rel2", "ns-2", "ns-1", "other-uid"));
     wait_for(&amrs, "rel2", setting_up, state_is(setting_up)).await;
@@ -1172,7 +1126,7 @@ async fn failover_with_the_source_down_then_a_planned_swap_as(profile: Profile) 
     wait_for(&amrs, "rel1", "Established", state_is("Established")).await;
 
     // Disaster: the source is gone. Failover still works, from the last transferred state, without the merge.
-    world.testbed.source.stop_apiserver();
+    world.env.testbed.source.stop_apiserver();
     world.patch(DST, "ns-2", "amr/rel1", r#"{"spec":{"desiredState":"Promoted"}}"#);
     let promoted = wait_for(
         &amrs,
@@ -1224,7 +1178,7 @@ async fn failover_with_the_source_down_then_a_planned_swap_as(profile: Profile) 
     }
 
     // The source is back: the resync completes, then a planned swap with a ShutdownSnapshot.
-    world.testbed.source.start_apiserver().await.unwrap();
+    world.env.testbed.source.start_apiserver().await.unwrap();
     wait_for(
         &amrs,
         "rel1",
@@ -1371,7 +1325,8 @@ async fn faults_a_stalled_promotion_a_transient_error_a_write_conflict_and_a_fai
             .position(|e| e.as_deref() == Some("transient: ONTAP busy"))?;
         errors[set + 1..].iter().any(Option::is_none).then_some(())
     })
-    .await;
+    .await
+    .unwrap();
     assert_eq!(log.states(), ["Promoted"]);
     assert_eq!(world.faults.transient_errors_written(), 1);
     assert_eq!(amrs_b.get("rel-b").await.unwrap().error(), None);
@@ -1396,7 +1351,7 @@ async fn faults_a_stalled_promotion_a_transient_error_a_write_conflict_and_a_fai
     .await;
     assert!(world.faults.conflicts_handled() > conflicts_before);
     let status_writes = audit_events(
-        &world.testbed.destination,
+        &world.env.testbed.destination,
         Identity::Controller.username(),
         "appmirrorrelationships",
         Some("status"),

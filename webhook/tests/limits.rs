@@ -105,11 +105,11 @@ async fn a_flood_of_near_limit_bodies_stays_within_the_memory_bound_and_reviews_
     let flood = futures::future::join_all(flood);
     let measured = async {
         // Once the server holds a flood body, review while the flood goes on.
-        eventually("the server buffers a flood body", || {
-            let rss = process.memory_kib().0;
-            async move { rss > idle_rss + 4 * 1024 }
+        eventually("the server buffers a flood body", async || {
+            (process.memory_kib().0 > idle_rss + 4 * 1024).then_some(())
         })
-        .await;
+        .await
+        .unwrap();
         let during = timed_reviews(&client, &process, 9).await;
         let (_, hwm_during) = process.memory_kib();
         (during, hwm_during)
@@ -153,11 +153,12 @@ async fn a_flood_of_near_limit_bodies_stays_within_the_memory_bound_and_reviews_
     );
 
     // The memory is given back: RSS returns under the bound, and close to where it was before.
-    eventually("RSS back near idle after the flood", || {
+    eventually("RSS back near idle after the flood", async || {
         let rss = process.memory_kib().0;
-        async move { rss < idle_rss + 16 * 1024 && rss * 1024 < bound }
+        (rss < idle_rss + 16 * 1024 && rss * 1024 < bound).then_some(())
     })
-    .await;
+    .await
+    .unwrap();
     eprintln!(
         "RSS after the flood settled: {:.1} MiB",
         process.memory_kib().0 as f64 / 1024.0
@@ -172,19 +173,11 @@ async fn idle_connections_cost_little_memory() {
     for _ in 0..100 {
         connections.push(process.connect().await);
     }
-    eventually("100 connections served", || {
-        let health = process.health_addr;
-        async move {
-            let text = reqwest::get(format!("http://{health}/metrics"))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-            !text.is_empty()
-        }
+    eventually("100 connections served", async || {
+        (!process.metrics().await.is_empty()).then_some(())
     })
-    .await;
+    .await
+    .unwrap();
     let (rss, _) = process.memory_kib();
     let per_connection = (rss.saturating_sub(rss_before)) * 1024 / 100;
     eprintln!("100 idle TLS connections: {per_connection} bytes each");
@@ -291,12 +284,7 @@ async fn slow_and_stalled_clients_are_disconnected_at_their_timeouts() {
         "{truncated:?}"
     );
     assert!(chunked_answer.starts_with("HTTP/1.1 408 "), "{chunked_answer}");
-    let metrics = reqwest::get(format!("http://{}/metrics", process.health_addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = process.metrics().await;
     for line in [
         r#"tprotect_webhook_connections_closed_total{reason="header_timeout"} 1"#,
         r#"tprotect_webhook_connections_closed_total{reason="idle_timeout"} 1"#,
@@ -343,20 +331,18 @@ async fn sigterm_is_not_held_by_slow_clients() {
     for stream in [&mut slow_header, &mut truncated, &mut chunked] {
         stream.flush().await.unwrap();
     }
-    eventually("five connections open", || {
-        let health = process.health_addr;
-        async move {
-            // The slow clients are in place once the server has read their bytes; give it a moment.
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            reqwest::get(format!("http://{health}/readyz")).await.is_ok()
-        }
+    eventually("five connections open", async || {
+        // The slow clients are in place once the server has read their bytes; give it a moment.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let ready = reqwest::get(format!("http://{}/readyz", process.health_addr)).await;
+        ready.is_ok().then_some(())
     })
-    .await;
+    .await
+    .unwrap();
 
     let started = Instant::now();
-    process.sigterm();
     let mut process = process;
-    let status = tokio::task::block_in_place(|| process.child.wait()).unwrap();
+    let status = process.sigterm_and_wait();
     let took = started.elapsed();
     eprintln!("exited {status} {took:?} after SIGTERM with four slow clients connected");
     assert!(status.success());

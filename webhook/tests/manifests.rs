@@ -2,12 +2,15 @@
 //! from PyPI into a venv under the target directory), and consistent with the code they deploy (paths, ports,
 //! flags, secret names, identities, RBAC).
 
+mod common;
+
 use std::{
     path::{Path, PathBuf},
     process::Command,
 };
 
 use clap::Parser;
+use common::stdout_of;
 use serde_json::Value;
 use tprotect_webhook::{
     admission::{MUTATE_PATH, VALIDATE_PATH},
@@ -396,19 +399,11 @@ fn service_account_may_only_read_amrs() {
 #[test]
 fn kustomizations_render_with_kubectl() {
     // kubectl is on the project's machines; the rendering must include cert-manager's CA injection.
-    let Ok(output) = Command::new("kubectl")
-        .arg("kustomize")
-        .arg(manifests_dir().join("cert-manager"))
-        .output()
-    else {
-        panic!("kubectl is required to render the kustomizations");
-    };
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let rendered = stdout_of(
+        Command::new("kubectl")
+            .arg("kustomize")
+            .arg(manifests_dir().join("cert-manager")),
     );
-    let rendered = String::from_utf8(output.stdout).unwrap();
     let rendered: Vec<Value> = serde_norway::Deserializer::from_str(&rendered)
         .map(|doc| serde_norway::with::singleton_map_recursive::deserialize::<Value, _>(doc).unwrap())
         .collect();
@@ -420,15 +415,6 @@ fn kustomizations_render_with_kubectl() {
         );
     }
     assert_eq!(rendered.len(), 13, "base (11) + Issuer + Certificate");
-    let plain = Command::new("kubectl")
-        .arg("kustomize")
-        .arg(base_dir())
-        .output()
-        .unwrap();
-    assert!(
-        plain.status.success(),
-        "{}",
-        String::from_utf8_lossy(&plain.stderr)
-    );
-    assert!(!String::from_utf8_lossy(&plain.stdout).contains("cert-manager.io"));
+    let plain = stdout_of(Command::new("kubectl").arg("kustomize").arg(base_dir()));
+    assert!(!plain.contains("cert-manager.io"));
 }

@@ -90,10 +90,7 @@ async fn invalid_schedule_is_denied_with_field_rule_and_fix_and_422() {
 
 #[tokio::test]
 async fn resync_without_acknowledgement_is_forbidden_with_403() {
-    let review =
-        Review::protect("AppMirrorRelationship", "UPDATE", amr("Established")).with_old(amr("Promoted"));
-    let reply = call(router(default_state()), VALIDATE_PATH, review.body()).await;
-    let response = review_response(&reply);
+    let response = validate_amr_update(amr("Established"), amr("Promoted")).await;
     assert_eq!(response["allowed"], false);
     assert_eq!(response["status"]["code"], 403, "{response}");
     assert_eq!(response["status"]["reason"], "Forbidden");
@@ -107,9 +104,15 @@ async fn resync_without_acknowledgement_is_forbidden_with_403() {
 
     let mut acknowledged = amr("Established");
     acknowledged["metadata"]["annotations"]["tprotect.io/discard-destination-changes"] = json!("true");
-    let review = Review::protect("AppMirrorRelationship", "UPDATE", acknowledged).with_old(amr("Promoted"));
+    let response = validate_amr_update(acknowledged, amr("Promoted")).await;
+    assert_eq!(response["allowed"], true, "{response}");
+}
+
+/// The validating endpoint's answer to an UPDATE of an AppMirrorRelationship from `old` to `new`.
+async fn validate_amr_update(new: Value, old: Value) -> Value {
+    let review = Review::protect("AppMirrorRelationship", "UPDATE", new).with_old(old);
     let reply = call(router(default_state()), VALIDATE_PATH, review.body()).await;
-    assert!(response_allowed(&reply));
+    review_response(&reply).clone()
 }
 
 fn response_allowed(reply: &Reply) -> bool {
@@ -120,9 +123,7 @@ fn response_allowed(reply: &Reply) -> bool {
 async fn immutable_field_change_is_forbidden_and_bad_value_on_update_is_invalid() {
     let mut changed = amr("Established");
     changed["spec"]["sourceApplicationUID"] = json!("11111111-2222-4333-8444-555555555555");
-    let review = Review::protect("AppMirrorRelationship", "UPDATE", changed).with_old(amr("Established"));
-    let reply = call(router(default_state()), VALIDATE_PATH, review.body()).await;
-    let response = review_response(&reply);
+    let response = validate_amr_update(changed, amr("Established")).await;
     assert_eq!(response["allowed"], false);
     assert_eq!(response["status"]["code"], 403, "{response}");
     assert!(
@@ -134,9 +135,7 @@ async fn immutable_field_change_is_forbidden_and_bad_value_on_update_is_invalid(
 
     let mut bad = amr("Established");
     bad["spec"]["desiredState"] = json!("promoted");
-    let review = Review::protect("AppMirrorRelationship", "UPDATE", bad).with_old(amr("Established"));
-    let reply = call(router(default_state()), VALIDATE_PATH, review.body()).await;
-    let response = review_response(&reply);
+    let response = validate_amr_update(bad, amr("Established")).await;
     assert_eq!(response["allowed"], false);
     assert_eq!(response["status"]["code"], 422, "{response}");
 }
@@ -205,12 +204,7 @@ async fn byte_array_patch_encoding_carries_the_same_patch() {
         patch_encoding: PatchEncoding::ByteArray,
         ..AdmissionConfig::default()
     };
-    let reply = call(
-        router(state(config, AmrCache::from_objects([]))),
-        MUTATE_PATH,
-        review.body(),
-    )
-    .await;
+    let reply = mutate(config, AmrCache::from_objects([]), &review).await;
     let response = review_response(&reply);
     let bytes: Vec<u8> = response["patch"]
         .as_array()
@@ -220,6 +214,20 @@ async fn byte_array_patch_encoding_carries_the_same_patch() {
         .collect();
     let patch: json_patch::Patch = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(apply(&schedule, &patch)["spec"]["enabled"], true);
+}
+
+/// The webhook's configuration with the controller's `var` (a `RESTORE_*` variable) set to `keys`.
+fn skipping(var: &'static str, keys: &str) -> AdmissionConfig {
+    let skip_rules = SkipRules::from_vars(|name| (name == var).then(|| keys.to_string())).unwrap();
+    AdmissionConfig {
+        skip_rules,
+        ..AdmissionConfig::default()
+    }
+}
+
+/// `review` through the mutating endpoint of a webhook with `config` and `cache`.
+async fn mutate(config: AdmissionConfig, cache: AmrCache, review: &Review) -> Reply {
+    call(router(state(config, cache)), MUTATE_PATH, review.body()).await
 }
 
 fn namespace(name: &str, labels: Value, annotations: Value) -> Value {
@@ -266,12 +274,7 @@ fn seed_cache() -> AmrCache {
 async fn controller_namespace_write_follows_the_seed_example() {
     let (before, written) = seed_example();
     let review = Review::namespace("UPDATE", written.clone(), Some(before), CONTROLLER);
-    let reply = call(
-        router(state(AdmissionConfig::default(), seed_cache())),
-        MUTATE_PATH,
-        review.body(),
-    )
-    .await;
+    let reply = mutate(AdmissionConfig::default(), seed_cache(), &review).await;
     let response = review_response(&reply);
     assert_eq!(response["uid"], review.uid.as_str());
     let after = apply(&written, &decoded_patch(response));
@@ -288,38 +291,19 @@ async fn controller_namespace_write_follows_the_seed_example() {
 #[tokio::test]
 async fn controller_namespace_write_keeps_skipped_keys() {
     let (before, written) = seed_example();
-    let skip_rules = SkipRules::from_vars(|var| {
-        (var == "RESTORE_SKIP_NAMESPACE_ANNOTATIONS").then(|| "annotation.one/key".to_string())
-    })
-    .unwrap();
-    let config = AdmissionConfig {
-        skip_rules,
-        ..AdmissionConfig::default()
-    };
+    let config = skipping("RESTORE_SKIP_NAMESPACE_ANNOTATIONS", "annotation.one/key");
     let review = Review::namespace("UPDATE", written.clone(), Some(before), CONTROLLER);
-    let reply = call(router(state(config, seed_cache())), MUTATE_PATH, review.body()).await;
+    let reply = mutate(config, seed_cache(), &review).await;
     let after = apply(&written, &decoded_patch(review_response(&reply)));
     assert_eq!(after["metadata"]["annotations"]["annotation.one/key"], "true");
     assert_eq!(after["metadata"]["annotations"]["annotation.two/key"], "true");
     assert_eq!(after["metadata"]["labels"]["name"], "ns-2");
 
     // A skipped key the controller adds on CREATE is removed.
-    let skip_rules = SkipRules::from_vars(|var| {
-        (var == "RESTORE_SKIP_NAMESPACE_LABELS").then(|| "compliance".to_string())
-    })
-    .unwrap();
-    let config = AdmissionConfig {
-        skip_rules,
-        ..AdmissionConfig::default()
-    };
+    let config = skipping("RESTORE_SKIP_NAMESPACE_LABELS", "compliance");
     let created = namespace("ns-3", json!({"compliance": "hipaa", "team": "a"}), json!({}));
     let review = Review::namespace("CREATE", created.clone(), None, CONTROLLER);
-    let reply = call(
-        router(state(config, AmrCache::from_objects([]))),
-        MUTATE_PATH,
-        review.body(),
-    )
-    .await;
+    let reply = mutate(config, AmrCache::from_objects([]), &review).await;
     let after = apply(&created, &decoded_patch(review_response(&reply)));
     assert_eq!(after["metadata"]["labels"], json!({"team": "a"}));
 }
@@ -327,22 +311,10 @@ async fn controller_namespace_write_keeps_skipped_keys() {
 #[tokio::test]
 async fn namespace_writes_by_anyone_else_pass_untouched() {
     let (before, written) = seed_example();
-    let skip_rules = SkipRules::from_vars(|var| {
-        (var == "RESTORE_SKIP_NAMESPACE_ANNOTATIONS").then(|| "annotation.one/key".to_string())
-    })
-    .unwrap();
-    let config = AdmissionConfig {
-        skip_rules,
-        ..AdmissionConfig::default()
-    };
+    let config = skipping("RESTORE_SKIP_NAMESPACE_ANNOTATIONS", "annotation.one/key");
     for user in ["alice", "system:serviceaccount:trident-protect:other", ""] {
         let review = Review::namespace("UPDATE", written.clone(), Some(before.clone()), user);
-        let reply = call(
-            router(state(config.clone(), seed_cache())),
-            MUTATE_PATH,
-            review.body(),
-        )
-        .await;
+        let reply = mutate(config.clone(), seed_cache(), &review).await;
         let response = review_response(&reply);
         assert_eq!(response["allowed"], true);
         assert!(response.get("patch").is_none(), "user {user:?}: {response}");
@@ -353,29 +325,17 @@ async fn namespace_writes_by_anyone_else_pass_untouched() {
         ..config
     };
     let review = Review::namespace("UPDATE", written.clone(), Some(before.clone()), CONTROLLER);
-    let reply = call(
-        router(state(config.clone(), seed_cache())),
-        MUTATE_PATH,
-        review.body(),
-    )
-    .await;
+    let reply = mutate(config.clone(), seed_cache(), &review).await;
     assert!(review_response(&reply).get("patch").is_none());
     let review = Review::namespace("UPDATE", written, Some(before), "stand-in");
-    let reply = call(router(state(config, seed_cache())), MUTATE_PATH, review.body()).await;
+    let reply = mutate(config, seed_cache(), &review).await;
     assert!(review_response(&reply).get("patch").is_some());
 }
 
 #[tokio::test]
 async fn unsynced_cache_still_enforces_skip_rules_and_warns() {
     let (before, written) = seed_example();
-    let skip_rules = SkipRules::from_vars(|var| {
-        (var == "RESTORE_SKIP_NAMESPACE_ANNOTATIONS").then(|| "annotation.one/key".to_string())
-    })
-    .unwrap();
-    let config = AdmissionConfig {
-        skip_rules,
-        ..AdmissionConfig::default()
-    };
+    let config = skipping("RESTORE_SKIP_NAMESPACE_ANNOTATIONS", "annotation.one/key");
     let state = state(config, AmrCache::never_synced());
     let metrics = state.metrics().clone();
     let review = Review::namespace("UPDATE", written.clone(), Some(before), CONTROLLER);

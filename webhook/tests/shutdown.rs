@@ -41,22 +41,7 @@ fn padded_review(padding: usize) -> Review {
 }
 
 async fn post(client: &reqwest::Client, port: u16, review: &Review, path: &str) -> Result<(), String> {
-    let url = format!("https://localhost:{port}{path}");
-    let response = client
-        .post(url)
-        .body(review.body())
-        .send()
-        .await
-        .map_err(|e| format!("{e:?}"))?;
-    let status = response.status();
-    let body: Value = response
-        .json()
-        .await
-        .map_err(|e| format!("reading the answer: {e:?}"))?;
-    if status != 200 || body["response"]["uid"] != review.uid.as_str() {
-        return Err(format!("unexpected answer {status}: {body}"));
-    }
-    Ok(())
+    post_checked(client, port, path, review).await.map(drop)
 }
 
 /// Clients posting reviews to `port` until `stop` or their first failure (the server is gone).
@@ -119,6 +104,29 @@ struct Tally {
     in_flight_at_shutdown_succeeded: u64,
 }
 
+impl Tally {
+    /// Every response the server counted (`answered`) reached its client, and some of them were to requests in
+    /// flight when the shutdown began (else the test proved nothing).
+    fn assert_every_answer_received(&self, what: &str, answered: u64) {
+        eprintln!(
+            "{what}: server answered {answered}, clients received {}, {} in flight at shutdown and answered, {} \
+             client requests not taken on: {:?}",
+            self.succeeded,
+            self.in_flight_at_shutdown_succeeded,
+            self.failed.len(),
+            &self.failed[..self.failed.len().min(3)]
+        );
+        assert_eq!(
+            answered, self.succeeded,
+            "every response the server produced reached its client"
+        );
+        assert!(
+            self.in_flight_at_shutdown_succeeded > 0,
+            "the test must catch requests in flight"
+        );
+    }
+}
+
 async fn tally(tasks: Vec<tokio::task::JoinHandle<Vec<Outcome>>>, shutdown_at: Instant) -> Tally {
     let mut tally = Tally {
         succeeded: 0,
@@ -167,34 +175,19 @@ async fn graceful_shutdown_under_load_answers_every_request_taken_on() {
     let succeeded = Arc::new(AtomicU64::new(0));
     let tasks = spawn_load(&ca, port, 8, stop.clone(), succeeded.clone());
 
-    eventually("load running with requests in flight", || {
-        let (succeeded, metrics) = (succeeded.clone(), metrics.clone());
-        async move { succeeded.load(Ordering::Relaxed) >= 100 && metrics.in_flight.get() > 0 }
+    eventually("load running with requests in flight", async || {
+        (succeeded.load(Ordering::Relaxed) >= 100 && metrics.in_flight.get() > 0).then_some(())
     })
-    .await;
+    .await
+    .unwrap();
     let shutdown_at = Instant::now();
     server.shutdown().await.unwrap();
     stop.store(true, Ordering::Relaxed);
     let tally = tally(tasks, shutdown_at).await;
 
     let answered = metrics.responses.get();
-    eprintln!(
-        "in-process shutdown under load: server answered {answered}, clients received {}, {} in flight at \
-         shutdown and answered, {} client requests not taken on: {:?}",
-        tally.succeeded,
-        tally.in_flight_at_shutdown_succeeded,
-        tally.failed.len(),
-        &tally.failed[..tally.failed.len().min(3)]
-    );
-    assert_eq!(
-        answered, tally.succeeded,
-        "every response the server produced reached its client"
-    );
+    tally.assert_every_answer_received("in-process shutdown under load", answered);
     assert_eq!(metrics.in_flight.get(), 0);
-    assert!(
-        tally.in_flight_at_shutdown_succeeded > 0,
-        "the test must catch requests in flight"
-    );
 }
 
 #[tokio::test]
@@ -213,10 +206,11 @@ async fn shutdown_is_bounded_by_its_timeout() {
         .await
         .unwrap();
     tls.flush().await.unwrap();
-    eventually("stalled connection accepted", || async {
-        server.connection_count() > 0
+    eventually("stalled connection accepted", async || {
+        (server.connection_count() > 0).then_some(())
     })
-    .await;
+    .await
+    .unwrap();
     // Completes although the stalled request never will (the generous outer bound only catches a hang).
     tokio::time::timeout(Duration::from_secs(60), server.shutdown())
         .await
@@ -245,51 +239,30 @@ async fn sigterm_to_the_binary_under_load_fails_no_request_in_flight() {
     let stop = Arc::new(AtomicBool::new(false));
     let succeeded = Arc::new(AtomicU64::new(0));
     let tasks = spawn_load(ca, https_addr.port(), 8, stop.clone(), succeeded.clone());
-    let metrics_url = format!("http://{health_addr}/metrics");
-    eventually("load running with requests in flight", || {
-        let (succeeded, url) = (succeeded.clone(), metrics_url.clone());
-        async move {
-            if succeeded.load(Ordering::Relaxed) < 100 {
-                return false;
-            }
-            let text = reqwest::get(url).await.unwrap().text().await.unwrap();
-            !text.contains("tprotect_webhook_in_flight_requests 0\n")
+    eventually("load running with requests in flight", async || {
+        if succeeded.load(Ordering::Relaxed) < 100 {
+            return None;
         }
+        let text = process.metrics().await;
+        (!text.contains("tprotect_webhook_in_flight_requests 0\n")).then_some(())
     })
-    .await;
+    .await
+    .unwrap();
     let shutdown_at = Instant::now();
-    process.sigterm();
     let mut process = process;
-    let status = tokio::task::block_in_place(|| process.child.wait()).unwrap();
+    let status = process.sigterm_and_wait();
     stop.store(true, Ordering::Relaxed);
     assert!(status.success(), "the webhook exits 0 after SIGTERM: {status}");
     let tally = tally(tasks, shutdown_at).await;
 
-    eventually("shutdown logged", || {
-        let done = find_log(&lines, "shutdown complete").is_some();
-        async move { done }
-    })
-    .await;
+    eventually("shutdown logged", async || find_log(&lines, "shutdown complete"))
+        .await
+        .unwrap();
     assert!(find_log(&lines, "received SIGTERM").is_some());
     let answered = find_log(&lines, "shutdown complete").unwrap()["fields"]["responses"]
         .as_u64()
         .unwrap();
-    eprintln!(
-        "SIGTERM under load: server answered {answered}, clients received {}, {} in flight at SIGTERM and \
-         answered, {} client requests not taken on: {:?}",
-        tally.succeeded,
-        tally.in_flight_at_shutdown_succeeded,
-        tally.failed.len(),
-        &tally.failed[..tally.failed.len().min(3)]
-    );
-    assert_eq!(
-        answered, tally.succeeded,
-        "every response the server produced reached its client"
-    );
-    assert!(
-        tally.in_flight_at_shutdown_succeeded > 0,
-        "the test must catch requests in flight"
-    );
+    tally.assert_every_answer_received("SIGTERM under load", answered);
 }
 
 #[tokio::test]

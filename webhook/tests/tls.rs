@@ -32,29 +32,40 @@ async fn serves(ca: &TestCa, server: &RunningServer, cert_pem: &str) -> bool {
     handshake(ca, server.https_addr(), &[b"http/1.1"]).await.0 == der_of(cert_pem)
 }
 
+/// Waits until `server` hands out `cert_pem` (it reloads on its own).
+async fn until_serves(what: &str, ca: &TestCa, server: &RunningServer, cert_pem: &str) {
+    eventually(what, async || serves(ca, server, cert_pem).await.then_some(()))
+        .await
+        .unwrap();
+}
+
+/// A CA, a directory for the certificate files, and the first pair it issued (`a`).
+fn first_pair() -> (TestCa, tempfile::TempDir, (String, String)) {
+    let ca = TestCa::new();
+    let dir = tempfile::tempdir().unwrap();
+    let pair = ca.issue("a");
+    (ca, dir, pair)
+}
+
+/// The server still answers a review (whatever its certificate went through); then it stops cleanly.
+async fn answers_then_stops(ca: &TestCa, server: RunningServer) {
+    post_review(&ca.https_client(), &server).await.unwrap();
+    server.shutdown().await.unwrap();
+}
+
 async fn post_review(client: &reqwest::Client, server: &RunningServer) -> Result<(), String> {
     let review = Review::protect("Schedule", "CREATE", replication_schedule());
-    let url = format!("https://localhost:{}{VALIDATE_PATH}", server.https_addr().port());
-    let response = client
-        .post(url)
-        .body(review.body())
-        .send()
-        .await
-        .map_err(|e| format!("{e:?}"))?;
-    let status = response.status();
-    let body: serde_json::Value = response.json().await.map_err(|e| format!("{e:?}"))?;
-    if status != 200 || body["response"]["uid"] != review.uid.as_str() || body["response"]["allowed"] != true
-    {
-        return Err(format!("unexpected answer {status}: {body}"));
+    let port = server.https_addr().port();
+    let body = post_checked(client, port, VALIDATE_PATH, &review).await?;
+    if body["response"]["allowed"] != true {
+        return Err(format!("not allowed: {body}"));
     }
     Ok(())
 }
 
 #[tokio::test]
 async fn replaced_files_are_served_and_broken_pairs_ignored() {
-    let ca = TestCa::new();
-    let dir = tempfile::tempdir().unwrap();
-    let (cert_a, key_a) = ca.issue("a");
+    let (ca, dir, (cert_a, key_a)) = first_pair();
     let files = plain_files(dir.path(), &cert_a, &key_a);
     let state = default_state();
     let metrics = state.metrics().clone();
@@ -65,17 +76,18 @@ async fn replaced_files_are_served_and_broken_pairs_ignored() {
     let (cert_b, key_b) = ca.issue("b");
     write(&files.cert, &cert_b);
     write(&files.key, &key_b);
-    eventually("certificate b served", || serves(&ca, &server, &cert_b)).await;
+    until_serves("certificate b served", &ca, &server, &cert_b).await;
 
     // Garbage where the certificate was: keep serving b.
     write(
         &files.cert,
         "-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n",
     );
-    eventually("broken certificate rejected", || async {
-        rejected_reloads(&metrics)
+    eventually("broken certificate rejected", async || {
+        rejected_reloads(&metrics).then_some(())
     })
-    .await;
+    .await
+    .unwrap();
     assert!(
         serves(&ca, &server, &cert_b).await,
         "a broken certificate must not replace a working one"
@@ -86,12 +98,11 @@ async fn replaced_files_are_served_and_broken_pairs_ignored() {
     let before = metrics.encode();
     let (cert_c, key_c) = ca.issue("c");
     write(&files.cert, &cert_c);
-    eventually("mismatched pair rejected", || {
-        let before = before.clone();
-        let metrics = metrics.clone();
-        async move { metrics.encode() != before }
+    eventually("mismatched pair rejected", async || {
+        (metrics.encode() != before).then_some(())
     })
-    .await;
+    .await
+    .unwrap();
     assert!(
         serves(&ca, &server, &cert_b).await,
         "a certificate without its key must not be served"
@@ -99,16 +110,13 @@ async fn replaced_files_are_served_and_broken_pairs_ignored() {
 
     // The key arrives: c is served.
     write(&files.key, &key_c);
-    eventually("certificate c served", || serves(&ca, &server, &cert_c)).await;
-    post_review(&ca.https_client(), &server).await.unwrap();
-    server.shutdown().await.unwrap();
+    until_serves("certificate c served", &ca, &server, &cert_c).await;
+    answers_then_stops(&ca, server).await;
 }
 
 #[tokio::test]
 async fn secret_volume_symlink_swap_is_followed() {
-    let ca = TestCa::new();
-    let dir = tempfile::tempdir().unwrap();
-    let (cert_a, key_a) = ca.issue("a");
+    let (ca, dir, (cert_a, key_a)) = first_pair();
     let mut volume = SecretVolume::new(dir.path(), &cert_a, &key_a);
     let state = default_state();
     let metrics = state.metrics().clone();
@@ -117,33 +125,34 @@ async fn secret_volume_symlink_swap_is_followed() {
 
     let (cert_b, key_b) = ca.issue("b");
     volume.update(&cert_b, &key_b);
-    eventually("certificate b served after the ..data swap", || {
-        serves(&ca, &server, &cert_b)
-    })
+    until_serves(
+        "certificate b served after the ..data swap",
+        &ca,
+        &server,
+        &cert_b,
+    )
     .await;
 
     // A Secret updated with a key that does not match: keep b.
     let (_, key_other) = ca.issue("other");
     let (cert_c, key_c) = ca.issue("c");
     volume.update(&cert_c, &key_other);
-    eventually("mismatched Secret rejected", || async {
-        rejected_reloads(&metrics)
+    eventually("mismatched Secret rejected", async || {
+        rejected_reloads(&metrics).then_some(())
     })
-    .await;
+    .await
+    .unwrap();
     assert!(serves(&ca, &server, &cert_b).await);
 
     volume.update(&cert_c, &key_c);
-    eventually("certificate c served", || serves(&ca, &server, &cert_c)).await;
-    post_review(&ca.https_client(), &server).await.unwrap();
-    server.shutdown().await.unwrap();
+    until_serves("certificate c served", &ca, &server, &cert_c).await;
+    answers_then_stops(&ca, server).await;
 }
 
 #[test]
 fn reload_outcomes() {
     tprotect_webhook::install_crypto_provider();
-    let ca = TestCa::new();
-    let dir = tempfile::tempdir().unwrap();
-    let (cert_a, key_a) = ca.issue("a");
+    let (ca, dir, (cert_a, key_a)) = first_pair();
     let files = plain_files(dir.path(), &cert_a, &key_a);
     let certificate = ReloadingCertificate::load(files.clone(), Arc::new(Metrics::new())).unwrap();
     assert!(matches!(certificate.reload(), ReloadOutcome::Unchanged));
@@ -174,9 +183,7 @@ fn reload_outcomes() {
 #[tokio::test]
 async fn a_change_before_the_watch_starts_is_not_missed() {
     tprotect_webhook::install_crypto_provider();
-    let ca = TestCa::new();
-    let dir = tempfile::tempdir().unwrap();
-    let (cert_a, key_a) = ca.issue("a");
+    let (ca, dir, (cert_a, key_a)) = first_pair();
     let mut volume = SecretVolume::new(dir.path(), &cert_a, &key_a);
     let certificate = Arc::new(ReloadingCertificate::load(volume.files(), Arc::new(Metrics::new())).unwrap());
     let (cert_b, key_b) = ca.issue("b");
@@ -184,22 +191,22 @@ async fn a_change_before_the_watch_starts_is_not_missed() {
     let cancel = tokio_util::sync::CancellationToken::new();
     let watch = tokio::spawn(certificate.clone().watch(NO_TIMER, cancel.clone()));
     let expected = der_of(&cert_b);
-    eventually("the pair written before the watch started is served", || {
-        let served = certificate
-            .current_leaf()
-            .is_some_and(|leaf| leaf.to_vec() == expected);
-        async move { served }
-    })
-    .await;
+    eventually(
+        "the pair written before the watch started is served",
+        async || {
+            let leaf = certificate.current_leaf()?;
+            (leaf.to_vec() == expected).then_some(())
+        },
+    )
+    .await
+    .unwrap();
     cancel.cancel();
     watch.await.unwrap();
 }
 
 #[tokio::test]
 async fn alpn_offers_h2_and_http1() {
-    let ca = TestCa::new();
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = ca.issue("a");
+    let (ca, dir, (cert, key)) = first_pair();
     let server = start_server(plain_files(dir.path(), &cert, &key), default_state(), NO_TIMER).await;
     let (_, alpn) = handshake(&ca, server.https_addr(), &[b"h2", b"http/1.1"]).await;
     assert_eq!(alpn.as_deref(), Some(&b"h2"[..]));
@@ -210,9 +217,7 @@ async fn alpn_offers_h2_and_http1() {
 
 #[tokio::test]
 async fn readiness_and_metrics_on_the_plain_port() {
-    let ca = TestCa::new();
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = ca.issue("a");
+    let (ca, dir, (cert, key)) = first_pair();
     let server = start_server(plain_files(dir.path(), &cert, &key), default_state(), NO_TIMER).await;
     let plain = reqwest::Client::new();
     let base = format!("http://{}", server.health_addr());
@@ -308,15 +313,15 @@ async fn rotation_under_continuous_load_fails_no_request() {
         volume.update(&cert, &key);
         write(&plain.cert, &cert);
         write(&plain.key, &key);
-        eventually("volume server rotated", || serves(&ca, &volume_server, &cert)).await;
-        eventually("plain server rotated", || serves(&ca, &plain_server, &cert)).await;
+        until_serves("volume server rotated", &ca, &volume_server, &cert).await;
+        until_serves("plain server rotated", &ca, &plain_server, &cert).await;
         // Let load run on each certificate.
         let target = succeeded.load(Ordering::Relaxed) + 20;
-        eventually("requests on the new certificate", || {
-            let succeeded = succeeded.clone();
-            async move { succeeded.load(Ordering::Relaxed) >= target }
+        eventually("requests on the new certificate", async || {
+            (succeeded.load(Ordering::Relaxed) >= target).then_some(())
         })
-        .await;
+        .await
+        .unwrap();
     }
     stop.store(true, Ordering::Relaxed);
     let mut failures = Vec::new();

@@ -7,59 +7,15 @@ use tprotect_api::{
     ShutdownSnapshot, Snapshot,
 };
 
-// The example objects of seed 003 ("Replicate applications using NetApp SnapMirror and Trident protect").
-// The seed's text lost the `apiVersion`, `metadata:`/`spec:` lines and the recurrence rule bodies; they are
-// restored here (the rule from NetApp's AMR example). The seed's `granularity: custom` is wrong (the enum
-// is case-sensitive): `seed_schedule_with_lowercase_custom_is_rejected` keeps that fact.
-const SEED_AMR: &str = r#"
-apiVersion: protect.trident.netapp.io/v1
-kind: AppMirrorRelationship
-metadata:
-  name: amr-16061e80-1b05-4e80-9d26-d326dc1953d8
-  namespace: my-app-namespace
-spec:
-  desiredState: Established
-  destinationAppVaultRef: generic-s3-trident-protect-dst-bucket-8fe0b902-f369-4317-93d1-ad7f2edc02b5
-  namespaceMapping:
-    - destination: my-app-namespace
-      source: my-app-namespace
-  recurrenceRule: |-
-    DTSTART:20220101T000200Z
-    RRULE:FREQ=MINUTELY;INTERVAL=5
-  sourceAppVaultRef: generic-s3-trident-protect-src-bucket-b643cc50-0429-4ad5-971f-ac4a83621922
-  sourceApplicationName: my-app-name
-  sourceApplicationUID: 7498d32c-328e-4ddd-9029-122540866aeb
-  storageClassName: sc-vsim-2
-"#;
-
-const SEED_SCHEDULE: &str = r#"
-apiVersion: protect.trident.netapp.io/v1
-kind: Schedule
-metadata:
-  name: appmirror-schedule-0e1f88ab-f013-4bce-8ae9-6afed9df59a1
-  namespace: my-app-namespace
-spec:
-  appVaultRef: generic-s3-trident-protect-src-bucket-04b6b4ec-46a3-420a-b351-45795e1b5e34
-  applicationRef: my-app-name
-  backupRetention: "0"
-  enabled: true
-  granularity: Custom
-  recurrenceRule: |-
-    DTSTART:20220101T000200Z
-    RRULE:FREQ=MINUTELY;INTERVAL=5
-  snapshotRetention: "2"
-"#;
-
-const SEED_SHUTDOWN_SNAPSHOT: &str = r#"
-apiVersion: protect.trident.netapp.io/v1
-kind: ShutdownSnapshot
-metadata:
-  name: replication-shutdown-snapshot-afc4c564-e700-4b72-86c3-c08a5dbe844e
-  namespace: my-app-namespace
-spec:
-  appVaultRef: generic-s3-trident-protect-src-bucket-04b6b4ec-46a3-420a-b351-45795e1b5e34
-  applicationRef: my-app-name
-"#;
+// The example objects of seed 003 ("Replicate applications using NetApp SnapMirror and Trident protect"). The
+// seed's `granularity: custom` is wrong (the enum is case-sensitive):
+// `seed_schedule_with_lowercase_custom_is_rejected` keeps that fact.
+#[path = "seed-003/examples.rs"]
+mod seed;
+use seed::{
+    AMR as SEED_AMR, SCHEDULE_AS_PRINTED as SEED_SCHEDULE_AS_PRINTED,
+    SHUTDOWN_SNAPSHOT as SEED_SHUTDOWN_SNAPSHOT,
+};
 
 /// Parses `yaml` into `T`, serialises it back, and checks the JSON equals the YAML's: nothing lost, nothing
 /// (no `null`, no default) added.
@@ -89,7 +45,8 @@ fn seed_amr_round_trips_and_reads_typed() {
 
 #[test]
 fn seed_schedule_with_custom_granularity_round_trips() {
-    let schedule: Schedule = round_trip(SEED_SCHEDULE);
+    let corrected = SEED_SCHEDULE_AS_PRINTED.replace("granularity: custom", "granularity: Custom");
+    let schedule: Schedule = round_trip(&corrected);
     assert_eq!(schedule.spec.granularity, Some(Granularity::Custom));
     assert_eq!(schedule.spec.backup_retention.as_deref(), Some("0"));
     assert_eq!(schedule.spec.snapshot_retention.as_deref(), Some("2"));
@@ -98,9 +55,8 @@ fn seed_schedule_with_custom_granularity_round_trips() {
 
 #[test]
 fn seed_schedule_with_lowercase_custom_is_rejected() {
-    let seed_as_printed = SEED_SCHEDULE.replace("granularity: Custom", "granularity: custom");
-    let err =
-        serde_norway::from_str::<Schedule>(&seed_as_printed).expect_err("granularity is case-sensitive");
+    let err = serde_norway::from_str::<Schedule>(SEED_SCHEDULE_AS_PRINTED)
+        .expect_err("granularity is case-sensitive");
     assert!(err.to_string().contains("custom"), "{err}");
 }
 

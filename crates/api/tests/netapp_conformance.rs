@@ -90,17 +90,9 @@ fn compare_schema(path: &str, theirs: &Value, ours: Option<&Value>, out: &mut Co
         ));
     }
     if let Some(their_enum) = theirs.get("enum") {
-        let theirs_set = string_set(their_enum);
         let ours_set = ours.get("enum").map(string_set).unwrap_or_default();
-        if theirs_set != ours_set {
-            out.mismatches.push(mismatch(
-                "enum",
-                format!(
-                    "missing {:?}, extra {:?}",
-                    theirs_set.difference(&ours_set).collect::<Vec<_>>(),
-                    ours_set.difference(&theirs_set).collect::<Vec<_>>()
-                ),
-            ));
+        if let Some(detail) = set_difference(&string_set(their_enum), &ours_set) {
+            out.mismatches.push(mismatch("enum", detail));
         }
     } else if let Some(our_enum) = ours.get("enum") {
         out.mismatches.push(mismatch(
@@ -110,15 +102,8 @@ fn compare_schema(path: &str, theirs: &Value, ours: Option<&Value>, out: &mut Co
     }
     let their_required = theirs.get("required").map(string_set).unwrap_or_default();
     let our_required = ours.get("required").map(string_set).unwrap_or_default();
-    if their_required != our_required {
-        out.mismatches.push(mismatch(
-            "required",
-            format!(
-                "missing {:?}, extra {:?}",
-                their_required.difference(&our_required).collect::<Vec<_>>(),
-                our_required.difference(&their_required).collect::<Vec<_>>()
-            ),
-        ));
+    if let Some(detail) = set_difference(&their_required, &our_required) {
+        out.mismatches.push(mismatch("required", detail));
     }
     for keyword in EQUAL_KEYWORDS {
         let (t, o) = (theirs.get(*keyword), ours.get(*keyword));
@@ -172,6 +157,17 @@ fn compare_schema(path: &str, theirs: &Value, ours: Option<&Value>, out: &mut Co
         }
         _ => {}
     }
+}
+
+/// What ours misses of NetApp's set and what it adds, unless the sets are equal.
+fn set_difference(theirs: &BTreeSet<String>, ours: &BTreeSet<String>) -> Option<String> {
+    (theirs != ours).then(|| {
+        format!(
+            "missing {:?}, extra {:?}",
+            theirs.difference(ours).collect::<Vec<_>>(),
+            ours.difference(theirs).collect::<Vec<_>>()
+        )
+    })
 }
 
 fn string_set(value: &Value) -> BTreeSet<String> {

@@ -126,6 +126,29 @@ fn clusters() -> (Clusters, Handle, Handle) {
     (clusters, context_handle, peer_handle)
 }
 
+/// Runs `act` on two mock clusters whose API servers answer the `context` and `peer` scripts (and nothing
+/// else); returns what `act` returned and the bodies each server received.
+async fn scripted<T>(
+    context: Vec<Exchange>,
+    peer: Vec<Exchange>,
+    act: impl AsyncFnOnce(&Clusters) -> T,
+) -> (T, Vec<Value>, Vec<Value>) {
+    let (clusters, context_handle, peer_handle) = clusters();
+    let context_server = serve(context_handle, context);
+    let peer_server = serve(peer_handle, peer);
+    let result = act(&clusters).await;
+    drop(clusters);
+    (result, context_server.await.unwrap(), peer_server.await.unwrap())
+}
+
+/// The operation record a Lease body carries in its annotation.
+fn carried_record(lease: &Value) -> OperationRecord {
+    let annotation = lease["metadata"]["annotations"]["tprotect.io/operation-record"]
+        .as_str()
+        .unwrap();
+    serde_json::from_str(annotation).unwrap()
+}
+
 const LEASES: &str = "/apis/coordination.k8s.io/v1/namespaces/app1/leases";
 const LEASE: &str = "/apis/coordination.k8s.io/v1/namespaces/app1/leases/tprotect-rel1";
 
@@ -163,6 +186,17 @@ fn lease(holder: Option<&str>, renewed_ago_secs: i64, rv: &str, record: Option<&
         "spec": {"holderIdentity": holder, "leaseDurationSeconds": 30, "acquireTime": at, "renewTime": at}})
 }
 
+/// The refusal of an acquire without a record, the Lease's cluster answering `script`.
+async fn acquire_refused(script: Vec<Exchange>) -> RunError {
+    let (refused, _, _) = scripted(script, vec![], async |clusters| {
+        lock::acquire(clusters, "rel1", None, &place(), None)
+            .await
+            .unwrap_err()
+    })
+    .await;
+    refused
+}
+
 fn place() -> LockPlace {
     LockPlace {
         cluster: ClusterKey::Context,
@@ -172,27 +206,22 @@ fn place() -> LockPlace {
 
 #[tokio::test]
 async fn acquire_creates_the_lease_with_the_record_and_release_deletes_it_under_preconditions() {
-    let (clusters, handle, peer) = clusters();
     let created = lease(Some(&holder_identity()), 0, "5", Some(&record()));
-    let server = serve(
-        handle,
-        vec![
-            exchange(Method::POST, LEASES).answer(201, created),
-            exchange(Method::DELETE, LEASE).body(json!({
-                "preconditions": {"uid": "lease-uid", "resourceVersion": "5"}
-            })),
-        ],
-    );
-    let peer_server = serve(peer, vec![]);
-    let guard = lock::acquire(&clusters, "rel1", None, &place(), Some(record()))
-        .await
-        .unwrap();
-    assert!(guard.created_record);
-    assert_eq!(guard.record().await, Some(record()));
-    guard.release().await.unwrap();
-    drop(clusters);
-    let bodies = server.await.unwrap();
-    peer_server.await.unwrap();
+    let script = vec![
+        exchange(Method::POST, LEASES).answer(201, created),
+        exchange(Method::DELETE, LEASE).body(json!({
+            "preconditions": {"uid": "lease-uid", "resourceVersion": "5"}
+        })),
+    ];
+    let ((), bodies, _) = scripted(script, vec![], async |clusters| {
+        let guard = lock::acquire(clusters, "rel1", None, &place(), Some(record()))
+            .await
+            .unwrap();
+        assert!(guard.created_record);
+        assert_eq!(guard.record().await, Some(record()));
+        guard.release().await.unwrap();
+    })
+    .await;
     let sent = &bodies[0];
     assert_eq!(sent["metadata"]["name"], "tprotect-rel1");
     assert_eq!(
@@ -202,33 +231,16 @@ async fn acquire_creates_the_lease_with_the_record_and_release_deletes_it_under_
     assert_eq!(sent["spec"]["holderIdentity"], json!(holder_identity()));
     assert_eq!(sent["spec"]["leaseDurationSeconds"], 30);
     assert!(sent["spec"]["acquireTime"].is_string() && sent["spec"]["renewTime"].is_string());
-    let carried: OperationRecord = serde_json::from_str(
-        sent["metadata"]["annotations"]["tprotect.io/operation-record"]
-            .as_str()
-            .unwrap(),
-    )
-    .unwrap();
-    assert_eq!(carried, record());
+    assert_eq!(carried_record(sent), record());
 }
 
 #[tokio::test]
 async fn a_live_holder_elsewhere_refuses_with_who_since_and_when_it_expires() {
-    let (clusters, handle, peer) = clusters();
-    let server = serve(
-        handle,
-        vec![
-            exchange(Method::POST, LEASES).answer(409, status(409, "AlreadyExists")),
-            exchange(Method::GET, LEASE)
-                .answer(200, lease(Some("alice@host/pid 42"), 3, "9", Some(&record()))),
-        ],
-    );
-    let peer_server = serve(peer, vec![]);
-    let refused = lock::acquire(&clusters, "rel1", None, &place(), None)
-        .await
-        .unwrap_err();
-    drop(clusters);
-    server.await.unwrap();
-    peer_server.await.unwrap();
+    let script = vec![
+        exchange(Method::POST, LEASES).answer(409, status(409, "AlreadyExists")),
+        exchange(Method::GET, LEASE).answer(200, lease(Some("alice@host/pid 42"), 3, "9", Some(&record()))),
+    ];
+    let refused = acquire_refused(script).await;
     let RunError::Locked {
         holder, by, cluster, ..
     } = &refused
@@ -249,31 +261,25 @@ async fn a_live_holder_elsewhere_refuses_with_who_since_and_when_it_expires() {
 
 #[tokio::test]
 async fn an_expired_lease_is_taken_over_with_its_resource_version_and_its_record_resumed() {
-    let (clusters, handle, peer) = clusters();
     let expired = lease(Some("alice@host/pid 42"), 120, "7", Some(&record()));
     let mut taken = lease(Some(&holder_identity()), 0, "8", Some(&record()));
     taken["metadata"]["resourceVersion"] = json!("8");
-    let server = serve(
-        handle,
-        vec![
-            exchange(Method::POST, LEASES).answer(409, status(409, "AlreadyExists")),
-            exchange(Method::GET, LEASE).answer(200, expired),
-            exchange(Method::PUT, LEASE).answer(200, taken),
-        ],
-    );
-    let peer_server = serve(peer, vec![]);
+    let script = vec![
+        exchange(Method::POST, LEASES).answer(409, status(409, "AlreadyExists")),
+        exchange(Method::GET, LEASE).answer(200, expired),
+        exchange(Method::PUT, LEASE).answer(200, taken),
+    ];
     // A new record is offered, but the Lease's own (an interrupted failback) is the one resumed.
     let mut other = record();
     other.id = "zzz999".into();
-    let guard = lock::acquire(&clusters, "rel1", None, &place(), Some(other))
-        .await
-        .unwrap();
-    assert!(!guard.created_record);
-    assert_eq!(guard.record().await, Some(record()));
-    drop(guard);
-    drop(clusters);
-    let bodies = server.await.unwrap();
-    peer_server.await.unwrap();
+    let ((), bodies, _) = scripted(script, vec![], async |clusters| {
+        let guard = lock::acquire(clusters, "rel1", None, &place(), Some(other))
+            .await
+            .unwrap();
+        assert!(!guard.created_record);
+        assert_eq!(guard.record().await, Some(record()));
+    })
+    .await;
     let update = &bodies[2];
     assert_eq!(
         update["metadata"]["resourceVersion"], "7",
@@ -281,34 +287,18 @@ async fn an_expired_lease_is_taken_over_with_its_resource_version_and_its_record
     );
     assert_eq!(update["spec"]["holderIdentity"], json!(holder_identity()));
     assert_eq!(update["spec"]["leaseTransitions"], 1);
-    let kept: OperationRecord = serde_json::from_str(
-        update["metadata"]["annotations"]["tprotect.io/operation-record"]
-            .as_str()
-            .unwrap(),
-    )
-    .unwrap();
-    assert_eq!(kept, record());
+    assert_eq!(carried_record(update), record());
 }
 
 #[tokio::test]
 async fn a_takeover_that_loses_the_race_reads_again_and_refuses() {
-    let (clusters, handle, peer) = clusters();
-    let server = serve(
-        handle,
-        vec![
-            exchange(Method::POST, LEASES).answer(409, status(409, "AlreadyExists")),
-            exchange(Method::GET, LEASE).answer(200, lease(Some("alice@host/pid 42"), 120, "7", None)),
-            exchange(Method::PUT, LEASE).answer(409, status(409, "Conflict")),
-            exchange(Method::GET, LEASE).answer(200, lease(Some("bob@other/pid 7"), 0, "8", None)),
-        ],
-    );
-    let peer_server = serve(peer, vec![]);
-    let refused = lock::acquire(&clusters, "rel1", None, &place(), None)
-        .await
-        .unwrap_err();
-    drop(clusters);
-    server.await.unwrap();
-    peer_server.await.unwrap();
+    let script = vec![
+        exchange(Method::POST, LEASES).answer(409, status(409, "AlreadyExists")),
+        exchange(Method::GET, LEASE).answer(200, lease(Some("alice@host/pid 42"), 120, "7", None)),
+        exchange(Method::PUT, LEASE).answer(409, status(409, "Conflict")),
+        exchange(Method::GET, LEASE).answer(200, lease(Some("bob@other/pid 7"), 0, "8", None)),
+    ];
+    let refused = acquire_refused(script).await;
     assert!(
         matches!(&refused, RunError::Locked { holder, .. } if holder == "bob@other/pid 7"),
         "{refused:?}"
@@ -317,67 +307,54 @@ async fn a_takeover_that_loses_the_race_reads_again_and_refuses() {
 
 #[tokio::test]
 async fn an_existing_lease_found_on_the_peer_is_taken_where_it_is() {
-    let (clusters, handle, peer) = clusters();
     let free = lease(None, 300, "3", Some(&record()));
     let info = lock::LeaseInfo::from_lease(ClusterKey::Peer, &serde_json::from_value(free.clone()).unwrap())
         .unwrap();
-    let server = serve(handle, vec![]);
-    let peer_server = serve(
-        peer,
-        vec![
-            exchange(Method::GET, LEASE).answer(200, free),
-            exchange(Method::PUT, LEASE)
-                .answer(200, lease(Some(&holder_identity()), 0, "4", Some(&record()))),
-            // Released after a failure: the record stays, the holder goes.
-            exchange(Method::PATCH, LEASE).body(json!({
-                "metadata": {"resourceVersion": "4"},
-                "spec": {"holderIdentity": null, "renewTime": null, "acquireTime": null}
-            })),
-        ],
-    );
-    let guard = lock::acquire(&clusters, "rel1", Some(&info), &place(), None)
-        .await
-        .unwrap();
-    assert_eq!(guard.location().0, "ctx-b");
-    guard.release_keep_record().await.unwrap();
-    drop(clusters);
-    server.await.unwrap();
-    peer_server.await.unwrap();
+    let peer_script = vec![
+        exchange(Method::GET, LEASE).answer(200, free),
+        exchange(Method::PUT, LEASE).answer(200, lease(Some(&holder_identity()), 0, "4", Some(&record()))),
+        // Released after a failure: the record stays, the holder goes.
+        exchange(Method::PATCH, LEASE).body(json!({
+            "metadata": {"resourceVersion": "4"},
+            "spec": {"holderIdentity": null, "renewTime": null, "acquireTime": null}
+        })),
+    ];
+    scripted(vec![], peer_script, async |clusters| {
+        let guard = lock::acquire(clusters, "rel1", Some(&info), &place(), None)
+            .await
+            .unwrap();
+        assert_eq!(guard.location().0, "ctx-b");
+        guard.release_keep_record().await.unwrap();
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn a_record_update_that_finds_another_holder_reports_the_lock_lost() {
-    let (clusters, handle, peer) = clusters();
     let mut updated = record();
     updated
         .destination_apps
         .insert("uid-of-kube-system".into(), "app1".into());
-    let server = serve(
-        handle,
-        vec![
-            exchange(Method::POST, LEASES)
-                .answer(201, lease(Some(&holder_identity()), 0, "5", Some(&record()))),
-            exchange(Method::PATCH, LEASE)
-                .body(json!({"metadata": {"resourceVersion": "5", "annotations": {
-                    "tprotect.io/operation-record": serde_json::to_string(&updated).unwrap()}}}))
-                .answer(409, status(409, "Conflict")),
-            exchange(Method::GET, LEASE).answer(200, lease(Some("mallory@x/pid 1"), 0, "6", Some(&record()))),
-        ],
-    );
-    let peer_server = serve(peer, vec![]);
-    let guard = lock::acquire(&clusters, "rel1", None, &place(), Some(record()))
-        .await
-        .unwrap();
-    let lost = guard.set_record(updated).await.unwrap_err();
-    assert!(
-        matches!(&lost, RunError::LostLock { reason, .. } if reason.contains("mallory")),
-        "{lost:?}"
-    );
-    assert!(guard.check().await.is_err(), "and stays lost");
-    drop(guard);
-    drop(clusters);
-    server.await.unwrap();
-    peer_server.await.unwrap();
+    let script = vec![
+        exchange(Method::POST, LEASES).answer(201, lease(Some(&holder_identity()), 0, "5", Some(&record()))),
+        exchange(Method::PATCH, LEASE)
+            .body(json!({"metadata": {"resourceVersion": "5", "annotations": {
+                "tprotect.io/operation-record": serde_json::to_string(&updated).unwrap()}}}))
+            .answer(409, status(409, "Conflict")),
+        exchange(Method::GET, LEASE).answer(200, lease(Some("mallory@x/pid 1"), 0, "6", Some(&record()))),
+    ];
+    scripted(script, vec![], async |clusters| {
+        let guard = lock::acquire(clusters, "rel1", None, &place(), Some(record()))
+            .await
+            .unwrap();
+        let lost = guard.set_record(updated).await.unwrap_err();
+        assert!(
+            matches!(&lost, RunError::LostLock { reason, .. } if reason.contains("mallory")),
+            "{lost:?}"
+        );
+        assert!(guard.check().await.is_err(), "and stays lost");
+    })
+    .await;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -391,15 +368,13 @@ async fn execute(
     context: Vec<Exchange>,
     peer: Vec<Exchange>,
 ) -> (Executed, Vec<Value>, Vec<Value>) {
-    let (clusters, context_handle, peer_handle) = clusters();
-    let context_server = serve(context_handle, context);
-    let peer_server = serve(peer_handle, peer);
-    let result = Executor::new(&clusters, "rel1", dry_run)
-        .execute(&action)
-        .await
-        .unwrap();
-    drop(clusters);
-    (result, context_server.await.unwrap(), peer_server.await.unwrap())
+    scripted(context, peer, async |clusters| {
+        Executor::new(clusters, "rel1", dry_run)
+            .execute(&action)
+            .await
+            .unwrap()
+    })
+    .await
 }
 
 #[tokio::test]
@@ -717,26 +692,21 @@ async fn restored_schedules_are_created_enabled_as_they_were_then_leave_the_save
 
 #[tokio::test]
 async fn a_release_that_finds_a_newer_version_of_our_own_lease_deletes_that_one() {
-    let (clusters, handle, peer) = clusters();
-    let server = serve(
-        handle,
-        vec![
-            exchange(Method::POST, LEASES).answer(201, lease(Some(&holder_identity()), 0, "5", None)),
-            exchange(Method::DELETE, LEASE)
-                .body(json!({"preconditions": {"uid": "lease-uid", "resourceVersion": "5"}}))
-                .answer(409, status(409, "Conflict")),
-            // A renewal landed meanwhile: still ours, at version 6.
-            exchange(Method::GET, LEASE).answer(200, lease(Some(&holder_identity()), 0, "6", None)),
-            exchange(Method::DELETE, LEASE)
-                .body(json!({"preconditions": {"uid": "lease-uid", "resourceVersion": "6"}})),
-        ],
-    );
-    let peer_server = serve(peer, vec![]);
-    let guard = lock::acquire(&clusters, "rel1", None, &place(), None)
-        .await
-        .unwrap();
-    guard.release().await.unwrap();
-    drop(clusters);
-    server.await.unwrap();
-    peer_server.await.unwrap();
+    let script = vec![
+        exchange(Method::POST, LEASES).answer(201, lease(Some(&holder_identity()), 0, "5", None)),
+        exchange(Method::DELETE, LEASE)
+            .body(json!({"preconditions": {"uid": "lease-uid", "resourceVersion": "5"}}))
+            .answer(409, status(409, "Conflict")),
+        // A renewal landed meanwhile: still ours, at version 6.
+        exchange(Method::GET, LEASE).answer(200, lease(Some(&holder_identity()), 0, "6", None)),
+        exchange(Method::DELETE, LEASE)
+            .body(json!({"preconditions": {"uid": "lease-uid", "resourceVersion": "6"}})),
+    ];
+    scripted(script, vec![], async |clusters| {
+        let guard = lock::acquire(clusters, "rel1", None, &place(), None)
+            .await
+            .unwrap();
+        guard.release().await.unwrap();
+    })
+    .await;
 }

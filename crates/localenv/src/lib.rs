@@ -20,15 +20,16 @@ pub mod plugin;
 pub mod webhook;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use tprotect_standin::{StandIn, StandInConfig, StandInHandle};
-pub use tprotect_testbed::{CrdSource, Identity, Role, Testbed, TestbedOptions, free_port};
+pub use tprotect_testbed::{
+    CrdSource, DEADLINE, Identity, Role, Testbed, TestbedOptions, eventually, eventually_within, free_port,
+};
 
 pub use fixtures::Fixtures;
 pub use manifests::{apply, protect};
 pub use observe::{Mark, assert_unchanged};
-pub use plugin::{Output, Plugin};
+pub use plugin::{Output, Plugin, Setup};
 pub use webhook::{ServeOptions, Webhook, WebhookOptions, WebhookTarget, register_webhooks};
 
 /// What can go wrong starting, driving or observing the environment.
@@ -48,8 +49,6 @@ pub enum Error {
     UnknownContext(String),
     #[error("kubectl tprotect {args}: {message}")]
     Plugin { args: String, message: String },
-    #[error("timed out after {after:?} waiting for {what}")]
-    TimedOut { what: String, after: Duration },
 }
 
 impl Error {
@@ -68,36 +67,6 @@ pub const SOURCE: &str = "tprotect-source";
 /// The destination cluster's admin context.
 pub const DESTINATION: &str = "tprotect-destination";
 
-/// How long [`eventually`] waits: generous, because the machine may be loaded; a wait ends as soon as its
-/// condition holds.
-pub const DEADLINE: Duration = Duration::from_secs(90);
-
-/// Polls `probe` every 100 ms until it returns `Some`, for [`DEADLINE`] at most (for what a single watch
-/// cannot express; the product itself waits with watches).
-pub async fn eventually<T>(what: &str, probe: impl AsyncFnMut() -> Option<T>) -> Result<T, Error> {
-    eventually_within(DEADLINE, what, probe).await
-}
-
-async fn eventually_within<T>(
-    deadline: Duration,
-    what: &str,
-    mut probe: impl AsyncFnMut() -> Option<T>,
-) -> Result<T, Error> {
-    let started = std::time::Instant::now();
-    loop {
-        if let Some(value) = probe().await {
-            return Ok(value);
-        }
-        if started.elapsed() > deadline {
-            return Err(Error::TimedOut {
-                what: what.to_string(),
-                after: deadline,
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// How to start the environment.
 #[derive(Debug, Clone, Default)]
 pub struct LocalEnvOptions {
@@ -106,6 +75,45 @@ pub struct LocalEnvOptions {
     /// caller's choice; the cluster names in its messages are set to the contexts').
     pub standin: Option<StandInConfig>,
     pub webhook: Option<WebhookOptions>,
+}
+
+impl LocalEnvOptions {
+    /// Clusters with NetApp's own CRDs (from the chart in `shared/`) and no controller managers (nothing these
+    /// tests watch needs garbage collection): the environment of the stand-in's, the lifecycle's and the
+    /// monitoring's tests. Add the stand-in and the webhook with [`Self::with_standin`], [`Self::with_webhook`].
+    pub fn netapp() -> Self {
+        Self::clusters(CrdSource::NetApp)
+    }
+
+    /// Bare clusters: no CRDs, no controller managers (for what needs only an API server, e.g. a Secret).
+    pub fn without_crds() -> Self {
+        Self::clusters(CrdSource::None)
+    }
+
+    fn clusters(crds: CrdSource) -> Self {
+        LocalEnvOptions {
+            testbed: TestbedOptions {
+                crds,
+                controller_manager: false,
+                ..TestbedOptions::default()
+            },
+            ..LocalEnvOptions::default()
+        }
+    }
+
+    pub fn with_standin(self, standin: StandInConfig) -> Self {
+        LocalEnvOptions {
+            standin: Some(standin),
+            ..self
+        }
+    }
+
+    pub fn with_webhook(self, webhook: WebhookOptions) -> Self {
+        LocalEnvOptions {
+            webhook: Some(webhook),
+            ..self
+        }
+    }
 }
 
 /// The running environment. Dropping it stops everything.
@@ -218,38 +226,5 @@ impl Drop for LocalEnv {
         // The stand-in's handle stops it on drop; webhooks are killed on drop. Webhooks go before the API
         // servers so that no admission call hangs on a dead endpoint.
         self.webhooks.clear();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn eventually_returns_the_first_value_and_names_what_it_waited_for() {
-        let mut calls = 0;
-        let value = eventually("the third call", async || {
-            calls += 1;
-            (calls == 3).then_some(calls)
-        })
-        .await
-        .unwrap();
-        assert_eq!(value, 3);
-    }
-
-    #[tokio::test]
-    async fn eventually_gives_up_after_the_deadline() {
-        let mut calls = 0;
-        let error = eventually_within(Duration::from_millis(250), "what never happens", async || {
-            calls += 1;
-            None::<()>
-        })
-        .await
-        .unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "timed out after 250ms waiting for what never happens"
-        );
-        assert!((3..=5).contains(&calls), "polled every 100 ms: {calls}");
     }
 }

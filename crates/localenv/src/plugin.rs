@@ -18,6 +18,58 @@ pub struct Plugin {
     pub timeout: Option<Duration>,
 }
 
+/// The arguments of `kubectl tprotect setup`: relationship `name` replicating Application `app` of
+/// `namespace` from the `contexts` `[source, destination]` into `destination_namespace`, with the `vaults`
+/// `[source, destination]`.
+#[derive(Debug, Clone)]
+pub struct Setup<'a> {
+    pub name: &'a str,
+    pub contexts: [&'a str; 2],
+    pub namespace: &'a str,
+    pub app: &'a str,
+    pub vaults: [&'a str; 2],
+    pub destination_namespace: &'a str,
+}
+
+impl<'a> Setup<'a> {
+    /// `name` replicating `app` (in the namespace of the same name) between the admin contexts, with the
+    /// vaults [`crate::Fixtures`] installs by default.
+    pub fn new(name: &'a str, app: &'a str, destination_namespace: &'a str) -> Self {
+        Setup {
+            name,
+            contexts: [crate::SOURCE, crate::DESTINATION],
+            namespace: app,
+            app,
+            vaults: ["src-vault", "dst-vault"],
+            destination_namespace,
+        }
+    }
+
+    /// The command line, then `extra`.
+    pub fn args(&self, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec![
+            "setup",
+            self.name,
+            "--source-context",
+            self.contexts[0],
+            "--destination-context",
+            self.contexts[1],
+            "-n",
+            self.namespace,
+            "--app",
+            self.app,
+            "--source-vault",
+            self.vaults[0],
+            "--destination-vault",
+            self.vaults[1],
+            "--destination-namespace",
+            self.destination_namespace,
+        ];
+        args.extend_from_slice(extra);
+        args
+    }
+}
+
 /// What a run printed and how it exited.
 #[derive(Debug)]
 pub struct Output {

@@ -43,6 +43,16 @@ impl Session {
         format!("https://{}{path_and_query}", self.standin.hostname())
     }
 
+    /// A GET of a job with the stand-in's user name and `password` (no credentials at all when `None`).
+    async fn get_as(&self, password: Option<&str>) -> reqwest::Response {
+        let request = self.http.get(self.url("/api/cluster/jobs/x"));
+        let request = match password {
+            Some(password) => request.basic_auth(self.standin.username(), Some(password)),
+            None => request,
+        };
+        request.send().await.unwrap()
+    }
+
     async fn get(&self, path_and_query: &str) -> (StatusCode, Value) {
         let response = self
             .http
@@ -92,21 +102,10 @@ impl Session {
 #[tokio::test]
 async fn requests_without_valid_basic_auth_get_401_and_are_recorded() {
     let session = Session::start(Scenario::created()).await;
-    let response = session
-        .http
-        .get(session.url("/api/cluster/jobs/x"))
-        .send()
-        .await
-        .unwrap();
+    let response = session.get_as(None).await;
     assert_eq!(response.status().as_u16(), 401);
     assert!(response.headers().contains_key("www-authenticate"));
-    let response = session
-        .http
-        .get(session.url("/api/cluster/jobs/x"))
-        .basic_auth(session.standin.username(), Some("wrong"))
-        .send()
-        .await
-        .unwrap();
+    let response = session.get_as(Some("wrong")).await;
     assert_eq!(response.status().as_u16(), 401);
     let requests = session.standin.requests();
     assert_eq!(requests.len(), 2);
@@ -222,12 +221,7 @@ async fn transient_failures_redirects_and_unknown_paths() {
         ..Scenario::created()
     })
     .await;
-    let response = session
-        .http
-        .get(session.url("/api/cluster/jobs/x"))
-        .send()
-        .await
-        .unwrap();
+    let response = session.get_as(None).await;
     assert_eq!(response.status().as_u16(), 302);
 }
 

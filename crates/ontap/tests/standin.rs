@@ -80,6 +80,12 @@ fn request(wait: bool) -> UpdateRequest {
     }
 }
 
+/// The error a run of `request` through `client` ends in (it must fail).
+async fn update_error(client: &OntapClient, request: &UpdateRequest) -> OntapError {
+    let (result, _) = run_update(client, request).await;
+    result.unwrap_err()
+}
+
 async fn run_update(
     client: &OntapClient,
     request: &UpdateRequest,
@@ -192,8 +198,7 @@ async fn job_failure_reports_ontaps_message_and_code() {
 #[tokio::test]
 async fn transfer_failure_reports_error_info() {
     let fixture = Fixture::start(Scenario::transfer_failure()).await;
-    let (result, _) = run_update(&fixture.client(), &request(true)).await;
-    let error = result.unwrap_err();
+    let error = update_error(&fixture.client(), &request(true)).await;
     let text = error.to_string();
     match error {
         OntapError::TransferFailed {
@@ -254,8 +259,7 @@ async fn refusals_send_no_post_and_no_relationship_write() {
     ];
     for (scenario, expected) in cases {
         let fixture = Fixture::start(scenario).await;
-        let (result, _) = run_update(&fixture.client(), &request(true)).await;
-        let error = result.unwrap_err();
+        let error = update_error(&fixture.client(), &request(true)).await;
         assert!(expected(&error), "unexpected error: {error}");
         assert_eq!(fixture.posts(), 0, "{error}");
         assert!(fixture.standin.relationship_writes().is_empty());
@@ -316,8 +320,7 @@ async fn unauthorized_names_the_credential_source_and_is_not_retried() {
         fixture.options(),
     )
     .unwrap();
-    let (result, _) = run_update(&client, &request(true)).await;
-    let error = result.unwrap_err();
+    let error = update_error(&client, &request(true)).await;
     assert!(matches!(error, OntapError::Unauthorized { .. }));
     let text = error.to_string();
     assert!(
@@ -352,8 +355,7 @@ async fn gets_give_up_after_max_attempts() {
         ..Scenario::created()
     })
     .await;
-    let (result, _) = run_update(&fixture.client(), &request(false)).await;
-    let error = result.unwrap_err();
+    let error = update_error(&fixture.client(), &request(false)).await;
     assert!(
         matches!(&error, OntapError::Status { status, .. } if status.as_u16() == 503),
         "{error}"
@@ -389,8 +391,7 @@ async fn redirects_are_not_followed() {
         ..Scenario::created()
     })
     .await;
-    let (result, _) = run_update(&fixture.client(), &request(true)).await;
-    let error = result.unwrap_err();
+    let error = update_error(&fixture.client(), &request(true)).await;
     assert!(matches!(error, OntapError::Redirect { .. }), "{error}");
     assert!(error.to_string().contains("/api/redirected-here"));
     assert_eq!(fixture.standin.requests().len(), 1);
@@ -404,8 +405,7 @@ async fn the_overall_timeout_bounds_a_slow_cluster() {
         overall_timeout: Some(Duration::from_millis(300)),
         ..fixture.options()
     };
-    let (result, _) = run_update(&fixture.client_with(options), &request(true)).await;
-    let error = result.unwrap_err();
+    let error = update_error(&fixture.client_with(options), &request(true)).await;
     assert!(error.is_timeout(), "{error}");
     assert!(
         error
@@ -426,8 +426,7 @@ async fn the_overall_timeout_bounds_a_transfer_that_never_ends() {
         overall_timeout: Some(Duration::from_millis(400)),
         ..fixture.options()
     };
-    let (result, _) = run_update(&fixture.client_with(options), &request(true)).await;
-    let error = result.unwrap_err();
+    let error = update_error(&fixture.client_with(options), &request(true)).await;
     assert!(error.is_timeout(), "{error}");
     // The deadline falls during a poll request or a pause between polls; both name the transfer.
     assert!(error.to_string().contains("transfer"), "{error}");
@@ -452,8 +451,7 @@ async fn a_request_timeout_is_retried_for_gets() {
         },
         ..fixture.options()
     };
-    let (result, _) = run_update(&fixture.client_with(options), &request(true)).await;
-    let error = result.unwrap_err();
+    let error = update_error(&fixture.client_with(options), &request(true)).await;
     assert!(error.to_string().contains("waiting for ONTAP at"), "{error}");
     assert_eq!(fixture.standin.count("GET", "/api/snapmirror/relationships"), 2);
 }
@@ -465,8 +463,7 @@ async fn an_untrusted_certificate_is_refused_with_a_hint() {
         tls: TlsOptions::default(),
         ..fixture.options()
     };
-    let (result, _) = run_update(&fixture.client_with(options), &request(true)).await;
-    let error = result.unwrap_err();
+    let error = update_error(&fixture.client_with(options), &request(true)).await;
     assert!(
         matches!(error, OntapError::UntrustedCertificate { .. }),
         "{error}"
@@ -489,8 +486,7 @@ async fn a_certificate_for_another_name_is_refused() {
         ..Scenario::created()
     })
     .await;
-    let (result, _) = run_update(&fixture.client(), &request(true)).await;
-    let error = result.unwrap_err();
+    let error = update_error(&fixture.client(), &request(true)).await;
     assert!(
         matches!(error, OntapError::UntrustedCertificate { .. }),
         "{error}"
@@ -641,8 +637,7 @@ async fn skip_and_fail_start_nothing_while_a_transfer_runs() {
     assert_eq!(outcome.busy.as_ref().unwrap().seen, BusySeen::BeforePost);
     assert_eq!(outcome.summary().bytes_transferred, Some(0));
 
-    let (result, _) = run_update(&fixture.client(), &with_policy(IfBusy::Fail)).await;
-    let error = result.unwrap_err();
+    let error = update_error(&fixture.client(), &with_policy(IfBusy::Fail)).await;
     let text = error.to_string();
     assert!(matches!(error, OntapError::Busy { .. }), "{text}");
     assert!(
@@ -712,8 +707,7 @@ async fn update_failed_for_another_reason_is_not_taken_for_busy() {
         ..Scenario::created()
     })
     .await;
-    let (result, _) = run_update(&fixture.client(), &with_policy(IfBusy::Wait)).await;
-    let error = result.unwrap_err();
+    let error = update_error(&fixture.client(), &with_policy(IfBusy::Wait)).await;
     assert!(
         matches!(error, OntapError::Status { .. }) && error.to_string().contains("source volume is offline"),
         "{error}"
@@ -741,8 +735,7 @@ async fn a_dry_run_reports_the_running_transfer_it_would_wait_for() {
 #[tokio::test]
 async fn a_lost_post_answer_may_have_started_a_transfer_and_is_not_retried() {
     let fixture = Fixture::start(Scenario::lost_post_answer()).await;
-    let (result, _) = run_update(&fixture.client(), &request(true)).await;
-    let error = result.unwrap_err();
+    let error = update_error(&fixture.client(), &request(true)).await;
     let text = error.to_string();
     assert!(
         matches!(error, OntapError::PostAnswerLost { timed_out: false, .. }),
@@ -762,8 +755,7 @@ async fn a_lost_post_answer_may_have_started_a_transfer_and_is_not_retried() {
         request_timeout: Duration::from_millis(300),
         ..fixture.options()
     };
-    let (result, _) = run_update(&fixture.client_with(options), &request(true)).await;
-    let error = result.unwrap_err();
+    let error = update_error(&fixture.client_with(options), &request(true)).await;
     let text = error.to_string();
     assert!(error.is_timeout(), "{text}");
     assert!(
@@ -780,8 +772,7 @@ async fn the_overall_timeout_during_the_post_says_it_may_have_started() {
         overall_timeout: Some(Duration::from_millis(500)),
         ..fixture.options()
     };
-    let (result, _) = run_update(&fixture.client_with(options), &request(true)).await;
-    let error = result.unwrap_err();
+    let error = update_error(&fixture.client_with(options), &request(true)).await;
     assert!(error.is_timeout(), "{error}");
     assert!(error.to_string().contains("MAY have started"), "{error}");
 }

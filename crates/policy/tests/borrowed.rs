@@ -2,23 +2,16 @@
 //! reads a review) exactly as they read the same text parsed into a `serde_json::Value`: the same violations
 //! in the same order, the same patch. Repeated keys included (JSON allows them; a `Value` keeps the last).
 
+mod shapes;
+
 use jiff::Timestamp;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
-use tprotect_policy::{Json, Operation, mutate, mutate_json, validate, validate_json};
+use tprotect_policy::{Json, Operation, VALIDATED_KINDS, mutate, mutate_json, validate, validate_json};
 
 fn now() -> Timestamp {
     "2025-01-07T12:25:48Z".parse().unwrap()
 }
-
-const KINDS: [&str; 6] = [
-    "Schedule",
-    "AppMirrorRelationship",
-    "AppVault",
-    "Application",
-    "Snapshot",
-    "ShutdownSnapshot",
-];
 
 fn leaf() -> impl Strategy<Value = Value> {
     prop_oneof![
@@ -49,46 +42,11 @@ fn leaf() -> impl Strategy<Value = Value> {
     ]
 }
 
-fn key() -> impl Strategy<Value = String> {
-    prop::sample::select(vec![
-        "granularity",
-        "backupRetention",
-        "snapshotRetention",
-        "enabled",
-        "recurrenceRule",
-        "applicationRef",
-        "appVaultRef",
-        "desiredState",
-        "sourceApplicationUID",
-        "sourceApplicationName",
-        "sourceAppVaultRef",
-        "destinationAppVaultRef",
-        "namespaceMapping",
-        "source",
-        "destination",
-        "promotedSnapshot",
-        "providerType",
-        "providerConfig",
-        "providerCredentials",
-        "s3",
-        "bucketName",
-        "endpoint",
-        "valueFromSecret",
-        "key",
-        "name",
-        "includedNamespaces",
-        "namespace",
-        "names",
-        "storageClassName",
-    ])
-    .prop_map(str::to_string)
-}
-
 fn value() -> impl Strategy<Value = Value> {
     leaf().prop_recursive(3, 32, 5, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::btree_map(key(), inner, 0..5)
+            prop::collection::btree_map(shapes::known_field_name(), inner, 0..5)
                 .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
@@ -97,7 +55,7 @@ fn value() -> impl Strategy<Value = Value> {
 /// An object's text, with `spec` maybe written twice (the second wins in a `Value`).
 fn object_text() -> impl Strategy<Value = String> {
     let spec = || {
-        prop::collection::btree_map(key(), value(), 0..9)
+        prop::collection::btree_map(shapes::known_field_name(), value(), 0..9)
             .prop_map(|m| Value::Object(m.into_iter().collect::<Map<_, _>>()))
     };
     let labels = prop::sample::select(vec![
@@ -134,7 +92,7 @@ fn object_text() -> impl Strategy<Value = String> {
 #[test]
 fn rules_read_borrowed_json_as_they_read_a_value() {
     let strategy = (
-        prop::sample::select(KINDS.to_vec()),
+        prop::sample::select(VALIDATED_KINDS.to_vec()),
         prop::sample::select(vec![Operation::Create, Operation::Update]),
         object_text(),
         prop::option::of(object_text()),

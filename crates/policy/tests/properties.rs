@@ -3,6 +3,8 @@
 //! Case counts are fixed below; each property prints how many inputs it really ran (`cargo test -p
 //! tprotect-policy --test properties -- --nocapture`). `PROPTEST_CASES` in the environment overrides them.
 
+mod shapes;
+
 use std::{
     cell::Cell,
     collections::{BTreeMap, BTreeSet},
@@ -10,7 +12,7 @@ use std::{
 
 use jiff::Timestamp;
 use proptest::prelude::*;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tprotect_policy::{
     Operation, denial_message, mutate,
     namespace::{self, NamespaceMapping, NamespaceMeta, SkipRules},
@@ -57,17 +59,12 @@ fn now() -> Timestamp {
     "2025-01-07T12:25:48Z".parse().unwrap()
 }
 
-const KINDS: [&str; 8] = [
-    "Schedule",
-    "AppMirrorRelationship",
-    "AppVault",
-    "Application",
-    "Snapshot",
-    "ShutdownSnapshot",
-    "Namespace",
-    "X",
-];
-
+/// The kinds with rules, and two without (whose objects are always allowed).
+fn kinds() -> Vec<&'static str> {
+    let mut kinds = tprotect_policy::VALIDATED_KINDS.to_vec();
+    kinds.extend(["Namespace", "X"]);
+    kinds
+}
 /// Strings that hit the rules' edge cases, plus arbitrary ones.
 fn tricky_string() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -93,54 +90,27 @@ fn tricky_string() -> impl Strategy<Value = String> {
     ]
 }
 
+/// Arbitrary JSON of [`tricky_string`]s and other leaves, in objects keyed mostly by the rules' field names.
 fn arbitrary_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(Value::from),
-        any::<f64>()
-            .prop_filter("finite", |f| f.is_finite())
-            .prop_map(Value::from),
-        tricky_string().prop_map(Value::String),
+        4 => shapes::plain_leaf(),
+        1 => tricky_string().prop_map(Value::String),
     ];
-    leaf.prop_recursive(4, 48, 6, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::btree_map(field_name(), inner, 0..6)
-                .prop_map(|m| Value::Object(m.into_iter().collect::<Map<_, _>>())),
-        ]
-    })
-}
-
-/// Field names the rules read, so that generated objects reach deep into them, plus arbitrary names.
-fn field_name() -> impl Strategy<Value = String> {
-    prop_oneof![
-        4 => prop::sample::select(vec![
-            "metadata", "name", "generateName", "labels", "annotations", "spec", "granularity", "backupRetention",
-            "snapshotRetention", "enabled", "recurrenceRule", "applicationRef", "appVaultRef", "minute", "hour",
-            "dayOfWeek", "dayOfMonth", "desiredState", "sourceApplicationUID", "sourceApplicationName",
-            "sourceAppVaultRef", "destinationAppVaultRef", "namespaceMapping", "source", "destination",
-            "promotedSnapshot", "storageClassName", "providerType", "providerConfig", "s3", "azure", "gcp",
-            "bucketName", "endpoint", "providerCredentials", "valueFromSecret", "key", "includedNamespaces",
-            "includedVirtualMachines", "namespace", "names", "labelSelector", "deletionTimestamp",
-            "tprotect.io/replication-schedule", "tprotect.io/discard-destination-changes", "secure", "useIAM",
-        ]).prop_map(str::to_string),
-        1 => "\\PC{0,8}",
-    ]
+    shapes::arbitrary_json(leaf.boxed())
 }
 
 /// An object of a validated kind: metadata that sometimes marks a replication schedule, and a spec of known
 /// fields with arbitrary values.
 fn shaped_object() -> impl Strategy<Value = Value> {
     (
-        prop::sample::select(KINDS.to_vec()),
+        prop::sample::select(kinds()),
         prop_oneof![
             Just("appmirror-schedule-x".to_string()),
             Just("amr1".to_string()),
             tricky_string()
         ],
         any::<bool>(),
-        prop::collection::btree_map(field_name(), arbitrary_json(), 0..10),
+        prop::collection::btree_map(shapes::field_name(), arbitrary_json(), 0..10),
     )
         .prop_map(|(kind, name, label, spec)| {
             let mut metadata = json!({"name": name});
@@ -201,7 +171,7 @@ fn check_validate_and_mutate(
 #[test]
 fn validate_and_mutate_never_panic_on_arbitrary_json() {
     let strategy = (
-        prop::sample::select(KINDS.to_vec()),
+        prop::sample::select(kinds()),
         operation(),
         arbitrary_json(),
         proptest::option::of(arbitrary_json()),

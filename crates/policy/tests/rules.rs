@@ -2,6 +2,9 @@
 //! exactly which fields must be reported and a fragment of each message. A case fails if an expected field is
 //! missing, if its message lacks the fragment, or if any other field is reported.
 
+#[path = "../../api/tests/seed-003/examples.rs"]
+mod seed;
+
 use jiff::Timestamp;
 use serde_json::{Value, json};
 use tprotect_policy::{Operation, Violation, denial_message, mutate, validate};
@@ -14,21 +17,9 @@ fn now() -> Timestamp {
 
 const RULE: &str = "DTSTART:20220101T000200Z\nRRULE:FREQ=MINUTELY;INTERVAL=5";
 
+/// Seed 003's replication Schedule.
 fn replication_schedule() -> Value {
-    json!({
-        "apiVersion": "protect.trident.netapp.io/v1",
-        "kind": "Schedule",
-        "metadata": {"name": "appmirror-schedule-0e1f88ab-f013-4bce-8ae9-6afed9df59a1", "namespace": "my-app-namespace"},
-        "spec": {
-            "appVaultRef": "generic-s3-trident-protect-src-bucket-04b6b4ec-46a3-420a-b351-45795e1b5e34",
-            "applicationRef": "my-app-name",
-            "backupRetention": "0",
-            "enabled": true,
-            "granularity": "Custom",
-            "recurrenceRule": RULE,
-            "snapshotRetention": "2"
-        }
-    })
+    seed::replication_schedule()
 }
 
 fn labelled_replication_schedule() -> Value {
@@ -53,22 +44,11 @@ fn plain_schedule() -> Value {
     })
 }
 
+/// Seed 003's AppMirrorRelationship, named `amr1`.
 fn amr() -> Value {
-    json!({
-        "apiVersion": "protect.trident.netapp.io/v1",
-        "kind": "AppMirrorRelationship",
-        "metadata": {"name": "amr1", "namespace": "my-app-namespace"},
-        "spec": {
-            "desiredState": "Established",
-            "destinationAppVaultRef": "generic-s3-trident-protect-dst-bucket-8fe0b902-f369-4317-93d1-ad7f2edc02b5",
-            "namespaceMapping": [{"destination": "my-app-namespace", "source": "my-app-namespace"}],
-            "recurrenceRule": RULE,
-            "sourceAppVaultRef": "generic-s3-trident-protect-src-bucket-b643cc50-0429-4ad5-971f-ac4a83621922",
-            "sourceApplicationName": "my-app-name",
-            "sourceApplicationUID": "7498d32c-328e-4ddd-9029-122540866aeb",
-            "storageClassName": "sc-vsim-2"
-        }
-    })
+    let mut amr = seed::amr();
+    amr["metadata"]["name"] = "amr1".into();
+    amr
 }
 
 fn appvault(provider: &str) -> Value {
@@ -1077,14 +1057,7 @@ fn appvault_rules() {
         .into_iter()
         .map(|p| ("valid provider", appvault(p), &[] as &[(&str, &str)]))
         .collect();
-    for (lower, upper) in [
-        ("aws", "AWS"),
-        ("azure", "Azure"),
-        ("gcp", "GCP"),
-        ("generic-s3", "GenericS3"),
-        ("ontap-s3", "OntapS3"),
-        ("storagegrid-s3", "StorageGridS3"),
-    ] {
+    for (lower, upper) in seed::PROVIDER_TYPES {
         let fragment =
             format!("got \"{lower}\" (did you mean \"{upper}\"?). Fix: set spec.providerType: {upper}");
         let expected: &'static [(&'static str, &'static str)] = Box::leak(Box::new([(

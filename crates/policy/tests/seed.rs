@@ -75,23 +75,13 @@ fn now() -> Timestamp {
     "2025-01-07T12:25:48Z".parse().unwrap()
 }
 
-const SEED_SCHEDULE: &str = r#"
-apiVersion: protect.trident.netapp.io/v1
-kind: Schedule
-metadata:
-  name: appmirror-schedule-0e1f88ab-f013-4bce-8ae9-6afed9df59a1
-  namespace: my-app-namespace
-spec:
-  appVaultRef: generic-s3-trident-protect-src-bucket-04b6b4ec-46a3-420a-b351-45795e1b5e34
-  applicationRef: my-app-name
-  backupRetention: "0"
-  enabled: true
-  granularity: custom
-  recurrenceRule: |-
-    DTSTART:20220101T000200Z
-    RRULE:FREQ=MINUTELY;INTERVAL=5
-  snapshotRetention: "2"
-"#;
+/// The reconstructed examples of seed 003, shared with the model's round-trip tests.
+#[path = "../../api/tests/seed-003/examples.rs"]
+mod examples;
+use examples::{
+    AMR as SEED_AMR, APPLICATION as SEED_APPLICATION, SCHEDULE_AS_PRINTED as SEED_SCHEDULE,
+    SHUTDOWN_SNAPSHOT as SEED_SHUTDOWN_SNAPSHOT,
+};
 
 #[test]
 fn seed_schedule_is_refused_for_its_lower_case_granularity() {
@@ -125,28 +115,7 @@ fn seed_schedule_is_refused_for_its_lower_case_granularity() {
 
 #[test]
 fn seed_relationship_is_valid() {
-    let amr = from_seed(
-        r#"
-apiVersion: protect.trident.netapp.io/v1
-kind: AppMirrorRelationship
-metadata:
-  name: amr-16061e80-1b05-4e80-9d26-d326dc1953d8
-  namespace: my-app-namespace
-spec:
-  desiredState: Established
-  destinationAppVaultRef: generic-s3-trident-protect-dst-bucket-8fe0b902-f369-4317-93d1-ad7f2edc02b5
-  namespaceMapping:
-    - destination: my-app-namespace
-      source: my-app-namespace
-  recurrenceRule: |-
-    DTSTART:20220101T000200Z
-    RRULE:FREQ=MINUTELY;INTERVAL=5
-  sourceAppVaultRef: generic-s3-trident-protect-src-bucket-b643cc50-0429-4ad5-971f-ac4a83621922
-  sourceApplicationName: my-app-name
-  sourceApplicationUID: 7498d32c-328e-4ddd-9029-122540866aeb
-  storageClassName: sc-vsim-2
-"#,
-    );
+    let amr = from_seed(SEED_AMR);
     let violations = validate("AppMirrorRelationship", Operation::Create, &amr, None, now());
     assert!(violations.is_empty(), "{violations:?}");
 
@@ -181,47 +150,17 @@ spec:
 
 #[test]
 fn seed_shutdown_snapshot_and_application_are_valid() {
-    let shutdown = from_seed(
-        r#"
-apiVersion: protect.trident.netapp.io/v1
-kind: ShutdownSnapshot
-metadata:
-  name: replication-shutdown-snapshot-afc4c564-e700-4b72-86c3-c08a5dbe844e
-  namespace: my-app-namespace
-spec:
-  appVaultRef: generic-s3-trident-protect-src-bucket-04b6b4ec-46a3-420a-b351-45795e1b5e34
-  applicationRef: my-app-name
-"#,
-    );
+    let shutdown = from_seed(SEED_SHUTDOWN_SNAPSHOT);
     assert!(validate("ShutdownSnapshot", Operation::Create, &shutdown, None, now()).is_empty());
 
-    let application = from_seed(
-        r#"
-apiVersion: protect.trident.netapp.io/v1
-kind: Application
-metadata:
-  name: my-app-name
-  namespace: my-app-namespace
-spec:
-  includedNamespaces:
-    - namespace: my-app-namespace
-      labelSelector: {}
-"#,
-    );
+    let application = from_seed(SEED_APPLICATION);
     assert!(validate("Application", Operation::Create, &application, None, now()).is_empty());
 }
 
 #[test]
 fn seed_provider_types_get_did_you_mean() {
     let seed = seed_003();
-    for (documented, expected) in [
-        ("aws", "AWS"),
-        ("azure", "Azure"),
-        ("gcp", "GCP"),
-        ("generic-s3", "GenericS3"),
-        ("ontap-s3", "OntapS3"),
-        ("storagegrid-s3", "StorageGridS3"),
-    ] {
+    for (documented, expected) in examples::PROVIDER_TYPES {
         assert!(
             seed.lines().any(|l| l.trim() == format!("• {documented}")),
             "seed lists {documented}"
@@ -302,43 +241,33 @@ fn seed_namespace_worked_example() {
         &[("annotation.one/key", "true"), ("annotation.three/key", "false")],
     );
 
-    let after = namespace::merge(&source, &destination, &SkipRules::none());
-    assert_eq!(
-        after,
+    // The seed's result: the source's labels and annotations over the destination's, `annotation.one/key`
+    // as given.
+    let merged = |annotation_one| {
         meta(
             "ns-2",
             &[
                 ("name", "ns-2"),
                 ("compliance", "hipaa"),
                 ("environment", "production"),
-                ("role", "database")
+                ("role", "database"),
             ],
             &[
-                ("annotation.one/key", "updatedvalue"),
+                ("annotation.one/key", annotation_one),
                 ("annotation.two/key", "true"),
-                ("annotation.three/key", "false")
+                ("annotation.three/key", "false"),
             ],
         )
-    );
+    };
+    let after = namespace::merge(&source, &destination, &SkipRules::none());
+    assert_eq!(after, merged("updatedvalue"));
 
     let vars = BTreeMap::from([("RESTORE_SKIP_NAMESPACE_ANNOTATIONS", "annotation.one/key")]);
     let rules = SkipRules::from_vars(|k| vars.get(k).map(|v| v.to_string())).unwrap();
     let skipped = namespace::merge(&source, &destination, &rules);
     assert_eq!(
         skipped,
-        meta(
-            "ns-2",
-            &[
-                ("name", "ns-2"),
-                ("compliance", "hipaa"),
-                ("environment", "production"),
-                ("role", "database")
-            ],
-            &[
-                ("annotation.one/key", "true"),
-                ("annotation.two/key", "true"),
-                ("annotation.three/key", "false")
-            ],
-        )
+        merged("true"),
+        "the skipped annotation keeps the destination's value"
     );
 }

@@ -83,18 +83,24 @@ pub fn ensure_binaries() -> Result<Binaries, Error> {
     {
         return Ok(found);
     }
-    let cache = cache_dir();
-    std::fs::create_dir_all(&cache).map_err(|e| Error::io(&cache, e))?;
-    let lock_path = cache.join("install.lock");
-    let lock = std::fs::File::create(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
-    lock.lock().map_err(|e| Error::io(&lock_path, e))?;
+    let _lock = lock_installs()?;
     install_packages()?;
     // Another process may have finished the build while we waited for the lock.
     if let Some(found) = find_binaries() {
         return Ok(found);
     }
-    build_kubernetes(&cache)?;
+    build_kubernetes(&cache_dir())?;
     find_binaries().ok_or_else(|| Error::Install("binaries still missing after the build".into()))
+}
+
+/// Holds the file lock that serialises installs and builds across processes until dropped.
+fn lock_installs() -> Result<std::fs::File, Error> {
+    let cache = cache_dir();
+    std::fs::create_dir_all(&cache).map_err(|e| Error::io(&cache, e))?;
+    let lock_path = cache.join("install.lock");
+    let lock = std::fs::File::create(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
+    lock.lock().map_err(|e| Error::io(&lock_path, e))?;
+    Ok(lock)
 }
 
 /// Debian's Prometheus server and its `promtool`.
@@ -116,11 +122,7 @@ pub fn ensure_prometheus() -> Result<PrometheusBinaries, Error> {
     if let Some(found) = find() {
         return Ok(found);
     }
-    let cache = cache_dir();
-    std::fs::create_dir_all(&cache).map_err(|e| Error::io(&cache, e))?;
-    let lock_path = cache.join("install.lock");
-    let lock = std::fs::File::create(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
-    lock.lock().map_err(|e| Error::io(&lock_path, e))?;
+    let _lock = lock_installs()?;
     install_packages()?;
     find().ok_or_else(|| Error::Install("prometheus and promtool still missing after apt-get install".into()))
 }

@@ -13,6 +13,7 @@
 
 pub mod install;
 pub mod process;
+pub mod wait;
 
 mod cluster;
 mod kubeconfig;
@@ -22,6 +23,7 @@ use std::path::{Path, PathBuf};
 pub use cluster::{Cluster, Role, install_crds, read_crds};
 pub use install::{Binaries, cache_dir, ensure_binaries};
 pub use process::Lifetime;
+pub use wait::{DEADLINE, eventually, eventually_within};
 
 /// Everything that can go wrong bringing clusters up or down.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +40,11 @@ pub enum Error {
     Crds { path: PathBuf, message: String },
     #[error("kubeconfig: {0}")]
     Kubeconfig(String),
+    #[error("timed out after {after:?} waiting for {what}")]
+    TimedOut {
+        what: String,
+        after: std::time::Duration,
+    },
 }
 
 impl Error {
@@ -280,6 +287,24 @@ pub fn free_port() -> Result<u16, Error> {
         .local_addr()
         .map_err(|e| Error::Start(format!("no free loopback port: {e}")))?
         .port())
+}
+
+/// Runs `command` for a test and returns what it did; panics, with its exit status, stdout and stderr, unless
+/// it ran and succeeded.
+#[track_caller]
+pub fn run_ok(command: &mut std::process::Command) -> std::process::Output {
+    let described = format!("{command:?}");
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("{described}: cannot run: {e}"));
+    assert!(
+        output.status.success(),
+        "{described}: {}\nstdout: {}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
 }
 
 /// The repository root (this crate lives in `crates/testbed`).

@@ -23,7 +23,6 @@ use tprotect_webhook::{
 };
 
 pub const NOW: &str = "2025-01-07T12:25:48Z";
-pub use tprotect_webhook::testing::RULE;
 pub const CONTROLLER: &str = "system:serviceaccount:trident-protect:trident-protect-controller-manager";
 
 pub fn fixed_clock() -> Clock {
@@ -139,21 +138,12 @@ pub fn uuid() -> String {
     )
 }
 
+#[path = "../../../crates/api/tests/seed-003/examples.rs"]
+mod seed;
+
+/// Seed 003's replication Schedule (shared with the rules' tests).
 pub fn replication_schedule() -> Value {
-    json!({
-        "apiVersion": "protect.trident.netapp.io/v1",
-        "kind": "Schedule",
-        "metadata": {"name": "appmirror-schedule-0e1f88ab-f013-4bce-8ae9-6afed9df59a1", "namespace": "my-app-namespace"},
-        "spec": {
-            "appVaultRef": "generic-s3-trident-protect-src-bucket-04b6b4ec-46a3-420a-b351-45795e1b5e34",
-            "applicationRef": "my-app-name",
-            "backupRetention": "0",
-            "enabled": true,
-            "granularity": "Custom",
-            "recurrenceRule": RULE,
-            "snapshotRetention": "2"
-        }
-    })
+    seed::replication_schedule()
 }
 
 /// A realistic AppMirrorRelationship as the API server sends it (shared with the benchmarks).
@@ -353,21 +343,38 @@ impl SecretVolume {
     }
 }
 
-/// Polls until `condition` holds; panics with `what` after a generous deadline (not a timing assertion: a
-/// healthy run finishes in milliseconds, the deadline only stops a broken one from hanging).
-pub async fn eventually<F, Fut>(what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !condition().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+pub use tprotect_testbed::eventually;
+
+/// POSTs `review` to `path` of the HTTPS listener on `port`; returns the answer unless it is anything but a 200
+/// AdmissionReview echoing the review's uid.
+pub async fn post_checked(
+    client: &reqwest::Client,
+    port: u16,
+    path: &str,
+    review: &Review,
+) -> Result<Value, String> {
+    let url = format!("https://localhost:{port}{path}");
+    let response = client
+        .post(url)
+        .body(review.body())
+        .send()
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    let status = response.status();
+    let body: Value = response
+        .json()
+        .await
+        .map_err(|e| format!("reading the answer: {e:?}"))?;
+    if status != 200 || body["response"]["uid"] != review.uid.as_str() {
+        return Err(format!("unexpected answer {status}: {body}"));
     }
+    Ok(body)
+}
+
+/// Runs `command` and returns its stdout; panics with its stderr unless it succeeds.
+#[track_caller]
+pub fn stdout_of(command: &mut std::process::Command) -> String {
+    String::from_utf8(tprotect_testbed::run_ok(command).stdout).unwrap()
 }
 
 /// The `tprotect-webhook` binary of this build.
@@ -416,7 +423,8 @@ impl WebhookProcess {
         use std::process::{Command, Stdio};
         tprotect_webhook::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
-        let generated = Command::new(binary())
+        let mut generated = Command::new(binary());
+        generated
             .args([
                 "gen-certs",
                 "--ip",
@@ -426,15 +434,8 @@ impl WebhookProcess {
                 "--out-dir",
             ])
             .arg(dir.path())
-            .env_clear()
-            .output()
-            .unwrap();
-        assert!(
-            generated.status.success(),
-            "{}",
-            String::from_utf8_lossy(&generated.stderr)
-        );
-        let ca_bundle = String::from_utf8(generated.stdout).unwrap();
+            .env_clear();
+        let ca_bundle = stdout_of(&mut generated);
         let ca_pem = std::fs::read_to_string(dir.path().join("ca.crt")).unwrap();
         let mut child = Command::new(binary())
             .args([
@@ -458,14 +459,11 @@ impl WebhookProcess {
             .spawn()
             .unwrap();
         let lines = log_lines(child.stderr.take().unwrap());
-        let mut serving = None;
-        eventually("the binary is serving", || {
-            serving = find_log(&lines, "serving admission reviews");
-            let up = serving.is_some();
-            async move { up }
+        let serving = eventually("the binary is serving", async || {
+            find_log(&lines, "serving admission reviews")
         })
-        .await;
-        let serving = serving.unwrap();
+        .await
+        .unwrap();
         let addr = |field: &str| serving["fields"][field].as_str().unwrap().parse().unwrap();
         Self {
             https_addr: addr("https_addr"),
@@ -498,6 +496,18 @@ impl WebhookProcess {
             .status()
             .unwrap();
         assert!(kill.success());
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn sigterm_and_wait(&mut self) -> std::process::ExitStatus {
+        self.sigterm();
+        tokio::task::block_in_place(|| self.child.wait()).unwrap()
+    }
+
+    /// The text of `/metrics` on the plain port.
+    pub async fn metrics(&self) -> String {
+        let url = format!("http://{}/metrics", self.health_addr);
+        reqwest::get(url).await.unwrap().text().await.unwrap()
     }
 
     /// A TLS connection to the HTTPS listener (HTTP/1.1 by ALPN).

@@ -1,67 +1,55 @@
 //! AppMirrorRelationship: the replication relationship, on the destination cluster.
 
-// kube's repeated `printcolumn(type_ = …)` arguments trip this lint; they are distinct columns.
-#![allow(clippy::duplicated_attributes)]
-
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
-/// Spec of an AppMirrorRelationship: which source app replicates where, and what state is wanted.
-// Every field is an `Option`, even those NetApp requires (the schema still marks them required), so that
-// a partial spec serialises to exactly the fields that are set, as merge patches and server-side apply need.
-#[skip_serializing_none]
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[kube(
-    crates(kube_core = "::kube_core"),
-    group = "protect.trident.netapp.io",
-    version = "v1",
-    kind = "AppMirrorRelationship",
-    plural = "appmirrorrelationships",
-    shortname = "amr",
-    namespaced,
-    status = "AppMirrorRelationshipStatus",
-    derive = "Default",
-    derive = "PartialEq",
-    doc = "AppMirrorRelationship is the Schema for the appmirrorrelationships API",
-    printcolumn(name = "Desired State", type_ = "string", json_path = ".spec.desiredState"),
-    printcolumn(name = "State", type_ = "string", json_path = ".status.state"),
-    printcolumn(name = "Error", type_ = "string", json_path = ".status.error"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
-)]
-#[serde(rename_all = "camelCase")]
-pub struct AppMirrorRelationshipSpec {
-    /// The desired state of the relationship.
-    #[schemars(required)]
-    pub desired_state: Option<DesiredState>,
-    /// Name of the destination AppVault.
-    #[schemars(required)]
-    pub destination_app_vault_ref: Option<String>,
-    /// Mapping from source namespaces to destination namespaces.
-    pub namespace_mapping: Option<Vec<NamespaceMapping>>,
-    /// Basename of a ShutdownSnapshot's `status.appArchivePath`, for a planned failover.
-    pub promoted_snapshot: Option<String>,
-    /// RFC 5545 recurrence rule (`DTSTART:…Z` line and `RRULE:FREQ=MINUTELY|HOURLY;INTERVAL=n` line).
-    #[schemars(required)]
-    pub recurrence_rule: Option<String>,
-    /// Name of the source AppVault.
-    #[schemars(required)]
-    pub source_app_vault_ref: Option<String>,
-    /// Name of the source Application.
-    #[schemars(required)]
-    pub source_application_name: Option<String>,
-    /// `metadata.uid` of the source Application on the source cluster.
-    #[serde(rename = "sourceApplicationUID")]
-    #[schemars(required)]
-    pub source_application_uid: Option<String>,
-    /// StorageClass for new PVCs on the destination (cluster default when absent).
-    pub storage_class_name: Option<String>,
-    /// Transformations applied to resources restored during promotion.
-    pub transformations: Option<Vec<Transformation>>,
-    /// Reference to a (cluster) transformation rule applied during promotion.
-    pub transformations_ref: Option<TransformationsRef>,
+protect_kind_spec! {
+    /// Spec of an AppMirrorRelationship: which source app replicates where, and what state is wanted.
+    // Every field is an `Option`, even those NetApp requires (the schema still marks them required), so that
+    // a partial spec serialises to exactly the fields that are set, as merge patches and server-side apply need.
+    #[kube(
+        kind = "AppMirrorRelationship",
+        plural = "appmirrorrelationships",
+        shortname = "amr",
+        status = "AppMirrorRelationshipStatus",
+        doc = "AppMirrorRelationship is the Schema for the appmirrorrelationships API",
+        printcolumn(name = "Desired State", type_ = "string", json_path = ".spec.desiredState"),
+        printcolumn(name = "State", type_ = "string", json_path = ".status.state"),
+        printcolumn(name = "Error", type_ = "string", json_path = ".status.error")
+    )]
+    pub struct AppMirrorRelationshipSpec {
+        /// The desired state of the relationship.
+        #[schemars(required)]
+        pub desired_state: Option<DesiredState>,
+        /// Name of the destination AppVault.
+        #[schemars(required)]
+        pub destination_app_vault_ref: Option<String>,
+        /// Mapping from source namespaces to destination namespaces.
+        pub namespace_mapping: Option<Vec<NamespaceMapping>>,
+        /// Basename of a ShutdownSnapshot's `status.appArchivePath`, for a planned failover.
+        pub promoted_snapshot: Option<String>,
+        /// RFC 5545 recurrence rule (`DTSTART:…Z` line and `RRULE:FREQ=MINUTELY|HOURLY;INTERVAL=n` line).
+        #[schemars(required)]
+        pub recurrence_rule: Option<String>,
+        /// Name of the source AppVault.
+        #[schemars(required)]
+        pub source_app_vault_ref: Option<String>,
+        /// Name of the source Application.
+        #[schemars(required)]
+        pub source_application_name: Option<String>,
+        /// `metadata.uid` of the source Application on the source cluster.
+        #[serde(rename = "sourceApplicationUID")]
+        #[schemars(required)]
+        pub source_application_uid: Option<String>,
+        /// StorageClass for new PVCs on the destination (cluster default when absent).
+        pub storage_class_name: Option<String>,
+        /// Transformations applied to resources restored during promotion.
+        pub transformations: Option<Vec<Transformation>>,
+        /// Reference to a (cluster) transformation rule applied during promotion.
+        pub transformations_ref: Option<TransformationsRef>,
+    }
 }
 
 /// The states a user can ask an AppMirrorRelationship for.

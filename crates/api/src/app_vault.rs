@@ -1,64 +1,52 @@
 //! AppVault: an object-store bucket Trident protect keeps application archives in.
 
-// kube's repeated `printcolumn(type_ = …)` arguments trip this lint; they are distinct columns.
-#![allow(clippy::duplicated_attributes)]
-
 use std::collections::BTreeMap;
 
-use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
-/// Spec of an AppVault: the bucket, how to reach it, and the credentials to use.
-#[skip_serializing_none]
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[kube(
-    crates(kube_core = "::kube_core"),
-    group = "protect.trident.netapp.io",
-    version = "v1",
-    kind = "AppVault",
-    plural = "appvaults",
-    namespaced,
-    status = "AppVaultStatus",
-    derive = "Default",
-    derive = "PartialEq",
-    doc = "AppVault is the Schema for the appvaults API",
-    printcolumn(
-        name = "State",
-        type_ = "string",
-        description = "The current state of the AppVault",
-        json_path = ".status.state"
-    ),
-    printcolumn(
-        name = "Error",
-        type_ = "string",
-        description = "The error associated with the AppVault",
-        json_path = ".status.error"
-    ),
-    printcolumn(
-        name = "Message",
-        type_ = "string",
-        description = "The message associated with the AppVault",
-        json_path = ".status.message"
-    ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
-)]
-#[serde(rename_all = "camelCase")]
-pub struct AppVaultSpec {
-    /// Secret holding the data mover (Kopia or Restic) repository password.
-    pub data_mover_password_secret_ref: Option<String>,
-    /// Path prefixed to everything stored in the vault.
-    pub prefix: Option<String>,
-    /// Provider-specific configuration.
-    #[schemars(required)]
-    pub provider_config: Option<ProviderConfig>,
-    /// Credentials by name (`accessKeyID`, `secretAccessKey`, `sessionToken`, `accountKey`, `credentials`).
-    pub provider_credentials: Option<BTreeMap<String, ProviderCredential>>,
-    /// Provider: `AWS`, `Azure`, `GCP`, `GenericS3`, `OntapS3`, `StorageGridS3` (a free string in NetApp's
-    /// CRD; see the `PROVIDER_TYPE_*` constants).
-    #[schemars(required)]
-    pub provider_type: Option<String>,
+protect_kind_spec! {
+    /// Spec of an AppVault: the bucket, how to reach it, and the credentials to use.
+    #[kube(
+        kind = "AppVault",
+        plural = "appvaults",
+        status = "AppVaultStatus",
+        doc = "AppVault is the Schema for the appvaults API",
+        printcolumn(
+            name = "State",
+            type_ = "string",
+            description = "The current state of the AppVault",
+            json_path = ".status.state"
+        ),
+        printcolumn(
+            name = "Error",
+            type_ = "string",
+            description = "The error associated with the AppVault",
+            json_path = ".status.error"
+        ),
+        printcolumn(
+            name = "Message",
+            type_ = "string",
+            description = "The message associated with the AppVault",
+            json_path = ".status.message"
+        )
+    )]
+    pub struct AppVaultSpec {
+        /// Secret holding the data mover (Kopia or Restic) repository password.
+        pub data_mover_password_secret_ref: Option<String>,
+        /// Path prefixed to everything stored in the vault.
+        pub prefix: Option<String>,
+        /// Provider-specific configuration.
+        #[schemars(required)]
+        pub provider_config: Option<ProviderConfig>,
+        /// Credentials by name (`accessKeyID`, `secretAccessKey`, `sessionToken`, `accountKey`, `credentials`).
+        pub provider_credentials: Option<BTreeMap<String, ProviderCredential>>,
+        /// Provider: `AWS`, `Azure`, `GCP`, `GenericS3`, `OntapS3`, `StorageGridS3` (a free string in NetApp's
+        /// CRD; see the `PROVIDER_TYPE_*` constants).
+        #[schemars(required)]
+        pub provider_type: Option<String>,
+    }
 }
 
 /// Provider configuration of an AppVault: one of `s3`, `azure`, `gcp`.

@@ -1,47 +1,35 @@
 //! Application: the set of namespaced (and cluster-scoped) resources Trident protect protects as one.
 
-// kube's repeated `printcolumn(type_ = …)` arguments trip this lint; they are distinct columns.
-#![allow(clippy::duplicated_attributes)]
-
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
-use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
-/// Spec of an Application: exactly one of `includedNamespaces` or `includedVirtualMachines`.
-// NetApp enforces "exactly one of" and immutability with CEL rules; this schema does not carry them
-// (Kubernetes 1.20 drops `x-kubernetes-validations`): they belong to admission policy.
-#[skip_serializing_none]
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[kube(
-    crates(kube_core = "::kube_core"),
-    group = "protect.trident.netapp.io",
-    version = "v1",
-    kind = "Application",
-    plural = "applications",
-    namespaced,
-    status = "ApplicationStatus",
-    derive = "Default",
-    derive = "PartialEq",
-    doc = "Application is the Schema for the applications API",
-    printcolumn(
-        name = "Protection State",
-        type_ = "string",
-        json_path = ".status.protectionState"
-    ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
-)]
-#[serde(rename_all = "camelCase")]
-pub struct ApplicationSpec {
-    /// Cluster-scoped resource types included in the application (immutable).
-    pub included_cluster_scoped_resources: Option<Vec<ClusterScopedResourceSelector>>,
-    /// Namespaces (optionally narrowed by labels) included in the application (immutable).
-    pub included_namespaces: Option<Vec<IncludedNamespace>>,
-    /// KubeVirt VirtualMachines included in the application.
-    pub included_virtual_machines: Option<Vec<IncludedVirtualMachines>>,
-    /// Further narrows the included resources.
-    pub resource_filter: Option<ResourceFilter>,
+protect_kind_spec! {
+    /// Spec of an Application: exactly one of `includedNamespaces` or `includedVirtualMachines`.
+    // NetApp enforces "exactly one of" and immutability with CEL rules; this schema does not carry them
+    // (Kubernetes 1.20 drops `x-kubernetes-validations`): they belong to admission policy.
+    #[kube(
+        kind = "Application",
+        plural = "applications",
+        status = "ApplicationStatus",
+        doc = "Application is the Schema for the applications API",
+        printcolumn(
+            name = "Protection State",
+            type_ = "string",
+            json_path = ".status.protectionState"
+        )
+    )]
+    pub struct ApplicationSpec {
+        /// Cluster-scoped resource types included in the application (immutable).
+        pub included_cluster_scoped_resources: Option<Vec<ClusterScopedResourceSelector>>,
+        /// Namespaces (optionally narrowed by labels) included in the application (immutable).
+        pub included_namespaces: Option<Vec<IncludedNamespace>>,
+        /// KubeVirt VirtualMachines included in the application.
+        pub included_virtual_machines: Option<Vec<IncludedVirtualMachines>>,
+        /// Further narrows the included resources.
+        pub resource_filter: Option<ResourceFilter>,
+    }
 }
 
 /// A cluster-scoped resource type (and label selector) included in an Application.

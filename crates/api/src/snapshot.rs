@@ -1,10 +1,6 @@
 //! Snapshot and ShutdownSnapshot: an application snapshot in an AppVault (the latter also stops the app).
 
-// kube's repeated `printcolumn(type_ = …)` arguments trip this lint; they are distinct columns.
-#![allow(clippy::duplicated_attributes)]
-
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
@@ -13,77 +9,62 @@ use crate::schedule::ReclaimPolicy;
 
 /// Defines a snapshot spec struct; Snapshot and ShutdownSnapshot share one schema in NetApp's CRDs.
 macro_rules! snapshot_spec {
-    ($(#[$attr:meta])* $name:ident) => {
-        #[skip_serializing_none]
-        $(#[$attr])*
-        #[serde(rename_all = "camelCase")]
-        pub struct $name {
-            /// AppVault the snapshot goes to (exclusive with `appVaultTargetsRef`).
-            pub app_vault_ref: Option<String>,
-            /// AppVaultTargets CR (NetApp Backup and Recovery service only).
-            pub app_vault_targets_ref: Option<String>,
-            /// The Application to snapshot.
-            #[schemars(required)]
-            pub application_ref: Option<String>,
-            /// Delete the snapshot and its CR once complete (default false).
-            #[schemars(extend("default" = false))]
-            pub cleanup_snapshot: Option<bool>,
-            /// Timeout for the whole snapshot (a Go duration; default 60 minutes).
-            pub completion_timeout: Option<String>,
-            /// What happens to the AppArchive when the CR is deleted (default `Delete`).
-            #[schemars(extend("default" = "Delete"))]
-            pub reclaim_policy: Option<ReclaimPolicy>,
-            /// What happens to a ReplicateSnapshot when its CR is deleted (default `Retain`).
-            #[schemars(extend("default" = "Retain"))]
-            pub replicate_snapshot_reclaim_policy: Option<ReclaimPolicy>,
-            /// Timeout for VolumeSnapshot creation times to be set (default 5 minutes).
-            pub volume_snapshots_created_timeout: Option<String>,
-            /// Timeout for VolumeSnapshots to be ready to use (default 30 minutes).
-            pub volume_snapshots_ready_to_use_timeout: Option<String>,
+    ($(#[doc = $doc:literal])* #[kube($($kube:tt)*)] $name:ident) => {
+        protect_kind_spec! {
+            $(#[doc = $doc])*
+            #[kube($($kube)*)]
+            pub struct $name {
+                /// AppVault the snapshot goes to (exclusive with `appVaultTargetsRef`).
+                pub app_vault_ref: Option<String>,
+                /// AppVaultTargets CR (NetApp Backup and Recovery service only).
+                pub app_vault_targets_ref: Option<String>,
+                /// The Application to snapshot.
+                #[schemars(required)]
+                pub application_ref: Option<String>,
+                /// Delete the snapshot and its CR once complete (default false).
+                #[schemars(extend("default" = false))]
+                pub cleanup_snapshot: Option<bool>,
+                /// Timeout for the whole snapshot (a Go duration; default 60 minutes).
+                pub completion_timeout: Option<String>,
+                /// What happens to the AppArchive when the CR is deleted (default `Delete`).
+                #[schemars(extend("default" = "Delete"))]
+                pub reclaim_policy: Option<ReclaimPolicy>,
+                /// What happens to a ReplicateSnapshot when its CR is deleted (default `Retain`).
+                #[schemars(extend("default" = "Retain"))]
+                pub replicate_snapshot_reclaim_policy: Option<ReclaimPolicy>,
+                /// Timeout for VolumeSnapshot creation times to be set (default 5 minutes).
+                pub volume_snapshots_created_timeout: Option<String>,
+                /// Timeout for VolumeSnapshots to be ready to use (default 30 minutes).
+                pub volume_snapshots_ready_to_use_timeout: Option<String>,
+            }
         }
     };
 }
 
 snapshot_spec! {
     /// Spec of a Snapshot: which application to snapshot into which AppVault.
-    #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
     #[kube(
-        crates(kube_core = "::kube_core"),
-        group = "protect.trident.netapp.io",
-        version = "v1",
         kind = "Snapshot",
         plural = "snapshots",
-        namespaced,
         status = "SnapshotStatus",
-        derive = "Default",
-        derive = "PartialEq",
         doc = "Snapshot is the Schema for the snapshots API",
         printcolumn(name = "App", type_ = "string", json_path = ".spec.applicationRef"),
         printcolumn(name = "Reclaim Policy", type_ = "string", json_path = ".spec.reclaimPolicy"),
         printcolumn(name = "State", type_ = "string", json_path = ".status.state"),
-        printcolumn(name = "Error", type_ = "string", json_path = ".status.error"),
-        printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+        printcolumn(name = "Error", type_ = "string", json_path = ".status.error")
     )]
     SnapshotSpec
 }
 
 snapshot_spec! {
     /// Spec of a ShutdownSnapshot: stop the application, then snapshot it (planned failover).
-    #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
     #[kube(
-        crates(kube_core = "::kube_core"),
-        group = "protect.trident.netapp.io",
-        version = "v1",
         kind = "ShutdownSnapshot",
         plural = "shutdownsnapshots",
-        namespaced,
         status = "SnapshotStatus",
-        derive = "Default",
-        derive = "PartialEq",
         doc = "ShutdownSnapshot is the Schema for the shutdownsnapshots API",
         printcolumn(name = "State", type_ = "string", json_path = ".status.state"),
-        printcolumn(name = "Error", type_ = "string", json_path = ".status.error"),
-        printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+        printcolumn(name = "Error", type_ = "string", json_path = ".status.error")
     )]
     ShutdownSnapshotSpec
 }

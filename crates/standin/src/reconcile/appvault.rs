@@ -18,13 +18,7 @@ use crate::rules::appvault::{SecretState, Step, check, decide};
 use crate::rules::forms::VaultStatus;
 
 pub(super) async fn reconcile(vault: Arc<AppVault>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    let namespace = vault.namespace().unwrap_or_default();
-    let api = Api::<AppVault>::namespaced(ctx.local.client.clone(), &namespace);
-    let target = target(Kind::AppVault, &*vault);
-    with_retries(ctx.clone(), api.clone(), target.clone(), vault, |vault| {
-        once(ctx.clone(), api.clone(), vault)
-    })
-    .await
+    with_retries(Kind::AppVault, vault, ctx, once).await
 }
 
 async fn once(ctx: Arc<Ctx>, api: Api<AppVault>, vault: AppVault) -> Result<Action, Error> {

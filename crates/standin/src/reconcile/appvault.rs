@@ -44,12 +44,7 @@ async fn once(ctx: Arc<Ctx>, api: Api<AppVault>, vault: AppVault) -> Result<Acti
     }
     let credentials = vault.spec.provider_credentials.clone().unwrap_or_default();
     let verdict = check(&namespace, &credentials, &secrets);
-    let status = vault.status.clone().unwrap_or_default();
-    let current = VaultStatus {
-        state: status.state,
-        error: status.error,
-        message: status.message,
-    };
+    let current = VaultStatus::from(vault.status.clone().unwrap_or_default());
     let in_phase_for = ctx.phases.in_phase_for(
         &ctx.phase_key(Kind::AppVault, &uid(&vault)),
         current.state.as_deref().unwrap_or_default(),

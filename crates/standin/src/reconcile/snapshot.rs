@@ -93,14 +93,7 @@ async fn once<K: SnapshotKind>(ctx: Arc<Ctx>, api: Api<K>, snapshot: K) -> Resul
                 .get_opt(vault_name)
                 .await?;
             vault_prefix = found.as_ref().and_then(|v| v.spec.prefix.clone());
-            let status = found.map(|v| {
-                let s = v.status.unwrap_or_default();
-                VaultStatus {
-                    state: s.state,
-                    error: s.error,
-                    message: s.message,
-                }
-            });
+            let status = found.map(|v| VaultStatus::from(v.status.unwrap_or_default()));
             vault = VaultState::of(status.as_ref());
         }
     }

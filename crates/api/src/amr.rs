@@ -1,75 +1,55 @@
 //! AppMirrorRelationship: the replication relationship, on the destination cluster.
 
-// kube's repeated `printcolumn(type_ = …)` arguments trip this lint; they are distinct columns.
-#![allow(clippy::duplicated_attributes)]
-
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
 
-/// Spec of an AppMirrorRelationship: which source app replicates where, and what state is wanted.
-// Every field is an `Option`, even those NetApp requires (the schema still marks them required), so that
-// a partial spec serialises to exactly the fields that are set, as merge patches and server-side apply need.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[kube(
-    crates(kube_core = "::kube_core"),
-    group = "protect.trident.netapp.io",
-    version = "v1",
-    kind = "AppMirrorRelationship",
-    plural = "appmirrorrelationships",
-    shortname = "amr",
-    namespaced,
-    status = "AppMirrorRelationshipStatus",
-    derive = "Default",
-    derive = "PartialEq",
-    doc = "AppMirrorRelationship is the Schema for the appmirrorrelationships API",
-    printcolumn(name = "Desired State", type_ = "string", json_path = ".spec.desiredState"),
-    printcolumn(name = "State", type_ = "string", json_path = ".status.state"),
-    printcolumn(name = "Error", type_ = "string", json_path = ".status.error"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
-)]
-#[serde(rename_all = "camelCase")]
-pub struct AppMirrorRelationshipSpec {
-    /// The desired state of the relationship.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(required)]
-    pub desired_state: Option<DesiredState>,
-    /// Name of the destination AppVault.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(required)]
-    pub destination_app_vault_ref: Option<String>,
-    /// Mapping from source namespaces to destination namespaces.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub namespace_mapping: Option<Vec<NamespaceMapping>>,
-    /// Basename of a ShutdownSnapshot's `status.appArchivePath`, for a planned failover.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub promoted_snapshot: Option<String>,
-    /// RFC 5545 recurrence rule (`DTSTART:…Z` line and `RRULE:FREQ=MINUTELY|HOURLY;INTERVAL=n` line).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(required)]
-    pub recurrence_rule: Option<String>,
-    /// Name of the source AppVault.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(required)]
-    pub source_app_vault_ref: Option<String>,
-    /// Name of the source Application.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(required)]
-    pub source_application_name: Option<String>,
-    /// `metadata.uid` of the source Application on the source cluster.
-    #[serde(rename = "sourceApplicationUID", skip_serializing_if = "Option::is_none")]
-    #[schemars(required)]
-    pub source_application_uid: Option<String>,
-    /// StorageClass for new PVCs on the destination (cluster default when absent).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub storage_class_name: Option<String>,
-    /// Transformations applied to resources restored during promotion.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub transformations: Option<Vec<Transformation>>,
-    /// Reference to a (cluster) transformation rule applied during promotion.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub transformations_ref: Option<TransformationsRef>,
+protect_kind_spec! {
+    /// Spec of an AppMirrorRelationship: which source app replicates where, and what state is wanted.
+    // Every field is an `Option`, even those NetApp requires (the schema still marks them required), so that
+    // a partial spec serialises to exactly the fields that are set, as merge patches and server-side apply need.
+    #[kube(
+        kind = "AppMirrorRelationship",
+        plural = "appmirrorrelationships",
+        shortname = "amr",
+        status = "AppMirrorRelationshipStatus",
+        doc = "AppMirrorRelationship is the Schema for the appmirrorrelationships API",
+        printcolumn(name = "Desired State", type_ = "string", json_path = ".spec.desiredState"),
+        printcolumn(name = "State", type_ = "string", json_path = ".status.state"),
+        printcolumn(name = "Error", type_ = "string", json_path = ".status.error")
+    )]
+    pub struct AppMirrorRelationshipSpec {
+        /// The desired state of the relationship.
+        #[schemars(required)]
+        pub desired_state: Option<DesiredState>,
+        /// Name of the destination AppVault.
+        #[schemars(required)]
+        pub destination_app_vault_ref: Option<String>,
+        /// Mapping from source namespaces to destination namespaces.
+        pub namespace_mapping: Option<Vec<NamespaceMapping>>,
+        /// Basename of a ShutdownSnapshot's `status.appArchivePath`, for a planned failover.
+        pub promoted_snapshot: Option<String>,
+        /// RFC 5545 recurrence rule (`DTSTART:…Z` line and `RRULE:FREQ=MINUTELY|HOURLY;INTERVAL=n` line).
+        #[schemars(required)]
+        pub recurrence_rule: Option<String>,
+        /// Name of the source AppVault.
+        #[schemars(required)]
+        pub source_app_vault_ref: Option<String>,
+        /// Name of the source Application.
+        #[schemars(required)]
+        pub source_application_name: Option<String>,
+        /// `metadata.uid` of the source Application on the source cluster.
+        #[serde(rename = "sourceApplicationUID")]
+        #[schemars(required)]
+        pub source_application_uid: Option<String>,
+        /// StorageClass for new PVCs on the destination (cluster default when absent).
+        pub storage_class_name: Option<String>,
+        /// Transformations applied to resources restored during promotion.
+        pub transformations: Option<Vec<Transformation>>,
+        /// Reference to a (cluster) transformation rule applied during promotion.
+        pub transformations_ref: Option<TransformationsRef>,
+    }
 }
 
 /// The states a user can ask an AppMirrorRelationship for.
@@ -116,21 +96,17 @@ pub struct Transformation {
 }
 
 /// One operation of a Transformation.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 pub struct TransformationOperation {
     /// Source path for copy and move.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
     /// The operation.
     pub op: TransformationOp,
     /// Destination path for all operations.
     pub path: String,
     /// Value to add, replace or test: any JSON, kept as is (`Some(Value::Null)` for an explicit `null`).
-    #[serde(
-        default,
-        deserialize_with = "null_is_a_value",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "null_is_a_value")]
     #[schemars(schema_with = "crate::schema::any_value")]
     pub value: Option<serde_json::Value>,
 }
@@ -161,18 +137,16 @@ pub enum TransformationOp {
 }
 
 /// The resource a Transformation applies to.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub struct TransformationResource {
     /// API group.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
     /// Kind.
     pub kind: String,
     /// Name.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// API version.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
 }
 
@@ -195,56 +169,48 @@ pub enum TransformationsRefKind {
 }
 
 /// Observed state of an AppMirrorRelationship, written by Trident protect.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AppMirrorRelationshipStatus {
     /// Conditions of the relationship.
     // No `serde(default)`: with it schemars would not mark the field required.
-    #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::schema::conditions", required)]
     pub conditions: Option<Vec<Condition>>,
     /// Name of the destination Application.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub destination_application_ref: Option<String>,
     /// Application namespaces on the destination.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub destination_namespaces: Option<Vec<String>>,
     /// Most recent error; may be transient.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Start and completion of the last transfer.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_transfer: Option<LastTransfer>,
     /// Name and completion of the last transferred snapshot.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_transferred_snapshot: Option<LastTransferredSnapshot>,
     /// Current state: a free string, see the `AMR_STATE_*` constants.
-    #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(required)]
     pub state: Option<String>,
 }
 
 /// Timestamps of the last transfer of an AppMirrorRelationship.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LastTransfer {
     /// When the transfer completed.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub completion_timestamp: Option<Time>,
     /// When the transfer started.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub start_timestamp: Option<Time>,
 }
 
 /// The last snapshot an AppMirrorRelationship transferred.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LastTransferredSnapshot {
     /// When the snapshot completed.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub completion_timestamp: Option<Time>,
     /// Snapshot name.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
 

@@ -1,80 +1,63 @@
 //! AppVault: an object-store bucket Trident protect keeps application archives in.
 
-// kube's repeated `printcolumn(type_ = …)` arguments trip this lint; they are distinct columns.
-#![allow(clippy::duplicated_attributes)]
-
 use std::collections::BTreeMap;
 
-use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
 
-/// Spec of an AppVault: the bucket, how to reach it, and the credentials to use.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[kube(
-    crates(kube_core = "::kube_core"),
-    group = "protect.trident.netapp.io",
-    version = "v1",
-    kind = "AppVault",
-    plural = "appvaults",
-    namespaced,
-    status = "AppVaultStatus",
-    derive = "Default",
-    derive = "PartialEq",
-    doc = "AppVault is the Schema for the appvaults API",
-    printcolumn(
-        name = "State",
-        type_ = "string",
-        description = "The current state of the AppVault",
-        json_path = ".status.state"
-    ),
-    printcolumn(
-        name = "Error",
-        type_ = "string",
-        description = "The error associated with the AppVault",
-        json_path = ".status.error"
-    ),
-    printcolumn(
-        name = "Message",
-        type_ = "string",
-        description = "The message associated with the AppVault",
-        json_path = ".status.message"
-    ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
-)]
-#[serde(rename_all = "camelCase")]
-pub struct AppVaultSpec {
-    /// Secret holding the data mover (Kopia or Restic) repository password.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub data_mover_password_secret_ref: Option<String>,
-    /// Path prefixed to everything stored in the vault.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub prefix: Option<String>,
-    /// Provider-specific configuration.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(required)]
-    pub provider_config: Option<ProviderConfig>,
-    /// Credentials by name (`accessKeyID`, `secretAccessKey`, `sessionToken`, `accountKey`, `credentials`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub provider_credentials: Option<BTreeMap<String, ProviderCredential>>,
-    /// Provider: `AWS`, `Azure`, `GCP`, `GenericS3`, `OntapS3`, `StorageGridS3` (a free string in NetApp's
-    /// CRD; see the `PROVIDER_TYPE_*` constants).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(required)]
-    pub provider_type: Option<String>,
+protect_kind_spec! {
+    /// Spec of an AppVault: the bucket, how to reach it, and the credentials to use.
+    #[kube(
+        kind = "AppVault",
+        plural = "appvaults",
+        status = "AppVaultStatus",
+        doc = "AppVault is the Schema for the appvaults API",
+        printcolumn(
+            name = "State",
+            type_ = "string",
+            description = "The current state of the AppVault",
+            json_path = ".status.state"
+        ),
+        printcolumn(
+            name = "Error",
+            type_ = "string",
+            description = "The error associated with the AppVault",
+            json_path = ".status.error"
+        ),
+        printcolumn(
+            name = "Message",
+            type_ = "string",
+            description = "The message associated with the AppVault",
+            json_path = ".status.message"
+        )
+    )]
+    pub struct AppVaultSpec {
+        /// Secret holding the data mover (Kopia or Restic) repository password.
+        pub data_mover_password_secret_ref: Option<String>,
+        /// Path prefixed to everything stored in the vault.
+        pub prefix: Option<String>,
+        /// Provider-specific configuration.
+        #[schemars(required)]
+        pub provider_config: Option<ProviderConfig>,
+        /// Credentials by name (`accessKeyID`, `secretAccessKey`, `sessionToken`, `accountKey`, `credentials`).
+        pub provider_credentials: Option<BTreeMap<String, ProviderCredential>>,
+        /// Provider: `AWS`, `Azure`, `GCP`, `GenericS3`, `OntapS3`, `StorageGridS3` (a free string in NetApp's
+        /// CRD; see the `PROVIDER_TYPE_*` constants).
+        #[schemars(required)]
+        pub provider_type: Option<String>,
+    }
 }
 
 /// Provider configuration of an AppVault: one of `s3`, `azure`, `gcp`.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub struct ProviderConfig {
     /// Azure blob storage.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub azure: Option<AzureConfig>,
     /// Google Cloud Storage.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub gcp: Option<GcpConfig>,
     /// S3 and S3-compatible stores (ONTAP S3, StorageGRID, generic S3, AWS).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub s3: Option<S3Config>,
 }
 
@@ -102,6 +85,7 @@ pub struct GcpConfig {
 }
 
 /// S3 configuration of an AppVault.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct S3Config {
@@ -110,19 +94,17 @@ pub struct S3Config {
     /// Endpoint (host or host:port).
     pub endpoint: String,
     /// Proxy URL.
-    #[serde(rename = "proxyURL", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "proxyURL")]
     pub proxy_url: Option<String>,
     /// Root CA certificate (PEM).
-    #[serde(rename = "rootCA", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "rootCA")]
     pub root_ca: Option<String>,
     /// Use TLS; true when absent.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub secure: Option<BoolString>,
     /// Skip certificate validation.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub skip_cert_validation: Option<BoolString>,
     /// Use IAM credentials; false when absent.
-    #[serde(rename = "useIAM", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "useIAM")]
     pub use_iam: Option<bool>,
 }
 
@@ -167,19 +149,16 @@ pub struct SecretKeyRef {
 }
 
 /// Observed state of an AppVault.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub struct AppVaultStatus {
     /// Error, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Message.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// State: a free string, see `APP_VAULT_STATE_*`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
     /// Vault UID.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub uid: Option<String>,
 }
 

@@ -1,84 +1,69 @@
 //! Application: the set of namespaced (and cluster-scoped) resources Trident protect protects as one.
 
-// kube's repeated `printcolumn(type_ = …)` arguments trip this lint; they are distinct columns.
-#![allow(clippy::duplicated_attributes)]
-
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
-use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
 
-/// Spec of an Application: exactly one of `includedNamespaces` or `includedVirtualMachines`.
-// NetApp enforces "exactly one of" and immutability with CEL rules; this schema does not carry them
-// (Kubernetes 1.20 drops `x-kubernetes-validations`): they belong to admission policy.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[kube(
-    crates(kube_core = "::kube_core"),
-    group = "protect.trident.netapp.io",
-    version = "v1",
-    kind = "Application",
-    plural = "applications",
-    namespaced,
-    status = "ApplicationStatus",
-    derive = "Default",
-    derive = "PartialEq",
-    doc = "Application is the Schema for the applications API",
-    printcolumn(
-        name = "Protection State",
-        type_ = "string",
-        json_path = ".status.protectionState"
-    ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
-)]
-#[serde(rename_all = "camelCase")]
-pub struct ApplicationSpec {
-    /// Cluster-scoped resource types included in the application (immutable).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub included_cluster_scoped_resources: Option<Vec<ClusterScopedResourceSelector>>,
-    /// Namespaces (optionally narrowed by labels) included in the application (immutable).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub included_namespaces: Option<Vec<IncludedNamespace>>,
-    /// KubeVirt VirtualMachines included in the application.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub included_virtual_machines: Option<Vec<IncludedVirtualMachines>>,
-    /// Further narrows the included resources.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub resource_filter: Option<ResourceFilter>,
+protect_kind_spec! {
+    /// Spec of an Application: exactly one of `includedNamespaces` or `includedVirtualMachines`.
+    // NetApp enforces "exactly one of" and immutability with CEL rules; this schema does not carry them
+    // (Kubernetes 1.20 drops `x-kubernetes-validations`): they belong to admission policy.
+    #[kube(
+        kind = "Application",
+        plural = "applications",
+        status = "ApplicationStatus",
+        doc = "Application is the Schema for the applications API",
+        printcolumn(
+            name = "Protection State",
+            type_ = "string",
+            json_path = ".status.protectionState"
+        )
+    )]
+    pub struct ApplicationSpec {
+        /// Cluster-scoped resource types included in the application (immutable).
+        pub included_cluster_scoped_resources: Option<Vec<ClusterScopedResourceSelector>>,
+        /// Namespaces (optionally narrowed by labels) included in the application (immutable).
+        pub included_namespaces: Option<Vec<IncludedNamespace>>,
+        /// KubeVirt VirtualMachines included in the application.
+        pub included_virtual_machines: Option<Vec<IncludedVirtualMachines>>,
+        /// Further narrows the included resources.
+        pub resource_filter: Option<ResourceFilter>,
+    }
 }
 
 /// A cluster-scoped resource type (and label selector) included in an Application.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterScopedResourceSelector {
     /// The kind to include.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub group_version_kind: Option<GroupVersionKind>,
     /// Label selector over resources of that kind.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     #[schemars(schema_with = "crate::schema::label_selector")]
     pub label_selector: Option<LabelSelector>,
 }
 
 /// Group, version and kind of a resource type.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub struct GroupVersionKind {
     /// API group.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
     /// Kind.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     /// API version.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
 }
 
 /// A namespace included in an Application.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IncludedNamespace {
     /// Label selector narrowing the resources of the namespace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     #[schemars(schema_with = "crate::schema::label_selector")]
     pub label_selector: Option<LabelSelector>,
     /// Namespace name.
@@ -97,38 +82,32 @@ pub struct IncludedVirtualMachines {
 }
 
 /// Subset of resources an Application protects.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceFilter {
     /// Matchers, each matching one or more resources.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub resource_matchers: Option<Vec<ResourceMatcher>>,
     /// Whether matched resources are included or excluded.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub resource_selection_criteria: Option<ResourceSelectionCriteria>,
 }
 
 /// One matcher of a ResourceFilter.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceMatcher {
     /// API group.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
     /// Kind.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     /// Label selectors on `metadata.labels`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub label_selectors: Option<Vec<String>>,
     /// Resource names.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub names: Option<Vec<String>>,
     /// Resource namespaces.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub namespaces: Option<Vec<String>>,
     /// API version.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
 }
 
@@ -142,31 +121,25 @@ pub enum ResourceSelectionCriteria {
 }
 
 /// Observed state of an Application.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationStatus {
     /// Conditions of the application.
     // No `serde(default)`: with it schemars would not mark the field required.
-    #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::schema::conditions", required)]
     pub conditions: Option<Vec<Condition>>,
     /// Whether a recent recovery point exists.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub protection_health_state: Option<String>,
     /// Protection state (`Fully Protected`, `Partially Protected`, `Not Protected`).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub protection_state: Option<String>,
     /// Details of the protection state.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub protection_state_details: Option<Vec<String>>,
     /// Number of resources at the last resource backup.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub resource_count: Option<i64>,
     /// Sum of PV capacities at the last resource backup.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub storage_capacity_bytes: Option<i64>,
     /// Sum of used capacity at the last snapshot.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub storage_used_capacity_bytes: Option<i64>,
 }
 

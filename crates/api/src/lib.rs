@@ -17,6 +17,43 @@
 
 #![warn(missing_docs)]
 
+/// Declares the spec struct of one of our Trident protect kinds: the derives, the `#[kube]` arguments every
+/// kind shares (group, version, namespaced, the `Age` column last) and skipping of `None` fields, around the
+/// kind's own `#[kube]` arguments (kind, plural, status, doc, its other columns) and fields. The group and
+/// version spell [`GROUP`] and [`VERSION`] (attributes take no constants; a test holds them equal).
+macro_rules! protect_kind_spec {
+    (
+        $(#[doc = $doc:literal])*
+        #[kube($($kube:tt)*)]
+        pub struct $name:ident $fields:tt
+    ) => {
+        $(#[doc = $doc])*
+        #[serde_with::skip_serializing_none]
+        #[derive(
+            kube_derive::CustomResource,
+            serde::Serialize,
+            serde::Deserialize,
+            Clone,
+            Debug,
+            Default,
+            PartialEq,
+            schemars::JsonSchema
+        )]
+        #[kube(
+            crates(kube_core = "::kube_core"),
+            group = "protect.trident.netapp.io",
+            version = "v1",
+            namespaced,
+            derive = "Default",
+            derive = "PartialEq",
+            $($kube)*,
+            printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+        )]
+        #[serde(rename_all = "camelCase")]
+        pub struct $name $fields
+    };
+}
+
 mod amr;
 mod app_vault;
 mod application;

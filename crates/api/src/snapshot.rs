@@ -1,154 +1,118 @@
 //! Snapshot and ShutdownSnapshot: an application snapshot in an AppVault (the latter also stops the app).
 
-// kube's repeated `printcolumn(type_ = …)` arguments trip this lint; they are distinct columns.
-#![allow(clippy::duplicated_attributes)]
-
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
 
 use crate::schedule::ReclaimPolicy;
 
 /// Defines a snapshot spec struct; Snapshot and ShutdownSnapshot share one schema in NetApp's CRDs.
 macro_rules! snapshot_spec {
-    ($(#[$attr:meta])* $name:ident) => {
-        $(#[$attr])*
-        #[serde(rename_all = "camelCase")]
-        pub struct $name {
-            /// AppVault the snapshot goes to (exclusive with `appVaultTargetsRef`).
-            #[serde(skip_serializing_if = "Option::is_none")]
-            pub app_vault_ref: Option<String>,
-            /// AppVaultTargets CR (NetApp Backup and Recovery service only).
-            #[serde(skip_serializing_if = "Option::is_none")]
-            pub app_vault_targets_ref: Option<String>,
-            /// The Application to snapshot.
-            #[serde(skip_serializing_if = "Option::is_none")]
-            #[schemars(required)]
-            pub application_ref: Option<String>,
-            /// Delete the snapshot and its CR once complete (default false).
-            #[serde(skip_serializing_if = "Option::is_none")]
-            #[schemars(extend("default" = false))]
-            pub cleanup_snapshot: Option<bool>,
-            /// Timeout for the whole snapshot (a Go duration; default 60 minutes).
-            #[serde(skip_serializing_if = "Option::is_none")]
-            pub completion_timeout: Option<String>,
-            /// What happens to the AppArchive when the CR is deleted (default `Delete`).
-            #[serde(skip_serializing_if = "Option::is_none")]
-            #[schemars(extend("default" = "Delete"))]
-            pub reclaim_policy: Option<ReclaimPolicy>,
-            /// What happens to a ReplicateSnapshot when its CR is deleted (default `Retain`).
-            #[serde(skip_serializing_if = "Option::is_none")]
-            #[schemars(extend("default" = "Retain"))]
-            pub replicate_snapshot_reclaim_policy: Option<ReclaimPolicy>,
-            /// Timeout for VolumeSnapshot creation times to be set (default 5 minutes).
-            #[serde(skip_serializing_if = "Option::is_none")]
-            pub volume_snapshots_created_timeout: Option<String>,
-            /// Timeout for VolumeSnapshots to be ready to use (default 30 minutes).
-            #[serde(skip_serializing_if = "Option::is_none")]
-            pub volume_snapshots_ready_to_use_timeout: Option<String>,
+    ($(#[doc = $doc:literal])* #[kube($($kube:tt)*)] $name:ident) => {
+        protect_kind_spec! {
+            $(#[doc = $doc])*
+            #[kube($($kube)*)]
+            pub struct $name {
+                /// AppVault the snapshot goes to (exclusive with `appVaultTargetsRef`).
+                pub app_vault_ref: Option<String>,
+                /// AppVaultTargets CR (NetApp Backup and Recovery service only).
+                pub app_vault_targets_ref: Option<String>,
+                /// The Application to snapshot.
+                #[schemars(required)]
+                pub application_ref: Option<String>,
+                /// Delete the snapshot and its CR once complete (default false).
+                #[schemars(extend("default" = false))]
+                pub cleanup_snapshot: Option<bool>,
+                /// Timeout for the whole snapshot (a Go duration; default 60 minutes).
+                pub completion_timeout: Option<String>,
+                /// What happens to the AppArchive when the CR is deleted (default `Delete`).
+                #[schemars(extend("default" = "Delete"))]
+                pub reclaim_policy: Option<ReclaimPolicy>,
+                /// What happens to a ReplicateSnapshot when its CR is deleted (default `Retain`).
+                #[schemars(extend("default" = "Retain"))]
+                pub replicate_snapshot_reclaim_policy: Option<ReclaimPolicy>,
+                /// Timeout for VolumeSnapshot creation times to be set (default 5 minutes).
+                pub volume_snapshots_created_timeout: Option<String>,
+                /// Timeout for VolumeSnapshots to be ready to use (default 30 minutes).
+                pub volume_snapshots_ready_to_use_timeout: Option<String>,
+            }
         }
     };
 }
 
 snapshot_spec! {
     /// Spec of a Snapshot: which application to snapshot into which AppVault.
-    #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
     #[kube(
-        crates(kube_core = "::kube_core"),
-        group = "protect.trident.netapp.io",
-        version = "v1",
         kind = "Snapshot",
         plural = "snapshots",
-        namespaced,
         status = "SnapshotStatus",
-        derive = "Default",
-        derive = "PartialEq",
         doc = "Snapshot is the Schema for the snapshots API",
         printcolumn(name = "App", type_ = "string", json_path = ".spec.applicationRef"),
         printcolumn(name = "Reclaim Policy", type_ = "string", json_path = ".spec.reclaimPolicy"),
         printcolumn(name = "State", type_ = "string", json_path = ".status.state"),
-        printcolumn(name = "Error", type_ = "string", json_path = ".status.error"),
-        printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+        printcolumn(name = "Error", type_ = "string", json_path = ".status.error")
     )]
     SnapshotSpec
 }
 
 snapshot_spec! {
     /// Spec of a ShutdownSnapshot: stop the application, then snapshot it (planned failover).
-    #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
     #[kube(
-        crates(kube_core = "::kube_core"),
-        group = "protect.trident.netapp.io",
-        version = "v1",
         kind = "ShutdownSnapshot",
         plural = "shutdownsnapshots",
-        namespaced,
         status = "SnapshotStatus",
-        derive = "Default",
-        derive = "PartialEq",
         doc = "ShutdownSnapshot is the Schema for the shutdownsnapshots API",
         printcolumn(name = "State", type_ = "string", json_path = ".status.state"),
-        printcolumn(name = "Error", type_ = "string", json_path = ".status.error"),
-        printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+        printcolumn(name = "Error", type_ = "string", json_path = ".status.error")
     )]
     ShutdownSnapshotSpec
 }
 
 /// Observed state of a Snapshot or ShutdownSnapshot.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SnapshotStatus {
     /// Path of the archive in the AppVault; its basename is what `promotedSnapshot` takes.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub app_archive_path: Option<String>,
     /// AppVault holding the snapshot contents.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub app_vault_ref: Option<String>,
     /// When the snapshot completed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     #[schemars(schema_with = "crate::schema::nullable_date_time")]
     pub completion_timestamp: Option<Time>,
     /// Conditions of the snapshot.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     #[schemars(schema_with = "crate::schema::conditions")]
     pub conditions: Option<Vec<Condition>>,
     /// Most recent error; may be transient.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Results of post-snapshot exec hooks.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub post_snapshot_exec_hooks_run_results: Option<Vec<ExecHookRunResult>>,
     /// Results of pre-snapshot exec hooks.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub pre_snapshot_exec_hooks_run_results: Option<Vec<ExecHookRunResult>>,
     /// Size of the snapshot in bytes.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub restore_size: Option<i64>,
     /// High-level state: a free string, see `SNAPSHOT_STATE_*`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(required)]
     pub state: Option<String>,
     /// Per-VM freeze/snapshot/unfreeze progress.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub vm_snapshot_progress: Option<Vec<VmSnapshotProgress>>,
     /// Volumes in the snapshot.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub volume_infos: Option<Vec<VolumeInfo>>,
     /// VolumeSnapshots tracked internally.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub volume_snapshots: Option<Vec<NamespacedName>>,
     /// Warnings raised while snapshotting.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub warnings: Option<Vec<String>>,
 }
 
 /// Result of running one exec hook.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecHookRunResult {
     /// When the run finished, failed or not.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub completion_timestamp: Option<Time>,
     /// Image of the container the hook ran in.
     pub container_image: String,
@@ -160,10 +124,8 @@ pub struct ExecHookRunResult {
     #[serde(rename = "execHookUID")]
     pub exec_hook_uid: String,
     /// Failures of the run.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub failures: Option<Vec<ExecHookFailure>>,
     /// Job that ran the hook.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub job_name: Option<String>,
     /// Namespace of the container.
     pub namespace: String,
@@ -173,19 +135,18 @@ pub struct ExecHookRunResult {
     #[serde(rename = "podUID")]
     pub pod_uid: String,
     /// When the run started.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub start_timestamp: Option<Time>,
 }
 
 /// One failure of an exec hook run.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecHookFailure {
     /// Error outside the script itself.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Non-zero exit code of the script.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     #[schemars(schema_with = "crate::schema::integer")]
     pub exit_code: Option<i64>,
     /// Whether the script itself failed.
@@ -193,20 +154,19 @@ pub struct ExecHookFailure {
     /// Whether the hook timed out.
     pub is_timeout: bool,
     /// Captured stderr.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub stderr: Option<String>,
     /// Time the hook was given, in minutes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     #[schemars(schema_with = "crate::schema::integer")]
     pub timeout_minutes: Option<i64>,
 }
 
 /// Freeze/snapshot/unfreeze progress of one VirtualMachine.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VmSnapshotProgress {
     /// Error of the freeze, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub freeze_warning: Option<String>,
     /// Whether the VM was frozen.
     pub frozen: bool,
@@ -219,7 +179,6 @@ pub struct VmSnapshotProgress {
     #[serde(rename = "pvcNames")]
     pub pvc_names: Vec<String>,
     /// Error of the unfreeze, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub unfreeze_warning: Option<String>,
     /// Whether the VM was unfrozen (or skipped).
     pub unfrozen: bool,
@@ -232,56 +191,48 @@ pub struct VmSnapshotProgress {
 }
 
 /// One volume of a snapshot.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VolumeInfo {
     /// Capacity of the volume.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub capacity: Option<VolumeCapacity>,
     /// CBS volume ID.
-    #[serde(rename = "cbsVolumeID", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "cbsVolumeID")]
     pub cbs_volume_id: Option<String>,
     /// CBS volume name.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub cbs_volume_name: Option<String>,
     /// When the volume was last snapshotted.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_snapshot_time: Option<Time>,
     /// PersistentVolume name.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub pv_name: Option<String>,
     /// PersistentVolumeClaim name.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub pvc_name: Option<String>,
     /// PersistentVolumeClaim namespace.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub pvc_namespace: Option<String>,
     /// PersistentVolumeClaim UID.
-    #[serde(rename = "pvcUID", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "pvcUID")]
     pub pvc_uid: Option<String>,
     /// ID of the storage system.
-    #[serde(rename = "systemID", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "systemID")]
     pub system_id: Option<String>,
     /// Name of the storage system.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub system_name: Option<String>,
     /// Trident backend UUID.
-    #[serde(rename = "tridentBackendID", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "tridentBackendID")]
     pub trident_backend_id: Option<String>,
 }
 
 /// Capacity of one snapshot volume, in bytes.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VolumeCapacity {
     /// Allocated bytes.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub allocated: Option<i64>,
     /// Logical used bytes.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub logical_used_size: Option<i64>,
     /// Used bytes.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub used: Option<i64>,
 }
 

@@ -762,17 +762,20 @@ fn is_running(transfer_state: &str) -> bool {
     matches!(transfer_state, "queued" | "transferring")
 }
 
+/// Keeps `record` under a new UUID (as ONTAP names its jobs and transfers) and returns the UUID.
+fn insert_new<R>(records: &mut HashMap<String, R>, record: R) -> String {
+    let uuid = uuid::Uuid::new_v4().to_string();
+    records.insert(uuid.clone(), record);
+    uuid
+}
+
 fn new_transfer(inner: &mut Inner, relationship_uuid: &str, other_looks_to_finish: Option<u32>) -> String {
-    let transfer_uuid = uuid::Uuid::new_v4().to_string();
-    inner.transfers.insert(
-        transfer_uuid.clone(),
-        TransferRecord {
-            relationship_uuid: relationship_uuid.to_owned(),
-            polls: 0,
-            other_looks_to_finish,
-        },
-    );
-    transfer_uuid
+    let record = TransferRecord {
+        relationship_uuid: relationship_uuid.to_owned(),
+        polls: 0,
+        other_looks_to_finish,
+    };
+    insert_new(&mut inner.transfers, record)
 }
 
 /// Starts [`Scenario::other_transfer`] on the first relationship.
@@ -895,16 +898,13 @@ fn decide_post(inner: &mut Inner, relationship_uuid: &str) -> PostReply {
 
 /// `202 Accepted` with a new job; with `refused_busy`, the job fails instead of starting a transfer.
 fn accept_as_job(inner: &mut Inner, relationship_uuid: &str, refused_busy: Option<String>) -> Response {
-    let job_uuid = uuid::Uuid::new_v4().to_string();
-    inner.jobs.insert(
-        job_uuid.clone(),
-        JobRecord {
-            relationship_uuid: relationship_uuid.to_owned(),
-            polls: 0,
-            transfer_started: false,
-            refused_busy,
-        },
-    );
+    let record = JobRecord {
+        relationship_uuid: relationship_uuid.to_owned(),
+        polls: 0,
+        transfer_started: false,
+        refused_busy,
+    };
+    let job_uuid = insert_new(&mut inner.jobs, record);
     hal_json(
         StatusCode::ACCEPTED,
         json!({"job": {"uuid": job_uuid, "_links": {"self": {"href": format!("/api/cluster/jobs/{job_uuid}")}}}}),

@@ -7,6 +7,7 @@ use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
+use serde_with::skip_serializing_none;
 
 use crate::duration::parse_iso8601_duration;
 
@@ -135,15 +136,11 @@ where
 }
 
 /// A code and message pair: `unhealthy_reason[]`, `error_info`, and an error's `arguments[]`.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct CodedMessage {
-    #[serde(
-        default,
-        deserialize_with = "code_as_text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "code_as_text")]
     pub code: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
 
@@ -164,17 +161,12 @@ pub struct ErrorResponse {
 }
 
 /// ONTAP's error object.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ApiError {
-    #[serde(
-        default,
-        deserialize_with = "code_as_text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "code_as_text")]
     pub code: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
     #[serde(
         default,
@@ -221,11 +213,10 @@ pub struct EndpointRef {
 }
 
 /// The relationship's `transfer`: the current transfer, or the last one when none is running.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct TransferSummary {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uuid: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<TransferState>,
 }
 
@@ -259,22 +250,17 @@ impl Serialize for LagTime {
 }
 
 /// `snapmirror.relationship`, with the fields requested by [`RELATIONSHIP_FIELDS`].
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Relationship {
     pub uuid: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<RelationshipState>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthy: Option<bool>,
     #[serde(default, deserialize_with = "null_as_empty")]
     pub unhealthy_reason: Vec<CodedMessage>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lag_time: Option<LagTime>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<EndpointRef>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destination: Option<EndpointRef>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transfer: Option<TransferSummary>,
 }
 
@@ -297,34 +283,26 @@ impl Relationship {
 }
 
 /// `snapmirror.transfer`.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transfer {
     pub uuid: String,
     pub state: TransferState,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes_transferred: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_time: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_info: Option<CodedMessage>,
 }
 
 /// `cluster.job`.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Job {
     pub uuid: String,
     pub state: JobState,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "code_as_text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "code_as_text")]
     pub code: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ApiError>,
 }
 
@@ -352,15 +330,13 @@ pub enum BusySeen {
 }
 
 /// A transfer that was running on the relationship when this update wanted to start one.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BusyTransfer {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub uuid: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<TransferState>,
     pub seen: BusySeen,
     /// ONTAP's refusal, when it refused the POST or the job.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub refusal: Option<String>,
 }
 

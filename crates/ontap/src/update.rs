@@ -6,6 +6,7 @@
 //! transfer ended; a POST whose answer was lost is never sent again ([`OntapError::PostAnswerLost`]).
 
 use serde::Serialize;
+use serde_with::skip_serializing_none;
 
 use crate::client::{OntapClient, TransferStarted};
 use crate::error::{OntapError, state_hint};
@@ -201,6 +202,7 @@ impl UpdateResult {
 }
 
 /// What an update did.
+#[skip_serializing_none]
 #[derive(Debug, Clone, Serialize)]
 pub struct UpdateOutcome {
     #[serde(skip)]
@@ -208,17 +210,13 @@ pub struct UpdateOutcome {
     /// As read after this update's transfer ended when it was followed; as found otherwise.
     pub relationship: Relationship,
     /// `None` on a dry run or when skipped.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub started: Option<TransferStarted>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub job: Option<Job>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub transfer: Option<Transfer>,
     /// Unhealthy reasons overridden by `force`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub forced_past: Vec<CodedMessage>,
     /// The running transfer that made this update skip (or, on a dry run, that it would wait for).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub busy: Option<BusyTransfer>,
     /// Running transfers this update waited for before starting its own.
     #[serde(skip_serializing_if = "Vec::is_empty")]

@@ -81,9 +81,15 @@ impl Cadence {
         })
     }
 
-    /// The cadence of a parsed recurrence rule: its DTSTART and `INTERVAL × FREQ`.
-    pub fn from_rule(rule: &RecurrenceRule) -> Option<Self> {
+    /// The cadence of a `spec.recurrenceRule` (an AMR's or a Schedule's): its DTSTART and `INTERVAL × FREQ`, or
+    /// what is wrong with the rule, naming the field.
+    pub fn from_recurrence_rule(text: &str) -> Result<Self, String> {
+        let rule = RecurrenceRule::parse(text).map_err(|problems| {
+            let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            format!("spec.recurrenceRule: {}", problems.join("; "))
+        })?;
         Self::new(rule.dtstart(), rule.interval())
+            .ok_or_else(|| "spec.recurrenceRule has a zero interval".to_string())
     }
 
     /// The nominal time between two occurrences.
@@ -206,10 +212,16 @@ mod tests {
 
     #[test]
     fn cadence_from_a_recurrence_rule() {
-        let rule = RecurrenceRule::parse("DTSTART:20220101T000200Z\nRRULE:FREQ=MINUTELY;INTERVAL=5").unwrap();
-        let cadence = Cadence::from_rule(&rule).unwrap();
+        let cadence =
+            Cadence::from_recurrence_rule("DTSTART:20220101T000200Z\nRRULE:FREQ=MINUTELY;INTERVAL=5")
+                .unwrap();
         assert_eq!(cadence.period(), Duration::from_secs(300));
         assert_eq!(cadence.occurrence(0), ts("2022-01-01T00:02:00Z"));
+        let problem = Cadence::from_recurrence_rule("RRULE:FREQ=MINUTELY").unwrap_err();
+        assert!(
+            problem.starts_with("spec.recurrenceRule: ") && problem.contains("DTSTART"),
+            "{problem}"
+        );
     }
 
     #[test]

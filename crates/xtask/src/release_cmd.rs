@@ -692,28 +692,18 @@ spec:
 
     #[test]
     fn platforms_follow_krews_names() {
-        let of = |t: &str| Platform::of(t).map(|p| (p.os, p.arch));
-        assert_eq!(
-            of("x86_64-unknown-linux-gnu"),
-            Some(("linux".into(), "amd64".into()))
-        );
-        assert_eq!(
-            of("x86_64-unknown-linux-musl"),
-            Some(("linux".into(), "amd64".into()))
-        );
-        assert_eq!(
-            of("aarch64-apple-darwin"),
-            Some(("darwin".into(), "arm64".into()))
-        );
-        assert_eq!(
-            of("armv7-unknown-linux-gnueabihf"),
-            Some(("linux".into(), "arm".into()))
-        );
-        assert_eq!(
-            of("x86_64-pc-windows-msvc"),
-            Some(("windows".into(), "amd64".into()))
-        );
-        assert_eq!(of("wasm32-unknown-unknown"), None);
+        for (target, krew) in [
+            ("x86_64-unknown-linux-gnu", Some(("linux", "amd64"))),
+            ("x86_64-unknown-linux-musl", Some(("linux", "amd64"))),
+            ("aarch64-apple-darwin", Some(("darwin", "arm64"))),
+            ("armv7-unknown-linux-gnueabihf", Some(("linux", "arm"))),
+            ("x86_64-pc-windows-msvc", Some(("windows", "amd64"))),
+            ("wasm32-unknown-unknown", None),
+        ] {
+            let platform = Platform::of(target);
+            let names = platform.as_ref().map(|p| (p.os.as_str(), p.arch.as_str()));
+            assert_eq!(names, krew, "{target}");
+        }
         let linux = Platform::of("x86_64-unknown-linux-gnu").unwrap();
         assert_eq!(
             linux.archive_name("0.1.0"),

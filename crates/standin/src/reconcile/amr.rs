@@ -16,7 +16,6 @@ use tprotect_api::{
     TRIDENT_PROTECT_NAMESPACE,
 };
 use tprotect_policy::namespace::{NamespaceMeta, SkipRules, merge};
-use tprotect_policy::recurrence::RecurrenceRule;
 
 use super::write::{params, patch_status, with_retries};
 use super::{AFTER_WRITE, Ctx, target, uid};
@@ -32,13 +31,7 @@ use crate::rules::forms::{
 };
 
 pub(super) async fn reconcile(amr: Arc<AppMirrorRelationship>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    let namespace = amr.namespace().unwrap_or_default();
-    let api = Api::<AppMirrorRelationship>::namespaced(ctx.local.client.clone(), &namespace);
-    let target = target(Kind::AppMirrorRelationship, &*amr);
-    with_retries(ctx.clone(), api.clone(), target, amr, |amr| {
-        once(ctx.clone(), api.clone(), amr)
-    })
-    .await
+    with_retries(Kind::AppMirrorRelationship, amr, ctx, once).await
 }
 
 /// The source namespaces to look for the source Application in: the mapping's, else the AMR's own.
@@ -190,11 +183,7 @@ fn recurrence(amr: &AppMirrorRelationship) -> Result<Cadence, String> {
         .recurrence_rule
         .as_deref()
         .ok_or_else(|| "spec.recurrenceRule is not set".to_string())?;
-    let rule = RecurrenceRule::parse(text).map_err(|problems| {
-        let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        format!("spec.recurrenceRule: {}", problems.join("; "))
-    })?;
-    Cadence::from_rule(&rule).ok_or_else(|| "spec.recurrenceRule has a zero interval".to_string())
+    Cadence::from_recurrence_rule(text)
 }
 
 async fn once(

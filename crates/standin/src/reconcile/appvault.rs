@@ -18,13 +18,7 @@ use crate::rules::appvault::{SecretState, Step, check, decide};
 use crate::rules::forms::VaultStatus;
 
 pub(super) async fn reconcile(vault: Arc<AppVault>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    let namespace = vault.namespace().unwrap_or_default();
-    let api = Api::<AppVault>::namespaced(ctx.local.client.clone(), &namespace);
-    let target = target(Kind::AppVault, &*vault);
-    with_retries(ctx.clone(), api.clone(), target.clone(), vault, |vault| {
-        once(ctx.clone(), api.clone(), vault)
-    })
-    .await
+    with_retries(Kind::AppVault, vault, ctx, once).await
 }
 
 async fn once(ctx: Arc<Ctx>, api: Api<AppVault>, vault: AppVault) -> Result<Action, Error> {
@@ -50,12 +44,7 @@ async fn once(ctx: Arc<Ctx>, api: Api<AppVault>, vault: AppVault) -> Result<Acti
     }
     let credentials = vault.spec.provider_credentials.clone().unwrap_or_default();
     let verdict = check(&namespace, &credentials, &secrets);
-    let status = vault.status.clone().unwrap_or_default();
-    let current = VaultStatus {
-        state: status.state,
-        error: status.error,
-        message: status.message,
-    };
+    let current = VaultStatus::from(vault.status.clone().unwrap_or_default());
     let in_phase_for = ctx.phases.in_phase_for(
         &ctx.phase_key(Kind::AppVault, &uid(&vault)),
         current.state.as_deref().unwrap_or_default(),

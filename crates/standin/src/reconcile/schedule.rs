@@ -18,13 +18,7 @@ use crate::rules::schedule::{Step, cadence, decide, retention, snapshot_name, to
 use crate::{Error, SCHEDULE_LABEL};
 
 pub(super) async fn reconcile(schedule: Arc<Schedule>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    let namespace = schedule.namespace().unwrap_or_default();
-    let api = Api::<Schedule>::namespaced(ctx.local.client.clone(), &namespace);
-    let target = target(Kind::Schedule, &*schedule);
-    with_retries(ctx.clone(), api.clone(), target, schedule, |schedule| {
-        once(ctx.clone(), api.clone(), schedule)
-    })
-    .await
+    with_retries(Kind::Schedule, schedule, ctx, once).await
 }
 
 async fn once(ctx: Arc<Ctx>, api: Api<Schedule>, schedule: Schedule) -> Result<Action, Error> {

@@ -39,40 +39,28 @@ pub(crate) trait SnapshotKind:
     fn snapshot_status(&self) -> Option<&SnapshotStatus>;
 }
 
-impl SnapshotKind for Snapshot {
-    const KIND: Kind = Kind::Snapshot;
-    fn application_ref(&self) -> Option<&str> {
-        self.spec.application_ref.as_deref()
-    }
-    fn app_vault_ref(&self) -> Option<&str> {
-        self.spec.app_vault_ref.as_deref()
-    }
-    fn snapshot_status(&self) -> Option<&SnapshotStatus> {
-        self.status.as_ref()
-    }
+/// The two kinds' specs and statuses have the same fields, so their impls are the same.
+macro_rules! snapshot_kind {
+    ($($type:ty => $kind:expr),+) => {$(
+        impl SnapshotKind for $type {
+            const KIND: Kind = $kind;
+            fn application_ref(&self) -> Option<&str> {
+                self.spec.application_ref.as_deref()
+            }
+            fn app_vault_ref(&self) -> Option<&str> {
+                self.spec.app_vault_ref.as_deref()
+            }
+            fn snapshot_status(&self) -> Option<&SnapshotStatus> {
+                self.status.as_ref()
+            }
+        }
+    )+};
 }
 
-impl SnapshotKind for ShutdownSnapshot {
-    const KIND: Kind = Kind::ShutdownSnapshot;
-    fn application_ref(&self) -> Option<&str> {
-        self.spec.application_ref.as_deref()
-    }
-    fn app_vault_ref(&self) -> Option<&str> {
-        self.spec.app_vault_ref.as_deref()
-    }
-    fn snapshot_status(&self) -> Option<&SnapshotStatus> {
-        self.status.as_ref()
-    }
-}
+snapshot_kind!(Snapshot => Kind::Snapshot, ShutdownSnapshot => Kind::ShutdownSnapshot);
 
 pub(super) async fn reconcile<K: SnapshotKind>(snapshot: Arc<K>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    let namespace = snapshot.namespace().unwrap_or_default();
-    let api = Api::<K>::namespaced(ctx.local.client.clone(), &namespace);
-    let target = target(K::KIND, &*snapshot);
-    with_retries(ctx.clone(), api.clone(), target, snapshot, |snapshot| {
-        once(ctx.clone(), api.clone(), snapshot)
-    })
-    .await
+    with_retries(K::KIND, snapshot, ctx, once::<K>).await
 }
 
 async fn once<K: SnapshotKind>(ctx: Arc<Ctx>, api: Api<K>, snapshot: K) -> Result<Action, Error> {
@@ -105,14 +93,7 @@ async fn once<K: SnapshotKind>(ctx: Arc<Ctx>, api: Api<K>, snapshot: K) -> Resul
                 .get_opt(vault_name)
                 .await?;
             vault_prefix = found.as_ref().and_then(|v| v.spec.prefix.clone());
-            let status = found.map(|v| {
-                let s = v.status.unwrap_or_default();
-                VaultStatus {
-                    state: s.state,
-                    error: s.error,
-                    message: s.message,
-                }
-            });
+            let status = found.map(|v| VaultStatus::from(v.status.unwrap_or_default()));
             vault = VaultState::of(status.as_ref());
         }
     }

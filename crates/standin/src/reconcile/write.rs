@@ -7,6 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::NamespaceResourceScope;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
@@ -14,8 +15,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::Ctx;
-use crate::faults::Target;
+use super::{Ctx, target};
+use crate::faults::{Kind, Target};
 use crate::{Error, FIELD_MANAGER};
 
 /// How many times one reconcile reads again after a 409 Conflict before giving up (the controller then retries).
@@ -68,20 +69,27 @@ fn status_error<K: Serialize>(object: &K) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Runs `once` on `object`, reading the object again and running `once` again after each 409 Conflict. Plays the
-/// injected transient error for the object first: written at one reconcile, restored at the next.
+/// Runs `once` on `object` (of `kind`, given the object's Api in its namespace), reading the object again and
+/// running `once` again after each 409 Conflict. Plays the injected transient error for the object first: written
+/// at one reconcile, restored at the next.
 pub(crate) async fn with_retries<K, F, Fut>(
-    ctx: Arc<Ctx>,
-    api: Api<K>,
-    target: Target,
+    kind: Kind,
     object: Arc<K>,
+    ctx: Arc<Ctx>,
     mut once: F,
 ) -> Result<Action, Error>
 where
-    K: Resource + Clone + DeserializeOwned + Serialize + Debug,
-    F: FnMut(K) -> Fut,
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + Debug,
+    F: FnMut(Arc<Ctx>, Api<K>, K) -> Fut,
     Fut: Future<Output = Result<Action, Error>>,
 {
+    let api = Api::<K>::namespaced(ctx.local.client.clone(), &object.namespace().unwrap_or_default());
+    let target = target(kind, &*object);
+    let mut once = |object| once(ctx.clone(), api.clone(), object);
     let injected = ctx.config.faults.take_transient_error(&target);
     let mut object = (*object).clone();
     let mut attempt = 1;

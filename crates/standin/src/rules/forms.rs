@@ -94,6 +94,16 @@ pub struct VaultStatus {
     pub message: Option<String>,
 }
 
+impl From<tprotect_api::AppVaultStatus> for VaultStatus {
+    fn from(status: tprotect_api::AppVaultStatus) -> Self {
+        Self {
+            state: status.state,
+            error: status.error,
+            message: status.message,
+        }
+    }
+}
+
 impl Profile {
     // ------------------------------------------------------------------------------- AppMirrorRelationship
 

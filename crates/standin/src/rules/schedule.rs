@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use tprotect_api::{Granularity, ScheduleSpec};
-use tprotect_policy::recurrence::RecurrenceRule;
 
 use crate::clock::{Cadence, Tick};
 
@@ -32,12 +31,7 @@ pub fn cadence(spec: &ScheduleSpec) -> Result<Cadence, String> {
             .recurrence_rule
             .as_deref()
             .ok_or_else(|| "spec.recurrenceRule is required with granularity Custom".to_string())?;
-        let rule = RecurrenceRule::parse(text).map_err(|problems| {
-            let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
-            format!("spec.recurrenceRule: {}", problems.join("; "))
-        })?;
-        return Cadence::from_rule(&rule)
-            .ok_or_else(|| "spec.recurrenceRule has a zero interval".to_string());
+        return Cadence::from_recurrence_rule(text);
     }
     let minute = field(&spec.minute, "minute", 59)?;
     let hour = field(&spec.hour, "hour", 23)?;

@@ -8,6 +8,7 @@
 //! however large the AMRs are (managed fields, annotations, conditions and transformations are dropped).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
 
 use futures::{FutureExt, StreamExt};
@@ -20,11 +21,19 @@ use kube::{
         watcher,
     },
 };
+use prometheus_client::metrics::gauge::Gauge;
 use tokio_util::sync::CancellationToken;
 use tprotect_lifecycle_rules::AmrView;
 use tprotect_policy::namespace::NamespaceMapping;
 
-use crate::metrics::Metrics;
+/// The cache's own gauges, registered in [`crate::Metrics`]; the cache sets them, the metrics export them.
+#[derive(Debug, Clone, Default)]
+pub struct CacheGauges {
+    /// 1 once the first list completed.
+    pub synced: Gauge<i64, AtomicI64>,
+    /// AMRs in the cache.
+    pub objects: Gauge<i64, AtomicI64>,
+}
 
 /// The API resource of AppMirrorRelationships.
 pub fn amr_api_resource() -> ApiResource {
@@ -252,7 +261,7 @@ impl AmrCache {
     /// Watches AppMirrorRelationships in all namespaces until `cancel` fires. Watch errors (the CRD not
     /// installed yet, a lost connection) are logged and retried with backoff; the cache stays unsynced
     /// until the first complete list.
-    pub fn spawn(client: Client, metrics: Arc<Metrics>, cancel: CancellationToken) -> Self {
+    pub fn spawn(client: Client, gauges: CacheGauges, cancel: CancellationToken) -> Self {
         let resource = amr_api_resource();
         let api = Api::<DynamicObject>::all_with(client, &resource);
         let writer = reflector::store::Writer::<DynamicObject>::new(resource);
@@ -265,7 +274,6 @@ impl AmrCache {
         let reader = store.clone();
         let replication = Arc::new(ReplicationIndex::default());
         let indexing = replication.clone();
-        let exporter = metrics.clone();
         tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream);
             let mut synced = false;
@@ -280,8 +288,8 @@ impl AmrCache {
                         None => return,
                     },
                 }
-                metrics
-                    .amr_cache_objects
+                gauges
+                    .objects
                     .set(i64::try_from(reader.len()).unwrap_or(i64::MAX));
                 if reader
                     .wait_until_ready()
@@ -290,18 +298,16 @@ impl AmrCache {
                     && !synced
                 {
                     synced = true;
-                    metrics.amr_cache_synced.set(1);
+                    gauges.synced.set(1);
                     tracing::info!(objects = reader.len(), "AppMirrorRelationship cache synced");
                 }
             }
         });
-        let cache = Self {
+        Self {
             store: Some(store),
             _writer: None,
             replication,
-        };
-        exporter.export_amrs(cache.clone());
-        cache
+        }
     }
 
     /// A synced cache holding exactly `objects` (for tests and tools).
@@ -551,9 +557,9 @@ mod tests {
         use http::{Request, Response};
         use kube::client::Body;
         let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-        let metrics = Arc::new(Metrics::new());
+        let gauges = CacheGauges::default();
         let cancel = CancellationToken::new();
-        let cache = AmrCache::spawn(Client::new(service, "default"), metrics.clone(), cancel.clone());
+        let cache = AmrCache::spawn(Client::new(service, "default"), gauges.clone(), cancel.clone());
         assert!(!cache.is_synced());
 
         let (list, respond) = handle.next_request().await.expect("list request");
@@ -577,7 +583,7 @@ mod tests {
         );
         // Synced on the empty list alone, before any object arrives.
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-        while metrics.amr_cache_synced.get() != 1 {
+        while gauges.synced.get() != 1 {
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "an empty first list never counted as synced"
@@ -585,7 +591,7 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         assert!(cache.is_synced());
-        assert_eq!(metrics.amr_cache_objects.get(), 0);
+        assert_eq!(gauges.objects.get(), 0);
         let mut object = amr(
             "ns-2",
             "rel",
@@ -606,8 +612,8 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         assert!(cache.is_synced());
-        assert_eq!(metrics.amr_cache_synced.get(), 1);
-        assert_eq!(metrics.amr_cache_objects.get(), 1);
+        assert_eq!(gauges.synced.get(), 1);
+        assert_eq!(gauges.objects.get(), 1);
         cancel.cancel();
     }
 

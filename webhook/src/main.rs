@@ -36,7 +36,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let client = amr_cache::kube_client(args.kubeconfig.as_deref(), args.context.as_deref())
             .await
             .context("cannot build the Kubernetes client for the AppMirrorRelationship watch")?;
-        AmrCache::spawn(client, metrics.clone(), background.clone())
+        let cache = AmrCache::spawn(client, metrics.amr_cache.clone(), background.clone());
+        metrics.export_amrs(cache.clone());
+        cache
     };
     let state = AppState::new(admission, amr_cache, metrics);
     let running = Server::new(args.server_config(), state).start().await?;

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64};
 
-use crate::amr_cache::AmrCache;
+use crate::amr_cache::{AmrCache, CacheGauges};
 use crate::amr_metrics::{AmrCollector, Clock};
 use prometheus_client::{
     encoding::{EncodeLabelSet, EncodeLabelValue, text::encode},
@@ -82,8 +82,8 @@ pub struct Metrics {
     pub latency: Family<EndpointLabels, Histogram>,
     pub in_flight: Gauge<i64, AtomicI64>,
     pub certificate_reloads: Family<ResultLabels, Counter>,
-    pub amr_cache_synced: Gauge<i64, AtomicI64>,
-    pub amr_cache_objects: Gauge<i64, AtomicI64>,
+    /// `amr_cache_synced` and `amr_cache_objects`, set by the cache.
+    pub amr_cache: CacheGauges,
     pub namespace_mutations_without_cache: Counter<u64, AtomicU64>,
     pub connections_closed: Family<ConnectionLabels, Counter>,
 }
@@ -153,17 +153,16 @@ impl Metrics {
             "Serving certificate changes seen on disk: loaded, or rejected (the previous one kept serving)",
             certificate_reloads.clone(),
         );
-        let amr_cache_synced = Gauge::<i64, AtomicI64>::default();
+        let amr_cache = CacheGauges::default();
         registry.register(
             "amr_cache_synced",
             "1 once the AppMirrorRelationship cache has completed its first list",
-            amr_cache_synced.clone(),
+            amr_cache.synced.clone(),
         );
-        let amr_cache_objects = Gauge::<i64, AtomicI64>::default();
         registry.register(
             "amr_cache_objects",
             "AppMirrorRelationships in the watch-fed cache",
-            amr_cache_objects.clone(),
+            amr_cache.objects.clone(),
         );
         let namespace_mutations_without_cache = Counter::<u64, AtomicU64>::default();
         registry.register(
@@ -188,8 +187,7 @@ impl Metrics {
             latency,
             in_flight,
             certificate_reloads,
-            amr_cache_synced,
-            amr_cache_objects,
+            amr_cache,
             namespace_mutations_without_cache,
             connections_closed,
         }

@@ -16,7 +16,6 @@
 use std::{
     fmt::Write as _,
     net::SocketAddr,
-    path::Path,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -28,15 +27,12 @@ use anyhow::Context;
 use futures::{StreamExt, TryStreamExt};
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::json;
-use tprotect_testbed::{
-    CrdSource, TestbedOptions,
-    process::{Lifetime, ManagedProcess},
-};
+use tprotect_testbed::{CrdSource, TestbedOptions, process::ManagedProcess};
 use tprotect_webhook::testing::{RULE, amr_update_review};
 
 use crate::bench_webhook::{
-    Certs, Load, Machine, Oha, OhaResult, Section, build_servers, cpu_seconds, date_utc, ensure_oha,
-    gen_certs, http_get, median, setpriv,
+    Load, Machine, Oha, OhaResult, Section, build_servers, cpu_seconds, date_utc, ensure_oha, gen_certs,
+    http_get, median, spawn_webhook,
 };
 
 const BEGIN_MARKER: &str = "<!-- BEGIN bench scrape -->";
@@ -196,36 +192,6 @@ async fn create_amrs(client: &kube::Client, amrs: usize, namespaces: usize) -> a
     Ok(())
 }
 
-fn start_webhook(
-    binary: &Path,
-    certs: &Certs,
-    kubeconfig: &Path,
-    dir: &Path,
-) -> anyhow::Result<(ManagedProcess, SocketAddr, SocketAddr)> {
-    let https: SocketAddr = ([127, 0, 0, 1], tprotect_testbed::free_port()?).into();
-    let health: SocketAddr = ([127, 0, 0, 1], tprotect_testbed::free_port()?).into();
-    let args = vec![
-        "RUST_LOG=info".to_string(),
-        binary.display().to_string(),
-        "serve".to_string(),
-        format!("--listen={https}"),
-        format!("--health-listen={health}"),
-        format!("--tls-cert={}", certs.cert.display()),
-        format!("--tls-key={}", certs.key.display()),
-        format!("--kubeconfig={}", kubeconfig.display()),
-        "--context=tprotect-destination".to_string(),
-    ];
-    let process = ManagedProcess::spawn(
-        "tprotect-webhook",
-        &setpriv()?,
-        Path::new("/usr/bin/env"),
-        &args,
-        &dir.join("webhook.log"),
-        Lifetime::TiedToProcess,
-    )?;
-    Ok((process, https, health))
-}
-
 /// Waits until the webhook's cache holds `amrs` AMRs (its own metric says so).
 fn wait_cached(process: &ManagedProcess, health: SocketAddr, amrs: usize) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -349,7 +315,11 @@ pub fn run(args: BenchScrapeArgs) -> anyhow::Result<()> {
         args.amrs,
         created.elapsed().as_secs_f64()
     );
-    let (process, https, health) = start_webhook(&webhook_bin, &certs, &testbed.kubeconfig, work.path())?;
+    let watch = [
+        format!("--kubeconfig={}", testbed.kubeconfig.display()),
+        "--context=tprotect-destination".to_string(),
+    ];
+    let (process, https, health) = spawn_webhook(&webhook_bin, &certs, work.path(), &watch, None)?;
     wait_cached(&process, health, args.amrs)?;
 
     // 1. One scrape after another (after a warm-up).

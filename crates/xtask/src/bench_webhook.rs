@@ -402,28 +402,8 @@ fn start_webhook(
     dir: &Path,
     callgrind: Option<&Path>,
 ) -> anyhow::Result<RunningServer> {
-    let https: SocketAddr = ([127, 0, 0, 1], tprotect_testbed::free_port()?).into();
-    let health: SocketAddr = ([127, 0, 0, 1], tprotect_testbed::free_port()?).into();
-    let args = vec![
-        "serve".to_string(),
-        format!("--listen={https}"),
-        format!("--health-listen={health}"),
-        format!("--tls-cert={}", certs.cert.display()),
-        format!("--tls-key={}", certs.key.display()),
-        "--no-amr-watch".to_string(),
-    ];
-    let (program, args) = command_line(binary, args, callgrind)?;
-    // Through `env`: the default log level, whatever the caller's RUST_LOG says.
-    let mut env_args = vec!["RUST_LOG=info".to_string(), program.display().to_string()];
-    env_args.extend(args);
-    let process = ManagedProcess::spawn(
-        "tprotect-webhook",
-        &setpriv()?,
-        Path::new("/usr/bin/env"),
-        &env_args,
-        &dir.join("webhook.log"),
-        Lifetime::TiedToProcess,
-    )?;
+    let (process, https, health) =
+        spawn_webhook(binary, certs, dir, &["--no-amr-watch".to_string()], callgrind)?;
     let server = RunningServer {
         process,
         https,
@@ -440,6 +420,40 @@ enum NoopParse {
     Syntax,
     /// Echo the request's uid (registrable with a real API server); also serves `/count`.
     Uid,
+}
+
+/// Starts the release `tprotect-webhook serve` on two free loopback ports (HTTPS, health) with `certs` and
+/// `extra` arguments, under callgrind if asked; returns it with its two addresses, not waiting for it.
+pub(crate) fn spawn_webhook(
+    binary: &Path,
+    certs: &Certs,
+    dir: &Path,
+    extra: &[String],
+    callgrind: Option<&Path>,
+) -> anyhow::Result<(ManagedProcess, SocketAddr, SocketAddr)> {
+    let https: SocketAddr = ([127, 0, 0, 1], tprotect_testbed::free_port()?).into();
+    let health: SocketAddr = ([127, 0, 0, 1], tprotect_testbed::free_port()?).into();
+    let mut args = vec![
+        "serve".to_string(),
+        format!("--listen={https}"),
+        format!("--health-listen={health}"),
+        format!("--tls-cert={}", certs.cert.display()),
+        format!("--tls-key={}", certs.key.display()),
+    ];
+    args.extend_from_slice(extra);
+    let (program, args) = command_line(binary, args, callgrind)?;
+    // Through `env`: the default log level, whatever the caller's RUST_LOG says.
+    let mut env_args = vec!["RUST_LOG=info".to_string(), program.display().to_string()];
+    env_args.extend(args);
+    let process = ManagedProcess::spawn(
+        "tprotect-webhook",
+        &setpriv()?,
+        Path::new("/usr/bin/env"),
+        &env_args,
+        &dir.join("webhook.log"),
+        Lifetime::TiedToProcess,
+    )?;
+    Ok((process, https, health))
 }
 
 fn start_noop(

@@ -35,6 +35,7 @@ use hyper::{
     server::conn::{http1, http2},
 };
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulConnection;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::TcpStream,
@@ -482,38 +483,6 @@ async fn connection(
     }
 }
 
-/// A hyper connection that can be asked to close gracefully.
-trait GracefulConnection: Future<Output = std::result::Result<(), hyper::Error>> {
-    fn close_gracefully(self: Pin<&mut Self>);
-}
-
-impl<I, S> GracefulConnection for http1::Connection<I, S>
-where
-    Self: Future<Output = std::result::Result<(), hyper::Error>>,
-    S: hyper::service::HttpService<Incoming>,
-    I: hyper::rt::Read + hyper::rt::Write + Unpin,
-    S::ResBody: 'static,
-    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    fn close_gracefully(self: Pin<&mut Self>) {
-        self.graceful_shutdown();
-    }
-}
-
-impl<I, S, E> GracefulConnection for http2::Connection<I, S, E>
-where
-    Self: Future<Output = std::result::Result<(), hyper::Error>>,
-    S: hyper::service::HttpService<Incoming>,
-    I: hyper::rt::Read + hyper::rt::Write + Unpin,
-    S::ResBody: 'static,
-    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, S::ResBody>,
-{
-    fn close_gracefully(self: Pin<&mut Self>) {
-        self.graceful_shutdown();
-    }
-}
-
 /// What a connection's supervisor does next.
 #[derive(Debug, PartialEq, Eq)]
 enum Next {
@@ -624,7 +593,11 @@ impl ConnectionState {
 }
 
 /// Drives one connection, closing it when its phase's time is up or the server drains.
-async fn supervise(connection: impl GracefulConnection, shared: &Shared, state: &ConnectionState) {
+async fn supervise(
+    connection: impl GracefulConnection<Error = hyper::Error>,
+    shared: &Shared,
+    state: &ConnectionState,
+) {
     let mut connection = pin!(connection);
     let mut timer = pin!(tokio::time::sleep(
         shared.limits.header_read_timeout.min(shared.limits.idle_timeout)
@@ -643,7 +616,7 @@ async fn supervise(connection: impl GracefulConnection, shared: &Shared, state: 
             () = shared.force.cancelled() => return shared.count_closed("shutdown_timeout"),
             () = shared.drain.cancelled(), if !drain_seen => {
                 drain_seen = true;
-                connection.as_mut().close_gracefully();
+                connection.as_mut().graceful_shutdown();
                 // Heads still arriving and idle HTTP/2 connections get the drain grace, then are dropped.
                 let now = Instant::now();
                 closing = Some(now);
@@ -655,7 +628,7 @@ async fn supervise(connection: impl GracefulConnection, shared: &Shared, state: 
                     Next::CheckAt(at) => timer.as_mut().reset(at.into()),
                     Next::Close => {
                         shared.count_closed("idle_timeout");
-                        connection.as_mut().close_gracefully();
+                        connection.as_mut().graceful_shutdown();
                         closing = Some(now);
                         timer.as_mut().reset((now + CLOSE_GRACE).into());
                     }

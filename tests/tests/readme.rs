@@ -390,20 +390,7 @@ fn build_binaries() {
     webhook_binary();
     binary("xtask", "xtask");
     // `cargo xtask webhook` builds the plugin and the webhook together: do the same build first.
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "kubectl-tprotect",
-            "-p",
-            "tprotect-webhook",
-        ])
-        .current_dir(workspace_root())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    xtask::lifecycle_walk::build_binaries(xtask::lifecycle_walk::Profile::Debug).expect("cargo build");
     eprintln!("binaries built in {:.1}s", started.elapsed().as_secs_f64());
 }
 

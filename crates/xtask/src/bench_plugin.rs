@@ -23,7 +23,7 @@ use tprotect_localenv::audit::{self, PLUGIN_USER_AGENT_PREFIX};
 use tprotect_localenv::{LocalEnv, Plugin, protect};
 use tprotect_testbed::Identity;
 
-use crate::lifecycle_walk::{self, APP, DESTINATION, Profile, SOURCE, Step};
+use xtask::lifecycle_walk::{self, APP, DESTINATION, Profile, SOURCE, Step};
 
 const BEGIN: &str = "<!-- BEGIN bench plugin -->";
 const END: &str = "<!-- END bench plugin -->";

@@ -14,7 +14,7 @@ use kube::api::{Api, DeleteParams};
 use tprotect_testbed::process::Lifetime;
 use tprotect_testbed::{CrdSource, Identity, Testbed, TestbedOptions, process};
 
-use crate::lifecycle_walk::{self, DESTINATION, Profile, SOURCE};
+use xtask::lifecycle_walk::{self, DESTINATION, Profile, SOURCE};
 
 /// Overrides the directory `up`, `down`, `sim` and `webhook` use, for a second pair of clusters beside the first.
 pub const UP_DIR_ENV: &str = "TPROTECT_UP_DIR";

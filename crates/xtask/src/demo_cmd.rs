@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::lifecycle_walk::{self, APP, DESTINATION, Profile, SOURCE, Step};
+use xtask::lifecycle_walk::{self, APP, DESTINATION, Profile, SOURCE, Step};
 
 /// How often a long step says it still runs.
 const TICK: Duration = Duration::from_secs(20);

@@ -5,7 +5,6 @@ mod bench_scrape;
 mod bench_webhook;
 mod cluster_cmds;
 mod demo_cmd;
-mod lifecycle_walk;
 mod sim_cmd;
 mod test_cmd;
 

@@ -1,0 +1,743 @@
+//! The quick reading of an AdmissionReview: one pass over the body that builds exactly what the serde reading
+//! ([`super::read_with_serde`]) builds, or gives up.
+//!
+//! Why by hand: serde_json's own cost of checking a review's syntax (skipping every value) was 1.9 times the
+//! no-op server's whole request, and simd-json and jiter cost more still, counted by callgrind on the bench
+//! review (`BENCHMARKS.md`). A reader that knows which fields the rules read walks the rest without the serde
+//! machinery around each value.
+//!
+//! Why it is safe: it is strict. Whatever it is not sure of — any syntax error, a string with a lone surrogate,
+//! a field of an unexpected type or given twice, a number, nesting deeper than [`MAX_DEPTH`], more values than
+//! the review may hold — makes it give up (`None`), and the serde reading then decides, with its own messages.
+//! So it can only ever answer where the serde reading answers the same; `differential` tests below hold it to
+//! that over generated and mutated bodies.
+
+use std::borrow::Cow;
+
+use tprotect_policy::json::Json;
+use wide::u8x16;
+
+use super::{IncomingReview, ReviewKind, ReviewOperation, ReviewRequest, ReviewResource, ReviewUser};
+use crate::limits::MAX_REVIEW_VALUES;
+
+/// Deeper nesting is left to the serde reading (whose own limit for what it builds is 128).
+const MAX_DEPTH: usize = 64;
+
+/// Reads `text` as an AdmissionReview v1 with the serde reading's result and value count, or `None` when
+/// only the serde reading may decide.
+pub(super) fn read_review(text: &str) -> Option<(IncomingReview<'_>, usize)> {
+    let mut reader = Reader {
+        text,
+        bytes: text.as_bytes(),
+        pos: 0,
+        values: 0,
+        depth: 0,
+    };
+    let review = reader.review()?;
+    reader.whitespace();
+    (reader.pos == reader.bytes.len()).then_some((review, reader.values))
+}
+
+struct Reader<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+    /// Values built so far, counted as the serde reading counts them.
+    values: usize,
+    depth: usize,
+}
+
+/// Sets `slot` once: a field given twice is the serde reading's to refuse.
+fn once<T>(slot: &mut Option<T>, value: T) -> Option<()> {
+    if slot.is_some() {
+        return None;
+    }
+    *slot = Some(value);
+    Some(())
+}
+
+impl<'a> Reader<'a> {
+    #[inline]
+    fn whitespace(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.bytes.get(self.pos) {
+            self.pos += 1;
+        }
+    }
+
+    /// The next byte after white space, not consumed.
+    #[inline]
+    fn peek(&mut self) -> Option<u8> {
+        self.whitespace();
+        self.bytes.get(self.pos).copied()
+    }
+
+    #[inline]
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        (self.peek()? == byte).then(|| self.pos += 1)
+    }
+
+    fn count(&mut self) -> Option<()> {
+        self.values += 1;
+        (self.values < MAX_REVIEW_VALUES).then_some(())
+    }
+
+    /// `null`, consumed if it is next.
+    fn null(&mut self) -> Option<bool> {
+        if self.peek()? == b'n' {
+            self.literal(b"null")?;
+            return Some(true);
+        }
+        Some(false)
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        let end = self.pos + word.len();
+        (self.bytes.get(self.pos..end)? == word).then(|| self.pos = end)
+    }
+
+    /// Walks an object, calling `field` with each key and the reader positioned at its value.
+    fn object(&mut self, mut field: impl FnMut(&mut Self, Cow<'a, str>) -> Option<()>) -> Option<()> {
+        self.eat(b'{')?;
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return None;
+        }
+        if self.peek()? == b'}' {
+            self.pos += 1;
+        } else {
+            loop {
+                let key = self.string()?;
+                self.eat(b':')?;
+                field(self, key)?;
+                match self.peek()? {
+                    b',' => self.pos += 1,
+                    b'}' => {
+                        self.pos += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        self.depth -= 1;
+        Some(())
+    }
+
+    /// The string next: where its text starts and ends (its quotes excluded), and whether it holds an
+    /// escape; control characters refused.
+    #[inline]
+    fn scan_string(&mut self) -> Option<(usize, usize, bool)> {
+        if self.peek()? != b'"' {
+            return None;
+        }
+        let bytes = self.bytes;
+        let mut i = self.pos + 1;
+        let mut escaped = false;
+        loop {
+            // Sixteen bytes at a time up to the first that ends the plain run (a quote, a backslash, a control
+            // character): most strings of a review are plain.
+            match bytes.get(i..i + 16) {
+                Some(chunk) => {
+                    let special = special_bytes(chunk.try_into().ok()?);
+                    if special == 0 {
+                        i += 16;
+                        continue;
+                    }
+                    i += special.trailing_zeros() as usize;
+                }
+                None => {
+                    while !is_special(*bytes.get(i)?) {
+                        i += 1;
+                    }
+                }
+            }
+            match bytes[i] {
+                b'"' => {
+                    let start = self.pos + 1;
+                    self.pos = i + 1;
+                    return Some((start, i, escaped));
+                }
+                b'\\' => {
+                    escaped = true;
+                    match *bytes.get(i + 1)? {
+                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
+                        b'u' => {
+                            hex4(bytes.get(i + 2..i + 6)?)?;
+                            i += 6;
+                        }
+                        _ => return None,
+                    }
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// A string, borrowed from the body unless it holds an escape.
+    #[inline]
+    fn string(&mut self) -> Option<Cow<'a, str>> {
+        let (start, end, escaped) = self.scan_string()?;
+        let raw = self.text.get(start..end)?;
+        if escaped {
+            unescape(raw).map(Cow::Owned)
+        } else {
+            Some(Cow::Borrowed(raw))
+        }
+    }
+
+    /// Any value, checked and not built.
+    fn skip(&mut self) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.scan_string().map(drop),
+            b'{' => self.skip_object(),
+            b'[' => self.array(|reader| reader.skip()),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            b'-' | b'0'..=b'9' => self.number_text().map(drop),
+            _ => None,
+        }
+    }
+
+    /// An object, checked and not built: its keys are not even borrowed.
+    fn skip_object(&mut self) -> Option<()> {
+        self.eat(b'{')?;
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return None;
+        }
+        if self.peek()? == b'}' {
+            self.pos += 1;
+        } else {
+            loop {
+                self.scan_string()?;
+                self.eat(b':')?;
+                self.skip()?;
+                match self.peek()? {
+                    b',' => self.pos += 1,
+                    b'}' => {
+                        self.pos += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        self.depth -= 1;
+        Some(())
+    }
+
+    fn array(&mut self, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.eat(b'[')?;
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return None;
+        }
+        if self.peek()? == b']' {
+            self.pos += 1;
+        } else {
+            loop {
+                item(self)?;
+                match self.peek()? {
+                    b',' => self.pos += 1,
+                    b']' => {
+                        self.pos += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        self.depth -= 1;
+        Some(())
+    }
+
+    /// A number's text, checked against JSON's grammar.
+    fn number_text(&mut self) -> Option<&'a str> {
+        let bytes = self.bytes;
+        let start = self.pos;
+        let mut i = start;
+        let digits = |i: &mut usize| {
+            let from = *i;
+            while bytes.get(*i).is_some_and(u8::is_ascii_digit) {
+                *i += 1;
+            }
+            *i > from
+        };
+        if bytes.get(i) == Some(&b'-') {
+            i += 1;
+        }
+        match bytes.get(i)? {
+            b'0' => i += 1,
+            b'1'..=b'9' => {
+                digits(&mut i);
+            }
+            _ => return None,
+        }
+        if bytes.get(i) == Some(&b'.') {
+            i += 1;
+            if !digits(&mut i) {
+                return None;
+            }
+        }
+        if let Some(b'e' | b'E') = bytes.get(i) {
+            i += 1;
+            if let Some(b'+' | b'-') = bytes.get(i) {
+                i += 1;
+            }
+            if !digits(&mut i) {
+                return None;
+            }
+        }
+        self.pos = i;
+        self.text.get(start..i)
+    }
+
+    /// Any value, built and counted as the serde reading's `Counted`.
+    fn counted(&mut self) -> Option<Json<'a>> {
+        self.count()?;
+        Some(match self.peek()? {
+            b'"' => Json::String(self.string()?),
+            b'{' => {
+                let mut entries = Vec::new();
+                self.object(|reader, key| {
+                    let value = reader.counted()?;
+                    entries.push((key, value));
+                    Some(())
+                })?;
+                Json::Object(entries)
+            }
+            b'[' => {
+                let mut items = Vec::new();
+                self.array(|reader| {
+                    items.push(reader.counted()?);
+                    Some(())
+                })?;
+                Json::Array(items)
+            }
+            b't' => self.literal(b"true").map(|()| Json::Bool(true))?,
+            b'f' => self.literal(b"false").map(|()| Json::Bool(false))?,
+            b'n' => self.literal(b"null").map(|()| Json::Null)?,
+            // serde_json's own number reading, so that a number is exactly what the serde reading builds.
+            b'-' | b'0'..=b'9' => Json::Number(serde_json::from_str(self.number_text()?).ok()?),
+            _ => return None,
+        })
+    }
+
+    fn review(&mut self) -> Option<IncomingReview<'a>> {
+        let (mut api_version, mut kind, mut request) = (None, None, None);
+        self.object(|reader, key| match key.as_ref() {
+            "apiVersion" => once(&mut api_version, reader.string()?),
+            "kind" => once(&mut kind, reader.string()?),
+            "request" => once(&mut request, reader.request()?),
+            _ => reader.skip(),
+        })?;
+        Some(IncomingReview {
+            api_version: api_version?,
+            kind: kind?,
+            request: Some(request?),
+        })
+    }
+
+    fn request(&mut self) -> Option<ReviewRequest<'a>> {
+        let mut uid = None;
+        let mut kind = None;
+        let mut resource = None;
+        let mut name = None;
+        let mut namespace = None;
+        let mut operation = None;
+        let mut user_info = None;
+        let mut object = None;
+        let mut old_object = None;
+        self.object(|reader, key| match key.as_ref() {
+            "uid" => once(&mut uid, reader.string()?),
+            "kind" => once(&mut kind, reader.kind()?),
+            "resource" => once(&mut resource, reader.resource()?),
+            "name" => once(&mut name, reader.string()?),
+            "namespace" => {
+                let value = if reader.null()? {
+                    None
+                } else {
+                    Some(reader.string()?)
+                };
+                once(&mut namespace, value)
+            }
+            "operation" => once(&mut operation, reader.operation()?),
+            "userInfo" => once(&mut user_info, reader.user()?),
+            "object" => once(&mut object, reader.rule_object()?),
+            "oldObject" => once(&mut old_object, reader.rule_object()?),
+            _ => reader.skip(),
+        })?;
+        Some(ReviewRequest {
+            uid: uid?,
+            kind: kind?,
+            _resource: resource?,
+            name: name.unwrap_or_default(),
+            namespace: namespace.flatten(),
+            operation: operation?,
+            user_info: user_info?,
+            object: object.flatten(),
+            old_object: old_object.flatten(),
+        })
+    }
+
+    fn kind(&mut self) -> Option<ReviewKind<'a>> {
+        let (mut group, mut version, mut kind) = (None, None, None);
+        self.object(|reader, key| match key.as_ref() {
+            "group" => once(&mut group, reader.string()?),
+            "version" => once(&mut version, reader.string()?),
+            "kind" => once(&mut kind, reader.string()?),
+            _ => reader.skip(),
+        })?;
+        Some(ReviewKind {
+            group: group?,
+            version: version?,
+            kind: kind?,
+        })
+    }
+
+    fn resource(&mut self) -> Option<ReviewResource<'a>> {
+        let (mut group, mut version, mut resource) = (None, None, None);
+        self.object(|reader, key| match key.as_ref() {
+            "group" => once(&mut group, reader.string()?),
+            "version" => once(&mut version, reader.string()?),
+            "resource" => once(&mut resource, reader.string()?),
+            _ => reader.skip(),
+        })?;
+        Some(ReviewResource {
+            _group: group?,
+            _version: version?,
+            _resource: resource?,
+        })
+    }
+
+    fn operation(&mut self) -> Option<ReviewOperation> {
+        Some(match self.string()?.as_ref() {
+            "CREATE" => ReviewOperation::Create,
+            "UPDATE" => ReviewOperation::Update,
+            "DELETE" => ReviewOperation::Delete,
+            "CONNECT" => ReviewOperation::Connect,
+            _ => return None,
+        })
+    }
+
+    fn user(&mut self) -> Option<ReviewUser<'a>> {
+        let mut username = None;
+        self.object(|reader, key| match key.as_ref() {
+            "username" => {
+                let value = if reader.null()? {
+                    None
+                } else {
+                    Some(reader.string()?)
+                };
+                once(&mut username, value)
+            }
+            _ => reader.skip(),
+        })?;
+        Some(ReviewUser {
+            username: username.flatten(),
+        })
+    }
+
+    /// `object` or `oldObject` as the serde reading's `ObjectSeed` builds it (`null`: no object).
+    fn rule_object(&mut self) -> Option<Option<Json<'a>>> {
+        if self.null()? {
+            return Some(None);
+        }
+        self.count()?;
+        let mut entries = Vec::with_capacity(2);
+        self.object(|reader, key| {
+            let value = match key.as_ref() {
+                "metadata" => reader.metadata()?,
+                "spec" => reader.counted()?,
+                _ => return reader.skip(),
+            };
+            entries.push((key, value));
+            Some(())
+        })?;
+        Some(Some(Json::Object(entries)))
+    }
+
+    /// `metadata` as the serde reading's `MetadataSeed` builds it.
+    fn metadata(&mut self) -> Option<Json<'a>> {
+        if self.null()? {
+            return Some(Json::Null);
+        }
+        self.count()?;
+        let mut entries = Vec::with_capacity(4);
+        self.object(|reader, key| {
+            let value = match key.as_ref() {
+                "name" | "namespace" | "generateName" => {
+                    reader.count()?;
+                    if reader.null()? {
+                        Json::Null
+                    } else {
+                        Json::String(reader.string()?)
+                    }
+                }
+                "labels" | "annotations" => reader.string_map()?,
+                "deletionTimestamp" => reader.counted()?,
+                _ => return reader.skip(),
+            };
+            entries.push((key, value));
+            Some(())
+        })?;
+        Some(Json::Object(entries))
+    }
+
+    /// Labels or annotations: a map of strings, or null (not counted, as in the serde reading).
+    fn string_map(&mut self) -> Option<Json<'a>> {
+        if self.null()? {
+            return Some(Json::Null);
+        }
+        self.count()?;
+        let mut entries = Vec::new();
+        self.object(|reader, key| {
+            reader.count()?;
+            let value = Json::String(reader.string()?);
+            entries.push((key, value));
+            Some(())
+        })?;
+        Some(Json::Object(entries))
+    }
+}
+
+/// A bit for each of the sixteen bytes that is a quote, a backslash or below 0x20 (lowest bit: first byte).
+fn special_bytes(chunk: [u8; 16]) -> u32 {
+    let bytes = u8x16::new(chunk);
+    let quote = bytes.simd_eq(u8x16::splat(b'"'));
+    let backslash = bytes.simd_eq(u8x16::splat(b'\\'));
+    let control = bytes.min(u8x16::splat(0x1f)).simd_eq(bytes);
+    (quote | backslash | control).to_bitmask()
+}
+
+fn is_special(byte: u8) -> bool {
+    byte == b'"' || byte == b'\\' || byte < 0x20
+}
+
+/// Four hex digits.
+fn hex4(digits: &[u8]) -> Option<u16> {
+    digits.iter().try_fold(0u16, |value, &digit| {
+        let nibble = (digit as char).to_digit(16)?;
+        Some(value << 4 | nibble as u16)
+    })
+}
+
+/// The text of a string with escapes (already checked by `scan_string`); a lone surrogate gives up.
+fn unescape(raw: &str) -> Option<String> {
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(at) = rest.find('\\') {
+        out.push_str(&rest[..at]);
+        let bytes = &rest.as_bytes()[at..];
+        let (ch, used) = match bytes[1] {
+            b'"' => ('"', 2),
+            b'\\' => ('\\', 2),
+            b'/' => ('/', 2),
+            b'b' => ('\u{8}', 2),
+            b'f' => ('\u{c}', 2),
+            b'n' => ('\n', 2),
+            b'r' => ('\r', 2),
+            b't' => ('\t', 2),
+            b'u' => {
+                let first = u32::from(hex4(bytes.get(2..6)?)?);
+                match first {
+                    0xD800..=0xDBFF => {
+                        if bytes.get(6..8)? != b"\\u" {
+                            return None;
+                        }
+                        let second = u32::from(hex4(bytes.get(8..12)?)?);
+                        if !(0xDC00..=0xDFFF).contains(&second) {
+                            return None;
+                        }
+                        let code = 0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00);
+                        (char::from_u32(code)?, 12)
+                    }
+                    0xDC00..=0xDFFF => return None,
+                    _ => (char::from_u32(first)?, 6),
+                }
+            }
+            _ => return None,
+        };
+        out.push(ch);
+        rest = &rest[at + used..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::admission::read_with_serde;
+
+    /// The quick reading either gives up or builds what the serde reading builds, with the same count.
+    fn agrees(text: &str) -> bool {
+        let Some((quick, values)) = read_review(text) else {
+            return false;
+        };
+        let (reference, reference_values) = read_with_serde(text).unwrap_or_else(|error| {
+            panic!("the quick reading read {text:?}, the serde reading refused: {error:?}")
+        });
+        assert_eq!(format!("{quick:?}"), format!("{reference:?}"), "for {text}");
+        assert_eq!(values, reference_values, "value count for {text}");
+        true
+    }
+
+    #[test]
+    fn reads_the_bench_review_as_serde_does() {
+        let text = serde_json::to_string(&crate::testing::amr_update_review()).unwrap();
+        assert!(agrees(&text), "the quick reading gave up on the bench review");
+        let pretty = serde_json::to_string_pretty(&crate::testing::amr_update_review()).unwrap();
+        assert!(
+            agrees(&pretty),
+            "the quick reading gave up on the pretty-printed review"
+        );
+    }
+
+    #[test]
+    fn gives_up_where_only_serde_may_decide() {
+        let review = crate::testing::amr_update_review();
+        let text = serde_json::to_string(&review).unwrap();
+        let cases = [
+            ("trailing garbage", format!("{text} x")),
+            ("truncated", text[..text.len() - 1].to_string()),
+            (
+                "a field twice",
+                text.replacen("\"userInfo\":", "\"userInfo\":{},\"userInfo\":", 1),
+            ),
+            ("a control character", text.replacen("alice", "al\u{1}ice", 1)),
+            ("a lone surrogate", text.replacen("alice", "al\\ud800ice", 1)),
+            (
+                "a leading zero",
+                text.replacen("\"generation\":2", "\"generation\":02", 1),
+            ),
+            (
+                "a trailing comma",
+                text.replacen("\"conditions\":[]", "\"conditions\":[1,]", 1),
+            ),
+            (
+                "an unknown operation",
+                text.replacen("\"UPDATE\"", "\"PATCH\"", 1),
+            ),
+            (
+                "request null",
+                json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": null})
+                    .to_string(),
+            ),
+            ("deep nesting", {
+                let deep = format!("{}1{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
+                text.replacen("\"dryRun\":false", &format!("\"dryRun\":{deep}"), 1)
+            }),
+        ];
+        for (case, body) in cases {
+            assert_ne!(body, text, "{case}: the edit did not apply");
+            assert!(
+                read_review(&body).is_none(),
+                "{case}: the quick reading did not give up"
+            );
+        }
+    }
+
+    #[test]
+    fn escapes_nulls_and_numbers_read_as_serde_reads_them() {
+        let mut review = crate::testing::amr_update_review();
+        let object = &mut review["request"]["object"];
+        object["metadata"]["labels"]["esc\"aped\\key/\u{e9}"] = json!("tab\there \u{1F600} \u{7f}");
+        object["metadata"]["generateName"] = Value::Null;
+        object["metadata"]["annotations"] = Value::Null;
+        object["spec"]["numbers"] = json!([
+            0,
+            -0,
+            1.5,
+            -2e-3,
+            1E+2,
+            18446744073709551615u64,
+            -9223372036854775808i64,
+            1e300
+        ]);
+        object["spec"]["nested"] = json!({"a": [true, false, null, {"b": []}], "c": {}});
+        review["request"]["namespace"] = Value::Null;
+        review["request"]["userInfo"]["username"] = Value::Null;
+        review["request"]["oldObject"] = Value::Null;
+        let text = serde_json::to_string(&review).unwrap();
+        assert!(agrees(&text), "gave up on {text}");
+        // Escapes the serializer would not write.
+        let text = text.replacen("my-app-name", "my-app-\\u006eame\\/\\ud83d\\ude00", 1);
+        assert!(agrees(&text), "gave up on {text}");
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            "[a-z\"\\\\/\u{0}-\u{1f}\u{e9}\u{1F600}]{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                prop::collection::btree_map("[a-zA-Z]{1,6}|spec|metadata|labels|name", inner, 0..5)
+                    .prop_map(|map| Value::Object(map.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Where in the review a generated value goes.
+    const PLACES: [&str; 10] = [
+        "/request/object/spec",
+        "/request/object/metadata",
+        "/request/object/metadata/labels",
+        "/request/object/metadata/name",
+        "/request/object/status",
+        "/request/oldObject",
+        "/request/userInfo",
+        "/request/namespace",
+        "/request/kind",
+        "/request/options",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn generated_values_anywhere_read_as_serde_reads_them(value in json_value(), place in 0..PLACES.len()) {
+            let mut review = crate::testing::amr_update_review();
+            if let Some(slot) = review.pointer_mut(PLACES[place]) {
+                *slot = value;
+            }
+            let text = serde_json::to_string(&review).unwrap();
+            let read = agrees(&text);
+            // Serde also reads a struct from a JSON list, which the quick reading leaves to it; anywhere
+            // else, what serde reads the quick reading reads too (so these cases test it, not the fallback).
+            let struct_as_list = matches!(PLACES[place], "/request/kind" | "/request/userInfo");
+            if !struct_as_list && read_with_serde(&text).is_ok() {
+                prop_assert!(read, "the quick reading gave up on {}", text);
+            }
+        }
+
+        #[test]
+        fn mutated_bodies_are_read_as_serde_reads_them_or_left_to_it(
+            edits in prop::collection::vec((any::<prop::sample::Index>(), 0..3u8, prop::sample::select(&b"\"\\{}[],:0-.eE+ntfu\x01a"[..])), 1..4)
+        ) {
+            let mut body = serde_json::to_vec(&crate::testing::amr_update_review()).unwrap();
+            for (at, edit, byte) in edits {
+                let at = at.index(body.len());
+                match edit {
+                    0 => body[at] = byte,
+                    1 => { body.remove(at); }
+                    _ => body.insert(at, byte),
+                }
+            }
+            if let Ok(text) = std::str::from_utf8(&body) {
+                agrees(text);
+            }
+        }
+    }
+}

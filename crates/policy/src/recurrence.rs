@@ -34,6 +34,12 @@ impl Problem {
             fix: fix.into(),
         }
     }
+
+    /// The problems, each as [`Display`](fmt::Display) shows it, joined with `; `.
+    pub fn join(problems: &[Problem]) -> String {
+        let texts: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        texts.join("; ")
+    }
 }
 
 impl fmt::Display for Problem {
@@ -300,16 +306,8 @@ impl FromStr for RecurrenceRule {
     type Err = PolicyError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s).map_err(|problems| PolicyError::RecurrenceRule(join(&problems)))
+        Self::parse(s).map_err(|problems| PolicyError::RecurrenceRule(Problem::join(&problems)))
     }
-}
-
-fn join(problems: &[Problem]) -> String {
-    problems
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 fn truncate(s: &str, max_chars: usize) -> String {

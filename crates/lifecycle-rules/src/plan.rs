@@ -55,10 +55,10 @@ pub fn plan(observed: &Observed, goal: &Goal) -> Plan {
             })?;
             let (d0, s0) = record_clusters(observed, record, goal.operation())?;
             match goal {
-                Goal::ReverseResync => match reverse_resync(observed, record, d0, s0, false)? {
-                    Progress::Step(step) => Ok(step),
-                    Progress::Finished => Ok(done(observed, s0, "reversed: now replicating")),
-                },
+                Goal::ReverseResync => {
+                    let progress = reverse_resync(observed, record, d0, s0, false)?;
+                    Ok(progress.or_done(observed, s0, "reversed: now replicating"))
+                }
                 Goal::Reverse => plan_reverse(observed, record, d0, s0),
                 _ => plan_failback(observed, record, d0, s0),
             }
@@ -70,6 +70,16 @@ pub fn plan(observed: &Observed, goal: &Goal) -> Plan {
 enum Progress {
     Step(Step),
     Finished,
+}
+
+impl Progress {
+    /// The step asked for; once finished, the [`done`] step saying the relationship `what`.
+    fn or_done(self, observed: &Observed, amr_cluster: ClusterKey, what: &str) -> Step {
+        match self {
+            Progress::Step(step) => step,
+            Progress::Finished => done(observed, amr_cluster, what),
+        }
+    }
 }
 
 fn state<'a>(
@@ -1275,14 +1285,11 @@ fn reverse(
 }
 
 fn plan_reverse(observed: &Observed, record: &OperationRecord, d0: ClusterKey, s0: ClusterKey) -> Plan {
-    match reverse(observed, record, d0, s0, false)? {
-        Progress::Step(step) => Ok(step),
-        Progress::Finished => Ok(done(
-            observed,
-            s0,
-            "is reversed: the former destination is now the source",
-        )),
-    }
+    Ok(reverse(observed, record, d0, s0, false)?.or_done(
+        observed,
+        s0,
+        "is reversed: the former destination is now the source",
+    ))
 }
 
 /// Fail back: reverse resync (keeping what was written during the failover), then reverse direction. Never a
@@ -1337,14 +1344,11 @@ fn plan_failback(observed: &Observed, record: &OperationRecord, d0: ClusterKey, 
         }
     }
     // Second half: a planned swap of the reversed relationship (AMR on s0, replicating from d0) back to d0.
-    match reverse(observed, record, s0, d0, true)? {
-        Progress::Step(step) => Ok(step),
-        Progress::Finished => Ok(done(
-            observed,
-            d0,
-            "is failed back: the original source is the source again",
-        )),
-    }
+    Ok(reverse(observed, record, s0, d0, true)?.or_done(
+        observed,
+        d0,
+        "is failed back: the original source is the source again",
+    ))
 }
 
 fn unreachable_finished(name: &str) -> Plan {

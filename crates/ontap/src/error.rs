@@ -193,11 +193,7 @@ fn format_reasons(reasons: &[CodedMessage]) -> String {
     if reasons.is_empty() {
         return "ONTAP gave no reason".to_owned();
     }
-    reasons
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
+    CodedMessage::join(reasons)
 }
 
 /// `90s`, `15m`, `1h30m`, `250ms`.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::error::{OntapError, format_duration};
-use crate::model::{Relationship, RelationshipState};
+use crate::model::{CodedMessage, Relationship, RelationshipState};
 
 /// One `--fail-on` condition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,12 +89,7 @@ impl Condition {
                 }
                 Some(false) => Some(format!(
                     "ONTAP reports it unhealthy: {}",
-                    relationship
-                        .unhealthy_reason
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("; ")
+                    CodedMessage::join(&relationship.unhealthy_reason)
                 )),
                 None => Some("ONTAP does not say whether it is healthy".into()),
             },

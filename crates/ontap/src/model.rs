@@ -144,6 +144,14 @@ pub struct CodedMessage {
     pub message: Option<String>,
 }
 
+impl CodedMessage {
+    /// The messages, each as [`Display`](fmt::Display) shows it, joined with `; `.
+    pub fn join(messages: &[CodedMessage]) -> String {
+        let texts: Vec<String> = messages.iter().map(ToString::to_string).collect();
+        texts.join("; ")
+    }
+}
+
 impl fmt::Display for CodedMessage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let message = self.message.as_deref().unwrap_or("(no message)");

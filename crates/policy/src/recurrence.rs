@@ -34,6 +34,12 @@ impl Problem {
             fix: fix.into(),
         }
     }
+
+    /// The problems, each as [`Display`](fmt::Display) shows it, joined with `; `.
+    pub fn join(problems: &[Problem]) -> String {
+        let texts: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        texts.join("; ")
+    }
 }
 
 impl fmt::Display for Problem {
@@ -300,16 +306,8 @@ impl FromStr for RecurrenceRule {
     type Err = PolicyError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s).map_err(|problems| PolicyError::RecurrenceRule(join(&problems)))
+        Self::parse(s).map_err(|problems| PolicyError::RecurrenceRule(Problem::join(&problems)))
     }
-}
-
-fn join(problems: &[Problem]) -> String {
-    problems
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 fn truncate(s: &str, max_chars: usize) -> String {
@@ -514,53 +512,50 @@ fn parse_remembered(text: &str) -> Result<RecurrenceRule, Vec<Problem>> {
     Ok(rule)
 }
 
+/// Parses `text` (see [`parse_remembered`]) and runs `checks` on the rule: the problems they push, or the parse
+/// problems of a rule that does not parse.
+fn check_parsed(text: &str, checks: impl FnOnce(&RecurrenceRule, &mut Vec<Problem>)) -> Vec<Problem> {
+    match parse_remembered(text) {
+        Ok(rule) => {
+            let mut problems = Vec::new();
+            checks(&rule, &mut problems);
+            problems
+        }
+        Err(problems) => problems,
+    }
+}
+
+/// The frequencies a rule that drives SnapMirror transfers may have (an AMR's, a replication schedule's).
+const REPLICATION_FREQUENCIES: [Frequency; 2] = [Frequency::Minutely, Frequency::Hourly];
+
 /// The rules of `AppMirrorRelationship.spec.recurrenceRule`: DTSTART not in the future; only FREQ and
 /// INTERVAL; FREQ MINUTELY or HOURLY.
 pub fn check_amr(text: &str, now: Timestamp) -> Vec<Problem> {
-    let rule = match parse_remembered(text) {
-        Ok(rule) => rule,
-        Err(problems) => return problems,
-    };
-    let mut problems = Vec::new();
-    check_dtstart_not_future(&rule, now, &mut problems);
-    check_parts(&rule, &AMR_PARTS, "an AppMirrorRelationship", &mut problems);
-    check_frequency(
-        &rule,
-        &[Frequency::Minutely, Frequency::Hourly],
-        "an AppMirrorRelationship",
-        &mut problems,
-    );
-    problems
+    check_parsed(text, |rule, problems| {
+        check_dtstart_not_future(rule, now, problems);
+        check_parts(rule, &AMR_PARTS, "an AppMirrorRelationship", problems);
+        check_frequency(
+            rule,
+            &REPLICATION_FREQUENCIES,
+            "an AppMirrorRelationship",
+            problems,
+        );
+    })
 }
 
 /// The rules of `Schedule.spec.recurrenceRule`: DTSTART not in the future; FREQ, INTERVAL, BYMINUTE, BYHOUR,
 /// BYDAY, BYMONTHDAY only; FREQ MINUTELY to MONTHLY; MINUTELY needs an INTERVAL of at least 5.
 pub fn check_schedule(text: &str, now: Timestamp) -> Vec<Problem> {
-    let rule = match parse_remembered(text) {
-        Ok(rule) => rule,
-        Err(problems) => return problems,
-    };
-    let mut problems = Vec::new();
-    schedule_checks(&rule, now, &mut problems);
-    problems
+    check_parsed(text, |rule, problems| schedule_checks(rule, now, problems))
 }
 
 /// [`check_schedule`], and FREQ must be MINUTELY (INTERVAL ≥ 5) or HOURLY: a replication schedule drives
 /// SnapMirror transfers.
 pub fn check_replication_schedule(text: &str, now: Timestamp) -> Vec<Problem> {
-    let rule = match parse_remembered(text) {
-        Ok(rule) => rule,
-        Err(problems) => return problems,
-    };
-    let mut problems = Vec::new();
-    schedule_checks(&rule, now, &mut problems);
-    check_frequency(
-        &rule,
-        &[Frequency::Minutely, Frequency::Hourly],
-        "a replication schedule",
-        &mut problems,
-    );
-    problems
+    check_parsed(text, |rule, problems| {
+        schedule_checks(rule, now, problems);
+        check_frequency(rule, &REPLICATION_FREQUENCIES, "a replication schedule", problems);
+    })
 }
 
 fn schedule_checks(rule: &RecurrenceRule, now: Timestamp, problems: &mut Vec<Problem>) {

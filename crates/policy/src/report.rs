@@ -299,52 +299,44 @@ mod tests {
     #[test]
     fn dns1123_subdomain() {
         assert!(is_dns1123_subdomain("generic-s3.bucket-1"));
-        assert!(!is_dns1123_subdomain("a..b"));
-        assert!(!is_dns1123_subdomain("Bucket"));
-        assert!(!is_dns1123_subdomain(""));
+        for bad in ["a..b", "Bucket", ""] {
+            assert!(!is_dns1123_subdomain(bad), "{bad}");
+        }
     }
 
     #[test]
     fn kubernetes_uid() {
         assert!(is_kubernetes_uid("7498d32c-328e-4ddd-9029-122540866aeb"));
-        assert!(!is_kubernetes_uid("7498D32C-328E-4DDD-9029-122540866AEB"));
-        assert!(!is_kubernetes_uid("7498d32c328e4ddd9029122540866aeb"));
-        assert!(!is_kubernetes_uid("7498d32c-328e-4ddd-9029-122540866aeg"));
+        for bad in [
+            "7498D32C-328E-4DDD-9029-122540866AEB",
+            "7498d32c328e4ddd9029122540866aeb",
+            "7498d32c-328e-4ddd-9029-122540866aeg",
+        ] {
+            assert!(!is_kubernetes_uid(bad), "{bad}");
+        }
+    }
+
+    /// [`required_string`] of `key` in `spec` (at path `spec`): the value, and the violations reported.
+    fn required_string_in(spec: serde_json::Value, key: &str) -> (Option<String>, Vec<Violation>) {
+        let mut report = Report::default();
+        let value =
+            required_string(&mut report, &Json::from(&spec), "spec", key, "set it").map(str::to_string);
+        (value, report.violations)
     }
 
     #[test]
     fn strings_of_the_wrong_type_say_to_quote() {
-        let mut report = Report::default();
-        let spec = json!({"snapshotRetention": 2});
-        assert_eq!(
-            required_string(
-                &mut report,
-                &Json::from(&spec),
-                "spec",
-                "snapshotRetention",
-                "set it"
-            ),
-            None
-        );
-        assert_eq!(report.violations[0].field, "spec.snapshotRetention");
-        assert!(report.violations[0].rule.contains("the number 2"));
-        assert!(report.violations[0].fix.contains("snapshotRetention: \"2\""));
+        let (value, violations) = required_string_in(json!({"snapshotRetention": 2}), "snapshotRetention");
+        assert_eq!(value, None);
+        assert_eq!(violations[0].field, "spec.snapshotRetention");
+        assert!(violations[0].rule.contains("the number 2"));
+        assert!(violations[0].fix.contains("snapshotRetention: \"2\""));
     }
 
     #[test]
     fn null_is_absent() {
-        let mut report = Report::default();
-        let spec = json!({"applicationRef": null});
-        assert_eq!(
-            required_string(
-                &mut report,
-                &Json::from(&spec),
-                "spec",
-                "applicationRef",
-                "set it"
-            ),
-            None
-        );
-        assert_eq!(report.violations[0].rule, "is required");
+        let (value, violations) = required_string_in(json!({"applicationRef": null}), "applicationRef");
+        assert_eq!(value, None);
+        assert_eq!(violations[0].rule, "is required");
     }
 }

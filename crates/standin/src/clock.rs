@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use tprotect_policy::recurrence::RecurrenceRule;
+use tprotect_policy::recurrence::{Problem, RecurrenceRule};
 
 /// Simulated time, running `scale` times faster than real time from `epoch` (when the stand-in started). At scale 1
 /// simulated time is real time.
@@ -84,10 +84,8 @@ impl Cadence {
     /// The cadence of a `spec.recurrenceRule` (an AMR's or a Schedule's): its DTSTART and `INTERVAL × FREQ`, or
     /// what is wrong with the rule, naming the field.
     pub fn from_recurrence_rule(text: &str) -> Result<Self, String> {
-        let rule = RecurrenceRule::parse(text).map_err(|problems| {
-            let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
-            format!("spec.recurrenceRule: {}", problems.join("; "))
-        })?;
+        let rule = RecurrenceRule::parse(text)
+            .map_err(|problems| format!("spec.recurrenceRule: {}", Problem::join(&problems)))?;
         Self::new(rule.dtstart(), rule.interval())
             .ok_or_else(|| "spec.recurrenceRule has a zero interval".to_string())
     }

@@ -66,34 +66,24 @@ pub fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Conditio
 mod tests {
     use super::*;
 
+    /// The update of the `Ready` condition to `status`, with `reason` and `message`.
+    fn ready_is<'a>(status: bool, reason: &'a str, message: &str) -> ConditionUpdate<'a> {
+        ConditionUpdate::new("Ready", status, reason, message)
+    }
+
     #[test]
     fn transition_time_moves_only_when_the_status_changes() {
         let t0: Timestamp = "2025-01-01T00:00:00Z".parse().unwrap();
         let t1: Timestamp = "2025-01-01T00:01:00Z".parse().unwrap();
         let t2: Timestamp = "2025-01-01T00:02:00Z".parse().unwrap();
         let mut conditions = Vec::new();
-        upsert(
-            &mut conditions,
-            ConditionUpdate::new("Ready", false, "Running", "a"),
-            Some(1),
-            t0,
-        );
-        upsert(
-            &mut conditions,
-            ConditionUpdate::new("Ready", false, "Still", "b"),
-            Some(2),
-            t1,
-        );
+        upsert(&mut conditions, ready_is(false, "Running", "a"), Some(1), t0);
+        upsert(&mut conditions, ready_is(false, "Still", "b"), Some(2), t1);
         let ready = find(&conditions, "Ready").unwrap();
         assert_eq!(ready.last_transition_time, Time(t0));
         assert_eq!((ready.reason.as_str(), ready.message.as_str()), ("Still", "b"));
         assert_eq!(ready.observed_generation, Some(2));
-        upsert(
-            &mut conditions,
-            ConditionUpdate::new("Ready", true, "Done", ""),
-            Some(2),
-            t2,
-        );
+        upsert(&mut conditions, ready_is(true, "Done", ""), Some(2), t2);
         let ready = find(&conditions, "Ready").unwrap();
         assert_eq!(
             (ready.status.as_str(), ready.last_transition_time.clone()),

@@ -86,26 +86,23 @@ impl Ctx {
     }
 }
 
-/// Turns a watch into a stream of "something changed" ticks, with its own backoff, dropping its errors: a watch
-/// of a peer cluster that is down must not slow down the triggers of the local cluster.
-fn changes<K>(api: Api<K>, what: &'static str, cluster: String) -> impl Stream<Item = ()> + Send + 'static
+/// Turns a watch of every `K` on `cluster` into a stream of "something changed" ticks, with its own backoff,
+/// dropping its errors: a watch of a peer cluster that is down must not slow down the triggers of the local
+/// cluster.
+fn changes<K>(cluster: &Cluster) -> impl Stream<Item = ()> + Send + 'static
 where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + 'static,
 {
-    watcher(api, watcher::Config::default())
+    let what = K::plural(&()).into_owned();
+    let cluster_name = cluster.name.clone();
+    watcher(Api::<K>::all(cluster.client.clone()), watcher::Config::default())
         .default_backoff()
         .touched_objects()
         .filter_map(move |event| {
-            let cluster = cluster.clone();
-            async move {
-                match event {
-                    Ok(_) => Some(()),
-                    Err(error) => {
-                        tracing::debug!(%cluster, what, %error, "watch error (retrying with backoff)");
-                        None
-                    }
-                }
+            if let Err(error) = &event {
+                tracing::debug!(cluster = %cluster_name, what = what.as_str(), %error, "watch error (retrying with backoff)");
             }
+            futures::future::ready(event.ok().map(|_| ()))
         })
 }
 
@@ -149,17 +146,11 @@ where
 /// Runs every controller of one cluster until dropped.
 pub(crate) async fn run_cluster(ctx: Arc<Ctx>) {
     let local = ctx.local.client.clone();
-    let peer = ctx.peer.client.clone();
     let name = ctx.local.name.clone();
-    let peer_name = ctx.peer.name.clone();
     let config = || watcher::Config::default();
 
     let appvaults = Controller::new(Api::<AppVault>::all(local.clone()), config())
-        .reconcile_all_on(changes(
-            Api::<PartialObjectMeta<Secret>>::all(local.clone()),
-            "secrets",
-            name.clone(),
-        ))
+        .reconcile_all_on(changes::<PartialObjectMeta<Secret>>(&ctx.local))
         .reconcile_all_on(fault_changes(&ctx))
         .run(appvault::reconcile, error_policy, ctx.clone());
 
@@ -177,26 +168,10 @@ pub(crate) async fn run_cluster(ctx: Arc<Ctx>) {
 
     // An AMR depends on objects of both clusters; there are few AMRs, so any change reconciles them all.
     let amrs = Controller::new(Api::<AppMirrorRelationship>::all(local.clone()), config())
-        .reconcile_all_on(changes(
-            Api::<AppVault>::all(local.clone()),
-            "appvaults",
-            name.clone(),
-        ))
-        .reconcile_all_on(changes(
-            Api::<AppVault>::all(peer.clone()),
-            "appvaults",
-            peer_name.clone(),
-        ))
-        .reconcile_all_on(changes(
-            Api::<Application>::all(peer.clone()),
-            "applications",
-            peer_name.clone(),
-        ))
-        .reconcile_all_on(changes(
-            Api::<ShutdownSnapshot>::all(peer.clone()),
-            "shutdownsnapshots",
-            peer_name.clone(),
-        ))
+        .reconcile_all_on(changes::<AppVault>(&ctx.local))
+        .reconcile_all_on(changes::<AppVault>(&ctx.peer))
+        .reconcile_all_on(changes::<Application>(&ctx.peer))
+        .reconcile_all_on(changes::<ShutdownSnapshot>(&ctx.peer))
         .reconcile_all_on(fault_changes(&ctx))
         .run(amr::reconcile, error_policy, ctx.clone());
 

@@ -97,21 +97,47 @@ impl<'a> Reader<'a> {
 
     /// Walks an object, calling `field` with each key and the reader positioned at its value.
     fn object(&mut self, mut field: impl FnMut(&mut Self, Cow<'a, str>) -> Option<()>) -> Option<()> {
-        self.eat(b'{')?;
+        self.members(b'{', b'}', |reader| {
+            let key = reader.string()?;
+            reader.eat(b':')?;
+            field(reader, key)
+        })
+    }
+
+    /// An object, checked and not built: its keys are not even borrowed.
+    fn skip_object(&mut self) -> Option<()> {
+        self.members(b'{', b'}', |reader| {
+            reader.scan_string()?;
+            reader.eat(b':')?;
+            reader.skip()
+        })
+    }
+
+    fn array(&mut self, item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.members(b'[', b']', item)
+    }
+
+    /// The members of an object or array between `open` and `close`, separated by commas, each read by
+    /// `member`.
+    fn members(
+        &mut self,
+        open: u8,
+        close: u8,
+        mut member: impl FnMut(&mut Self) -> Option<()>,
+    ) -> Option<()> {
+        self.eat(open)?;
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return None;
         }
-        if self.peek()? == b'}' {
+        if self.peek()? == close {
             self.pos += 1;
         } else {
             loop {
-                let key = self.string()?;
-                self.eat(b':')?;
-                field(self, key)?;
+                member(self)?;
                 match self.peek()? {
                     b',' => self.pos += 1,
-                    b'}' => {
+                    byte if byte == close => {
                         self.pos += 1;
                         break;
                     }
@@ -197,59 +223,6 @@ impl<'a> Reader<'a> {
             b'-' | b'0'..=b'9' => self.number_text().map(drop),
             _ => None,
         }
-    }
-
-    /// An object, checked and not built: its keys are not even borrowed.
-    fn skip_object(&mut self) -> Option<()> {
-        self.eat(b'{')?;
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return None;
-        }
-        if self.peek()? == b'}' {
-            self.pos += 1;
-        } else {
-            loop {
-                self.scan_string()?;
-                self.eat(b':')?;
-                self.skip()?;
-                match self.peek()? {
-                    b',' => self.pos += 1,
-                    b'}' => {
-                        self.pos += 1;
-                        break;
-                    }
-                    _ => return None,
-                }
-            }
-        }
-        self.depth -= 1;
-        Some(())
-    }
-
-    fn array(&mut self, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
-        self.eat(b'[')?;
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return None;
-        }
-        if self.peek()? == b']' {
-            self.pos += 1;
-        } else {
-            loop {
-                item(self)?;
-                match self.peek()? {
-                    b',' => self.pos += 1,
-                    b']' => {
-                        self.pos += 1;
-                        break;
-                    }
-                    _ => return None,
-                }
-            }
-        }
-        self.depth -= 1;
-        Some(())
     }
 
     /// A number's text, checked against JSON's grammar.
@@ -566,12 +539,18 @@ fn unescape(raw: &str) -> Option<String> {
     Some(out)
 }
 
+// The JSON shapes of the rules' property tests (webhook/tests/fuzz.rs includes them the same way).
+#[cfg(test)]
+#[path = "../../../crates/policy/tests/shapes/mod.rs"]
+mod shapes;
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
     use serde_json::{Value, json};
 
     use super::*;
+    use crate::admission::fast::shapes;
     use crate::admission::read_with_serde;
 
     /// The quick reading either gives up or builds what the serde reading builds, with the same count.
@@ -670,23 +649,13 @@ mod tests {
         assert!(agrees(&text), "gave up on {text}");
     }
 
+    /// Values shaped as the rules' property tests shape them, with strings of every kind JSON escapes.
     fn json_value() -> impl Strategy<Value = Value> {
         let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::Bool),
-            any::<i64>().prop_map(Value::from),
-            any::<f64>()
-                .prop_filter("finite", |f| f.is_finite())
-                .prop_map(Value::from),
+            shapes::plain_leaf(),
             "[a-z\"\\\\/\u{0}-\u{1f}\u{e9}\u{1F600}]{0,12}".prop_map(Value::String),
         ];
-        leaf.prop_recursive(4, 32, 6, |inner| {
-            prop_oneof![
-                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
-                prop::collection::btree_map("[a-zA-Z]{1,6}|spec|metadata|labels|name", inner, 0..5)
-                    .prop_map(|map| Value::Object(map.into_iter().collect())),
-            ]
-        })
+        shapes::arbitrary_json(leaf.boxed())
     }
 
     /// Where in the review a generated value goes.

@@ -7,10 +7,11 @@
 //! machinery around each value.
 //!
 //! Why it is safe: it is strict. Whatever it is not sure of — any syntax error, a string with a lone surrogate,
-//! a field of an unexpected type or given twice, a number, nesting deeper than [`MAX_DEPTH`], more values than
-//! the review may hold — makes it give up (`None`), and the serde reading then decides, with its own messages.
-//! So it can only ever answer where the serde reading answers the same; `differential` tests below hold it to
-//! that over generated and mutated bodies.
+//! a field of an unexpected type or given twice, a struct written as a JSON list, a number serde_json does not
+//! read, nesting deeper than [`MAX_DEPTH`], as many values as the review may hold — makes it give up (`None`),
+//! and the serde reading then decides, with its own messages. Numbers it does build are read by serde_json
+//! itself. So it answers only where the serde reading answers the same; the property tests below hold it to
+//! that over generated values and mutated bodies.
 
 use std::borrow::Cow;
 

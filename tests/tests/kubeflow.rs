@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tprotect_e2e::{plugin_binary, target_dir, workspace_root};
+use tprotect_e2e::{assert_says, plugin_binary, target_dir, workspace_root};
 use tprotect_ontap_standin::{DESTINATION_PATH, OntapStandin, SOURCE_PATH, Scenario};
 
 fn example_dir() -> PathBuf {
@@ -440,11 +440,13 @@ async fn without_a_ca_verify_tls_yes_fails_naming_where_it_looked() {
     let step = Step::start(Scenario::created(), "ca.crt").await;
     let run = step.run(&[], None).await;
     assert_eq!(run.exit_code, 1, "{run:#?}");
-    assert!(run.stderr.contains("is not trusted"), "{}", run.stderr);
-    assert!(
-        run.stderr.contains("no CA was found at ") && run.stderr.contains("/ca.crt (--ca-file-if-present)"),
-        "{}",
-        run.stderr
+    assert_says(
+        &run.stderr,
+        &[
+            "is not trusted",
+            "no CA was found at ",
+            "/ca.crt (--ca-file-if-present)",
+        ],
     );
     assert_eq!(run.outputs, json!({}), "a failed step has no outputs");
     assert_eq!(step.posts(), 0);
@@ -452,11 +454,7 @@ async fn without_a_ca_verify_tls_yes_fails_naming_where_it_looked() {
     // verify = no still works, and says what it gives up.
     let run = step.run(&[("ontap_api_verify_ssl_cert", "no")], None).await;
     assert_eq!(run.exit_code, 0, "{run:#?}");
-    assert!(
-        run.stderr.contains("warning: --verify-tls=false"),
-        "{}",
-        run.stderr
-    );
+    assert_says(&run.stderr, &["warning: --verify-tls=false"]);
     assert_eq!(run.outputs["result"], "updated");
 }
 
@@ -478,11 +476,9 @@ async fn the_busy_policy_and_the_timeout_are_run_time_parameters() {
         .run(&[("update_timeout", "1s")], Some("/mnt/ontap-ca/secret"))
         .await;
     assert_eq!(run.exit_code, 3, "{run:#?}");
-    assert!(
-        run.stderr
-            .contains("timed out after 1s while waiting for the transfer in progress"),
-        "{}",
-        run.stderr
+    assert_says(
+        &run.stderr,
+        &["timed out after 1s while waiting for the transfer in progress"],
     );
     assert_eq!(step.posts(), 0);
 

@@ -100,7 +100,7 @@ async fn assert_no_schedules(env: &LocalEnv, context: &str, namespace: &str) -> 
     Ok(())
 }
 
-/// The source's schedules while it is the source: the application's own and the replication schedule, enabled.
+/// The source's schedules while it is the source: the application's own and the replication one, enabled.
 fn source_schedules() -> Vec<(String, bool)> {
     vec![
         (format!("{APP}-hourly"), true),

@@ -521,7 +521,7 @@ fn audit_events(
 
 // ---------------------------------------------------------------------------------------------- tests
 
-/// Two tests running `scenario` once under each profile, each on its own clusters, so a failure names the profile.
+/// Two tests running `scenario` under each profile, each on its own clusters, so a failure names the profile.
 macro_rules! under_both_profiles {
     ($($scenario:ident: $documented:ident, $variant:ident;)*) => {$(
         #[tokio::test]

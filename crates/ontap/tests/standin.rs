@@ -60,6 +60,14 @@ impl Fixture {
         OntapClient::new(self.standin.hostname().parse().unwrap(), credentials, options).unwrap()
     }
 
+    /// A client whose whole operation gives up after `overall` (each request keeps its own timeout).
+    fn client_giving_up_after(&self, overall: Duration) -> OntapClient {
+        self.client_with(ClientOptions {
+            overall_timeout: Some(overall),
+            ..self.options()
+        })
+    }
+
     fn client(&self) -> OntapClient {
         self.client_with(self.options())
     }
@@ -416,11 +424,8 @@ async fn redirects_are_not_followed() {
 #[tokio::test]
 async fn the_overall_timeout_bounds_a_slow_cluster() {
     let fixture = Fixture::start(Scenario::slow(Duration::from_secs(5))).await;
-    let options = ClientOptions {
-        overall_timeout: Some(Duration::from_millis(300)),
-        ..fixture.options()
-    };
-    let error = update_error(&fixture.client_with(options), &request(true)).await;
+    let client = fixture.client_giving_up_after(Duration::from_millis(300));
+    let error = update_error(&client, &request(true)).await;
     assert!(error.is_timeout(), "{error}");
     assert!(
         error
@@ -437,11 +442,8 @@ async fn the_overall_timeout_bounds_a_transfer_that_never_ends() {
         ..Scenario::created()
     })
     .await;
-    let options = ClientOptions {
-        overall_timeout: Some(Duration::from_millis(400)),
-        ..fixture.options()
-    };
-    let error = update_error(&fixture.client_with(options), &request(true)).await;
+    let client = fixture.client_giving_up_after(Duration::from_millis(400));
+    let error = update_error(&client, &request(true)).await;
     assert!(error.is_timeout(), "{error}");
     // The deadline falls during a poll request or a pause between polls; both name the transfer.
     assert_says(&error, &["transfer"]);
@@ -751,11 +753,8 @@ async fn a_lost_post_answer_may_have_started_a_transfer_and_is_not_retried() {
 #[tokio::test]
 async fn the_overall_timeout_during_the_post_says_it_may_have_started() {
     let fixture = Fixture::start(Scenario::post_never_answered()).await;
-    let options = ClientOptions {
-        overall_timeout: Some(Duration::from_millis(500)),
-        ..fixture.options()
-    };
-    let error = update_error(&fixture.client_with(options), &request(true)).await;
+    let client = fixture.client_giving_up_after(Duration::from_millis(500));
+    let error = update_error(&client, &request(true)).await;
     assert!(error.is_timeout(), "{error}");
     assert_says(&error, &["MAY have started"]);
 }

@@ -127,3 +127,11 @@ pub fn processes_mentioning(marker: &str) -> Vec<(u32, String)> {
     }
     found
 }
+
+/// Asserts that `text` contains each of `phrases`, naming the one missing and showing all of `text`.
+#[track_caller]
+pub fn assert_says(text: &str, phrases: &[&str]) {
+    for phrase in phrases {
+        assert!(text.contains(phrase), "{phrase:?} is not in:\n{text}");
+    }
+}

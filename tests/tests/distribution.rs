@@ -458,173 +458,154 @@ fn krew_manifest_passes_krews_validation() {
     }
 }
 
+/// The platform's `selector.matchLabels`, which must be there.
+fn match_labels(platform: &mut Platform) -> &mut BTreeMap<String, String> {
+    platform
+        .selector
+        .as_mut()
+        .and_then(|s| s.match_labels.as_mut())
+        .expect("a platform with matchLabels")
+}
+
 /// The validator refuses what krew refuses: one mutation per rule of validate.go and validate-krew-manifest.
 #[test]
 fn krew_validation_refuses_broken_manifests() {
     let good = read_manifest(&manifest_path());
     validate_manifest("tprotect.yaml", &good).unwrap();
-    type Mutation = (&'static str, Box<dyn Fn(&mut Plugin)>, &'static str);
+    type Mutation = (&'static str, fn(&mut Plugin), &'static str);
     fn platform(plugin: &mut Plugin) -> &mut Platform {
         &mut plugin.spec.platforms[0]
     }
+    fn first_file(plugin: &mut Plugin) -> &mut FileOperation {
+        &mut platform(plugin).files.as_mut().unwrap()[0]
+    }
 
-    let mutations: Vec<Mutation> = vec![
+    let mutations: &[Mutation] = &[
         (
             "apiVersion",
-            Box::new(|p| p.api_version = "krew.googlecontainertools.github.com/v1alpha1".into()),
+            |p| p.api_version = "krew.googlecontainertools.github.com/v1alpha1".into(),
             "apiVersion",
         ),
-        ("kind", Box::new(|p| p.kind = "Plugins".into()), "kind="),
+        ("kind", |p| p.kind = "Plugins".into(), "kind="),
         (
             "name",
-            Box::new(|p| p.metadata.name = "protect".into()),
+            |p| p.metadata.name = "protect".into(),
             "should be named \"tprotect\"",
         ),
         (
             "short description",
-            Box::new(|p| p.spec.short_description.clear()),
+            |p| p.spec.short_description.clear(),
             "short description",
         ),
         (
             "line break",
-            Box::new(|p| p.spec.short_description = "a\nb".into()),
+            |p| p.spec.short_description = "a\nb".into(),
             "line breaks",
         ),
         (
             "long short description",
-            Box::new(|p| p.spec.short_description = "word ".repeat(15)),
+            |p| p.spec.short_description = "word ".repeat(15),
             "shortDescription",
         ),
         (
             "long description line",
-            Box::new(|p| p.spec.description = format!("{}\n", "word ".repeat(17))),
+            |p| p.spec.description = format!("{}\n", "word ".repeat(17)),
             "`description`",
         ),
-        (
-            "no version",
-            Box::new(|p| p.spec.version.clear()),
-            "version specified",
-        ),
+        ("no version", |p| p.spec.version.clear(), "version specified"),
         (
             "version without v",
-            Box::new(|p| p.spec.version = "0.1.0".into()),
+            |p| p.spec.version = "0.1.0".into(),
             "not starting with 'v'",
         ),
         (
             "two-part version",
-            Box::new(|p| p.spec.version = "v0.1".into()),
+            |p| p.spec.version = "v0.1".into(),
             "MAJOR.MINOR.PATCH",
         ),
         (
             "leading zero",
-            Box::new(|p| p.spec.version = "v0.01.0".into()),
+            |p| p.spec.version = "v0.01.0".into(),
             "leading zero",
         ),
-        (
-            "no platforms",
-            Box::new(|p| p.spec.platforms.clear()),
-            "platform specified",
-        ),
-        (
-            "no uri",
-            Box::new(move |p| platform(p).uri.clear()),
-            "`uri` has to be set",
-        ),
+        ("no platforms", |p| p.spec.platforms.clear(), "platform specified"),
+        ("no uri", |p| platform(p).uri.clear(), "`uri` has to be set"),
         (
             "http uri",
-            Box::new(move |p| platform(p).uri = platform(p).uri.replace("https:", "http:")),
+            |p| platform(p).uri = platform(p).uri.replace("https:", "http:"),
             "not https",
         ),
         (
             "no sha256",
-            Box::new(move |p| platform(p).sha256.clear()),
+            |p| platform(p).sha256.clear(),
             "`sha256` sum has to be set",
         ),
         (
             "upper-case sha256",
-            Box::new(move |p| platform(p).sha256 = platform(p).sha256.to_uppercase().replace('0', "A")),
+            |p| platform(p).sha256 = platform(p).sha256.to_uppercase().replace('0', "A"),
             "is not valid",
         ),
         (
             "short sha256",
-            Box::new(move |p| {
+            |p| {
                 platform(p).sha256.pop();
-            }),
+            },
             "is not valid",
         ),
-        (
-            "no bin",
-            Box::new(move |p| platform(p).bin.clear()),
-            "`bin` has to be set",
-        ),
+        ("no bin", |p| platform(p).bin.clear(), "`bin` has to be set"),
         (
             "empty files",
-            Box::new(move |p| platform(p).files = Some(Vec::new())),
+            |p| platform(p).files = Some(Vec::new()),
             "unspecified or non-empty",
         ),
-        (
-            "file without to",
-            Box::new(move |p| platform(p).files.as_mut().unwrap()[0].to.clear()),
-            "`to` field",
-        ),
+        ("file without to", |p| first_file(p).to.clear(), "`to` field"),
         (
             "file without from",
-            Box::new(move |p| platform(p).files.as_mut().unwrap()[0].from.clear()),
+            |p| first_file(p).from.clear(),
             "`from` field",
         ),
         (
             "unclean to",
-            Box::new(move |p| platform(p).files.as_mut().unwrap()[0].to = "./bin/".into()),
+            |p| first_file(p).to = "./bin/".into(),
             "clean relative",
         ),
         (
             "bin not delivered",
-            Box::new(move |p| platform(p).bin = "kubectl-other".into()),
+            |p| platform(p).bin = "kubectl-other".into(),
             "not delivered",
         ),
         (
             "no license",
-            Box::new(move |p| {
+            |p| {
                 platform(p)
                     .files
                     .as_mut()
                     .unwrap()
                     .retain(|f| f.from != "LICENSE")
-            }),
+            },
             "LICENSE",
         ),
-        (
-            "no selector",
-            Box::new(move |p| platform(p).selector = None),
-            "nil selector",
-        ),
+        ("no selector", |p| platform(p).selector = None, "nil selector"),
         (
             "empty selector",
-            Box::new(move |p| {
+            |p| {
                 platform(p).selector = Some(Selector {
                     match_labels: None,
                     match_expressions: None,
                 })
-            }),
+            },
             "empty selector",
         ),
         (
             "other label",
-            Box::new(move |p| {
-                platform(p)
-                    .selector
-                    .as_mut()
-                    .unwrap()
-                    .match_labels
-                    .as_mut()
-                    .unwrap()
-                    .insert("distro".into(), "debian".into());
-            }),
+            |p| {
+                match_labels(platform(p)).insert("distro".into(), "debian".into());
+            },
             "key \"distro\" not supported",
         ),
         (
             "empty matchLabels",
-            Box::new(move |p| {
+            |p| {
                 platform(p).selector = Some(Selector {
                     match_labels: Some(BTreeMap::new()),
                     match_expressions: Some(vec![Requirement {
@@ -633,34 +614,27 @@ fn krew_validation_refuses_broken_manifests() {
                         values: vec![],
                     }]),
                 })
-            }),
+            },
             "`matchLabels` specified but empty",
         ),
         (
             "unsupported platform",
-            Box::new(move |p| {
-                platform(p)
-                    .selector
-                    .as_mut()
-                    .unwrap()
-                    .match_labels
-                    .as_mut()
-                    .unwrap()
-                    .insert("os".into(), "plan9".into());
-            }),
+            |p| {
+                match_labels(platform(p)).insert("os".into(), "plan9".into());
+            },
             "doesn't match any supported platforms",
         ),
         (
             "same platform twice",
-            Box::new(|p| {
+            |p| {
                 let copy = p.spec.platforms[0].clone();
                 p.spec.platforms.push(copy);
-            }),
+            },
             "overlapping",
         ),
         (
             "overlap through an expression",
-            Box::new(|p| {
+            |p| {
                 let mut copy = p.spec.platforms[0].clone();
                 copy.selector = Some(Selector {
                     match_labels: None,
@@ -671,11 +645,11 @@ fn krew_validation_refuses_broken_manifests() {
                     }]),
                 });
                 p.spec.platforms.push(copy);
-            }),
+            },
             "overlapping",
         ),
     ];
-    for (what, mutate, expected) in mutations {
+    for &(what, mutate, expected) in mutations {
         let mut plugin = good.clone();
         mutate(&mut plugin);
         match validate_manifest("tprotect.yaml", &plugin) {
@@ -696,13 +670,7 @@ fn krew_validation_refuses_broken_manifests() {
     // Two platforms for different os/arch are fine.
     let mut two = good.clone();
     let mut arm = two.spec.platforms[0].clone();
-    arm.selector
-        .as_mut()
-        .unwrap()
-        .match_labels
-        .as_mut()
-        .unwrap()
-        .insert("arch".into(), "arm64".into());
+    match_labels(&mut arm).insert("arch".into(), "arm64".into());
     two.spec.platforms.push(arm);
     validate_manifest("tprotect.yaml", &two).unwrap();
     for good_version in ["v1.0.0", "v0.1.0-rc.1", "v2.3.4+build.5", "v1.0.0-alpha-1"] {

@@ -51,6 +51,17 @@ async fn next_change(
         .expect("the watch goes on")
 }
 
+/// Patches AMR rel1 with `patch`, then returns it as the watch `events` next reports it.
+async fn patch_and_watch<P: serde::Serialize + std::fmt::Debug>(
+    api: &Api<DynamicObject>,
+    events: &mut (impl futures::Stream<Item = Result<DynamicObject, watcher::Error>> + Unpin),
+    params: &PatchParams,
+    patch: &Patch<P>,
+) -> DynamicObject {
+    api.patch("rel1", params, patch).await.unwrap();
+    next_change(events).await
+}
+
 #[tokio::test]
 async fn amr_create_read_merge_patch_apply_and_watch_on_a_real_api_server() {
     let env = clusters(TestbedOptions::default()).await;
@@ -86,14 +97,8 @@ async fn amr_create_read_merge_patch_apply_and_watch_on_a_real_api_server() {
     let first = next_change(&mut events).await;
     assert_eq!(first.data["spec"]["desiredState"], "Established");
 
-    api.patch(
-        "rel1",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"desiredState": "Promoted"}})),
-    )
-    .await
-    .unwrap();
-    let seen = next_change(&mut events).await;
+    let merge = Patch::Merge(json!({"spec": {"desiredState": "Promoted"}}));
+    let seen = patch_and_watch(&api, &mut events, &PatchParams::default(), &merge).await;
     assert_eq!(
         seen.data["spec"]["desiredState"], "Promoted",
         "the watch saw the merge patch"
@@ -103,14 +108,8 @@ async fn amr_create_read_merge_patch_apply_and_watch_on_a_real_api_server() {
         "apiVersion": "protect.trident.netapp.io/v1", "kind": "AppMirrorRelationship",
         "metadata": {"name": "rel1"}, "spec": {"desiredState": "Established"}
     });
-    api.patch(
-        "rel1",
-        &PatchParams::apply("kubectl-tprotect").force(),
-        &Patch::Apply(&apply),
-    )
-    .await
-    .unwrap();
-    let seen = next_change(&mut events).await;
+    let params = PatchParams::apply("kubectl-tprotect").force();
+    let seen = patch_and_watch(&api, &mut events, &params, &Patch::Apply(&apply)).await;
     assert_eq!(
         seen.data["spec"]["desiredState"], "Established",
         "the watch saw the server-side apply"

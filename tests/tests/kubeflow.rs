@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tprotect_e2e::{plugin_binary, target_dir, workspace_root};
+use tprotect_e2e::{assert_says, plugin_binary, target_dir, workspace_root};
 use tprotect_ontap_standin::{DESTINATION_PATH, OntapStandin, SOURCE_PATH, Scenario};
 
 fn example_dir() -> PathBuf {
@@ -314,6 +314,18 @@ struct StepRun {
     outputs: Value,
 }
 
+impl StepRun {
+    #[track_caller]
+    fn assert_exit(&self, code: i32) -> &Self {
+        assert_eq!(self.exit_code, code, "{self:#?}");
+        self
+    }
+}
+
+/// Where the pipeline mounts the CA: from a Secret, or from a ConfigMap.
+const CA_FROM_SECRET: Option<&str> = Some("/mnt/ontap-ca/secret");
+const CA_FROM_CONFIG_MAP: Option<&str> = Some("/mnt/ontap-ca/configmap");
+
 /// The stand-in, the credentials as the mounted Secret, and a directory holding the stand-in's CA under `key`.
 struct Step {
     standin: OntapStandin,
@@ -411,8 +423,8 @@ fn assert_updated_outputs(run: &StepRun) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_compiled_step_updates_with_a_ca_from_a_mounted_secret_and_verify_tls_yes() {
     let step = Step::start(Scenario::accepted_job(), "ca.crt").await;
-    let run = step.run(&[], Some("/mnt/ontap-ca/secret")).await;
-    assert_eq!(run.exit_code, 0, "{run:#?}");
+    let run = step.run(&[], CA_FROM_SECRET).await;
+    run.assert_exit(0);
     assert!(
         run.command.windows(2).any(|w| w == ["--verify-tls", "yes"]),
         "{:?}",
@@ -429,9 +441,9 @@ async fn the_compiled_step_updates_with_a_ca_from_a_mounted_secret_and_verify_tl
 async fn the_ca_can_come_from_a_config_map_under_another_key() {
     let step = Step::start(Scenario::created(), "bundle.pem").await;
     let run = step
-        .run(&[("ontap_ca_key", "bundle.pem")], Some("/mnt/ontap-ca/configmap"))
+        .run(&[("ontap_ca_key", "bundle.pem")], CA_FROM_CONFIG_MAP)
         .await;
-    assert_eq!(run.exit_code, 0, "{run:#?}");
+    run.assert_exit(0);
     assert_updated_outputs(&run);
 }
 
@@ -439,34 +451,30 @@ async fn the_ca_can_come_from_a_config_map_under_another_key() {
 async fn without_a_ca_verify_tls_yes_fails_naming_where_it_looked() {
     let step = Step::start(Scenario::created(), "ca.crt").await;
     let run = step.run(&[], None).await;
-    assert_eq!(run.exit_code, 1, "{run:#?}");
-    assert!(run.stderr.contains("is not trusted"), "{}", run.stderr);
-    assert!(
-        run.stderr.contains("no CA was found at ") && run.stderr.contains("/ca.crt (--ca-file-if-present)"),
-        "{}",
-        run.stderr
+    run.assert_exit(1);
+    assert_says(
+        &run.stderr,
+        &[
+            "is not trusted",
+            "no CA was found at ",
+            "/ca.crt (--ca-file-if-present)",
+        ],
     );
     assert_eq!(run.outputs, json!({}), "a failed step has no outputs");
     assert_eq!(step.posts(), 0);
 
     // verify = no still works, and says what it gives up.
     let run = step.run(&[("ontap_api_verify_ssl_cert", "no")], None).await;
-    assert_eq!(run.exit_code, 0, "{run:#?}");
-    assert!(
-        run.stderr.contains("warning: --verify-tls=false"),
-        "{}",
-        run.stderr
-    );
+    run.assert_exit(0);
+    assert_says(&run.stderr, &["warning: --verify-tls=false"]);
     assert_eq!(run.outputs["result"], "updated");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_busy_policy_and_the_timeout_are_run_time_parameters() {
     let step = Step::start(Scenario::busy(), "ca.crt").await;
-    let run = step
-        .run(&[("if_busy", "skip")], Some("/mnt/ontap-ca/secret"))
-        .await;
-    assert_eq!(run.exit_code, 0, "{run:#?}");
+    let run = step.run(&[("if_busy", "skip")], CA_FROM_SECRET).await;
+    run.assert_exit(0);
     assert_eq!(run.outputs["result"], "skipped");
     assert_eq!(run.outputs["bytes_transferred"], 0);
     assert_eq!(run.outputs["transfer_end_time"], "");
@@ -474,22 +482,16 @@ async fn the_busy_policy_and_the_timeout_are_run_time_parameters() {
     assert_eq!(step.posts(), 0);
 
     // The default, wait, meets a transfer that outlasts a 1 s update_timeout: exit 3, nothing started.
-    let run = step
-        .run(&[("update_timeout", "1s")], Some("/mnt/ontap-ca/secret"))
-        .await;
-    assert_eq!(run.exit_code, 3, "{run:#?}");
-    assert!(
-        run.stderr
-            .contains("timed out after 1s while waiting for the transfer in progress"),
-        "{}",
-        run.stderr
+    let run = step.run(&[("update_timeout", "1s")], CA_FROM_SECRET).await;
+    run.assert_exit(3);
+    assert_says(
+        &run.stderr,
+        &["timed out after 1s while waiting for the transfer in progress"],
     );
     assert_eq!(step.posts(), 0);
 
-    let run = step
-        .run(&[("if_busy", "fail")], Some("/mnt/ontap-ca/secret"))
-        .await;
-    assert_eq!(run.exit_code, 5, "{run:#?}");
+    let run = step.run(&[("if_busy", "fail")], CA_FROM_SECRET).await;
+    run.assert_exit(5);
 }
 
 /// The Dockerfile builds the image the pipeline runs: multi-stage, the binary on PATH under the name the

@@ -65,6 +65,25 @@ impl World {
         self.env.client(context).expect("a cluster of the testbed")
     }
 
+    /// Runs `goal` as `--dry-run=<mode>`; its progress goes to `events`.
+    async fn dry_run(
+        &self,
+        goal: Goal,
+        mode: DryRun,
+        events: &Events,
+    ) -> Result<tprotect_lifecycle::RunReport, RunError> {
+        let options = RunOptions {
+            dry_run: mode,
+            ..options(events)
+        };
+        self.run(goal, options).await
+    }
+
+    /// Runs `goal` on the relationship, through the engine as the plugin does.
+    async fn run(&self, goal: Goal, options: RunOptions) -> Result<tprotect_lifecycle::RunReport, RunError> {
+        run(&self.clusters, REL, goal, options).await
+    }
+
     fn api<K>(&self, context: &str, namespace: &str) -> Api<K>
     where
         K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
@@ -212,28 +231,23 @@ impl Events {
         *self.1.lock().unwrap()
     }
 
+    /// What `pick` takes from each event, in order, leaving out the events it returns `None` for.
+    fn picked<T>(&self, pick: impl Fn(&Progress) -> Option<T>) -> Vec<T> {
+        self.0.lock().unwrap().iter().filter_map(pick).collect()
+    }
+
     fn acted(&self) -> Vec<Action> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|e| match e {
-                Progress::Acted { action, .. } => Some(action.clone()),
-                _ => None,
-            })
-            .collect()
+        self.picked(|e| match e {
+            Progress::Acted { action, .. } => Some(action.clone()),
+            _ => None,
+        })
     }
 
     fn warnings(&self) -> Vec<String> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|e| match e {
-                Progress::Warning(w) => Some(w.clone()),
-                _ => None,
-            })
-            .collect()
+        self.picked(|e| match e {
+            Progress::Warning(w) => Some(w.clone()),
+            _ => None,
+        })
     }
 }
 
@@ -258,7 +272,7 @@ async fn run_ok(world: &World, goal: Goal) -> (tprotect_lifecycle::RunReport, Ev
     let what = format!("{goal:?}");
     let operation = goal.operation().command();
     let before = world.requests();
-    match run(&world.clusters, REL, goal, options(&events)).await {
+    match world.run(goal, options(&events)).await {
         Ok(outcome) => {
             let requests = world.requests() - before;
             eprintln!(
@@ -281,6 +295,17 @@ fn assert_budget(what: &str, events: &Events, budget: usize) {
         events.requests() <= budget,
         "{what}: {} API requests, budget {budget}",
         events.requests()
+    );
+}
+
+/// The run reports the AMR on the cluster `key` stands for.
+#[track_caller]
+fn assert_amr_cluster(world: &World, outcome: &tprotect_lifecycle::RunReport, key: ClusterKey) {
+    assert_eq!(
+        outcome.amr_cluster.as_deref(),
+        Some(world.clusters.context_of(key)),
+        "{}",
+        outcome.message
     );
 }
 
@@ -339,12 +364,7 @@ async fn whole_lifecycle_through_the_runner_on_two_clusters() {
     // ---- setup
     let (outcome, events) = run_ok(&world, setup_goal()).await;
     assert_budget("setup", &events, 160);
-    assert_eq!(
-        outcome.amr_cluster.as_deref(),
-        Some(world.clusters.context_of(ClusterKey::Peer)),
-        "{}",
-        outcome.message
-    );
+    assert_amr_cluster(&world, &outcome, ClusterKey::Peer);
     assert_amr(&world, DST, "Established", &src_uid, "src-vault").await;
     let amr = world.amr(DST).await.unwrap();
     assert_eq!(amr.spec.destination_app_vault_ref.as_deref(), Some("dst-vault"));
@@ -425,16 +445,14 @@ async fn whole_lifecycle_through_the_runner_on_two_clusters() {
     .into();
     let webhooks = probe_webhooks(&world.clusters, &namespaces).await.unwrap();
     let items = preflight(&observed, &webhooks, jiff::Timestamp::now());
-    let failed: Vec<_> = items.iter().filter(|i| !i.ok()).map(|i| i.name.clone()).collect();
-    assert!(failed.is_empty(), "{items:#?}");
+    let named = |level: Level| -> Vec<&str> {
+        let at_level = items.iter().filter(|i| i.level == level);
+        at_level.map(|i| i.name.as_str()).collect()
+    };
+    assert!(named(Level::Failed).is_empty(), "{items:#?}");
     // No webhook here: the plugin works without it, so that is a warning, not a failure.
-    let warnings: Vec<_> = items
-        .iter()
-        .filter(|i| i.level == Level::Warning)
-        .map(|i| i.name.clone())
-        .collect();
     assert_eq!(
-        warnings,
+        named(Level::Warning),
         [
             "tprotect webhook on tprotect-source",
             "tprotect webhook on tprotect-destination"
@@ -462,16 +480,15 @@ async fn whole_lifecycle_through_the_runner_on_two_clusters() {
 
     // ---- resync: refused without confirmation (nothing changed), then confirmed
     let events = Events::default();
-    let refused = run(
-        &world.clusters,
-        REL,
-        Goal::Resync,
-        RunOptions {
-            confirm: Arc::new(|_| Err("refused in the test".into())),
-            ..options(&events)
-        },
-    )
-    .await;
+    let refused = world
+        .run(
+            Goal::Resync,
+            RunOptions {
+                confirm: Arc::new(|_| Err("refused in the test".into())),
+                ..options(&events)
+            },
+        )
+        .await;
     assert!(
         matches!(refused, Err(RunError::NotConfirmed { .. })),
         "{refused:?}"
@@ -481,20 +498,19 @@ async fn whole_lifecycle_through_the_runner_on_two_clusters() {
     let asked = Arc::new(Mutex::new(Vec::new()));
     let asked_sink = asked.clone();
     let events = Events::default();
-    run(
-        &world.clusters,
-        REL,
-        Goal::Resync,
-        RunOptions {
-            confirm: Arc::new(move |warnings: &[String]| {
-                asked_sink.lock().unwrap().push(warnings.join("; "));
-                Ok(())
-            }),
-            ..options(&events)
-        },
-    )
-    .await
-    .unwrap();
+    world
+        .run(
+            Goal::Resync,
+            RunOptions {
+                confirm: Arc::new(move |warnings: &[String]| {
+                    asked_sink.lock().unwrap().push(warnings.join("; "));
+                    Ok(())
+                }),
+                ..options(&events)
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(asked.lock().unwrap().len(), 1, "one confirmation: {asked:?}");
     assert!(asked.lock().unwrap()[0].contains("DISCARD"), "{asked:?}");
     assert_amr(&world, DST, "Established", &src_uid, "src-vault").await;
@@ -520,10 +536,7 @@ async fn whole_lifecycle_through_the_runner_on_two_clusters() {
     assert_ne!(dst_uid, dst_uid2, "a new promotion, a new application");
     let (outcome, events) = run_ok(&world, Goal::ReverseResync).await;
     assert_budget("reverse-resync", &events, 150);
-    assert_eq!(
-        outcome.amr_cluster.as_deref(),
-        Some(world.clusters.context_of(ClusterKey::Context))
-    );
+    assert_amr_cluster(&world, &outcome, ClusterKey::Context);
     assert_amr(&world, SRC, "Established", &dst_uid2, "dst-vault").await;
     let amr = world.amr(SRC).await.unwrap();
     assert_eq!(amr.spec.destination_app_vault_ref.as_deref(), Some("src-vault"));
@@ -607,12 +620,7 @@ async fn whole_lifecycle_through_the_runner_on_two_clusters() {
     assert_amr(&world, DST, "Promoted", &src_uid_now, "src-vault").await;
     let (outcome, events) = run_ok(&world, Goal::Failback).await;
     assert_budget("failback", &events, 360);
-    assert_eq!(
-        outcome.amr_cluster.as_deref(),
-        Some(world.clusters.context_of(ClusterKey::Peer)),
-        "{}",
-        outcome.message
-    );
+    assert_amr_cluster(&world, &outcome, ClusterKey::Peer);
     let src_uid_final = world.app_uid(SRC).await.unwrap();
     assert_amr(&world, DST, "Established", &src_uid_final, "src-vault").await;
     assert!(
@@ -672,7 +680,7 @@ async fn run_one_action_at_a_time(world: &World, goal: &Goal) -> usize {
             ..options(&Events::default())
         };
         let finished = tokio::select! {
-            result = run(&world.clusters, REL, goal.clone(), opts) => Some(result),
+            result = world.run(goal.clone(), opts) => Some(result),
             _ = acted_rx => None,
         };
         match finished {
@@ -716,33 +724,19 @@ async fn interrupted_after_every_step_reverse_and_failback_end_where_an_uninterr
     assert!(matches!(steps.last(), Some(Step::Done(_))), "{steps:#?}");
     assert!(steps.len() > 15, "{steps:#?}");
     let events = Events::default();
-    let dry = run(
-        &world.clusters,
-        REL,
-        Goal::Failback,
-        RunOptions {
-            dry_run: DryRun::Client,
-            ..options(&events)
-        },
-    )
-    .await
-    .unwrap();
+    let dry = world
+        .dry_run(Goal::Failback, DryRun::Client, &events)
+        .await
+        .unwrap();
     assert!(dry.message.contains("nothing was sent"), "{}", dry.message);
     assert_unchanged(&before, &world.env.mark().await.unwrap(), "--dry-run=client");
 
     // --dry-run=server: every write sent with dryRun=All, nothing stored.
     let events = Events::default();
-    let dry = run(
-        &world.clusters,
-        REL,
-        Goal::Failback,
-        RunOptions {
-            dry_run: DryRun::Server,
-            ..options(&events)
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{:#?}", events.0.lock().unwrap()));
+    let dry = world
+        .dry_run(Goal::Failback, DryRun::Server, &events)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{:#?}", events.0.lock().unwrap()));
     assert!(dry.message.contains("dryRun=All"), "{}", dry.message);
     assert!(!events.acted().is_empty());
     assert_unchanged(&before, &world.env.mark().await.unwrap(), "--dry-run=server");
@@ -815,7 +809,7 @@ async fn lock_refusal_takeover_and_other_operation_in_progress() {
         .await
         .unwrap();
     let before = world.env.mark().await.unwrap();
-    let refused = run(&world.clusters, REL, Goal::Failback, options(&Events::default())).await;
+    let refused = world.run(Goal::Failback, options(&Events::default())).await;
     let Err(RunError::Locked { holder, cluster, .. }) = &refused else {
         panic!("{refused:?}")
     };
@@ -847,26 +841,21 @@ async fn lock_refusal_takeover_and_other_operation_in_progress() {
     // A record of another operation: the planner refuses, and the record is kept for its own command.
     run_ok(&world, Goal::Failover { force: false }).await;
     let events = Events::default();
-    let stalled = run(
-        &world.clusters,
-        REL,
-        Goal::ReverseResync,
-        RunOptions {
-            no_wait: true,
-            ..options(&events)
-        },
-    )
-    .await
-    .unwrap();
+    let stalled = world
+        .run(
+            Goal::ReverseResync,
+            RunOptions {
+                no_wait: true,
+                ..options(&events)
+            },
+        )
+        .await
+        .unwrap();
     assert!(stalled.message.contains("started"), "{}", stalled.message);
     assert_eq!(world.leases().await, 1, "the record is kept for the re-run");
-    let other = run(
-        &world.clusters,
-        REL,
-        Goal::Failover { force: false },
-        options(&Events::default()),
-    )
-    .await;
+    let other = world
+        .run(Goal::Failover { force: false }, options(&Events::default()))
+        .await;
     assert!(
         matches!(
             &other,
@@ -892,16 +881,15 @@ async fn failover_with_the_source_down_timeouts_failures_and_watch_latency() {
     // A promotion that never completes: a timeout, with the last state seen.
     world.faults.stall(Transition::Promote, Some(REL));
     let events = Events::default();
-    let timed_out = run(
-        &world.clusters,
-        REL,
-        Goal::Failover { force: false },
-        RunOptions {
-            timeout: Duration::from_secs(3),
-            ..options(&events)
-        },
-    )
-    .await;
+    let timed_out = world
+        .run(
+            Goal::Failover { force: false },
+            RunOptions {
+                timeout: Duration::from_secs(3),
+                ..options(&events)
+            },
+        )
+        .await;
     let Err(RunError::Timeout {
         last_state, cluster, ..
     }) = &timed_out
@@ -920,9 +908,7 @@ async fn failover_with_the_source_down_timeouts_failures_and_watch_latency() {
 
     // While a run waits, it renews its Lease every 10 s.
     let leases: Api<Lease> = world.api(DST, NS);
-    let long_run = run(
-        &world.clusters,
-        REL,
+    let long_run = world.run(
         Goal::Failover { force: false },
         RunOptions {
             timeout: Duration::from_secs(25),
@@ -957,9 +943,7 @@ async fn failover_with_the_source_down_timeouts_failures_and_watch_latency() {
     // reported once, and the run waits on until its timeout, whose message carries it.
     let amrs: Api<AppMirrorRelationship> = world.api(DST, NS);
     let events = Events::default();
-    let run_waiting = run(
-        &world.clusters,
-        REL,
+    let run_waiting = world.run(
         Goal::Failover { force: false },
         RunOptions {
             timeout: Duration::from_secs(4),
@@ -1047,10 +1031,7 @@ async fn failover_with_the_source_down_timeouts_failures_and_watch_latency() {
     // The source API server down: a failover still works, with a warning.
     world.env.testbed.source.stop_apiserver();
     let (outcome, events) = run_ok(&world, Goal::Failover { force: false }).await;
-    assert_eq!(
-        outcome.amr_cluster.as_deref(),
-        Some(world.clusters.context_of(ClusterKey::Peer))
-    );
+    assert_amr_cluster(&world, &outcome, ClusterKey::Peer);
     assert!(
         events
             .warnings()
@@ -1061,13 +1042,7 @@ async fn failover_with_the_source_down_timeouts_failures_and_watch_latency() {
     );
     assert_eq!(world.amr(DST).await.unwrap().state(), Some("Promoted"));
     // An operation that needs both clusters is refused, naming the unreachable one; nothing changes.
-    let refused = run(
-        &world.clusters,
-        REL,
-        Goal::ReverseResync,
-        options(&Events::default()),
-    )
-    .await;
+    let refused = world.run(Goal::ReverseResync, options(&Events::default())).await;
     let text = refused
         .as_ref()
         .map(|o| o.message.clone())

@@ -68,6 +68,14 @@ async fn refused_changing_nothing(env: &mut LocalEnv, tp: &Plugin, args: &[&str]
     Ok(out)
 }
 
+/// The testbed with the fast stand-in (and `webhook`, if given) and the application APP; the plugin on it.
+async fn with_app(webhook: Option<WebhookOptions>) -> anyhow::Result<(LocalEnv, Plugin)> {
+    let env = plugin_env(fast_standin(), webhook).await?;
+    let tp = plugin(&env);
+    env.install_fixtures(Fixtures::app(APP)).await?;
+    Ok((env, tp))
+}
+
 async fn amr_rule(env: &LocalEnv) -> anyhow::Result<String> {
     let amr = env.amr(DST, REL).await?.expect("the AMR");
     Ok(amr["spec"]["recurrenceRule"]
@@ -78,9 +86,7 @@ async fn amr_rule(env: &LocalEnv) -> anyhow::Result<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_change_nothing_setup_reconciles_and_check_tells_the_webhook_apart() -> anyhow::Result<()> {
-    let mut env = plugin_env(fast_standin(), Some(WebhookOptions::new(webhook_binary()))).await?;
-    let tp = plugin(&env);
-    env.install_fixtures(Fixtures::app(APP)).await?;
+    let (mut env, tp) = with_app(Some(WebhookOptions::new(webhook_binary()))).await?;
     tp.run(&setup(REL, DST_NS, &["--interval", "5m"])).await?.ok();
 
     // One relationship per application, and per destination namespace.
@@ -176,9 +182,7 @@ async fn interrupted(tp: &Plugin, args: &[&str], step: u32) -> anyhow::Result<()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_operation_whose_precondition_went_names_its_way_out() -> anyhow::Result<()> {
-    let env = plugin_env(fast_standin(), None).await?;
-    let tp = plugin(&env);
-    env.install_fixtures(Fixtures::app(APP)).await?;
+    let (env, tp) = with_app(None).await?;
     let promoted: Api<kube::api::DynamicObject> =
         Api::namespaced_with(env.client(DST)?, DST_NS, &resource::<Application>());
     for way_out in ["--abandon", "delete"] {
@@ -248,9 +252,7 @@ async fn an_interrupted_operation_whose_precondition_went_names_its_way_out() ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_resync_prompt_is_on_the_screen_while_the_plugin_waits_for_the_answer() -> anyhow::Result<()> {
-    let env = plugin_env(fast_standin(), None).await?;
-    let tp = plugin(&env);
-    env.install_fixtures(Fixtures::app(APP)).await?;
+    let (env, tp) = with_app(None).await?;
     tp.run(&setup(REL, DST_NS, &[])).await?.ok();
     tp.run(&on(&["failover", REL])).await?.ok();
 

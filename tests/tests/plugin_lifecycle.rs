@@ -37,6 +37,16 @@ fn args<'a>(base: &[&'a str], rest: &[&'a str]) -> Vec<&'a str> {
     base.iter().chain(rest).copied().collect()
 }
 
+/// `rest` run by the source's operator: the source context, the destination as peer, the app's namespace.
+fn from_source<'a>(rest: &[&'a str]) -> Vec<&'a str> {
+    args(&on(SRC_OP, DST_OP, APP), rest)
+}
+
+/// `rest` run by the destination's operator: the destination context, the source as peer, its namespace.
+fn from_destination<'a>(rest: &[&'a str]) -> Vec<&'a str> {
+    args(&on(DST_OP, SRC_OP, DST_NS), rest)
+}
+
 #[track_caller]
 fn assert_amr(amr: &Option<Value>, namespace: &str, desired: &str, state: &str) -> Value {
     let amr = amr
@@ -81,6 +91,34 @@ async fn schedules(env: &LocalEnv, context: &str, namespace: &str) -> anyhow::Re
         .collect();
     found.sort();
     Ok(found)
+}
+
+/// Asserts that no Schedule is in `namespace` on `context`.
+async fn assert_no_schedules(env: &LocalEnv, context: &str, namespace: &str) -> anyhow::Result<()> {
+    let left = schedules(env, context, namespace).await?;
+    assert!(left.is_empty(), "schedules in {namespace} on {context}: {left:?}");
+    Ok(())
+}
+
+/// The source's schedules while it is the source: the application's own and the replication one, enabled.
+fn source_schedules() -> Vec<(String, bool)> {
+    vec![
+        (format!("{APP}-hourly"), true),
+        (format!("appmirror-schedule-{REL}"), true),
+    ]
+}
+
+/// Whether the `K` named `name` (in `namespace`) is on `context`.
+async fn exists<K: kube::Resource<DynamicType = ()>>(
+    env: &LocalEnv,
+    context: &str,
+    namespace: Option<&str>,
+    name: &str,
+) -> anyhow::Result<bool> {
+    Ok(env
+        .get(context, &resource::<K>(), namespace, name)
+        .await?
+        .is_some())
 }
 
 async fn no_locks(env: &LocalEnv) -> anyhow::Result<()> {
@@ -175,29 +213,15 @@ async fn whole_lifecycle(standin: tprotect_standin::StandInConfig) -> anyhow::Re
     );
     assert!(env.amr(SRC, REL).await?.is_none(), "no AMR on the source");
     assert!(
-        env.get(DST, &resource::<AppVault>(), Some(TP), "src-vault")
-            .await?
-            .is_some(),
+        exists::<AppVault>(&env, DST, Some(TP), "src-vault").await?,
         "source vault copied"
     );
     assert!(
-        env.get(DST, &resource::<Secret>(), Some(TP), "src-vault-creds")
-            .await?
-            .is_some(),
+        exists::<Secret>(&env, DST, Some(TP), "src-vault-creds").await?,
         "source vault's Secret copied"
     );
-    assert!(
-        env.get(DST, &resource::<Namespace>(), None, DST_NS)
-            .await?
-            .is_some()
-    );
-    assert_eq!(
-        schedules(&env, SRC, APP).await?,
-        vec![
-            (format!("{APP}-hourly"), true),
-            (format!("appmirror-schedule-{REL}"), true)
-        ]
-    );
+    assert!(exists::<Namespace>(&env, DST, None, DST_NS).await?);
+    assert_eq!(schedules(&env, SRC, APP).await?, source_schedules());
     assert!(
         !out.stdout.contains("do-not-print-me") && !out.stderr.contains("do-not-print-me"),
         "secret leaked"
@@ -205,29 +229,23 @@ async fn whole_lifecycle(standin: tprotect_standin::StandInConfig) -> anyhow::Re
     no_locks(&env).await?;
 
     // status, from either side, in every format.
-    let out = tp.run(&args(&on(SRC_OP, DST_OP, APP), &["status", REL])).await?;
+    let out = tp.run(&from_source(&["status", REL])).await?;
     out.ok()
         .stdout_has("Relationship rel1")
         .stdout_has("Established")
         .stdout_has(&format!("{DST_NS}/{REL} on {DST}"));
-    let out = tp
-        .run(&args(&on(DST_OP, SRC_OP, DST_NS), &["status", REL, "-o", "json"]))
-        .await?;
+    let out = tp.run(&from_destination(&["status", REL, "-o", "json"])).await?;
     out.ok();
     let view: Value = serde_json::from_str(&out.stdout).expect("status -o json");
     assert_eq!(view["amr"]["state"], "Established");
     assert_eq!(view["amr"]["cluster"], DST_OP);
     assert_eq!(view["sourceApplication"]["uid"], source_app_uid.as_str());
     assert_eq!(view["failoverPossible"], true, "{view:#}");
-    let out = tp
-        .run(&args(&on(SRC_OP, DST_OP, APP), &["status", "-A", "-o", "yaml"]))
-        .await?;
+    let out = tp.run(&from_source(&["status", "-A", "-o", "yaml"])).await?;
     out.ok().stdout_has("relationship: rel1");
 
     // check: every preflight item passes.
-    let out = tp
-        .run(&args(&on(DST_OP, SRC_OP, DST_NS), &["check", REL]))
-        .await?;
+    let out = tp.run(&from_destination(&["check", REL])).await?;
     out.ok()
         .stdout_has("passed")
         .stdout_has("tprotect webhook on")
@@ -235,14 +253,12 @@ async fn whole_lifecycle(standin: tprotect_standin::StandInConfig) -> anyhow::Re
     assert!(!out.stdout.contains("FAILED"), "{}", out.stdout);
 
     // preview: what the failover will do to the destination namespace, skip rules included.
-    let out = tp.run(&args(&on(SRC_OP, DST_OP, APP), &["preview", REL])).await?;
+    let out = tp.run(&from_source(&["preview", REL])).await?;
     out.ok()
         .stdout_has("environment")
         .stdout_has("added")
         .stdout_has("skipped");
-    let out = tp
-        .run(&args(&on(SRC_OP, DST_OP, APP), &["preview", REL, "-o", "json"]))
-        .await?;
+    let out = tp.run(&from_source(&["preview", REL, "-o", "json"])).await?;
     out.ok();
     let preview: Value = serde_json::from_str(&out.stdout).expect("preview -o json");
     let keys = preview[0]["keys"].as_array().expect("keys");
@@ -268,19 +284,14 @@ async fn whole_lifecycle(standin: tprotect_standin::StandInConfig) -> anyhow::Re
     );
 
     // failover: Promoted; again: already so, exit 0. `status --watch` follows it as it happens.
-    let mut watch = tp.spawn(&args(
-        &on(SRC_OP, DST_OP, APP),
-        &["status", REL, "--watch", "-o", "json"],
-    ))?;
+    let mut watch = tp.spawn(&from_source(&["status", REL, "--watch", "-o", "json"]))?;
     // The first view, before the change.
     // A view ends with its last field, `operationInProgress`.
     let mut seen = read_until(&mut watch, "the first view", |s| {
         s.contains("operationInProgress")
     })
     .await?;
-    let out = tp
-        .run(&args(&on(SRC_OP, DST_OP, APP), &["failover", REL]))
-        .await?;
+    let out = tp.run(&from_source(&["failover", REL])).await?;
     out.ok();
     seen += &read_until(&mut watch, "a Promoted view", |s| {
         s.rsplit_once("\"state\": \"Promoted\"")
@@ -322,23 +333,19 @@ async fn whole_lifecycle(standin: tprotect_standin::StandInConfig) -> anyhow::Re
         "name label follows the namespace: {ns:#}"
     );
     no_locks(&env).await?;
-    let out = tp
-        .run(&args(&on(DST_OP, SRC_OP, DST_NS), &["failover", REL]))
-        .await?;
+    let out = tp.run(&from_destination(&["failover", REL])).await?;
     out.ok().stdout_has("nothing to do");
 
     // resync without a terminal and without --yes: refused, nothing changed but the lock taken and released
     // (confirmation is asked under the lock). The stand-in is stopped meanwhile: it writes on its own.
     env.stop_standin().await;
     let before = env.mark().await?;
-    let out = tp
-        .run(&args(&on(DST_OP, SRC_OP, DST_NS), &["resync", REL]))
-        .await?;
+    let out = tp.run(&from_destination(&["resync", REL])).await?;
     out.expect_code(1).stderr_has("--yes");
     assert_amr(&env.amr(DST, REL).await?, DST_NS, "Promoted", "Promoted");
     assert_nothing_but_the_lock_changed(&env, &before, "refused resync").await?;
     // On a terminal: the relationship's name must be typed. A wrong answer refuses, nothing changed.
-    let resync = args(&on(DST_OP, SRC_OP, DST_NS), &["resync", REL]);
+    let resync = from_destination(&["resync", REL]);
     let before = env.mark().await?;
     let out = tp.run_on_terminal(&resync, "yes\n").await?;
     out.expect_code(1)
@@ -356,17 +363,11 @@ async fn whole_lifecycle(standin: tprotect_standin::StandInConfig) -> anyhow::Re
         "true"
     );
     assert!(env.amr(SRC, REL).await?.is_none());
-    assert_eq!(
-        schedules(&env, DST, DST_NS).await?,
-        vec![],
-        "no schedules on the destination"
-    );
+    assert_no_schedules(&env, DST, DST_NS).await?;
     no_locks(&env).await?;
 
     // failover again.
-    tp.run(&args(&on(SRC_OP, DST_OP, APP), &["failover", REL]))
-        .await?
-        .ok();
+    tp.run(&from_source(&["failover", REL])).await?.ok();
     assert_amr(&env.amr(DST, REL).await?, DST_NS, "Promoted", "Promoted");
     let promoted_uid = promoted_app(&env, DST, DST_NS).await?["metadata"]["uid"]
         .as_str()
@@ -374,9 +375,7 @@ async fn whole_lifecycle(standin: tprotect_standin::StandInConfig) -> anyhow::Re
         .to_string();
 
     // reverse-resync: the AMR moves to the original source, replicating the promoted app back; kept.
-    tp.run(&args(&on(SRC_OP, DST_OP, APP), &["reverse-resync", REL]))
-        .await?
-        .ok();
+    tp.run(&from_source(&["reverse-resync", REL])).await?.ok();
     assert!(
         env.amr(DST, REL).await?.is_none(),
         "AMR left the original destination"
@@ -392,9 +391,7 @@ async fn whole_lifecycle(standin: tprotect_standin::StandInConfig) -> anyhow::Re
     assert_eq!(amr["spec"]["sourceAppVaultRef"], "dst-vault");
     assert_eq!(amr["spec"]["destinationAppVaultRef"], "src-vault");
     assert!(
-        env.get(SRC, &resource::<AppVault>(), Some(TP), "dst-vault")
-            .await?
-            .is_some(),
+        exists::<AppVault>(&env, SRC, Some(TP), "dst-vault").await?,
         "new source vault copied"
     );
     assert_eq!(
@@ -402,34 +399,21 @@ async fn whole_lifecycle(standin: tprotect_standin::StandInConfig) -> anyhow::Re
         vec![(format!("appmirror-schedule-{REL}"), true)],
         "replication schedule on the new source"
     );
-    assert_eq!(
-        schedules(&env, SRC, APP).await?,
-        vec![],
-        "no schedules on the new destination"
-    );
+    assert_no_schedules(&env, SRC, APP).await?;
     no_locks(&env).await?;
 
     // reverse: planned swap back; nothing lost, the original source's schedules come back.
-    tp.run(&args(&on(DST_OP, SRC_OP, DST_NS), &["reverse", REL]))
-        .await?
-        .ok();
+    tp.run(&from_destination(&["reverse", REL])).await?.ok();
     assert!(env.amr(SRC, REL).await?.is_none(), "AMR left the original source");
     let amr = assert_amr(&env.amr(DST, REL).await?, DST_NS, "Established", "Established");
     assert_eq!(amr["spec"]["namespaceMapping"][0]["source"], APP);
     assert_eq!(amr["spec"]["sourceAppVaultRef"], "src-vault");
     assert_eq!(
         schedules(&env, SRC, APP).await?,
-        vec![
-            (format!("{APP}-hourly"), true),
-            (format!("appmirror-schedule-{REL}"), true)
-        ],
+        source_schedules(),
         "protection schedule restored and enabled on the source"
     );
-    assert_eq!(
-        schedules(&env, DST, DST_NS).await?,
-        vec![],
-        "no schedules on the destination"
-    );
+    assert_no_schedules(&env, DST, DST_NS).await?;
     assert_eq!(
         env.list(DST, &resource::<tprotect_api::ShutdownSnapshot>())
             .await?
@@ -444,60 +428,42 @@ async fn whole_lifecycle(standin: tprotect_standin::StandInConfig) -> anyhow::Re
     // change no command made.
     env.stop_standin().await;
     let before = env.mark().await?;
-    let out = tp
-        .run(&args(&on(SRC_OP, DST_OP, APP), &["failback", REL]))
-        .await?;
+    let out = tp.run(&from_source(&["failback", REL])).await?;
     out.expect_code(1).stderr_has("not failed over").stderr_has(DST);
     assert_unchanged(&before, &env.mark().await?, "refused failback");
     env.restart_standin().await?;
 
     // failover, then failback: home again, nothing lost.
-    tp.run(&args(&on(SRC_OP, DST_OP, APP), &["failover", REL]))
-        .await?
-        .ok();
+    tp.run(&from_source(&["failover", REL])).await?.ok();
     assert_amr(&env.amr(DST, REL).await?, DST_NS, "Promoted", "Promoted");
-    tp.run(&args(&on(SRC_OP, DST_OP, APP), &["failback", REL]))
-        .await?
-        .ok();
+    tp.run(&from_source(&["failback", REL])).await?.ok();
     assert!(env.amr(SRC, REL).await?.is_none());
     let amr = assert_amr(&env.amr(DST, REL).await?, DST_NS, "Established", "Established");
     assert_eq!(amr["spec"]["namespaceMapping"][0]["source"], APP);
     assert_eq!(amr["spec"]["namespaceMapping"][0]["destination"], DST_NS);
     assert_eq!(
         schedules(&env, SRC, APP).await?,
-        vec![
-            (format!("{APP}-hourly"), true),
-            (format!("appmirror-schedule-{REL}"), true)
-        ],
+        source_schedules(),
         "the original source has its schedules, enabled"
     );
-    assert_eq!(schedules(&env, DST, DST_NS).await?, vec![]);
+    assert_no_schedules(&env, DST, DST_NS).await?;
     no_locks(&env).await?;
 
     // delete: no AMR anywhere; the applications remain.
-    tp.run(&args(&on(DST_OP, SRC_OP, DST_NS), &["delete", REL]))
-        .await?
-        .ok();
+    tp.run(&from_destination(&["delete", REL])).await?.ok();
     assert!(env.amr(SRC, REL).await?.is_none() && env.amr(DST, REL).await?.is_none());
     assert!(
-        env.get(SRC, &resource::<Application>(), Some(APP), APP)
-            .await?
-            .is_some(),
+        exists::<Application>(&env, SRC, Some(APP), APP).await?,
         "source app remains"
     );
     no_locks(&env).await?;
     // Gone: deleting it again is an error, as kubectl's delete of a missing object is, unless asked not to be.
-    let out = tp
-        .run(&args(&on(DST_OP, SRC_OP, DST_NS), &["delete", REL]))
-        .await?;
+    let out = tp.run(&from_destination(&["delete", REL])).await?;
     out.expect_code(1)
         .stderr_has("not found")
         .stderr_has("--ignore-not-found");
     let out = tp
-        .run(&args(
-            &on(DST_OP, SRC_OP, DST_NS),
-            &["delete", REL, "--ignore-not-found"],
-        ))
+        .run(&from_destination(&["delete", REL, "--ignore-not-found"]))
         .await?;
     out.ok().stdout_has("not found");
     eprintln!("whole lifecycle: {:.1}s", started.elapsed().as_secs_f64());

@@ -12,7 +12,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
-use tprotect_e2e::{DESTINATION, LocalEnv, LocalEnvOptions, plugin_binary};
+use tprotect_e2e::{DESTINATION, LocalEnv, LocalEnvOptions, assert_says, plugin_binary};
 use tprotect_ontap_standin::{
     ANOTHER_TRANSFER_IN_PROGRESS, DESTINATION_PATH, OntapStandin, PostAnswer, SOURCE_PATH, Scenario,
 };
@@ -164,16 +164,8 @@ async fn created_flow_waits_for_the_transfer_and_posts_once() {
     let env = Env::start(Scenario::created()).await;
     let out = run(&plus(env.args("update"), &["--wait"]), &[]).await;
     out.assert_code(0).assert_no_credentials();
-    assert!(
-        out.stdout.contains("transfer ") && out.stdout.contains(": success, 1.0 MiB"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stderr.contains("Found relationship") && out.stderr.contains("(201 Created)"),
-        "{}",
-        out.stderr
-    );
+    assert_says(&out.stdout, &["transfer ", ": success, 1.0 MiB"]);
+    assert_says(&out.stderr, &["Found relationship", "(201 Created)"]);
     assert!(
         out.stderr.contains(": transferring") || out.stderr.contains(": queued"),
         "{}",
@@ -217,11 +209,7 @@ async fn accepted_job_flow_reports_json_on_stdout() {
     assert_eq!(report["source"], SOURCE_PATH);
     assert_eq!(report["waited"], true);
     assert_post_transfer_values(&report);
-    assert!(
-        out.stderr.contains("(202 Accepted)") && out.stderr.contains("started by the job"),
-        "{}",
-        out.stderr
-    );
+    assert_says(&out.stderr, &["(202 Accepted)", "started by the job"]);
     assert_eq!(env.posts(), 1);
 }
 
@@ -241,15 +229,9 @@ async fn job_failure_exits_1_with_ontaps_message_and_code() {
     let env = Env::start(Scenario::job_failure()).await;
     let out = run(&plus(env.args("update"), &["--wait"]), &[]).await;
     out.assert_code(1).assert_no_credentials();
-    assert!(
-        out.stderr.contains("job") && out.stderr.contains("failed"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("source volume is offline") && out.stderr.contains("code 13303844"),
-        "{}",
-        out.stderr
+    assert_says(
+        &out.stderr,
+        &["job", "failed", "source volume is offline", "code 13303844"],
     );
     assert!(
         !out.stderr.contains("may still complete"),
@@ -264,12 +246,7 @@ async fn transfer_failure_exits_1_with_error_info() {
     let env = Env::start(Scenario::transfer_failure()).await;
     let out = run(&plus(env.args("update"), &["--wait"]), &[]).await;
     out.assert_code(1).assert_no_credentials();
-    assert!(out.stderr.contains("ended failed"), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("out of space. (code 13303812)"),
-        "{}",
-        out.stderr
-    );
+    assert_says(&out.stderr, &["ended failed", "out of space. (code 13303812)"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -277,13 +254,13 @@ async fn missing_relationship_is_refused_and_never_created() {
     let env = Env::start(Scenario::relationship_missing()).await;
     let out = run(&plus(env.args("update"), &["--wait", "--force"]), &[]).await;
     out.assert_code(1);
-    assert!(
-        out.stderr
-            .contains("no SnapMirror relationship with destination svm_dst:vol_dst"),
-        "{}",
-        out.stderr
+    assert_says(
+        &out.stderr,
+        &[
+            "no SnapMirror relationship with destination svm_dst:vol_dst",
+            "never creates",
+        ],
     );
-    assert!(out.stderr.contains("never creates"), "{}", out.stderr);
     assert_eq!(env.posts(), 0);
     assert!(env.standin.relationship_writes().is_empty());
 }
@@ -294,12 +271,7 @@ async fn broken_off_is_refused_even_with_force_and_never_resynced() {
     for extra in [&["--wait"][..], &["--wait", "--force"][..]] {
         let out = run(&plus(env.args("update"), extra), &[]).await;
         out.assert_code(1);
-        assert!(
-            out.stderr.contains("is broken_off, not snapmirrored"),
-            "{}",
-            out.stderr
-        );
-        assert!(out.stderr.contains("never resyncs"), "{}", out.stderr);
+        assert_says(&out.stderr, &["is broken_off, not snapmirrored", "never resyncs"]);
     }
     assert_eq!(env.posts(), 0);
     assert!(
@@ -319,16 +291,14 @@ async fn unhealthy_is_refused_with_reasons_and_force_overrides_it() {
     ] {
         assert!(out.stderr.contains(reason), "{reason} missing: {}", out.stderr);
     }
-    assert!(out.stderr.contains("--force"), "{}", out.stderr);
+    assert_says(&out.stderr, &["--force"]);
     assert_eq!(env.posts(), 0);
 
     let out = run(&plus(env.args("update"), &["--wait", "--force"]), &[]).await;
     out.assert_code(0);
-    assert!(
-        out.stderr
-            .contains("warning: updating an unhealthy relationship because of --force"),
-        "{}",
-        out.stderr
+    assert_says(
+        &out.stderr,
+        &["warning: updating an unhealthy relationship because of --force"],
     );
     assert_eq!(env.posts(), 1);
 }
@@ -341,11 +311,9 @@ async fn source_mismatch_is_refused() {
     args[source] = "svm_src:another_vol".into();
     let out = run(&args, &[]).await;
     out.assert_code(1);
-    assert!(
-        out.stderr
-            .contains("replicates from svm_src:vol_src, not from svm_src:another_vol"),
-        "{}",
-        out.stderr
+    assert_says(
+        &out.stderr,
+        &["replicates from svm_src:vol_src, not from svm_src:another_vol"],
     );
     assert_eq!(env.posts(), 0);
 }
@@ -356,11 +324,7 @@ async fn unauthorized_names_where_the_credentials_came_from() {
     let out = run(&env.args("update"), &[]).await;
     out.assert_code(1).assert_no_credentials();
     let expected = format!("files in {} (--credentials-dir)", env.credentials_dir().display());
-    assert!(
-        out.stderr.contains("401 Unauthorized") && out.stderr.contains(&expected),
-        "{}",
-        out.stderr
-    );
+    assert_says(&out.stderr, &["401 Unauthorized", &expected]);
 
     let mut args = env.bare("update");
     args.extend(["--ca-file".into(), env.ca_file().display().to_string()]);
@@ -370,11 +334,9 @@ async fn unauthorized_names_where_the_credentials_came_from() {
     )
     .await;
     out.assert_code(1).assert_no_credentials();
-    assert!(
-        out.stderr
-            .contains("environment variables ONTAP_USERNAME/ONTAP_PASSWORD"),
-        "{}",
-        out.stderr
+    assert_says(
+        &out.stderr,
+        &["environment variables ONTAP_USERNAME/ONTAP_PASSWORD"],
     );
     assert_eq!(env.standin.requests().len(), 2, "a 401 is not retried");
 }
@@ -419,11 +381,7 @@ async fn a_slow_cluster_hits_the_timeout_with_exit_code_3() {
     let env = Env::start(Scenario::slow(Duration::from_secs(30))).await;
     let out = run(&plus(env.args("update"), &["--wait", "--timeout", "1s"]), &[]).await;
     out.assert_code(3).assert_no_credentials();
-    assert!(
-        out.stderr.contains("timed out after 1s while looking up"),
-        "{}",
-        out.stderr
-    );
+    assert_says(&out.stderr, &["timed out after 1s while looking up"]);
     assert!(
         !out.stderr.contains("may still complete"),
         "nothing was started: {}",
@@ -440,11 +398,9 @@ async fn a_transfer_that_outlasts_the_timeout_exits_3_and_says_it_may_still_comp
     .await;
     let out = run(&plus(env.args("update"), &["--wait", "--timeout", "2s"]), &[]).await;
     out.assert_code(3);
-    assert!(out.stderr.contains("timed out after 2s"), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("may still complete") && out.stderr.contains("snapmirror status"),
-        "{}",
-        out.stderr
+    assert_says(
+        &out.stderr,
+        &["timed out after 2s", "may still complete", "snapmirror status"],
     );
     assert_eq!(env.posts(), 1);
 }
@@ -471,11 +427,9 @@ async fn the_post_is_never_retried_but_gets_are() {
     let env = Env::start(scenario).await;
     let out = run(&plus(env.args("update"), &["--wait"]), &[]).await;
     out.assert_code(1);
-    assert!(
-        out.stderr
-            .contains("Relationship database write failed. (code 6620237)"),
-        "{}",
-        out.stderr
+    assert_says(
+        &out.stderr,
+        &["Relationship database write failed. (code 6620237)"],
     );
     assert!(
         out.stderr.contains("retrying"),
@@ -495,11 +449,12 @@ async fn redirects_are_not_followed() {
     .await;
     let out = run(&env.args("status"), &[]).await;
     out.assert_code(1);
-    assert!(
-        out.stderr.contains("redirects are never followed")
-            && out.stderr.contains("a redirect to /api/redirected-here;"),
-        "{}",
-        out.stderr
+    assert_says(
+        &out.stderr,
+        &[
+            "redirects are never followed",
+            "a redirect to /api/redirected-here;",
+        ],
     );
     assert!(
         !out.stderr.contains("Some("),
@@ -522,11 +477,7 @@ async fn verify_tls_false_works_and_warns() {
         ]);
         let out = run(&args, &[]).await;
         out.assert_code(0).assert_no_credentials();
-        assert!(
-            out.stderr.contains("warning: --verify-tls=false"),
-            "{}",
-            out.stderr
-        );
+        assert_says(&out.stderr, &["warning: --verify-tls=false"]);
     }
     assert_eq!(env.posts(), 2);
 }
@@ -541,11 +492,7 @@ async fn the_self_signed_certificate_is_refused_by_default_with_a_hint() {
     ]);
     let out = run(&args, &[]).await;
     out.assert_code(1).assert_no_credentials();
-    assert!(
-        out.stderr.contains("is not trusted") && out.stderr.contains("--ca-file PEM"),
-        "{}",
-        out.stderr
-    );
+    assert_says(&out.stderr, &["is not trusted", "--ca-file PEM"]);
     assert!(
         env.standin.requests().is_empty(),
         "no request (and no credentials) sent over an untrusted connection"
@@ -554,12 +501,7 @@ async fn the_self_signed_certificate_is_refused_by_default_with_a_hint() {
     // --ca-file together with --verify-tls=false is a contradiction, not silently ignored.
     let out = run(&plus(env.args("update"), &["--verify-tls=false"]), &[]).await;
     out.assert_code(2);
-    assert!(
-        out.stderr
-            .contains("--ca-file has no effect with --verify-tls=false"),
-        "{}",
-        out.stderr
-    );
+    assert_says(&out.stderr, &["--ca-file has no effect with --verify-tls=false"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -567,11 +509,7 @@ async fn dry_run_checks_and_sends_nothing() {
     let env = Env::start(Scenario::created()).await;
     let out = run(&plus(env.args("update"), &["--dry-run"]), &[]).await;
     out.assert_code(0);
-    assert!(
-        out.stdout.contains("dry run: every check passed; would POST"),
-        "{}",
-        out.stdout
-    );
+    assert_says(&out.stdout, &["dry run: every check passed; would POST"]);
     assert_eq!(env.posts(), 0);
 }
 
@@ -580,7 +518,7 @@ async fn without_wait_the_update_is_started_and_not_followed() {
     let env = Env::start(Scenario::accepted_job()).await;
     let out = run(&env.args("update"), &[]).await;
     out.assert_code(0);
-    assert!(out.stdout.contains("update started: job "), "{}", out.stdout);
+    assert_says(&out.stdout, &["update started: job "]);
     assert_eq!(env.posts(), 1);
     assert_eq!(env.standin.count("GET", "/api/cluster/jobs"), 0);
 
@@ -638,22 +576,14 @@ async fn bad_paths_and_hosts_are_usage_errors_naming_the_flag() {
     args[source] = "svm_src/vol_src".into();
     let out = run(&args, &[]).await;
     out.assert_code(2);
-    assert!(
-        out.stderr.contains("--source <SVM:VOL>") && out.stderr.contains("SVM:VOLUME"),
-        "{}",
-        out.stderr
-    );
+    assert_says(&out.stderr, &["--source <SVM:VOL>", "SVM:VOLUME"]);
 
     let mut args = env.args("status");
     let host = args.iter().position(|a| a == "--hostname").unwrap() + 1;
     args[host] = format!("https://{}", env.standin.hostname());
     let out = run(&args, &[]).await;
     out.assert_code(2);
-    assert!(
-        out.stderr.contains("--hostname") && out.stderr.contains("without a scheme"),
-        "{}",
-        out.stderr
-    );
+    assert_says(&out.stderr, &["--hostname", "without a scheme"]);
     assert!(env.standin.requests().is_empty());
 }
 
@@ -780,28 +710,20 @@ async fn secret_is_read_from_a_real_api_server() {
 
     let out = run(&secret_args(&env, clusters.kubeconfig(), "wrong-password"), &[]).await;
     out.assert_code(1).assert_no_credentials();
-    assert!(
-        out.stderr.contains("Secret kubeflow/wrong-password (--secret)"),
-        "{}",
-        out.stderr
-    );
+    assert_says(&out.stderr, &["Secret kubeflow/wrong-password (--secret)"]);
 
     let out = run(&secret_args(&env, clusters.kubeconfig(), "no-password"), &[]).await;
     out.assert_code(1).assert_no_credentials();
-    assert!(
-        out.stderr
-            .contains("Secret kubeflow/no-password has no key `password`"),
-        "{}",
-        out.stderr
+    assert_says(
+        &out.stderr,
+        &["Secret kubeflow/no-password has no key `password`"],
     );
 
     let out = run(&secret_args(&env, clusters.kubeconfig(), "absent"), &[]).await;
     out.assert_code(1);
-    assert!(
-        out.stderr
-            .contains("Secret kubeflow/absent not found in tprotect-destination"),
-        "{}",
-        out.stderr
+    assert_says(
+        &out.stderr,
+        &["Secret kubeflow/absent not found in tprotect-destination"],
     );
 
     // The Secret lives only on the destination cluster: the source context does not have it.
@@ -810,11 +732,7 @@ async fn secret_is_read_from_a_real_api_server() {
     args[context] = "tprotect-source".into();
     let out = run(&args, &[]).await;
     out.assert_code(1);
-    assert!(
-        out.stderr.contains("not found in tprotect-source"),
-        "{}",
-        out.stderr
-    );
+    assert_says(&out.stderr, &["not found in tprotect-source"]);
     assert_eq!(
         env.posts(),
         1,
@@ -832,11 +750,9 @@ async fn status_fail_on_passes_a_healthy_relationship() {
     let gate = ["--fail-on", "unhealthy,lag=12h,state!=snapmirrored"];
     let out = run(&plus(env.args("status"), &gate), &[]).await;
     out.assert_code(0);
-    assert!(
-        out.stdout
-            .contains("FAIL-ON        none of unhealthy,lag=12h,state!=snapmirrored holds"),
-        "{}",
-        out.stdout
+    assert_says(
+        &out.stdout,
+        &["FAIL-ON        none of unhealthy,lag=12h,state!=snapmirrored holds"],
     );
     let out = run(&plus(plus(env.args("status"), &gate), &["-o", "json"]), &[]).await;
     out.assert_code(0);
@@ -872,7 +788,7 @@ async fn status_fail_on_exits_4_for_an_unhealthy_relationship_naming_the_conditi
         out.stderr
     );
     // The status is still shown, for the pipeline's log.
-    assert!(out.stdout.contains("HEALTHY        false"), "{}", out.stdout);
+    assert_says(&out.stdout, &["HEALTHY        false"]);
     assert_eq!(env.posts(), 0);
 }
 
@@ -894,11 +810,7 @@ async fn status_fail_on_exits_4_for_a_lagging_relationship() {
         report["fail_on"]["held"],
         json!([{"condition": "lag=2h", "why": "the lag is 26h, longer than 2h"}])
     );
-    assert!(
-        out.stderr.contains("lag=2h (the lag is 26h, longer than 2h)"),
-        "{}",
-        out.stderr
-    );
+    assert_says(&out.stderr, &["lag=2h (the lag is 26h, longer than 2h)"]);
     // A limit as long as the lag passes (the lag must be longer); days in ISO 8601, as ONTAP writes lags.
     run(&plus(env.args("status"), &["--fail-on", "lag=P1DT2H"]), &[])
         .await
@@ -914,19 +826,14 @@ async fn status_fail_on_state_and_bad_conditions() {
     )
     .await;
     out.assert_code(4);
-    assert!(
-        out.stderr
-            .contains("state!=snapmirrored (the state is broken_off)"),
-        "{}",
-        out.stderr
-    );
+    assert_says(&out.stderr, &["state!=snapmirrored (the state is broken_off)"]);
     let out = run(
         &plus(env.args("status"), &["--fail-on", "unhealthy,state=broken_off"]),
         &[],
     )
     .await;
     out.assert_code(4);
-    assert!(out.stderr.contains("2 conditions hold"), "{}", out.stderr);
+    assert_says(&out.stderr, &["2 conditions hold"]);
 
     let requests = env.standin.requests().len();
     for (bad, says) in [
@@ -957,7 +864,7 @@ async fn if_busy_wait_is_the_default_and_starts_a_new_transfer_after_the_running
         "{}",
         out.stderr
     );
-    assert!(out.stderr.contains("ended: success"), "{}", out.stderr);
+    assert_says(&out.stderr, &["ended: success"]);
     let report = json(&out);
     assert_eq!(report["if_busy"], "wait");
     assert_eq!(report["waited_for"][0]["uuid"], running.as_str());
@@ -981,11 +888,7 @@ async fn if_busy_skip_exits_0_and_starts_nothing() {
     )
     .await;
     out.assert_code(0);
-    assert!(
-        out.stderr.contains("Nothing started: transfer ") && out.stderr.contains("(--if-busy=skip)"),
-        "{}",
-        out.stderr
-    );
+    assert_says(&out.stderr, &["Nothing started: transfer ", "(--if-busy=skip)"]);
     let report = json(&out);
     assert_eq!(report["result"], "skipped");
     assert_eq!(report["bytes_transferred"], 0);
@@ -996,8 +899,7 @@ async fn if_busy_skip_exits_0_and_starts_nothing() {
     assert_eq!(env.posts(), 0);
     let out = run(&plus(env.args("update"), &["--if-busy", "skip"]), &[]).await;
     out.assert_code(0);
-    assert!(out.stdout.contains("skipped: transfer "), "{}", out.stdout);
-    assert!(out.stdout.contains("nothing was started"), "{}", out.stdout);
+    assert_says(&out.stdout, &["skipped: transfer ", "nothing was started"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1005,11 +907,12 @@ async fn if_busy_fail_exits_5_and_starts_nothing() {
     let env = Env::start(Scenario::busy()).await;
     let out = run(&plus(env.args("update"), &["--wait", "--if-busy", "fail"]), &[]).await;
     out.assert_code(5).assert_no_credentials();
-    assert!(
-        out.stderr.contains("svm_dst:vol_dst is busy: transfer ")
-            && out.stderr.contains("nothing was started (--if-busy=fail)"),
-        "{}",
-        out.stderr
+    assert_says(
+        &out.stderr,
+        &[
+            "svm_dst:vol_dst is busy: transfer ",
+            "nothing was started (--if-busy=fail)",
+        ],
     );
     assert!(out.stdout.is_empty(), "{}", out.stdout);
     assert_eq!(env.posts(), 0);
@@ -1036,17 +939,13 @@ async fn a_post_refused_by_a_transfer_in_progress_follows_the_policy() {
     let env = Env::start(Scenario::busy_at_post()).await;
     let out = run(&plus(env.args("update"), &["--wait", "--if-busy", "fail"]), &[]).await;
     out.assert_code(5);
-    assert!(out.stderr.contains("code 13303844"), "{}", out.stderr);
+    assert_says(&out.stderr, &["code 13303844"]);
     assert_eq!(env.posts(), 1);
 
     let env = Env::start(Scenario::busy_at_post()).await;
     let out = run(&plus(env.args("update"), &["--wait", "--if-busy", "skip"]), &[]).await;
     out.assert_code(0);
-    assert!(
-        out.stderr.contains("Nothing started: ONTAP refused"),
-        "{}",
-        out.stderr
-    );
+    assert_says(&out.stderr, &["Nothing started: ONTAP refused"]);
     assert_eq!(env.posts(), 1);
 }
 
@@ -1056,17 +955,17 @@ async fn a_lost_post_answer_says_the_transfer_may_have_started_and_how_to_check(
     let (before, _) = env.standin.current_transfer().unwrap();
     let out = run(&plus(env.args("update"), &["--wait"]), &[]).await;
     out.assert_code(1).assert_no_credentials();
-    assert!(
-        out.stderr
-            .contains("but its answer was lost (the connection failed before the answer was complete): the transfer MAY have started"),
-        "{}",
-        out.stderr
+    assert_says(
+        &out.stderr,
+        &[
+            "but its answer was lost (the connection failed before the answer was complete): the transfer MAY have started",
+        ],
     );
     let check = format!(
         "kubectl tprotect snapmirror status --hostname {} --destination {DESTINATION_PATH}",
         env.standin.hostname()
     );
-    assert!(out.stderr.contains(&check), "{}", out.stderr);
+    assert_says(&out.stderr, &[&check]);
     assert!(!out.stderr.contains("cannot reach"), "{}", out.stderr);
     assert_eq!(env.posts(), 1, "never sent again");
     // The way to check works: the transfer did start, and status shows it.

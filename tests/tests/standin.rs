@@ -14,7 +14,10 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tprotect_api::{AppMirrorRelationship, AppVault, Application, Schedule, ShutdownSnapshot, Snapshot};
-use tprotect_e2e::{DEADLINE, Identity, LocalEnv, LocalEnvOptions, eventually};
+use tprotect_e2e::{
+    DEADLINE, DESTINATION as DST, Identity, LocalEnv, LocalEnvOptions, SOURCE as SRC, TRIDENT as TP,
+    eventually,
+};
 use tprotect_standin::rules::amr::{
     CONDITION_DESTINATION_CHANGES_DISCARDED, CONDITION_ESTABLISHED, CONDITION_NAMESPACE_METADATA_MERGED,
     CONDITION_PROMOTED,
@@ -23,10 +26,6 @@ use tprotect_standin::rules::forms::{RELATIONSHIP_FINALIZER, archive_basename};
 use tprotect_standin::{
     APPLICATION_SHUTDOWN_CONDITION, Faults, Kind, Profile, SCHEDULE_LABEL, StandInConfig, Transition,
 };
-
-const SRC: &str = "tprotect-source";
-const DST: &str = "tprotect-destination";
-const TP: &str = "trident-protect";
 
 struct World {
     env: LocalEnv,
@@ -45,6 +44,15 @@ impl World {
             .expect("testbed and stand-in started (NetApp's CRDs are read from ../shared)");
         eprintln!("testbed up in {:.1}s", started.elapsed().as_secs_f64());
         World { env, faults, profile }
+    }
+
+    /// A world at `time_scale` under the profile TPROTECT_STANDIN_PROFILE names (documented if unset).
+    async fn start_at_scale(time_scale: f64) -> World {
+        World::start(StandInConfig {
+            time_scale,
+            ..StandInConfig::from_env().unwrap()
+        })
+        .await
     }
 
     fn client(&self, context: &str) -> kube::Client {
@@ -92,6 +100,17 @@ impl World {
             context,
             &["patch", "-n", namespace, what, "--type", "merge", "-p", patch],
             "",
+        );
+    }
+
+    /// Sets `spec.desiredState` of the destination AMR `namespace/name`, as an operator would.
+    #[track_caller]
+    fn desire(&self, namespace: &str, name: &str, state: &str) {
+        self.patch(
+            DST,
+            namespace,
+            &format!("amr/{name}"),
+            &format!(r#"{{"spec":{{"desiredState":"{state}"}}}}"#),
         );
     }
 }
@@ -239,6 +258,13 @@ fn condition<'a>(
         .find(|c| c.type_ == type_)
 }
 
+/// The status (`True`/`False`/`Unknown`) of the AMR's condition `type_`, which must be there.
+#[track_caller]
+fn condition_status<'a>(amr: &'a AppMirrorRelationship, type_: &str) -> &'a str {
+    let found = condition(amr, type_).unwrap_or_else(|| panic!("no {type_} condition: {amr:#?}"));
+    &found.status
+}
+
 fn state_is(state: &'static str) -> impl Fn(&AppMirrorRelationship) -> bool {
     move |amr| amr.state() == Some(state)
 }
@@ -340,17 +366,41 @@ spec:
 async fn replication_prerequisites(world: &World) -> String {
     world.create(SRC, NS_1);
     world.create(DST, NS_2);
+    vaults_and_source_application(world).await
+}
+
+/// Both clusters: the Secret and the source AppVault; the destination: the destination AppVault; the source:
+/// Application my-app in ns-1. Returns the Application's uid.
+async fn vaults_and_source_application(world: &World) -> String {
     for context in [SRC, DST] {
         world.apply(context, &secret(&["accessKeyID", "secretAccessKey"]));
         world.apply(context, &app_vault("src-vault"));
     }
     world.apply(DST, &app_vault("dst-vault"));
+    source_application(world).await
+}
+
+/// Applies Application my-app in ns-1 on the source; returns its uid once it exists.
+async fn source_application(world: &World) -> String {
     world.apply(SRC, &application("my-app", "ns-1"));
     let app = wait_for(&world.api::<Application>(SRC, "ns-1"), "my-app", "exists", |_| {
         true
     })
     .await;
     app.metadata.uid.unwrap()
+}
+
+/// Waits until the Snapshot `name` is Completed.
+async fn completed(snapshots: &Api<Snapshot>, name: &str) -> Snapshot {
+    wait_for(snapshots, name, "Completed", |s| s.state() == Some("Completed")).await
+}
+
+/// Applies a ShutdownSnapshot `name` of my-app on the source; returns its archive path once it is Completed.
+async fn completed_shutdown_snapshot(world: &World, name: &str) -> String {
+    world.apply(SRC, &snapshot("ShutdownSnapshot", name, "ns-1", "my-app"));
+    let shutdowns = world.api::<ShutdownSnapshot>(SRC, "ns-1");
+    let shutdown = wait_for(&shutdowns, name, "Completed", |s| s.state() == Some("Completed")).await;
+    shutdown.status.unwrap().app_archive_path.unwrap()
 }
 
 /// The source AppVault must be Available before a snapshot can complete.
@@ -471,14 +521,31 @@ fn audit_events(
 
 // ---------------------------------------------------------------------------------------------- tests
 
-#[tokio::test]
-async fn appvaults_snapshots_and_shutdown_snapshots() {
-    appvaults_snapshots_and_shutdown_snapshots_as(Profile::Documented).await;
+/// Two tests running `scenario` under each profile, each on its own clusters, so a failure names the profile.
+macro_rules! under_both_profiles {
+    ($($scenario:ident: $documented:ident, $variant:ident;)*) => {$(
+        #[tokio::test]
+        async fn $documented() {
+            $scenario(Profile::Documented).await;
+        }
+
+        #[tokio::test]
+        async fn $variant() {
+            $scenario(Profile::Variant).await;
+        }
+    )*};
 }
 
-#[tokio::test]
-async fn appvaults_snapshots_and_shutdown_snapshots_under_the_variant() {
-    appvaults_snapshots_and_shutdown_snapshots_as(Profile::Variant).await;
+under_both_profiles! {
+    appvaults_snapshots_and_shutdown_snapshots_as:
+        appvaults_snapshots_and_shutdown_snapshots,
+        appvaults_snapshots_and_shutdown_snapshots_under_the_variant;
+    relationship_establish_transfer_promote_resync_and_delete_as:
+        relationship_establish_transfer_promote_resync_and_delete,
+        relationship_establish_transfer_promote_resync_and_delete_under_the_variant;
+    failover_with_the_source_down_then_a_planned_swap_as:
+        failover_with_the_source_down_then_a_planned_swap,
+        failover_with_the_source_down_then_a_planned_swap_under_the_variant;
 }
 
 async fn appvaults_snapshots_and_shutdown_snapshots_as(profile: Profile) {
@@ -530,19 +597,11 @@ async fn appvaults_snapshots_and_shutdown_snapshots_as(profile: Profile) {
 
     // A Snapshot: Running (documented) or no state (variant), then Completed with the archive path.
     world.create(SRC, NS_1);
-    world.apply(SRC, &application("my-app", "ns-1"));
-    let app = wait_for(&world.api::<Application>(SRC, "ns-1"), "my-app", "exists", |_| {
-        true
-    })
-    .await;
-    let app_uid = app.metadata.uid.clone().unwrap();
+    let app_uid = source_application(&world).await;
     let snapshots = world.api::<Snapshot>(SRC, "ns-1");
     let log = StateLog::start(&snapshots, "snap-1", snapshot_state).await;
     world.apply(SRC, &snapshot("Snapshot", "snap-1", "ns-1", "my-app"));
-    let snap = wait_for(&snapshots, "snap-1", "Completed", |s| {
-        s.state() == Some("Completed")
-    })
-    .await;
+    let snap = completed(&snapshots, "snap-1").await;
     let states = log.states_until("Completed").await;
     let running: &[&str] = match profile {
         Profile::Documented => &["", "Running", "Completed"],
@@ -597,21 +656,7 @@ async fn appvaults_snapshots_and_shutdown_snapshots_as(profile: Profile) {
 
     // A ShutdownSnapshot completes the same way; the documented profile records the shutdown on the Application
     // first.
-    world.apply(SRC, &snapshot("ShutdownSnapshot", "shutdown-1", "ns-1", "my-app"));
-    let shutdown = wait_for(
-        &world.api::<ShutdownSnapshot>(SRC, "ns-1"),
-        "shutdown-1",
-        "Completed",
-        |s| s.state() == Some("Completed"),
-    )
-    .await;
-    let path = shutdown
-        .status
-        .as_ref()
-        .unwrap()
-        .app_archive_path
-        .clone()
-        .unwrap();
+    let path = completed_shutdown_snapshot(&world, "shutdown-1").await;
     let basename = archive_basename(&path).unwrap().to_string();
     assert!(
         basename.contains("_shutdown-1_") && !basename.contains('/'),
@@ -650,12 +695,8 @@ async fn appvaults_snapshots_and_shutdown_snapshots_as(profile: Profile) {
 
 #[tokio::test]
 async fn schedules_snapshot_at_their_recurrence_and_prune_to_retention() {
-    // 300x: a 5-minute recurrence every second. The profile: TPROTECT_STANDIN_PROFILE (documented if unset).
-    let world = World::start(StandInConfig {
-        time_scale: 300.0,
-        ..StandInConfig::from_env().unwrap()
-    })
-    .await;
+    // 300x: a 5-minute recurrence every second.
+    let world = World::start_at_scale(300.0).await;
     world.apply(SRC, &secret(&["accessKeyID", "secretAccessKey"]));
     world.apply(SRC, &app_vault("src-vault"));
     world.create(SRC, NS_1);
@@ -772,16 +813,6 @@ fn track(snapshots: &Api<Snapshot>, schedule: &str) -> (Seen, tokio::task::JoinH
     (seen, task)
 }
 
-#[tokio::test]
-async fn relationship_establish_transfer_promote_resync_and_delete() {
-    relationship_establish_transfer_promote_resync_and_delete_as(Profile::Documented).await;
-}
-
-#[tokio::test]
-async fn relationship_establish_transfer_promote_resync_and_delete_under_the_variant() {
-    relationship_establish_transfer_promote_resync_and_delete_as(Profile::Variant).await;
-}
-
 async fn relationship_establish_transfer_promote_resync_and_delete_as(profile: Profile) {
     let documented = profile == Profile::Documented;
     let world = World::start(StandInConfig {
@@ -829,17 +860,7 @@ async fn relationship_establish_transfer_promote_resync_and_delete_as(profile: P
     }
 
     // Everything but the right uid: the error says so.
-    for context in [SRC, DST] {
-        world.apply(context, &secret(&["accessKeyID", "secretAccessKey"]));
-        world.apply(context, &app_vault("src-vault"));
-    }
-    world.apply(DST, &app_vault("dst-vault"));
-    world.apply(SRC, &application("my-app", "ns-1"));
-    let app = wait_for(&world.api::<Application>(SRC, "ns-1"), "my-app", "exists", |_| {
-        true
-    })
-    .await;
-    let uid = app.metadata.uid.clone().unwrap();
+    let uid = vaults_and_source_application(&world).await;
     let mismatch = wait_for(&amrs, "rel1", "only the uid mismatch left", |a| {
         a.error()
             .is_some_and(|e| e.contains("has uid") && !e.contains("AppVault"))
@@ -857,10 +878,7 @@ async fn relationship_establish_transfer_promote_resync_and_delete_as(profile: P
     // A Completed snapshot on the source for the transfers to carry; then the right uid: Established.
     vault_available(&world, SRC, "src-vault").await;
     world.apply(SRC, &snapshot("Snapshot", "snap-1", "ns-1", "my-app"));
-    wait_for(&world.api::<Snapshot>(SRC, "ns-1"), "snap-1", "Completed", |s| {
-        s.state() == Some("Completed")
-    })
-    .await;
+    completed(&world.api::<Snapshot>(SRC, "ns-1"), "snap-1").await;
     let log = StateLog::start(&amrs, "rel1", amr_state).await;
     world.patch(
         DST,
@@ -893,10 +911,7 @@ async fn relationship_establish_transfer_promote_resync_and_delete_as(profile: P
     assert_eq!(status.destination_namespaces, Some(vec!["ns-2".to_string()]));
     let transferred = status.last_transferred_snapshot.as_ref();
     if documented {
-        assert_eq!(
-            condition(&established, CONDITION_ESTABLISHED).unwrap().status,
-            "True"
-        );
+        assert_eq!(condition_status(&established, CONDITION_ESTABLISHED), "True");
         assert_eq!(transferred.unwrap().name.as_deref(), Some("snap-1"));
     } else {
         assert_eq!(status.conditions, Some(vec![]));
@@ -923,7 +938,7 @@ async fn relationship_establish_transfer_promote_resync_and_delete_as(profile: P
 
     // Fail over: Promoting, then Promoted; the destination app; the seed's namespace example, exactly.
     let log = StateLog::start(&amrs, "rel1", amr_state).await;
-    world.patch(DST, "ns-2", "amr/rel1", r#"{"spec":{"desiredState":"Promoted"}}"#);
+    world.desire("ns-2", "rel1", "Promoted");
     let promoted = wait_for(&amrs, "rel1", "Promoted", state_is("Promoted")).await;
     let states = log.states_until("Promoted").await;
     assert_eq!(
@@ -943,11 +958,9 @@ async fn relationship_establish_transfer_promote_resync_and_delete_as(profile: P
     );
     if documented {
         assert_eq!(app_name, "my-app");
-        assert_eq!(condition(&promoted, CONDITION_PROMOTED).unwrap().status, "True");
+        assert_eq!(condition_status(&promoted, CONDITION_PROMOTED), "True");
         assert_eq!(
-            condition(&promoted, CONDITION_NAMESPACE_METADATA_MERGED)
-                .unwrap()
-                .status,
+            condition_status(&promoted, CONDITION_NAMESPACE_METADATA_MERGED),
             "True"
         );
     } else {
@@ -1019,12 +1032,7 @@ async fn relationship_establish_transfer_promote_resync_and_delete_as(profile: P
     // Resync: destination changes discarded, replication restarts. Documented: the destination app deleted,
     // Promoted → Establishing → Established; variant: the app kept (stopped), Promoted → Established.
     let log = StateLog::start(&amrs, "rel1", amr_state).await;
-    world.patch(
-        DST,
-        "ns-2",
-        "amr/rel1",
-        r#"{"spec":{"desiredState":"Established"}}"#,
-    );
+    world.desire("ns-2", "rel1", "Established");
     let resynced = wait_for(&amrs, "rel1", "Established again", |a| {
         a.state() == Some("Established")
             && (!documented || condition(a, CONDITION_DESTINATION_CHANGES_DISCARDED).is_some())
@@ -1060,13 +1068,11 @@ async fn relationship_establish_transfer_promote_resync_and_delete_as(profile: P
     }
 
     // Promote again, then delete the AMR: two independent applications remain.
-    world.patch(DST, "ns-2", "amr/rel1", r#"{"spec":{"desiredState":"Promoted"}}"#);
+    world.desire("ns-2", "rel1", "Promoted");
     let promoted = wait_for(&amrs, "rel1", "Promoted again", state_is("Promoted")).await;
     if documented {
         assert_eq!(
-            condition(&promoted, CONDITION_DESTINATION_CHANGES_DISCARDED)
-                .unwrap()
-                .status,
+            condition_status(&promoted, CONDITION_DESTINATION_CHANGES_DISCARDED),
             "False"
         );
         assert!(promoted.finalizers().is_empty(), "no finalizer holds the AMR");
@@ -1100,16 +1106,6 @@ async fn relationship_establish_transfer_promote_resync_and_delete_as(profile: P
     );
 }
 
-#[tokio::test]
-async fn failover_with_the_source_down_then_a_planned_swap() {
-    failover_with_the_source_down_then_a_planned_swap_as(Profile::Documented).await;
-}
-
-#[tokio::test]
-async fn failover_with_the_source_down_then_a_planned_swap_under_the_variant() {
-    failover_with_the_source_down_then_a_planned_swap_as(Profile::Variant).await;
-}
-
 async fn failover_with_the_source_down_then_a_planned_swap_as(profile: Profile) {
     let documented = profile == Profile::Documented;
     let world = World::start(StandInConfig {
@@ -1127,7 +1123,7 @@ async fn failover_with_the_source_down_then_a_planned_swap_as(profile: Profile) 
 
     // Disaster: the source is gone. Failover still works, from the last transferred state, without the merge.
     world.env.testbed.source.stop_apiserver();
-    world.patch(DST, "ns-2", "amr/rel1", r#"{"spec":{"desiredState":"Promoted"}}"#);
+    world.desire("ns-2", "rel1", "Promoted");
     let promoted = wait_for(
         &amrs,
         "rel1",
@@ -1157,12 +1153,7 @@ async fn failover_with_the_source_down_then_a_planned_swap_as(profile: Profile) 
     // Resync while the source is still down. Documented: the destination is discarded at once (its Application
     // deleted) and the AMR waits in Establishing; variant: nothing is discarded, the AMR stays Promoted and says
     // why.
-    world.patch(
-        DST,
-        "ns-2",
-        "amr/rel1",
-        r#"{"spec":{"desiredState":"Established"}}"#,
-    );
+    world.desire("ns-2", "rel1", "Established");
     let waiting = wait_for(&amrs, "rel1", "an error: the source is unreachable", |a| {
         a.error()
             .is_some_and(|e| e.contains("cannot reach source cluster \"tprotect-source\""))
@@ -1186,21 +1177,7 @@ async fn failover_with_the_source_down_then_a_planned_swap_as(profile: Profile) 
         state_is("Established"),
     )
     .await;
-    world.apply(SRC, &snapshot("ShutdownSnapshot", "swap-1", "ns-1", "my-app"));
-    let shutdown = wait_for(
-        &world.api::<ShutdownSnapshot>(SRC, "ns-1"),
-        "swap-1",
-        "Completed",
-        |s| s.state() == Some("Completed"),
-    )
-    .await;
-    let path = shutdown
-        .status
-        .as_ref()
-        .unwrap()
-        .app_archive_path
-        .clone()
-        .unwrap();
+    let path = completed_shutdown_snapshot(&world, "swap-1").await;
     assert_eq!(path.ends_with('/'), !documented, "{path}");
     let basename = archive_basename(&path).unwrap().to_string();
 
@@ -1255,9 +1232,7 @@ async fn failover_with_the_source_down_then_a_planned_swap_as(profile: Profile) 
                 .contains("swap-1")
         );
         assert_eq!(
-            condition(&promoted, CONDITION_NAMESPACE_METADATA_MERGED)
-                .unwrap()
-                .status,
+            condition_status(&promoted, CONDITION_NAMESPACE_METADATA_MERGED),
             "True"
         );
     } else {
@@ -1271,12 +1246,7 @@ async fn failover_with_the_source_down_then_a_planned_swap_as(profile: Profile) 
 
 #[tokio::test]
 async fn faults_a_stalled_promotion_a_transient_error_a_write_conflict_and_a_failure() {
-    // The profile: TPROTECT_STANDIN_PROFILE (documented if unset).
-    let world = World::start(StandInConfig {
-        time_scale: 1.0,
-        ..StandInConfig::from_env().unwrap()
-    })
-    .await;
+    let world = World::start_at_scale(1.0).await;
     let uid = replication_prerequisites(&world).await;
     world.create(DST, "apiVersion: v1\nkind: Namespace\nmetadata: {name: ns-b}\n");
     let amrs_a = world.api::<AppMirrorRelationship>(DST, "ns-2");
@@ -1288,19 +1258,9 @@ async fn faults_a_stalled_promotion_a_transient_error_a_write_conflict_and_a_fai
 
     // rel-a's promotion never completes while stalled; rel-b, asked later, completes.
     world.faults.stall(Transition::Promote, Some("rel-a"));
-    world.patch(
-        DST,
-        "ns-2",
-        "amr/rel-a",
-        r#"{"spec":{"desiredState":"Promoted"}}"#,
-    );
+    world.desire("ns-2", "rel-a", "Promoted");
     wait_for(&amrs_a, "rel-a", "Promoting", state_is("Promoting")).await;
-    world.patch(
-        DST,
-        "ns-b",
-        "amr/rel-b",
-        r#"{"spec":{"desiredState":"Promoted"}}"#,
-    );
+    world.desire("ns-b", "rel-b", "Promoted");
     wait_for(&amrs_b, "rel-b", "Promoted", state_is("Promoted")).await;
     assert_eq!(
         amrs_a.get("rel-a").await.unwrap().state(),
@@ -1336,12 +1296,7 @@ async fn faults_a_stalled_promotion_a_transient_error_a_write_conflict_and_a_fai
     world
         .faults
         .conflict_once(Kind::AppMirrorRelationship, "ns-2", "rel-a");
-    world.patch(
-        DST,
-        "ns-2",
-        "amr/rel-a",
-        r#"{"spec":{"desiredState":"Established"}}"#,
-    );
+    world.desire("ns-2", "rel-a", "Established");
     wait_for(
         &amrs_a,
         "rel-a",

@@ -120,9 +120,13 @@ fn replication_schedule(name: &str) -> Value {
     example_replication_schedule(name, APP_NS, "my-app-name", "src-vault")
 }
 
-fn amr(name: &str, namespace: &str, mapping: Value) -> Value {
+/// NetApp's example AMR `name` in `namespace`, replicating each of `sources` into it.
+fn amr(name: &str, namespace: &str, sources: &[&str]) -> Value {
     let mut amr = example_amr(name, namespace);
-    amr["spec"]["namespaceMapping"] = mapping;
+    amr["spec"]["namespaceMapping"] = sources
+        .iter()
+        .map(|source| json!({"source": source, "destination": namespace}))
+        .collect();
     amr["spec"]["sourceApplicationName"] = json!("my-app-name");
     amr
 }
@@ -361,25 +365,13 @@ async fn webhook_guards_replication_resources_through_real_api_servers() {
     labelled["metadata"]["labels"] = json!({"tprotect.io/replication-schedule": "true"});
     labelled["spec"]["backupRetention"] = json!("3");
     assert_refused(testbed, DST, &labelled, "is invalid");
-    let mut relationship = amr(
-        "amr-bad-uid",
-        APP_NS,
-        json!([{"source": "a", "destination": APP_NS}]),
-    );
+    let mut relationship = amr("amr-bad-uid", APP_NS, &["a"]);
     relationship["spec"]["sourceApplicationUID"] = json!("my-app-uid");
     relationship["spec"]["recurrenceRule"] = json!("DTSTART:20220101T000200Z\nRRULE:FREQ=DAILY");
     assert_refused(testbed, DST, &relationship, "is invalid");
-    let duplicated = amr(
-        "amr-duplicate",
-        APP_NS,
-        json!([{"source": "a", "destination": APP_NS}, {"source": "b", "destination": APP_NS}]),
-    );
+    let duplicated = amr("amr-duplicate", APP_NS, &["a", "b"]);
     assert_refused(testbed, DST, &duplicated, "is invalid");
-    let mut premature = amr(
-        "amr-promoted-snapshot",
-        APP_NS,
-        json!([{"source": "a", "destination": APP_NS}]),
-    );
+    let mut premature = amr("amr-promoted-snapshot", APP_NS, &["a"]);
     premature["spec"]["promotedSnapshot"] = json!("20250107122548_bboxdrlastsnap_5fa90108");
     assert_refused(testbed, DST, &premature, "is invalid");
     assert_refused(testbed, DST, &app_vault("generic-s3"), "is invalid");
@@ -419,11 +411,7 @@ async fn webhook_guards_replication_resources_through_real_api_servers() {
     // --- Valid examples: stored.
     for object in [
         replication_schedule("appmirror-schedule-0e1f88ab-f013-4bce-8ae9-6afed9df59a1"),
-        amr(
-            "amr-1",
-            APP_NS,
-            json!([{"source": APP_NS, "destination": APP_NS}]),
-        ),
+        amr("amr-1", APP_NS, &[APP_NS]),
         app_vault("GenericS3"),
         application(),
         snapshot("Snapshot"),
@@ -437,18 +425,10 @@ async fn webhook_guards_replication_resources_through_real_api_servers() {
     }
 
     // --- A resync without the acknowledgement is forbidden (403); with it, allowed.
-    let mut promoted = amr(
-        "amr-1",
-        APP_NS,
-        json!([{"source": APP_NS, "destination": APP_NS}]),
-    );
+    let mut promoted = amr("amr-1", APP_NS, &[APP_NS]);
     promoted["spec"]["desiredState"] = json!("Promoted");
     assert_stored(testbed, DST, &promoted);
-    let resync = amr(
-        "amr-1",
-        APP_NS,
-        json!([{"source": APP_NS, "destination": APP_NS}]),
-    );
+    let resync = amr("amr-1", APP_NS, &[APP_NS]);
     let out = kubectl(testbed, DST, &["apply", "-f", "-"], &resync.to_string());
     assert!(!out.success);
     assert!(
@@ -529,15 +509,7 @@ async fn webhook_guards_replication_resources_through_real_api_servers() {
             .metric("tprotect_webhook_amr_cache_objects")
             .await
             .unwrap_or(0.0);
-        assert_stored(
-            testbed,
-            context,
-            &amr(
-                "rel-ns",
-                "ns-2",
-                json!([{"source": "ns-1", "destination": "ns-2"}]),
-            ),
-        );
+        assert_stored(testbed, context, &amr("rel-ns", "ns-2", &["ns-1"]));
         eventually("the AMR reached the webhook's cache", async || {
             let now = webhook.metric("tprotect_webhook_amr_cache_objects").await;
             (now.unwrap_or(0.0) > before).then_some(())

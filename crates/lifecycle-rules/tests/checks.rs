@@ -45,12 +45,7 @@ const CASES: &[(&str, Change, &str, Level)] = &[
     ),
     (
         "source down",
-        |o, _| {
-            *o.cluster_mut(SRC) = Reach::Unreachable {
-                context: "src".into(),
-                error: "connection refused".into(),
-            }
-        },
+        |o, _| cut_off(o, SRC, "connection refused"),
         "cluster src reachable",
         Level::Failed,
     ),

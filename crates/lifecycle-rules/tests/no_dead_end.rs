@@ -26,6 +26,21 @@ enum Failure {
     GarbledReference(ClusterKey),
 }
 
+impl Failure {
+    /// The cluster it happens on.
+    fn cluster(&self) -> ClusterKey {
+        match self {
+            Failure::Unreachable(key)
+            | Failure::Application(key, ..)
+            | Failure::Vault(key, _)
+            | Failure::Secret(key, _)
+            | Failure::StorageClass(key, _)
+            | Failure::Namespace(key, _)
+            | Failure::GarbledReference(key) => *key,
+        }
+    }
+}
+
 /// Every precondition that `observed` has and that can be taken away.
 fn failures(observed: &Observed) -> Vec<Failure> {
     let mut all = Vec::new();
@@ -66,48 +81,33 @@ fn reachable(observed: &mut Observed, key: ClusterKey) -> Option<&mut ClusterSta
 }
 
 fn inject(observed: &mut Observed, failure: &Failure) {
+    if let Failure::Unreachable(key) = failure {
+        cut_off(observed, *key, "connection refused");
+        return;
+    }
+    // Everything else is taken from a cluster that is still reachable.
+    let Some(s) = reachable(observed, failure.cluster()) else {
+        return;
+    };
     match failure {
-        Failure::Unreachable(key) => {
-            let context = observed
-                .state(*key)
-                .map(|s| s.context.clone())
-                .unwrap_or_default();
-            *observed.cluster_mut(*key) = Reach::Unreachable {
-                context,
-                error: "connection refused".into(),
-            };
+        Failure::Unreachable(_) => unreachable!("handled above"),
+        Failure::Application(_, namespace, name) => s
+            .applications
+            .retain(|a| !(&a.namespace == namespace && &a.name == name)),
+        Failure::Vault(_, name) => {
+            s.vaults.remove(name);
         }
-        Failure::Application(key, namespace, name) => {
-            if let Some(s) = reachable(observed, *key) {
-                s.applications
-                    .retain(|a| !(&a.namespace == namespace && &a.name == name));
-            }
+        Failure::Secret(_, name) => {
+            s.secrets.remove(name);
         }
-        Failure::Vault(key, name) => {
-            if let Some(s) = reachable(observed, *key) {
-                s.vaults.remove(name);
-            }
+        Failure::StorageClass(_, name) => {
+            s.storage_classes.remove(name);
         }
-        Failure::Secret(key, name) => {
-            if let Some(s) = reachable(observed, *key) {
-                s.secrets.remove(name);
-            }
+        Failure::Namespace(_, name) => {
+            s.namespaces.remove(name);
         }
-        Failure::StorageClass(key, name) => {
-            if let Some(s) = reachable(observed, *key) {
-                s.storage_classes.remove(name);
-            }
-        }
-        Failure::Namespace(key, name) => {
-            if let Some(s) = reachable(observed, *key) {
-                s.namespaces.remove(name);
-            }
-        }
-        Failure::GarbledReference(key) => {
-            if let Some(status) = reachable(observed, *key)
-                .and_then(|s| s.amr.as_mut())
-                .and_then(|a| a.status.as_mut())
-            {
+        Failure::GarbledReference(_) => {
+            if let Some(status) = s.amr.as_mut().and_then(|a| a.status.as_mut()) {
                 status.destination_application_ref = Some("a/b/c d".into());
             }
         }

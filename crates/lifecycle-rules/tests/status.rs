@@ -40,6 +40,16 @@ fn transferred(seconds: i64) -> Observed {
     observed
 }
 
+/// Asserts that one of the view's health problems mentions `word`.
+#[track_caller]
+fn assert_problem(view: &StatusView, word: &str) {
+    assert!(
+        view.health.problems.iter().any(|p| p.contains(word)),
+        "no problem mentions {word:?}: {:?}",
+        view.health
+    );
+}
+
 type Check = fn(&StatusView);
 type Change = fn() -> Observed;
 
@@ -69,21 +79,13 @@ const CASES: &[(&str, Change, Check)] = &[
         |v| {
             assert_eq!(v.rpo, "behind");
             assert!(!v.health.healthy);
-            assert!(
-                v.health.problems.iter().any(|p| p.contains("behind its RPO")),
-                "{:?}",
-                v.health
-            );
+            assert_problem(v, "behind its RPO");
         },
     ),
     ("no transfer yet", established, |v| {
         assert_eq!(v.rpo, "unknown");
         assert_eq!(v.lag_seconds, None);
-        assert!(
-            v.health.problems.iter().any(|p| p.contains("no transfer")),
-            "{:?}",
-            v.health
-        );
+        assert_problem(v, "no transfer");
     }),
     (
         "the later of lastTransfer and lastTransferredSnapshot counts",
@@ -123,11 +125,7 @@ const CASES: &[(&str, Change, Check)] = &[
         },
         |v| {
             assert_eq!(v.amr.as_ref().unwrap().state, "Establishing");
-            assert!(
-                v.health.problems.iter().any(|p| p.contains("not Established")),
-                "{:?}",
-                v.health
-            );
+            assert_problem(v, "not Established");
             assert!(v.failover_possible, "it has transferred: {}", v.failover);
         },
     ),
@@ -135,11 +133,7 @@ const CASES: &[(&str, Change, Check)] = &[
         assert_eq!(v.rpo, "", "nothing replicates while failed over");
         assert!(!v.failover_possible);
         assert_eq!(v.failover, "already failed over");
-        assert!(
-            v.health.problems.iter().any(|p| p.contains("failed over")),
-            "{:?}",
-            v.health
-        );
+        assert_problem(v, "failed over");
         let app = v
             .destination_application
             .as_ref()
@@ -195,11 +189,7 @@ const CASES: &[(&str, Change, Check)] = &[
         |v| {
             assert!(!v.failover_possible);
             assert!(v.failover.contains("SnapMirror broken"), "{}", v.failover);
-            assert!(
-                v.health.problems.iter().any(|p| p.contains("Error")),
-                "{:?}",
-                v.health
-            );
+            assert_problem(v, "Error");
         },
     ),
     (
@@ -218,10 +208,7 @@ const CASES: &[(&str, Change, Check)] = &[
         "the source cluster unreachable",
         || {
             let mut o = transferred(60);
-            *o.cluster_mut(SRC) = Reach::Unreachable {
-                context: "src".into(),
-                error: "connection refused".into(),
-            };
+            cut_off(&mut o, SRC, "connection refused");
             o
         },
         |v| {
@@ -234,17 +221,14 @@ const CASES: &[(&str, Change, Check)] = &[
                 "a failover works without the source: {}",
                 v.failover
             );
-            assert!(v.health.problems.iter().any(|p| p.contains("unreachable")));
+            assert_problem(v, "unreachable");
         },
     ),
     (
         "the destination unreachable: no AMR seen",
         || {
             let mut o = transferred(60);
-            *o.cluster_mut(DST) = Reach::Unreachable {
-                context: "dst".into(),
-                error: "timeout".into(),
-            };
+            cut_off(&mut o, DST, "timeout");
             o
         },
         |v| {
@@ -267,11 +251,7 @@ const CASES: &[(&str, Change, Check)] = &[
             assert_eq!((op.operation.as_str(), op.finished), ("resync", false));
             assert!(!v.failover_possible, "not while a resync runs: {}", v.failover);
             assert!(v.failover.contains("resync"), "{}", v.failover);
-            assert!(
-                v.health.problems.iter().any(|p| p.contains("resync")),
-                "{:?}",
-                v.health
-            );
+            assert_problem(v, "resync");
         },
     ),
     (

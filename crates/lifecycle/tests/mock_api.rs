@@ -361,6 +361,7 @@ async fn a_record_update_that_finds_another_holder_reports_the_lock_lost() {
 // The executor.
 
 const AMRS: &str = "/apis/protect.trident.netapp.io/v1/namespaces/app1/appmirrorrelationships";
+const SCHEDULES: &str = "/apis/protect.trident.netapp.io/v1/namespaces/app1/schedules";
 
 async fn execute(
     action: Action,
@@ -423,11 +424,7 @@ async fn disabling_a_schedule_patches_enabled_and_marks_it() {
         namespace: "app1".into(),
         name: "daily".into(),
     };
-    let patch = exchange(
-        Method::PATCH,
-        "/apis/protect.trident.netapp.io/v1/namespaces/app1/schedules/daily",
-    )
-    .body(
+    let patch = exchange(Method::PATCH, &format!("{SCHEDULES}/daily")).body(
         json!({"metadata": {"annotations": {"tprotect.io/disabled-by": "rel1"}}, "spec": {"enabled": false}}),
     );
     let (result, _, _) = execute(action, false, vec![patch], vec![]).await;
@@ -444,20 +441,17 @@ async fn the_replication_schedule_is_created_exactly_and_an_existing_one_is_done
         app_vault: "src-vault".into(),
         recurrence_rule: "DTSTART:20250101T000000Z\nRRULE:FREQ=MINUTELY;INTERVAL=5".into(),
     };
-    let create = exchange(
-        Method::POST,
-        "/apis/protect.trident.netapp.io/v1/namespaces/app1/schedules",
-    )
-    .query(&[("fieldManager", "kubectl-tprotect")])
-    .body(json!({
-        "apiVersion": "protect.trident.netapp.io/v1", "kind": "Schedule",
-        "metadata": {"name": "appmirror-schedule-rel1", "namespace": "app1",
-            "labels": {"tprotect.io/relationship": "rel1", "tprotect.io/replication-schedule": "true"}},
-        "spec": {"applicationRef": "app1", "appVaultRef": "src-vault", "granularity": "Custom",
-            "backupRetention": "0", "snapshotRetention": "2", "enabled": true,
-            "recurrenceRule": "DTSTART:20250101T000000Z\nRRULE:FREQ=MINUTELY;INTERVAL=5"}
-    }))
-    .answer(409, status(409, "AlreadyExists"));
+    let create = exchange(Method::POST, SCHEDULES)
+        .query(&[("fieldManager", "kubectl-tprotect")])
+        .body(json!({
+            "apiVersion": "protect.trident.netapp.io/v1", "kind": "Schedule",
+            "metadata": {"name": "appmirror-schedule-rel1", "namespace": "app1",
+                "labels": {"tprotect.io/relationship": "rel1", "tprotect.io/replication-schedule": "true"}},
+            "spec": {"applicationRef": "app1", "appVaultRef": "src-vault", "granularity": "Custom",
+                "backupRetention": "0", "snapshotRetention": "2", "enabled": true,
+                "recurrenceRule": "DTSTART:20250101T000000Z\nRRULE:FREQ=MINUTELY;INTERVAL=5"}
+        }))
+        .answer(409, status(409, "AlreadyExists"));
     let (result, _, _) = execute(action, false, vec![create], vec![]).await;
     assert_eq!(result, Executed::AlreadyDone);
 }
@@ -598,24 +592,14 @@ async fn destination_schedules_are_saved_before_they_are_deleted_and_replication
     };
     let cm_path = "/api/v1/namespaces/trident-protect/configmaps";
     let script = vec![
-        exchange(
-            Method::GET,
-            "/apis/protect.trident.netapp.io/v1/namespaces/app1/schedules",
-        )
-        .answer(200, schedules),
+        exchange(Method::GET, SCHEDULES).answer(200, schedules),
         exchange(Method::GET, &format!("{cm_path}/tprotect-saved-schedules-rel1"))
             .answer(404, status(404, "NotFound")),
         exchange(Method::POST, cm_path).answer(201, json!({})),
-        exchange(
-            Method::DELETE,
-            "/apis/protect.trident.netapp.io/v1/namespaces/app1/schedules/daily",
-        )
-        .body(json!({"preconditions": {"uid": "s-daily"}})),
-        exchange(
-            Method::DELETE,
-            "/apis/protect.trident.netapp.io/v1/namespaces/app1/schedules/appmirror-schedule-rel1",
-        )
-        .body(json!({"preconditions": {"uid": "s-repl"}})),
+        exchange(Method::DELETE, &format!("{SCHEDULES}/daily"))
+            .body(json!({"preconditions": {"uid": "s-daily"}})),
+        exchange(Method::DELETE, &format!("{SCHEDULES}/appmirror-schedule-rel1"))
+            .body(json!({"preconditions": {"uid": "s-repl"}})),
     ];
     let (result, bodies, _) = execute(action, false, script, vec![]).await;
     assert_eq!(result, Executed::Applied);
@@ -652,14 +636,13 @@ async fn restored_schedules_are_created_enabled_as_they_were_then_leave_the_save
             "data": {"schedules.json": serde_json::to_string(saved).unwrap()}})
     };
     let cm_path = "/api/v1/namespaces/trident-protect/configmaps/tprotect-saved-schedules-rel1";
-    let schedules = "/apis/protect.trident.netapp.io/v1/namespaces/app1/schedules";
     let action = Action::RestoreSchedules {
         cluster: ClusterKey::Peer,
         names: vec!["daily".into()],
     };
     let script = vec![
         exchange(Method::GET, cm_path).answer(200, cm("20", &saved)),
-        exchange(Method::POST, schedules)
+        exchange(Method::POST, SCHEDULES)
             .body(
                 json!({"apiVersion": "protect.trident.netapp.io/v1", "kind": "Schedule",
                 "metadata": {"name": "daily", "namespace": "app1",

@@ -39,6 +39,15 @@ impl Session {
         Self { standin, http }
     }
 
+    /// A session whose transfers and jobs end at their first poll.
+    async fn start_finishing_at_once(scenario: Scenario) -> Self {
+        Self::start(Scenario {
+            polls_to_finish: 1,
+            ..scenario
+        })
+        .await
+    }
+
     fn url(&self, path_and_query: &str) -> String {
         format!("https://{}{path_and_query}", self.standin.hostname())
     }
@@ -175,11 +184,7 @@ async fn accepted_flow_runs_a_job_that_starts_the_transfer() {
 
 #[tokio::test]
 async fn job_failure_carries_message_and_code() {
-    let session = Session::start(Scenario {
-        polls_to_finish: 1,
-        ..Scenario::job_failure()
-    })
-    .await;
+    let session = Session::start_finishing_at_once(Scenario::job_failure()).await;
     let job = session.job_of(session.post_transfer().await).await;
     assert_eq!(job["state"], "failure");
     assert_eq!(job["code"], 13303844);
@@ -188,11 +193,7 @@ async fn job_failure_carries_message_and_code() {
 
 #[tokio::test]
 async fn transfer_failure_carries_error_info() {
-    let session = Session::start(Scenario {
-        polls_to_finish: 1,
-        ..Scenario::transfer_failure()
-    })
-    .await;
+    let session = Session::start_finishing_at_once(Scenario::transfer_failure()).await;
     let response = session.post_transfer().await;
     let location = response.headers()["location"].to_str().unwrap().to_owned();
     let (_, transfer) = session.get(&location).await;

@@ -60,6 +60,14 @@ impl Fixture {
         OntapClient::new(self.standin.hostname().parse().unwrap(), credentials, options).unwrap()
     }
 
+    /// A client whose whole operation gives up after `overall` (each request keeps its own timeout).
+    fn client_giving_up_after(&self, overall: Duration) -> OntapClient {
+        self.client_with(ClientOptions {
+            overall_timeout: Some(overall),
+            ..self.options()
+        })
+    }
+
     fn client(&self) -> OntapClient {
         self.client_with(self.options())
     }
@@ -77,6 +85,24 @@ fn request(wait: bool) -> UpdateRequest {
         wait,
         dry_run: false,
         if_busy: IfBusy::Wait,
+    }
+}
+
+/// Asserts that `text` (a message, or anything displayed as one) contains each of `phrases`, naming the one
+/// missing.
+#[track_caller]
+fn assert_says(text: &impl std::fmt::Display, phrases: &[&str]) {
+    let text = text.to_string();
+    for phrase in phrases {
+        assert!(text.contains(phrase), "{phrase:?} is not in: {text}");
+    }
+}
+
+/// `request`, as a dry run.
+fn dry_run(request: UpdateRequest) -> UpdateRequest {
+    UpdateRequest {
+        dry_run: true,
+        ..request
     }
 }
 
@@ -142,10 +168,13 @@ async fn created_flow_posts_once_and_follows_the_transfer_to_success() {
     assert!(fixture.standin.relationship_writes().is_empty());
     let lookup = &requests[0];
     let query = lookup.query.as_deref().unwrap();
-    assert!(query.contains("destination.path=svm_dst%3Avol_dst"), "{query}");
-    assert!(
-        query.contains("fields=") && query.contains("unhealthy_reason"),
-        "{query}"
+    assert_says(
+        &query,
+        &[
+            "destination.path=svm_dst%3Avol_dst",
+            "fields=",
+            "unhealthy_reason",
+        ],
     );
 }
 
@@ -188,7 +217,7 @@ async fn job_failure_reports_ontaps_message_and_code() {
     match result.unwrap_err() {
         OntapError::JobFailed { message, code, .. } => {
             assert_eq!(code, "13303844");
-            assert!(message.contains("source volume is offline"), "{message}");
+            assert_says(&message, &["source volume is offline"]);
         }
         other => panic!("expected JobFailed, got {other}"),
     }
@@ -206,10 +235,7 @@ async fn transfer_failure_reports_error_info() {
         } => {
             assert_eq!(state, TransferState::Failed);
             assert_eq!(error_info.unwrap().code.as_deref(), Some("13303812"));
-            assert!(
-                text.contains("out of space") && text.contains("13303812"),
-                "{text}"
-            );
+            assert_says(&text, &["out of space", "13303812"]);
         }
         other => panic!("expected TransferFailed, got {other}"),
     }
@@ -295,9 +321,9 @@ async fn source_mismatch_is_refused() {
     };
     let (result, _) = run_update(&fixture.client(), &wrong_source).await;
     let text = result.unwrap_err().to_string();
-    assert!(
-        text.contains("replicates from svm_src:vol_src, not from svm_src:other_vol"),
-        "{text}"
+    assert_says(
+        &text,
+        &["replicates from svm_src:vol_src, not from svm_src:other_vol"],
     );
     assert_eq!(fixture.posts(), 0);
 }
@@ -323,10 +349,7 @@ async fn unauthorized_names_the_credential_source_and_is_not_retried() {
     let error = update_error(&client, &request(true)).await;
     assert!(matches!(error, OntapError::Unauthorized { .. }));
     let text = error.to_string();
-    assert!(
-        text.contains("Secret kubeflow/ontap-cluster-mgmt-account (--secret)"),
-        "{text}"
-    );
+    assert_says(&text, &["Secret kubeflow/ontap-cluster-mgmt-account (--secret)"]);
     assert!(
         !text.contains("wrong-password") && !text.contains(fixture.standin.username()),
         "{text}"
@@ -377,9 +400,9 @@ async fn the_post_is_never_retried() {
     let fixture = Fixture::start(scenario).await;
     let (result, _) = run_update(&fixture.client(), &request(true)).await;
     let text = result.unwrap_err().to_string();
-    assert!(
-        text.contains("503") && text.contains("Relationship database write failed. (code 6620237)"),
-        "{text}"
+    assert_says(
+        &text,
+        &["503", "Relationship database write failed. (code 6620237)"],
     );
     assert_eq!(fixture.posts(), 1);
 }
@@ -393,7 +416,7 @@ async fn redirects_are_not_followed() {
     .await;
     let error = update_error(&fixture.client(), &request(true)).await;
     assert!(matches!(error, OntapError::Redirect { .. }), "{error}");
-    assert!(error.to_string().contains("/api/redirected-here"));
+    assert_says(&error, &["/api/redirected-here"]);
     assert_eq!(fixture.standin.requests().len(), 1);
     assert_eq!(fixture.standin.count("GET", "/api/redirected-here"), 0);
 }
@@ -401,11 +424,8 @@ async fn redirects_are_not_followed() {
 #[tokio::test]
 async fn the_overall_timeout_bounds_a_slow_cluster() {
     let fixture = Fixture::start(Scenario::slow(Duration::from_secs(5))).await;
-    let options = ClientOptions {
-        overall_timeout: Some(Duration::from_millis(300)),
-        ..fixture.options()
-    };
-    let error = update_error(&fixture.client_with(options), &request(true)).await;
+    let client = fixture.client_giving_up_after(Duration::from_millis(300));
+    let error = update_error(&client, &request(true)).await;
     assert!(error.is_timeout(), "{error}");
     assert!(
         error
@@ -422,14 +442,11 @@ async fn the_overall_timeout_bounds_a_transfer_that_never_ends() {
         ..Scenario::created()
     })
     .await;
-    let options = ClientOptions {
-        overall_timeout: Some(Duration::from_millis(400)),
-        ..fixture.options()
-    };
-    let error = update_error(&fixture.client_with(options), &request(true)).await;
+    let client = fixture.client_giving_up_after(Duration::from_millis(400));
+    let error = update_error(&client, &request(true)).await;
     assert!(error.is_timeout(), "{error}");
     // The deadline falls during a poll request or a pause between polls; both name the transfer.
-    assert!(error.to_string().contains("transfer"), "{error}");
+    assert_says(&error, &["transfer"]);
     assert_eq!(fixture.posts(), 1);
 }
 
@@ -452,7 +469,7 @@ async fn a_request_timeout_is_retried_for_gets() {
         ..fixture.options()
     };
     let error = update_error(&fixture.client_with(options), &request(true)).await;
-    assert!(error.to_string().contains("waiting for ONTAP at"), "{error}");
+    assert_says(&error, &["waiting for ONTAP at"]);
     assert_eq!(fixture.standin.count("GET", "/api/snapmirror/relationships"), 2);
 }
 
@@ -469,10 +486,7 @@ async fn an_untrusted_certificate_is_refused_with_a_hint() {
         "{error}"
     );
     let text = error.to_string();
-    assert!(
-        text.contains("--ca-file") && text.contains("UnknownIssuer"),
-        "{text}"
-    );
+    assert_says(&text, &["--ca-file", "UnknownIssuer"]);
     assert!(
         fixture.standin.requests().is_empty(),
         "nothing is sent before the handshake succeeds"
@@ -492,10 +506,7 @@ async fn a_certificate_for_another_name_is_refused() {
         "{error}"
     );
     let text = error.to_string();
-    assert!(
-        text.contains("not valid for name") && text.contains("--hostname"),
-        "{text}"
-    );
+    assert_says(&text, &["not valid for name", "--hostname"]);
 }
 
 #[tokio::test]
@@ -515,26 +526,12 @@ async fn verification_can_be_turned_off() {
 #[tokio::test]
 async fn dry_run_checks_everything_and_posts_nothing() {
     let fixture = Fixture::start(Scenario::created()).await;
-    let (result, _) = run_update(
-        &fixture.client(),
-        &UpdateRequest {
-            dry_run: true,
-            ..request(true)
-        },
-    )
-    .await;
+    let (result, _) = run_update(&fixture.client(), &dry_run(request(true))).await;
     let outcome = result.unwrap();
     assert!(outcome.started.is_none());
     assert_eq!(fixture.posts(), 0);
     let fixture = Fixture::start(Scenario::unhealthy()).await;
-    let (result, _) = run_update(
-        &fixture.client(),
-        &UpdateRequest {
-            dry_run: true,
-            ..request(true)
-        },
-    )
-    .await;
+    let (result, _) = run_update(&fixture.client(), &dry_run(request(true))).await;
     assert!(matches!(result, Err(OntapError::Unhealthy { .. })));
 }
 
@@ -586,11 +583,13 @@ async fn status_of_a_missing_relationship_is_not_found() {
         .await
         .unwrap_err();
     let text = error.to_string();
-    assert!(
-        text.contains("no SnapMirror relationship with destination svm_dst:vol_dst"),
-        "{text}"
+    assert_says(
+        &text,
+        &[
+            "no SnapMirror relationship with destination svm_dst:vol_dst",
+            "never creates",
+        ],
     );
-    assert!(text.contains("never creates"), "{text}");
 }
 
 fn with_policy(if_busy: IfBusy) -> UpdateRequest {
@@ -640,9 +639,9 @@ async fn skip_and_fail_start_nothing_while_a_transfer_runs() {
     let error = update_error(&fixture.client(), &with_policy(IfBusy::Fail)).await;
     let text = error.to_string();
     assert!(matches!(error, OntapError::Busy { .. }), "{text}");
-    assert!(
-        text.contains("svm_dst:vol_dst is busy: transfer ") && text.contains("nothing was started"),
-        "{text}"
+    assert_says(
+        &text,
+        &["svm_dst:vol_dst is busy: transfer ", "nothing was started"],
     );
     assert_eq!(fixture.posts(), 0);
 }
@@ -708,24 +707,15 @@ async fn update_failed_for_another_reason_is_not_taken_for_busy() {
     })
     .await;
     let error = update_error(&fixture.client(), &with_policy(IfBusy::Wait)).await;
-    assert!(
-        matches!(error, OntapError::Status { .. }) && error.to_string().contains("source volume is offline"),
-        "{error}"
-    );
+    assert!(matches!(error, OntapError::Status { .. }), "{error}");
+    assert_says(&error, &["source volume is offline"]);
     assert_eq!(fixture.posts(), 1);
 }
 
 #[tokio::test]
 async fn a_dry_run_reports_the_running_transfer_it_would_wait_for() {
     let fixture = Fixture::start(Scenario::busy()).await;
-    let (result, _) = run_update(
-        &fixture.client(),
-        &UpdateRequest {
-            dry_run: true,
-            ..with_policy(IfBusy::Wait)
-        },
-    )
-    .await;
+    let (result, _) = run_update(&fixture.client(), &dry_run(with_policy(IfBusy::Wait))).await;
     let outcome = result.unwrap();
     assert_eq!(outcome.result, UpdateResult::DryRun);
     assert!(outcome.busy.is_some());
@@ -741,10 +731,8 @@ async fn a_lost_post_answer_may_have_started_a_transfer_and_is_not_retried() {
         matches!(error, OntapError::PostAnswerLost { timed_out: false, .. }),
         "{text}"
     );
-    assert!(
-        text.contains("MAY have started") && !text.contains("cannot reach"),
-        "{text}"
-    );
+    assert_says(&text, &["MAY have started"]);
+    assert!(!text.contains("cannot reach"), "{text}");
     assert!(!error.is_timeout());
     assert_eq!(fixture.posts(), 1);
     // It did start: the relationship shows it.
@@ -758,21 +746,15 @@ async fn a_lost_post_answer_may_have_started_a_transfer_and_is_not_retried() {
     let error = update_error(&fixture.client_with(options), &request(true)).await;
     let text = error.to_string();
     assert!(error.is_timeout(), "{text}");
-    assert!(
-        text.contains("no answer within 300ms") && text.contains("MAY have started"),
-        "{text}"
-    );
+    assert_says(&text, &["no answer within 300ms", "MAY have started"]);
     assert_eq!(fixture.posts(), 1);
 }
 
 #[tokio::test]
 async fn the_overall_timeout_during_the_post_says_it_may_have_started() {
     let fixture = Fixture::start(Scenario::post_never_answered()).await;
-    let options = ClientOptions {
-        overall_timeout: Some(Duration::from_millis(500)),
-        ..fixture.options()
-    };
-    let error = update_error(&fixture.client_with(options), &request(true)).await;
+    let client = fixture.client_giving_up_after(Duration::from_millis(500));
+    let error = update_error(&client, &request(true)).await;
     assert!(error.is_timeout(), "{error}");
-    assert!(error.to_string().contains("MAY have started"), "{error}");
+    assert_says(&error, &["MAY have started"]);
 }

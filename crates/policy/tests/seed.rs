@@ -188,22 +188,28 @@ fn seed_provider_types_get_did_you_mean() {
     }
 }
 
-fn meta(name: &str, labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> NamespaceMeta {
-    let map = |entries: &[(&str, &str)]| -> BTreeMap<String, String> {
-        entries
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
+/// A namespace's metadata as docs/trident-protect.md states it: `annotations {key: "value", ...}, labels
+/// {key=value, ...}`.
+fn stated_meta(name: &str, stated: &str) -> NamespaceMeta {
+    let entries = |opening: &str, separator: &str| -> BTreeMap<String, String> {
+        let start = stated.find(opening).expect(opening) + opening.len();
+        let list = &stated[start..start + stated[start..].find('}').unwrap()];
+        list.split(", ")
+            .map(|entry| {
+                let (key, value) = entry.split_once(separator).expect(entry);
+                (key.to_string(), value.trim_matches('"').to_string())
+            })
             .collect()
     };
     NamespaceMeta {
         name: name.into(),
-        labels: map(labels),
-        annotations: map(annotations),
+        labels: entries("labels {", "="),
+        annotations: entries("annotations {", ": "),
     }
 }
 
 /// The worked example as docs/trident-protect.md states it (the seed capture lost the first annotation's
-/// key); the test checks that the document still says exactly this.
+/// key); the test checks that the document still says exactly this, and merges what it says.
 #[test]
 fn seed_namespace_worked_example() {
     let doc_path = shared_dir().join("docs/trident-protect.md");
@@ -212,62 +218,43 @@ fn seed_namespace_worked_example() {
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ");
-    for stated in [
+    let stated @ [source, destination, after] = [
         r#"source `ns-1` annotations {annotation.one/key: "updatedvalue", annotation.two/key: "true"}, labels {environment=production, compliance=hipaa, name=ns-1}"#,
         r#"destination `ns-2` annotations {annotation.one/key: "true", annotation.three/key: "false"}, labels {role=database}"#,
         r#"After: annotations {annotation.one/key: "updatedvalue", annotation.two/key: "true", annotation.three/key: "false"}, labels {name=ns-2, compliance=hipaa, environment=production, role=database}"#,
-    ] {
+    ];
+    for stated in stated {
         assert!(
             doc.contains(stated),
             "docs/trident-protect.md no longer states: {stated}"
         );
     }
-
-    let source = meta(
-        "ns-1",
-        &[
-            ("environment", "production"),
-            ("compliance", "hipaa"),
-            ("name", "ns-1"),
-        ],
-        &[
-            ("annotation.one/key", "updatedvalue"),
-            ("annotation.two/key", "true"),
-        ],
+    let source = stated_meta("ns-1", source);
+    let destination = stated_meta("ns-2", destination);
+    // The seed's result: the source's labels and annotations over the destination's.
+    let merged = stated_meta("ns-2", after);
+    // What was read from the stated text: every entry, each value without its quotes.
+    assert_eq!(
+        [&source, &destination, &merged].map(|m| (m.labels.len(), m.annotations.len())),
+        [(3, 2), (1, 2), (4, 3)],
+        "{source:?} {destination:?} {merged:?}"
     );
-    let destination = meta(
-        "ns-2",
-        &[("role", "database")],
-        &[("annotation.one/key", "true"), ("annotation.three/key", "false")],
-    );
+    assert_eq!(merged.labels["name"], "ns-2");
+    assert_eq!(merged.annotations["annotation.one/key"], "updatedvalue");
 
-    // The seed's result: the source's labels and annotations over the destination's, `annotation.one/key`
-    // as given.
-    let merged = |annotation_one| {
-        meta(
-            "ns-2",
-            &[
-                ("name", "ns-2"),
-                ("compliance", "hipaa"),
-                ("environment", "production"),
-                ("role", "database"),
-            ],
-            &[
-                ("annotation.one/key", annotation_one),
-                ("annotation.two/key", "true"),
-                ("annotation.three/key", "false"),
-            ],
-        )
-    };
-    let after = namespace::merge(&source, &destination, &SkipRules::none());
-    assert_eq!(after, merged("updatedvalue"));
+    assert_eq!(
+        namespace::merge(&source, &destination, &SkipRules::none()),
+        merged
+    );
 
     let vars = BTreeMap::from([("RESTORE_SKIP_NAMESPACE_ANNOTATIONS", "annotation.one/key")]);
     let rules = SkipRules::from_vars(|k| vars.get(k).map(|v| v.to_string())).unwrap();
     let skipped = namespace::merge(&source, &destination, &rules);
+    let mut kept = merged;
+    kept.annotations
+        .insert("annotation.one/key".into(), "true".into());
     assert_eq!(
-        skipped,
-        merged("true"),
+        skipped, kept,
         "the skipped annotation keeps the destination's value"
     );
 }

@@ -342,6 +342,54 @@ fn rule_object<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Json
     deserializer.deserialize_option(ObjectSeed)
 }
 
+/// A visitor used as a seed, with what the deserializer is asked for (any value, an option, a string).
+struct Seed<V> {
+    ask: Ask,
+    visitor: V,
+}
+
+#[derive(Clone, Copy)]
+enum Ask {
+    Any,
+    Option,
+    Str,
+}
+
+impl<V> Seed<V> {
+    fn any(visitor: V) -> Self {
+        Self {
+            ask: Ask::Any,
+            visitor,
+        }
+    }
+
+    fn option(visitor: V) -> Self {
+        Self {
+            ask: Ask::Option,
+            visitor,
+        }
+    }
+
+    fn str(visitor: V) -> Self {
+        Self {
+            ask: Ask::Str,
+            visitor,
+        }
+    }
+}
+
+impl<'de, V: Visitor<'de>> DeserializeSeed<'de> for Seed<V> {
+    type Value = V::Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<V::Value, D::Error> {
+        match self.ask {
+            Ask::Any => deserializer.deserialize_any(self.visitor),
+            Ask::Option => deserializer.deserialize_option(self.visitor),
+            Ask::Str => deserializer.deserialize_str(self.visitor),
+        }
+    }
+}
+
 /// An object as the rules read it: its `metadata` (some of it) and `spec`; `null` is no object.
 struct ObjectSeed;
 
@@ -370,11 +418,11 @@ impl<'de> Visitor<'de> for ObjectSeed {
         while let Some(key) = map.next_key_seed(BorrowedKey)? {
             match key.as_ref() {
                 "metadata" => {
-                    let metadata = map.next_value_seed(MetadataSeed)?;
+                    let metadata = map.next_value_seed(Seed::option(MetadataSeed))?;
                     entries.push((key, metadata));
                 }
                 "spec" => {
-                    let spec = map.next_value_seed(Counted)?;
+                    let spec = map.next_value_seed(Seed::any(Counted))?;
                     entries.push((key, spec));
                 }
                 _ => {
@@ -389,14 +437,6 @@ impl<'de> Visitor<'de> for ObjectSeed {
 /// The metadata fields a rule or the webhook reads, type-checked as kube's `ObjectMeta` would: strings for
 /// names, maps of strings for labels and annotations (null for any of them is absent).
 struct MetadataSeed;
-
-impl<'de> DeserializeSeed<'de> for MetadataSeed {
-    type Value = Json<'de>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Json<'de>, D::Error> {
-        deserializer.deserialize_option(self)
-    }
-}
 
 impl<'de> Visitor<'de> for MetadataSeed {
     type Value = Json<'de>;
@@ -422,9 +462,13 @@ impl<'de> Visitor<'de> for MetadataSeed {
         let mut entries = Vec::with_capacity(4);
         while let Some(key) = map.next_key_seed(BorrowedKey)? {
             let value = match key.as_ref() {
-                "name" | "namespace" | "generateName" => map.next_value_seed(Text(FieldName(key.clone())))?,
-                "labels" | "annotations" => map.next_value_seed(StringMap(FieldName(key.clone())))?,
-                "deletionTimestamp" => map.next_value_seed(Counted)?,
+                "name" | "namespace" | "generateName" => {
+                    map.next_value_seed(Seed::any(Text(FieldName(key.clone()))))?
+                }
+                "labels" | "annotations" => {
+                    map.next_value_seed(Seed::any(StringMap(FieldName(key.clone()))))?
+                }
+                "deletionTimestamp" => map.next_value_seed(Seed::any(Counted))?,
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                     continue;
@@ -447,14 +491,6 @@ impl std::fmt::Display for FieldName<'_> {
 
 /// A string or null.
 struct Text<'de>(FieldName<'de>);
-
-impl<'de> DeserializeSeed<'de> for Text<'de> {
-    type Value = Json<'de>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Json<'de>, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
 
 impl<'de> Visitor<'de> for Text<'de> {
     type Value = Json<'de>;
@@ -480,14 +516,6 @@ impl<'de> Visitor<'de> for Text<'de> {
 /// A map of strings (labels, annotations) or null.
 struct StringMap<'de>(FieldName<'de>);
 
-impl<'de> DeserializeSeed<'de> for StringMap<'de> {
-    type Value = Json<'de>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Json<'de>, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
 impl<'de> Visitor<'de> for StringMap<'de> {
     type Value = Json<'de>;
 
@@ -503,7 +531,7 @@ impl<'de> Visitor<'de> for StringMap<'de> {
         count_value()?;
         let mut entries = Vec::new();
         while let Some(key) = map.next_key_seed(BorrowedKey)? {
-            let value = map.next_value_seed(StringValue(&self.0, &key))?;
+            let value = map.next_value_seed(Seed::str(StringValue(&self.0, &key)))?;
             entries.push((key, value));
         }
         Ok(Json::Object(entries))
@@ -512,14 +540,6 @@ impl<'de> Visitor<'de> for StringMap<'de> {
 
 /// One label or annotation value: a string.
 struct StringValue<'s, 'de>(&'s FieldName<'de>, &'s str);
-
-impl<'de> DeserializeSeed<'de> for StringValue<'_, 'de> {
-    type Value = Json<'de>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Json<'de>, D::Error> {
-        deserializer.deserialize_str(self)
-    }
-}
 
 impl<'de> Visitor<'de> for StringValue<'_, 'de> {
     type Value = Json<'de>;
@@ -539,14 +559,6 @@ impl<'de> Visitor<'de> for StringValue<'_, 'de> {
 
 /// Any JSON value, counted.
 struct Counted;
-
-impl<'de> DeserializeSeed<'de> for Counted {
-    type Value = Json<'de>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Json<'de>, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
 
 impl<'de> Visitor<'de> for Counted {
     type Value = Json<'de>;
@@ -591,7 +603,7 @@ impl<'de> Visitor<'de> for Counted {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json<'de>, A::Error> {
         count_value()?;
         let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(Counted)? {
+        while let Some(item) = seq.next_element_seed(Seed::any(Counted))? {
             items.push(item);
         }
         Ok(Json::Array(items))
@@ -601,7 +613,7 @@ impl<'de> Visitor<'de> for Counted {
         count_value()?;
         let mut entries = Vec::new();
         while let Some(key) = map.next_key_seed(BorrowedKey)? {
-            let value = map.next_value_seed(Counted)?;
+            let value = map.next_value_seed(Seed::any(Counted))?;
             entries.push((key, value));
         }
         Ok(Json::Object(entries))

@@ -357,33 +357,30 @@ impl<'a> Reader<'a> {
     }
 
     fn kind(&mut self) -> Option<ReviewKind<'a>> {
-        let (mut group, mut version, mut kind) = (None, None, None);
-        self.object(|reader, key| match key.as_ref() {
-            "group" => once(&mut group, reader.string()?),
-            "version" => once(&mut version, reader.string()?),
-            "kind" => once(&mut kind, reader.string()?),
-            _ => reader.skip(),
-        })?;
-        Some(ReviewKind {
-            group: group?,
-            version: version?,
-            kind: kind?,
-        })
+        let [group, version, kind] = self.strings(["group", "version", "kind"])?;
+        Some(ReviewKind { group, version, kind })
     }
 
     fn resource(&mut self) -> Option<ReviewResource<'a>> {
-        let (mut group, mut version, mut resource) = (None, None, None);
-        self.object(|reader, key| match key.as_ref() {
-            "group" => once(&mut group, reader.string()?),
-            "version" => once(&mut version, reader.string()?),
-            "resource" => once(&mut resource, reader.string()?),
-            _ => reader.skip(),
-        })?;
+        let [group, version, resource] = self.strings(["group", "version", "resource"])?;
         Some(ReviewResource {
-            _group: group?,
-            _version: version?,
-            _resource: resource?,
+            _group: group,
+            _version: version,
+            _resource: resource,
         })
+    }
+
+    /// An object whose `names` are required strings (other fields skipped).
+    fn strings<const N: usize>(&mut self, names: [&str; N]) -> Option<[Cow<'a, str>; N]> {
+        let mut values = [const { None }; N];
+        self.object(|reader, key| match names.iter().position(|name| *name == key) {
+            Some(at) => once(&mut values[at], reader.string()?),
+            None => reader.skip(),
+        })?;
+        if values.iter().any(Option::is_none) {
+            return None;
+        }
+        Some(values.map(Option::unwrap_or_default))
     }
 
     fn operation(&mut self) -> Option<ReviewOperation> {

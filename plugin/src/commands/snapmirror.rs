@@ -344,7 +344,6 @@ async fn status(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<()> {
     if held.is_empty() {
         return Ok(());
     }
-    let listed: Vec<String> = held.iter().map(ToString::to_string).collect();
     Err(anyhow::Error::new(CodedError {
         code: exit::GATE,
         message: format!(
@@ -355,7 +354,7 @@ async fn status(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<()> {
                 format!("{} conditions hold", held.len())
             },
             args.destination,
-            listed.join("; ")
+            semicolon_separated(&held)
         ),
     }))
 }
@@ -548,7 +547,7 @@ fn report_progress(event: &Progress<'_>, request: &UpdateRequest) {
         Progress::ForcedPastUnhealthy(reasons) => {
             eprintln!(
                 "warning: updating an unhealthy relationship because of --force: {}",
-                join_reasons(reasons)
+                semicolon_separated(reasons)
             );
         }
         Progress::Busy(busy) => eprintln!(
@@ -590,7 +589,8 @@ fn report_progress(event: &Progress<'_>, request: &UpdateRequest) {
     }
 }
 
-fn join_reasons(reasons: &[CodedMessage]) -> String {
+/// ONTAP's reasons, or the conditions that hold, on one line: `a; b; c`.
+fn semicolon_separated(reasons: &[impl std::fmt::Display]) -> String {
     reasons
         .iter()
         .map(ToString::to_string)
@@ -674,7 +674,7 @@ fn update_table(report: &UpdateReport<'_>) -> String {
     if !outcome.forced_past.is_empty() {
         lines.push(format!(
             "forced past unhealthy: {}",
-            join_reasons(&outcome.forced_past)
+            semicolon_separated(&outcome.forced_past)
         ));
     }
     lines.join("\n") + "\n"
@@ -827,12 +827,7 @@ fn status_table(report: &StatusReport) -> String {
         let held = if fail_on.held.is_empty() {
             format!("none of {} holds", fail_on.conditions.join(","))
         } else {
-            fail_on
-                .held
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
+            semicolon_separated(&fail_on.held)
         };
         rows.push(("FAIL-ON", held));
     }

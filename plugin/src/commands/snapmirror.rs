@@ -1023,12 +1023,8 @@ mod tests {
     use super::*;
     use crate::args::OutputFormat;
     use crate::cli::Cli;
+    use crate::cli::testing::parse;
     use crate::commands::Command;
-    use clap::Parser;
-
-    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("kubectl-tprotect").chain(args.iter().copied()))
-    }
 
     fn update_args(cli: Cli) -> UpdateArgs {
         match cli.command {
@@ -1204,28 +1200,6 @@ mod tests {
         assert_eq!(args.fail_on[0].to_string(), "lag=36h");
     }
 
-    /// A fresh directory removed at drop (the plugin has no tempfile dependency; this is all it needs).
-    struct Scratch(PathBuf);
-
-    impl Scratch {
-        fn new(test: &str) -> Self {
-            let dir = std::env::temp_dir().join(format!("tprotect-kfp-{test}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            Self(dir)
-        }
-
-        fn path(&self) -> &Path {
-            &self.0
-        }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
     /// An executor input as KFP makes it (protobuf JSON, camelCase), with outputs under `root`.
     fn executor_input(root: &Path, parameters: &[&str], metrics: bool) -> String {
         let parameters: serde_json::Map<String, serde_json::Value> = parameters
@@ -1263,7 +1237,7 @@ mod tests {
 
     #[test]
     fn kfp_outputs_go_to_the_declared_files_and_metrics_to_the_executor_output() {
-        let dir = Scratch::new("declared");
+        let dir = tempfile::tempdir().unwrap();
         let names = KFP_PARAMETERS;
         let outputs = KfpOutputs::parse(&executor_input(dir.path(), &names, true)).unwrap();
         outputs.write(&summary(UpdateResult::Updated)).unwrap();
@@ -1292,7 +1266,7 @@ mod tests {
 
     #[test]
     fn kfp_outputs_say_unknown_with_documented_sentinels() {
-        let dir = Scratch::new("sentinels");
+        let dir = tempfile::tempdir().unwrap();
         let outputs = KfpOutputs::parse(&executor_input(dir.path(), &KFP_PARAMETERS, false)).unwrap();
         let silent = UpdateSummary {
             state: None,
@@ -1323,7 +1297,7 @@ mod tests {
 
     #[test]
     fn kfp_outputs_the_command_cannot_fill_are_refused_before_anything_runs() {
-        let dir = Scratch::new("refused");
+        let dir = tempfile::tempdir().unwrap();
         let error =
             KfpOutputs::parse(&executor_input(dir.path(), &["state", "throughput"], false)).unwrap_err();
         assert!(

@@ -550,6 +550,15 @@ mod tests {
         assert!(counts.snapshot().is_empty());
     }
 
+    /// Polls `done` every 10 ms until it holds; after 30 s the test fails, saying `what` never happened.
+    async fn until(what: &str, done: impl Fn() -> bool) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !done() {
+            assert!(tokio::time::Instant::now() < deadline, "{what}");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     /// The watch against a mock API server: an empty first list is a completed sync (the metric says so),
     /// and a watch event reaches the mappings.
     #[tokio::test]
@@ -582,14 +591,10 @@ mod tests {
             watch.uri()
         );
         // Synced on the empty list alone, before any object arrives.
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-        while gauges.synced.get() != 1 {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "an empty first list never counted as synced"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        until("an empty first list never counted as synced", || {
+            gauges.synced.get() == 1
+        })
+        .await;
         assert!(cache.is_synced());
         assert_eq!(gauges.objects.get(), 0);
         let mut object = amr(
@@ -603,14 +608,10 @@ mod tests {
         line.push(b'\n');
         respond.send_response(Response::new(Body::from(line)));
 
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-        while cache.mappings_to("ns-2").is_empty() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the watch event never reached the cache"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        until("the watch event never reached the cache", || {
+            !cache.mappings_to("ns-2").is_empty()
+        })
+        .await;
         assert!(cache.is_synced());
         assert_eq!(gauges.synced.get(), 1);
         assert_eq!(gauges.objects.get(), 1);

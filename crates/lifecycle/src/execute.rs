@@ -163,22 +163,16 @@ impl<'a> Executor<'a> {
                 ..
             } => {
                 let t = self.target(*cluster)?;
-                let (resource_of, plural) = match target {
+                let body = recurrence_patch(recurrence_rule);
+                match target {
                     RecurrenceTarget::AppMirrorRelationship => {
-                        (resource::<AppMirrorRelationship>(), "appmirrorrelationships")
+                        self.patch_json::<AppMirrorRelationship>(&t, namespace, object, body)
+                            .await
                     }
-                    RecurrenceTarget::Schedule => (resource::<Schedule>(), "schedules"),
-                };
-                let api: Api<DynamicObject> = Api::namespaced_with(t.client.clone(), namespace, &resource_of);
-                self.patch(
-                    &t,
-                    &api,
-                    plural,
-                    namespace,
-                    object,
-                    recurrence_patch(recurrence_rule),
-                )
-                .await
+                    RecurrenceTarget::Schedule => {
+                        self.patch_json::<Schedule>(&t, namespace, object, body).await
+                    }
+                }
             }
             Action::DisableSchedule {
                 cluster,
@@ -186,17 +180,8 @@ impl<'a> Executor<'a> {
                 name: schedule,
             } => {
                 let t = self.target(*cluster)?;
-                let api: Api<DynamicObject> =
-                    Api::namespaced_with(t.client.clone(), namespace, &resource::<Schedule>());
-                self.patch(
-                    &t,
-                    &api,
-                    "schedules",
-                    namespace,
-                    schedule,
-                    disable_schedule_patch(name),
-                )
-                .await
+                self.patch_json::<Schedule>(&t, namespace, schedule, disable_schedule_patch(name))
+                    .await
             }
             Action::RemoveDestinationSchedules {
                 cluster,
@@ -243,14 +228,12 @@ impl<'a> Executor<'a> {
                 discard_destination_changes,
             } => {
                 let t = self.target(*cluster)?;
-                let api: Api<DynamicObject> =
-                    Api::namespaced_with(t.client.clone(), namespace, &resource::<AppMirrorRelationship>());
                 let body = desired_state_patch(
                     *desired,
                     promoted_snapshot.as_deref(),
                     *discard_destination_changes,
                 );
-                self.patch(&t, &api, "appmirrorrelationships", namespace, amr, body)
+                self.patch_json::<AppMirrorRelationship>(&t, namespace, amr, body)
                     .await
             }
             Action::DeleteAmr {
@@ -338,15 +321,17 @@ impl<'a> Executor<'a> {
         self.create(t, &api, &object, &ar.plural, namespace, name).await
     }
 
-    async fn patch(
+    /// A JSON merge patch of the `K` named `name`.
+    async fn patch_json<K: kube::Resource<DynamicType = ()>>(
         &self,
         t: &Target<'_>,
-        api: &Api<DynamicObject>,
-        resource: &str,
         namespace: &str,
         name: &str,
         body: Value,
     ) -> Result<Executed, RunError> {
+        let ar = resource::<K>();
+        let resource = &ar.plural;
+        let api: Api<DynamicObject> = Api::namespaced_with(t.client.clone(), namespace, &ar);
         match api.patch(name, &self.patch_params(), &Patch::Merge(&body)).await {
             Ok(_) => Ok(Executed::Applied),
             Err(e) if api_status(&e) == Some(404) && self.dry_run => Ok(Executed::NotSent(format!(

@@ -23,10 +23,14 @@ use tprotect_localenv::audit::{self, PLUGIN_USER_AGENT_PREFIX};
 use tprotect_localenv::{LocalEnv, Plugin, protect};
 use tprotect_testbed::Identity;
 
+use crate::bench_report::{self, Section, date_utc, percentile, verdict};
 use xtask::lifecycle_walk::{self, APP, DESTINATION, Profile, SOURCE, Step};
 
-const BEGIN: &str = "<!-- BEGIN bench plugin -->";
-const END: &str = "<!-- END bench plugin -->";
+const SECTION: Section = Section {
+    begin: "<!-- BEGIN bench plugin -->",
+    end: "<!-- END bench plugin -->",
+    heading: "kubectl tprotect",
+};
 const LATENCY_TARGET_MS: f64 = 200.0;
 const COLD_START_TARGET_MS: f64 = 10.0;
 /// How long one status change may take to show before it counts as missed.
@@ -47,7 +51,7 @@ pub fn run(args: BenchPluginArgs) -> anyhow::Result<()> {
         bail!("--changes must be at least 20 for a meaningful p95");
     }
     let started = Instant::now();
-    let date = command_output(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"]));
+    let date = date_utc();
     let load_before = command_output(&mut Command::new("uptime"));
     eprintln!("== building kubectl-tprotect and tprotect-webhook (release)");
     let binaries = lifecycle_walk::build_binaries(Profile::Release)?;
@@ -84,10 +88,11 @@ pub fn run(args: BenchPluginArgs) -> anyhow::Result<()> {
     let load_after_clusters = command_output(&mut Command::new("uptime"));
     eprintln!("== cold start (hyperfine)");
     let cold = cold_start(&hyperfine, &binaries.plugin)?;
+    let host = bench_report::Machine::read();
     let machine = Machine {
         date,
-        cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
-        cpu_model: cpu_model(),
+        cpus: host.nproc,
+        cpu_model: host.cpu,
         load: vec![
             ("start", load_before),
             ("after the clusters", load_after_clusters),
@@ -95,14 +100,7 @@ pub fn run(args: BenchPluginArgs) -> anyhow::Result<()> {
         ],
         duration: started.elapsed(),
     };
-    let section = render(&machine, &commands, &latency, &cold);
-    println!("{section}");
-    if !args.no_write {
-        let path = tprotect_testbed::repo_root().join("BENCHMARKS.md");
-        replace_section(&path, &section)?;
-        eprintln!("== wrote {}", path.display());
-    }
-    Ok(())
+    SECTION.publish(&render(&machine, &commands, &latency, &cold), args.no_write)
 }
 
 fn command_output(command: &mut Command) -> String {
@@ -111,18 +109,6 @@ fn command_output(command: &mut Command) -> String {
         .ok()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_else(|| "unknown".into())
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
 }
 
 /// A label for a run of the walk: the verb, with what distinguishes repeated runs of it.
@@ -475,15 +461,6 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 // ---------------------------------------------------------------------------------------------------------
 // Cold start
 
@@ -595,10 +572,6 @@ struct Machine {
     cpu_model: String,
     load: Vec<(&'static str, String)>,
     duration: Duration,
-}
-
-fn met(ok: bool) -> &'static str {
-    if ok { "met" } else { "**NOT met**" }
 }
 
 fn render(machine: &Machine, commands: &[CommandRequests], latency: &Latency, cold: &ColdStart) -> String {
@@ -736,7 +709,7 @@ fn render(machine: &Machine, commands: &[CommandRequests], latency: &Latency, co
     let _ = writeln!(
         out,
         "| status change → printed | {p50:.0} ms | {p95:.0} ms | {max:.0} ms | p95 ≤ {LATENCY_TARGET_MS:.0} ms | {} |",
-        met(latency_ok)
+        verdict(latency_ok)
     );
     let _ = writeln!(
         out,
@@ -789,7 +762,7 @@ fn render(machine: &Machine, commands: &[CommandRequests], latency: &Latency, co
         b.min_ms,
         b.max_ms,
         b.runs,
-        met(b.mean_ms <= COLD_START_TARGET_MS)
+        verdict(b.mean_ms <= COLD_START_TARGET_MS)
     );
     match &cold.through_kubectl {
         Some(k) => {
@@ -810,8 +783,8 @@ fn render(machine: &Machine, commands: &[CommandRequests], latency: &Latency, co
     let _ = writeln!(
         out,
         "Targets: notice latency {}; cold start {}; requests {}.",
-        met(latency_ok),
-        met(b.mean_ms <= COLD_START_TARGET_MS),
+        verdict(latency_ok),
+        verdict(b.mean_ms <= COLD_START_TARGET_MS),
         if over.is_empty() {
             "every command within budget".to_string()
         } else {
@@ -819,24 +792,6 @@ fn render(machine: &Machine, commands: &[CommandRequests], latency: &Latency, co
         }
     );
     out
-}
-
-/// Rewrites the plugin's section of BENCHMARKS.md, read just before writing (other sections are others').
-fn replace_section(path: &Path, section: &str) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
-    let (Some(begin), Some(end)) = (text.find(BEGIN), text.find(END)) else {
-        bail!("{} has no {BEGIN} … {END} region", path.display());
-    };
-    if end < begin {
-        bail!("{}: {END} comes before {BEGIN}", path.display());
-    }
-    let updated = format!(
-        "{}{BEGIN}\n{}\n{}",
-        &text[..begin],
-        section.trim_end(),
-        &text[end..]
-    );
-    std::fs::write(path, updated).with_context(|| format!("{}", path.display()))
 }
 
 /// "list 12, get 3": how often each name occurs, the most frequent first; "-" for none.

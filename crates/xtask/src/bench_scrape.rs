@@ -28,11 +28,11 @@ use futures::{StreamExt, TryStreamExt};
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tprotect_testbed::{CrdSource, TestbedOptions, process::ManagedProcess};
-use tprotect_webhook::testing::{RULE, amr_update_review};
+use tprotect_webhook::testing::RULE;
 
+use crate::bench_report::{Machine, Provenance, Section, invocation, median, percentile, verdict};
 use crate::bench_webhook::{
-    Load, Machine, Oha, OhaResult, Section, build_servers, cpu_seconds, date_utc, ensure_oha, gen_certs,
-    http_get, median, spawn_webhook,
+    Load, Oha, OhaResult, build_servers, cpu_seconds, gen_certs, http_get, spawn_webhook,
 };
 
 const BEGIN_MARKER: &str = "<!-- BEGIN bench scrape -->";
@@ -88,11 +88,7 @@ impl Scrapes {
     fn percentile(&self, p: f64) -> f64 {
         let mut sorted = self.millis.clone();
         sorted.sort_by(f64::total_cmp);
-        if sorted.is_empty() {
-            return f64::NAN;
-        }
-        let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-        sorted[rank.clamp(1, sorted.len()) - 1]
+        percentile(&sorted, p)
     }
 }
 
@@ -279,21 +275,12 @@ pub fn run(args: BenchScrapeArgs) -> anyhow::Result<()> {
         "--rounds and --scrapes must be at least 1"
     );
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let command = std::iter::once("cargo xtask".to_string())
-        .chain(std::env::args().skip(1))
-        .collect::<Vec<_>>()
-        .join(" ");
+    let command = invocation();
     let machine_before = Machine::read();
-    let oha_binary = ensure_oha()?;
-    let (webhook_bin, _) = build_servers()?;
     let work = tempfile::tempdir().context("creating a scratch directory")?;
-    let certs = gen_certs(&webhook_bin, work.path())?;
-    let body = work.path().join("amr-update-review.json");
-    std::fs::write(&body, serde_json::to_vec(&amr_update_review())?)?;
-    let oha = Oha {
-        binary: oha_binary,
-        body,
-    };
+    let oha = Oha::sending_amr_review(work.path())?;
+    let (webhook_bin, _) = build_servers()?;
+    let certs = gen_certs(work.path())?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -380,10 +367,7 @@ pub fn run(args: BenchScrapeArgs) -> anyhow::Result<()> {
     drop(testbed);
 
     let report = Report {
-        command,
-        date: date_utc(),
-        machine_before,
-        machine_after: Machine::read(),
+        run: Provenance::ended(command, machine_before),
         args: &args,
         quiet,
         cpu_per_scrape_ms,
@@ -393,10 +377,7 @@ pub fn run(args: BenchScrapeArgs) -> anyhow::Result<()> {
 }
 
 struct Report<'a> {
-    command: String,
-    date: String,
-    machine_before: Machine,
-    machine_after: Machine,
+    run: Provenance,
     args: &'a BenchScrapeArgs,
     quiet: Scrapes,
     cpu_per_scrape_ms: f64,
@@ -416,18 +397,10 @@ impl Report<'_> {
     }
 
     fn markdown(&self) -> String {
-        let mut out = String::new();
         let a = self.args;
-        let _ = writeln!(out, "Command: `{}`  ", self.command);
-        let _ = writeln!(out, "Run: {}  ", self.date);
-        let _ = writeln!(
-            out,
-            "Machine: {} cores ({}); load average (1, 5, 15 min) {} at the start, {} at the end. Shared and noisy: oha, the scraper, the API server and the webhook share the cores.\n",
-            self.machine_before.nproc,
-            self.machine_before.cpu,
-            self.machine_before.load,
-            self.machine_after.load
-        );
+        let mut out = self
+            .run
+            .markdown("oha, the scraper, the API server and the webhook share the cores.");
         let _ = writeln!(
             out,
             "The release `tprotect-webhook` watching {} AppMirrorRelationships (in {} namespaces, each with a status: Established, a transfer 0–10 minutes ago) on a real kube-apiserver 1.20 (testbed). Its `/metrics` then holds {} series ({} of them `tprotect_amr_*`), {} bytes.\n",
@@ -488,7 +461,6 @@ impl Report<'_> {
             );
         }
         let _ = writeln!(out);
-        let verdict = |met: bool| if met { "met" } else { "**NOT met**" };
         let _ = writeln!(out, "| Target | Measured | Verdict |");
         let _ = writeln!(out, "|---|---|---|");
         let _ = writeln!(

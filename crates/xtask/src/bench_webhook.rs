@@ -34,6 +34,8 @@ use tprotect_testbed::{
 };
 use tprotect_webhook::testing::{RULE, amr_update_review};
 
+use crate::bench_report::{Machine, Provenance, Section, invocation, median, verdict};
+
 const BEGIN_MARKER: &str = "<!-- BEGIN bench webhook -->";
 const END_MARKER: &str = "<!-- END bench webhook -->";
 /// Name of both webhook configurations in `manifests/webhook/base/webhooks.yaml`.
@@ -86,22 +88,17 @@ pub fn run(args: BenchWebhookArgs) -> anyhow::Result<()> {
     );
     anyhow::ensure!(args.concurrency > 0, "--concurrency must be at least 1");
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let command = std::iter::once("cargo xtask".to_string())
-        .chain(std::env::args().skip(1))
-        .collect::<Vec<_>>()
-        .join(" ");
+    let command = invocation();
     let machine_before = Machine::read();
     eprintln!(
         "machine: {} cores, load {} ({})",
         machine_before.nproc, machine_before.load, machine_before.cpu
     );
 
-    let oha = ensure_oha()?;
-    let (webhook_bin, noop_bin) = build_servers()?;
     let work = tempfile::tempdir().context("creating a scratch directory")?;
-    let certs = gen_certs(&webhook_bin, work.path())?;
-    let body = work.path().join("amr-update-review.json");
-    std::fs::write(&body, serde_json::to_vec(&amr_update_review())?)?;
+    let oha_runner = Oha::sending_amr_review(work.path())?;
+    let (webhook_bin, noop_bin) = build_servers()?;
+    let certs = gen_certs(work.path())?;
 
     let webhook = start_webhook(&webhook_bin, &certs, work.path(), None)?;
     let noop = start_noop(&noop_bin, NoopParse::None, &certs, work.path(), None)?;
@@ -114,10 +111,6 @@ pub fn run(args: BenchWebhookArgs) -> anyhow::Result<()> {
         noop_idle.rss_mib()
     );
 
-    let oha_runner = Oha {
-        binary: oha,
-        body: body.clone(),
-    };
     // Warm both up (page faults, allocator pools, TLS session setup) and check they answer 200.
     for (name, addr) in [
         ("tprotect-webhook", webhook.https),
@@ -250,13 +243,9 @@ pub fn run(args: BenchWebhookArgs) -> anyhow::Result<()> {
     };
     drop(webhook);
 
-    let machine_after = Machine::read();
     let report = Report {
-        command,
+        run: Provenance::ended(command, machine_before),
         args: &args,
-        date: date_utc(),
-        machine_before,
-        machine_after,
         runs,
         idle,
         loaded,
@@ -278,7 +267,7 @@ fn tools_root() -> anyhow::Result<PathBuf> {
 }
 
 /// oha from the tools cache, installed there with `cargo install` if missing.
-pub(crate) fn ensure_oha() -> anyhow::Result<PathBuf> {
+fn ensure_oha() -> anyhow::Result<PathBuf> {
     let root = tools_root()?;
     let oha = root.join("bin/oha");
     if oha.is_file() {
@@ -337,30 +326,19 @@ pub(crate) struct Certs {
     pub(crate) key: PathBuf,
 }
 
-pub(crate) fn gen_certs(webhook: &Path, dir: &Path) -> anyhow::Result<Certs> {
+/// A CA and a serving certificate for loopback, written into `dir/certs`: what `tprotect-webhook gen-certs --ip
+/// 127.0.0.1 --dns localhost` writes, made by the same library functions.
+pub(crate) fn gen_certs(dir: &Path) -> anyhow::Result<Certs> {
+    use tprotect_webhook::certs;
     let out = dir.join("certs");
-    let output = Command::new(webhook)
-        .args([
-            "gen-certs",
-            "--ip",
-            "127.0.0.1",
-            "--dns",
-            "localhost",
-            "--out-dir",
-        ])
-        .arg(&out)
-        .output()
-        .context("running tprotect-webhook gen-certs")?;
-    if !output.status.success() {
-        bail!(
-            "tprotect-webhook gen-certs failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
+    let mut names = certs::service_dns_names("tprotect-webhook", "tprotect-system");
+    names.extend(["localhost".to_string(), "127.0.0.1".to_string()]);
+    let generated = certs::generate(&names, 365, k8s_openapi::jiff::Timestamp::now())?;
+    certs::write_files(&out, &generated)?;
     Ok(Certs {
-        ca: out.join("ca.crt"),
-        cert: out.join("tls.crt"),
-        key: out.join("tls.key"),
+        ca: out.join(certs::CA_FILE),
+        cert: out.join(certs::CERT_FILE),
+        key: out.join(certs::KEY_FILE),
     })
 }
 
@@ -743,8 +721,8 @@ pub(crate) enum Load {
 }
 
 pub(crate) struct Oha {
-    pub(crate) binary: PathBuf,
-    pub(crate) body: PathBuf,
+    binary: PathBuf,
+    body: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -760,6 +738,16 @@ pub(crate) struct OhaResult {
 }
 
 impl Oha {
+    /// oha (installed when missing) sending the realistic AMR UPDATE review, written into `dir`.
+    pub(crate) fn sending_amr_review(dir: &Path) -> anyhow::Result<Self> {
+        let body = dir.join("amr-update-review.json");
+        std::fs::write(&body, serde_json::to_vec(&amr_update_review())?)?;
+        Ok(Self {
+            binary: ensure_oha()?,
+            body,
+        })
+    }
+
     pub(crate) fn run(&self, addr: SocketAddr, load: Load, seconds: u64) -> anyhow::Result<OhaResult> {
         self.run_with(
             addr,
@@ -927,20 +915,6 @@ fn parse_oha(report: &Value) -> anyhow::Result<OhaResult> {
         failure_summary: failure_summary.join(", "),
         server_cpu_us: f64::NAN,
     })
-}
-
-pub(crate) fn median(values: impl IntoIterator<Item = f64>) -> f64 {
-    let mut values: Vec<f64> = values.into_iter().collect();
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        (values[mid - 1] + values[mid]) / 2.0
-    }
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -1298,46 +1272,9 @@ async fn create_batch(
 // ---------------------------------------------------------------------------------------------------------
 // Report
 
-pub(crate) struct Machine {
-    pub(crate) nproc: usize,
-    pub(crate) load: String,
-    pub(crate) cpu: String,
-}
-
-impl Machine {
-    pub(crate) fn read() -> Self {
-        let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
-        let load = std::fs::read_to_string("/proc/loadavg")
-            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-            .unwrap_or_else(|_| "unknown".into());
-        let cpu = std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|info| {
-                info.lines()
-                    .find_map(|l| l.strip_prefix("model name"))
-                    .map(|l| l.trim_start_matches([' ', '\t', ':']).to_string())
-            })
-            .unwrap_or_else(|| "unknown CPU".into());
-        Self { nproc, load, cpu }
-    }
-}
-
-pub(crate) fn date_utc() -> String {
-    Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "unknown date".into())
-}
-
 struct Report<'a> {
-    command: String,
+    run: Provenance,
     args: &'a BenchWebhookArgs,
-    date: String,
-    machine_before: Machine,
-    machine_after: Machine,
     runs: BTreeMap<(&'static str, ServerKind), Vec<OhaResult>>,
     idle: Memory,
     loaded: Memory,
@@ -1346,10 +1283,6 @@ struct Report<'a> {
     instructions: Vec<InstructionCount>,
     flood: Option<FloodResult>,
     apiserver: Option<ApiServerResult>,
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met { "met" } else { "**NOT met**" }
 }
 
 impl Report<'_> {
@@ -1392,18 +1325,7 @@ impl Report<'_> {
 
     fn markdown(&self) -> String {
         let a = self.args;
-        let mut out = String::new();
-        let _ = writeln!(out, "Command: `{}`  ", self.command);
-        let _ = writeln!(out, "Run: {}  ", self.date);
-        let _ = writeln!(
-            out,
-            "Machine: {} cores ({}); load average (1, 5, 15 min) {} at the start, {} at the end. Shared and \
-             noisy: oha runs on the same cores as the servers.\n",
-            self.machine_before.nproc,
-            self.machine_before.cpu,
-            self.machine_before.load,
-            self.machine_after.load
-        );
+        let mut out = self.run.markdown("oha runs on the same cores as the servers.");
         let _ = writeln!(
             out,
             "oha over HTTPS on loopback (HTTP/1.1, keep-alive), `POST /validate` with a realistic \
@@ -1572,7 +1494,7 @@ impl Report<'_> {
                 apiserver_added(Registration::Noop),
                 apiserver_added(Registration::With),
                 webhook_cpu * 1e6 / a.schedules as f64,
-                self.machine_before.nproc
+                self.run.before.nproc
             );
         } else {
             let _ = writeln!(
@@ -1671,51 +1593,11 @@ impl Report<'_> {
     }
 }
 
-/// A section of BENCHMARKS.md, between its markers.
-pub(crate) struct Section {
-    pub(crate) begin: &'static str,
-    pub(crate) end: &'static str,
-    /// The heading the section is appended under when BENCHMARKS.md does not hold it yet.
-    pub(crate) heading: &'static str,
-}
-
 const SECTION: Section = Section {
     begin: BEGIN_MARKER,
     end: END_MARKER,
     heading: "Admission webhook",
 };
-
-impl Section {
-    /// Prints `markdown` and, unless `no_write`, puts it into the repository's BENCHMARKS.md.
-    pub(crate) fn publish(&self, markdown: &str, no_write: bool) -> anyhow::Result<()> {
-        println!("{markdown}");
-        if !no_write {
-            self.write(&tprotect_testbed::repo_root().join("BENCHMARKS.md"), markdown)?;
-            eprintln!("BENCHMARKS.md updated");
-        }
-        Ok(())
-    }
-
-    /// Replaces the text between the markers in `path`, or appends the section when it is not there yet;
-    /// every other section is left alone.
-    pub(crate) fn write(&self, path: &Path, section: &str) -> anyhow::Result<()> {
-        let (begin, end) = (self.begin, self.end);
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let inside = text.find(begin).and_then(|found| {
-            let start = found + begin.len();
-            Some((start, start + text[start..].find(end)?))
-        });
-        let updated = match inside {
-            Some((start, stop)) => format!("{}\n{}{}", &text[..start], section, &text[stop..]),
-            None => format!(
-                "{}\n\n## {}\n\n{begin}\n{section}{end}\n",
-                text.trim_end(),
-                self.heading
-            ),
-        };
-        std::fs::write(path, updated).with_context(|| format!("writing {}", path.display()))
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -1734,13 +1616,6 @@ mod tests {
         assert_eq!(result.failures, 3);
         assert!((result.p99_ms - 1.2).abs() < 1e-9);
         assert!(parse_oha(&json!({"summary": {}})).is_err());
-    }
-
-    #[test]
-    fn median_of_odd_and_even() {
-        assert_eq!(median([3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median([4.0, 1.0, 3.0, 2.0]), 2.5);
-        assert!(median([]).is_nan());
     }
 
     #[test]
@@ -1791,23 +1666,6 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("no summary line")
-        );
-    }
-
-    #[test]
-    fn rewrites_only_its_section() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("BENCHMARKS.md");
-        std::fs::write(
-            &path,
-            format!("head\n{BEGIN_MARKER}\nold\n{END_MARKER}\n\n<!-- BEGIN bench plugin -->\nplugin\n"),
-        )
-        .unwrap();
-        SECTION.write(&path, "new\n").unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(
-            text,
-            format!("head\n{BEGIN_MARKER}\nnew\n{END_MARKER}\n\n<!-- BEGIN bench plugin -->\nplugin\n")
         );
     }
 }

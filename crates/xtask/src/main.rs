@@ -1,6 +1,7 @@
 //! `cargo xtask <command>`: the project's task runner (the alias lives in `.cargo/config.toml`).
 
 mod bench_plugin;
+mod bench_report;
 mod bench_scrape;
 mod bench_webhook;
 mod cluster_cmds;

@@ -402,18 +402,9 @@ pub async fn run(args: PreviewArgs, before: &BeforeVerb, printer: &mut Printer) 
 mod tests {
     use super::*;
 
-    fn ns_meta(name: &str, labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> NamespaceMeta {
-        let map = |items: &[(&str, &str)]| {
-            items
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        };
-        NamespaceMeta {
-            name: name.into(),
-            labels: map(labels),
-            annotations: map(annotations),
-        }
+    /// A Namespace with `metadata`, read as the preview reads the clusters' Namespaces.
+    fn namespace(metadata: serde_json::Value) -> NamespaceMeta {
+        meta(&serde_json::from_value(serde_json::json!({ "metadata": metadata })).unwrap())
     }
 
     fn rules(vars: &[(&str, &str)], origin: &str) -> RuleSource {
@@ -424,6 +415,14 @@ mod tests {
         }
     }
 
+    fn added(new: &str) -> KeyChange {
+        KeyChange::Added { new: new.into() }
+    }
+
+    fn kept(value: &str) -> KeyChange {
+        KeyChange::Kept { value: value.into() }
+    }
+
     fn find<'a>(keys: &'a [KeyPreview], kind: KeyKind, key: &str) -> &'a KeyChange {
         &keys
             .iter()
@@ -432,55 +431,47 @@ mod tests {
             .change
     }
 
-    /// Seed 003's worked example.
-    fn seed() -> (NamespaceMeta, NamespaceMeta) {
-        (
-            ns_meta(
-                "ns-1",
-                &[
-                    ("environment", "production"),
-                    ("compliance", "hipaa"),
-                    ("name", "ns-1"),
-                ],
-                &[
-                    ("annotation.one/key", "updatedvalue"),
-                    ("annotation.two/key", "true"),
-                ],
-            ),
-            ns_meta(
-                "ns-2",
-                &[("role", "database")],
-                &[("annotation.one/key", "true"), ("annotation.three/key", "false")],
-            ),
-        )
+    /// The rule, source value and destination value of a key a skip rule left alone; panics for any other change.
+    fn skipped<'a>(keys: &'a [KeyPreview], kind: KeyKind, key: &str) -> (&'a str, &'a str, Option<&'a str>) {
+        match find(keys, kind, key) {
+            KeyChange::Skipped {
+                rule,
+                source,
+                destination,
+            } => (rule, source, destination.as_deref()),
+            other => panic!("{key} not skipped: {other:?}"),
+        }
+    }
+
+    /// Seed 003's worked example (ns-1 failed over onto ns-2), previewed under `rules`.
+    fn preview_seed(rules: &[RuleSource]) -> Vec<KeyPreview> {
+        let (source, destination) = (
+            namespace(serde_json::json!({
+                "name": "ns-1",
+                "labels": {"environment": "production", "compliance": "hipaa", "name": "ns-1"},
+                "annotations": {"annotation.one/key": "updatedvalue", "annotation.two/key": "true"},
+            })),
+            namespace(serde_json::json!({
+                "name": "ns-2",
+                "labels": {"role": "database"},
+                "annotations": {"annotation.one/key": "true", "annotation.three/key": "false"},
+            })),
+        );
+        preview(&source, &destination, rules)
     }
 
     #[test]
     fn seed_example_without_skip_rules() {
-        let (source, destination) = seed();
-        let keys = preview(&source, &destination, &[rules(&[], "cm")]);
+        let keys = preview_seed(&[rules(&[], "cm")]);
         use KeyKind::*;
-        assert_eq!(
-            find(&keys, Label, "environment"),
-            &KeyChange::Added {
-                new: "production".into()
-            }
-        );
-        assert_eq!(
-            find(&keys, Label, "compliance"),
-            &KeyChange::Added { new: "hipaa".into() }
-        );
+        assert_eq!(find(&keys, Label, "environment"), &added("production"));
+        assert_eq!(find(&keys, Label, "compliance"), &added("hipaa"));
         assert_eq!(
             find(&keys, Label, "name"),
-            &KeyChange::Added { new: "ns-2".into() },
+            &added("ns-2"),
             "name follows the namespace"
         );
-        assert_eq!(
-            find(&keys, Label, "role"),
-            &KeyChange::Kept {
-                value: "database".into()
-            }
-        );
+        assert_eq!(find(&keys, Label, "role"), &kept("database"));
         assert_eq!(
             find(&keys, Annotation, "annotation.one/key"),
             &KeyChange::Overwritten {
@@ -488,22 +479,13 @@ mod tests {
                 new: "updatedvalue".into()
             }
         );
-        assert_eq!(
-            find(&keys, Annotation, "annotation.two/key"),
-            &KeyChange::Added { new: "true".into() }
-        );
-        assert_eq!(
-            find(&keys, Annotation, "annotation.three/key"),
-            &KeyChange::Kept {
-                value: "false".into()
-            }
-        );
+        assert_eq!(find(&keys, Annotation, "annotation.two/key"), &added("true"));
+        assert_eq!(find(&keys, Annotation, "annotation.three/key"), &kept("false"));
         assert_eq!(keys.len(), 7);
     }
 
     #[test]
     fn controller_skip_rules_name_the_variable_and_its_origin() {
-        let (source, destination) = seed();
         let cm = rules(
             &[
                 ("RESTORE_SKIP_NAMESPACE_ANNOTATIONS", "annotation.one/key"),
@@ -511,40 +493,21 @@ mod tests {
             ],
             "ConfigMap trident-protect/trident-protect-env-config on dst",
         );
-        let keys = preview(&source, &destination, &[cm]);
-        let KeyChange::Skipped {
-            rule,
-            source: s,
-            destination: d,
-        } = find(&keys, KeyKind::Annotation, "annotation.one/key")
-        else {
-            panic!("not skipped")
-        };
+        let keys = preview_seed(&[cm]);
+        let (rule, source, destination) = skipped(&keys, KeyKind::Annotation, "annotation.one/key");
         assert!(
             rule.starts_with("RESTORE_SKIP_NAMESPACE_ANNOTATIONS (ConfigMap trident-protect/"),
             "{rule}"
         );
-        assert_eq!((s.as_str(), d.as_deref()), ("updatedvalue", Some("true")));
-        let KeyChange::Skipped {
-            rule,
-            destination: None,
-            ..
-        } = find(&keys, KeyKind::Label, "compliance")
-        else {
-            panic!("not skipped")
-        };
+        assert_eq!((source, destination), ("updatedvalue", Some("true")));
+        let (rule, _, destination) = skipped(&keys, KeyKind::Label, "compliance");
         assert!(rule.starts_with("RESTORE_SKIP_NAMESPACE_LABELS"), "{rule}");
-        assert_eq!(
-            find(&keys, KeyKind::Label, "environment"),
-            &KeyChange::Added {
-                new: "production".into()
-            }
-        );
+        assert_eq!(destination, None);
+        assert_eq!(find(&keys, KeyKind::Label, "environment"), &added("production"));
     }
 
     #[test]
     fn skip_all_and_force() {
-        let (source, destination) = seed();
         let cm = rules(
             &[
                 ("RESTORE_SKIP_ALL_NAMESPACE_ANNOTATIONS", "true"),
@@ -553,70 +516,48 @@ mod tests {
             ],
             "cm",
         );
-        let keys = preview(&source, &destination, &[cm]);
-        assert!(matches!(
-            find(&keys, KeyKind::Annotation, "annotation.one/key"),
-            KeyChange::Skipped { rule, .. } if rule.starts_with("RESTORE_SKIP_ALL_NAMESPACE_ANNOTATIONS")
-        ));
+        let keys = preview_seed(&[cm]);
+        let (rule, _, _) = skipped(&keys, KeyKind::Annotation, "annotation.one/key");
+        assert!(
+            rule.starts_with("RESTORE_SKIP_ALL_NAMESPACE_ANNOTATIONS"),
+            "{rule}"
+        );
         assert_eq!(
             find(&keys, KeyKind::Annotation, "annotation.two/key"),
-            &KeyChange::Added { new: "true".into() },
+            &added("true"),
             "forced annotations are restored despite skip-all"
         );
         for label in ["environment", "compliance", "name"] {
-            assert!(matches!(
-                find(&keys, KeyKind::Label, label),
-                KeyChange::Skipped { rule, .. } if rule.starts_with("RESTORE_SKIP_ALL_NAMESPACE_LABELS")
-            ));
+            let (rule, _, _) = skipped(&keys, KeyKind::Label, label);
+            assert!(rule.starts_with("RESTORE_SKIP_ALL_NAMESPACE_LABELS"), "{rule}");
         }
-        assert_eq!(
-            find(&keys, KeyKind::Label, "role"),
-            &KeyChange::Kept {
-                value: "database".into()
-            }
-        );
+        assert_eq!(find(&keys, KeyKind::Label, "role"), &kept("database"));
     }
 
     #[test]
     fn webhook_rules_also_skip_and_are_named() {
-        let (source, destination) = seed();
-        let keys = preview(
-            &source,
-            &destination,
-            &[
-                rules(&[], "cm"),
-                rules(
-                    &[("RESTORE_SKIP_NAMESPACE_ANNOTATIONS", "annotation.one/key")],
-                    "Deployment tprotect-system/tprotect-webhook on dst",
-                ),
-            ],
-        );
-        let KeyChange::Skipped {
-            rule, destination, ..
-        } = find(&keys, KeyKind::Annotation, "annotation.one/key")
-        else {
-            panic!("webhook skip ignored")
-        };
+        let keys = preview_seed(&[
+            rules(&[], "cm"),
+            rules(
+                &[("RESTORE_SKIP_NAMESPACE_ANNOTATIONS", "annotation.one/key")],
+                "Deployment tprotect-system/tprotect-webhook on dst",
+            ),
+        ]);
+        let (rule, _, destination) = skipped(&keys, KeyKind::Annotation, "annotation.one/key");
         assert!(
             rule.contains("Deployment tprotect-system/tprotect-webhook"),
             "{rule}"
         );
-        assert_eq!(destination.as_deref(), Some("true"));
+        assert_eq!(destination, Some("true"));
     }
 
     #[test]
     fn same_value_is_kept_and_name_label_copied_when_it_is_not_the_namespace_name() {
-        let source = ns_meta("a", &[("team", "x"), ("name", "custom")], &[]);
-        let destination = ns_meta("b", &[("team", "x")], &[]);
+        let source = namespace(serde_json::json!({"name": "a", "labels": {"team": "x", "name": "custom"}}));
+        let destination = namespace(serde_json::json!({"name": "b", "labels": {"team": "x"}}));
         let keys = preview(&source, &destination, &[rules(&[], "cm")]);
-        assert_eq!(
-            find(&keys, KeyKind::Label, "team"),
-            &KeyChange::Kept { value: "x".into() }
-        );
-        assert_eq!(
-            find(&keys, KeyKind::Label, "name"),
-            &KeyChange::Added { new: "custom".into() }
-        );
+        assert_eq!(find(&keys, KeyKind::Label, "team"), &kept("x"));
+        assert_eq!(find(&keys, KeyKind::Label, "name"), &added("custom"));
     }
 
     #[test]
@@ -649,9 +590,8 @@ mod tests {
 
     #[test]
     fn table_reads_old_to_new_and_the_rule() {
-        let (source, destination) = seed();
         let cm = rules(&[("RESTORE_SKIP_NAMESPACE_LABELS", "compliance")], "cm-origin");
-        let text = table("heading", &preview(&source, &destination, &[cm]));
+        let text = table("heading", &preview_seed(&[cm]));
         assert!(text.starts_with("heading\nKIND"), "{text}");
         assert!(
             text.contains("overwritten   \"true\" -> \"updatedvalue\""),

@@ -344,7 +344,6 @@ async fn status(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<()> {
     if held.is_empty() {
         return Ok(());
     }
-    let listed: Vec<String> = held.iter().map(ToString::to_string).collect();
     Err(anyhow::Error::new(CodedError {
         code: exit::GATE,
         message: format!(
@@ -355,7 +354,7 @@ async fn status(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<()> {
                 format!("{} conditions hold", held.len())
             },
             args.destination,
-            listed.join("; ")
+            semicolon_separated(&held)
         ),
     }))
 }
@@ -548,7 +547,7 @@ fn report_progress(event: &Progress<'_>, request: &UpdateRequest) {
         Progress::ForcedPastUnhealthy(reasons) => {
             eprintln!(
                 "warning: updating an unhealthy relationship because of --force: {}",
-                join_reasons(reasons)
+                semicolon_separated(reasons)
             );
         }
         Progress::Busy(busy) => eprintln!(
@@ -590,7 +589,8 @@ fn report_progress(event: &Progress<'_>, request: &UpdateRequest) {
     }
 }
 
-fn join_reasons(reasons: &[CodedMessage]) -> String {
+/// ONTAP's reasons, or the conditions that hold, on one line: `a; b; c`.
+fn semicolon_separated(reasons: &[impl std::fmt::Display]) -> String {
     reasons
         .iter()
         .map(ToString::to_string)
@@ -674,7 +674,7 @@ fn update_table(report: &UpdateReport<'_>) -> String {
     if !outcome.forced_past.is_empty() {
         lines.push(format!(
             "forced past unhealthy: {}",
-            join_reasons(&outcome.forced_past)
+            semicolon_separated(&outcome.forced_past)
         ));
     }
     lines.join("\n") + "\n"
@@ -827,12 +827,7 @@ fn status_table(report: &StatusReport) -> String {
         let held = if fail_on.held.is_empty() {
             format!("none of {} holds", fail_on.conditions.join(","))
         } else {
-            fail_on
-                .held
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
+            semicolon_separated(&fail_on.held)
         };
         rows.push(("FAIL-ON", held));
     }
@@ -1028,12 +1023,8 @@ mod tests {
     use super::*;
     use crate::args::OutputFormat;
     use crate::cli::Cli;
+    use crate::cli::testing::parse;
     use crate::commands::Command;
-    use clap::Parser;
-
-    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("kubectl-tprotect").chain(args.iter().copied()))
-    }
 
     fn update_args(cli: Cli) -> UpdateArgs {
         match cli.command {
@@ -1209,28 +1200,6 @@ mod tests {
         assert_eq!(args.fail_on[0].to_string(), "lag=36h");
     }
 
-    /// A fresh directory removed at drop (the plugin has no tempfile dependency; this is all it needs).
-    struct Scratch(PathBuf);
-
-    impl Scratch {
-        fn new(test: &str) -> Self {
-            let dir = std::env::temp_dir().join(format!("tprotect-kfp-{test}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            Self(dir)
-        }
-
-        fn path(&self) -> &Path {
-            &self.0
-        }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
     /// An executor input as KFP makes it (protobuf JSON, camelCase), with outputs under `root`.
     fn executor_input(root: &Path, parameters: &[&str], metrics: bool) -> String {
         let parameters: serde_json::Map<String, serde_json::Value> = parameters
@@ -1268,7 +1237,7 @@ mod tests {
 
     #[test]
     fn kfp_outputs_go_to_the_declared_files_and_metrics_to_the_executor_output() {
-        let dir = Scratch::new("declared");
+        let dir = tempfile::tempdir().unwrap();
         let names = KFP_PARAMETERS;
         let outputs = KfpOutputs::parse(&executor_input(dir.path(), &names, true)).unwrap();
         outputs.write(&summary(UpdateResult::Updated)).unwrap();
@@ -1297,7 +1266,7 @@ mod tests {
 
     #[test]
     fn kfp_outputs_say_unknown_with_documented_sentinels() {
-        let dir = Scratch::new("sentinels");
+        let dir = tempfile::tempdir().unwrap();
         let outputs = KfpOutputs::parse(&executor_input(dir.path(), &KFP_PARAMETERS, false)).unwrap();
         let silent = UpdateSummary {
             state: None,
@@ -1328,7 +1297,7 @@ mod tests {
 
     #[test]
     fn kfp_outputs_the_command_cannot_fill_are_refused_before_anything_runs() {
-        let dir = Scratch::new("refused");
+        let dir = tempfile::tempdir().unwrap();
         let error =
             KfpOutputs::parse(&executor_input(dir.path(), &["state", "throughput"], false)).unwrap_err();
         assert!(

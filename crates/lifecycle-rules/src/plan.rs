@@ -54,14 +54,44 @@ pub fn plan(observed: &Observed, goal: &Goal) -> Plan {
                 operation: goal.operation().command(),
             })?;
             let (d0, s0) = record_clusters(observed, record, goal.operation())?;
+            let recorded = Leg {
+                observed,
+                record,
+                dst: d0,
+                src: s0,
+                reversed: false,
+            };
             match goal {
                 Goal::ReverseResync => {
-                    let progress = reverse_resync(observed, record, d0, s0, false)?;
+                    let progress = reverse_resync(recorded)?;
                     Ok(progress.or_done(observed, s0, "reversed: now replicating"))
                 }
-                Goal::Reverse => plan_reverse(observed, record, d0, s0),
-                _ => plan_failback(observed, record, d0, s0),
+                Goal::Reverse => plan_reverse(recorded),
+                _ => plan_failback(recorded),
             }
+        }
+    }
+}
+
+/// One direction of a reversing operation: the relationship moves its AMR from `dst` to `src`. `reversed`: whether
+/// `dst` → `src` is the opposite of the record's original direction.
+#[derive(Clone, Copy)]
+struct Leg<'a> {
+    observed: &'a Observed,
+    record: &'a OperationRecord,
+    dst: ClusterKey,
+    src: ClusterKey,
+    reversed: bool,
+}
+
+impl Leg<'_> {
+    /// The same relationship the other way round (the second half of a failback).
+    fn opposite(self) -> Self {
+        Leg {
+            dst: self.src,
+            src: self.dst,
+            reversed: !self.reversed,
+            ..self
         }
     }
 }
@@ -861,17 +891,12 @@ fn namespaces_of(spec: &AppMirrorRelationshipSpec, destination: bool) -> Vec<Str
 /// (the new source) the new source AppVault and the Secrets it references (copied over), on `src` (the new
 /// destination) the new destination AppVault and the storage class the AMR will name. All of it is checked
 /// before the AMR on `dst` is deleted, so a missing piece refuses the operation while nothing is lost.
-fn check_reversal_needs(
-    observed: &Observed,
-    record: &OperationRecord,
-    dst: ClusterKey,
-    src: ClusterKey,
-    reversed: bool,
-) -> Result<(), PlanError> {
+fn check_reversal_needs(leg: Leg<'_>) -> Result<(), PlanError> {
+    let Leg { observed, record, .. } = leg;
     let operation = record.operation.command();
-    let old_dst = state(observed, dst, operation)?;
-    let new_dst = state(observed, src, operation)?;
-    let (next, _) = oriented(record, !reversed);
+    let old_dst = state(observed, leg.dst, operation)?;
+    let new_dst = state(observed, leg.src, operation)?;
+    let (next, _) = oriented(record, !leg.reversed);
     let trident = tprotect_api::TRIDENT_PROTECT_NAMESPACE;
     let new_source_vault = next.source_app_vault_ref.clone().unwrap_or_default();
     let new_destination_vault = next.destination_app_vault_ref.clone().unwrap_or_default();
@@ -949,25 +974,19 @@ pub fn abandon_hint(relationship: &str, operation: Operation) -> String {
 /// Reverse resync with the AMR moving from `dst` (where it is Promoted) to `src`; destination changes are KEPT.
 /// NetApp's recipe: delete the AMR on the original destination; remove schedules on the new destination; make
 /// the AppVaults ready on each cluster; create the relationship in the opposite direction.
-/// `reversed`: whether `dst` → `src` is the opposite of the record's original direction.
-fn reverse_resync(
-    observed: &Observed,
-    record: &OperationRecord,
-    dst: ClusterKey,
-    src: ClusterKey,
-    reversed: bool,
-) -> Result<Progress, PlanError> {
+fn reverse_resync(leg: Leg<'_>) -> Result<Progress, PlanError> {
+    let Leg { observed, record, .. } = leg;
     let name = &observed.relationship;
     let operation = record.operation.command();
-    let old_dst = state(observed, dst, operation)?;
-    let new_dst = state(observed, src, operation)?;
+    let old_dst = state(observed, leg.dst, operation)?;
+    let new_dst = state(observed, leg.src, operation)?;
     // The relationship as it is while the AMR is on `dst`, and as it will be once on `src`.
-    let (current, _) = oriented(record, reversed);
-    let (next, next_annotations) = oriented(record, !reversed);
+    let (current, _) = oriented(record, leg.reversed);
+    let (next, next_annotations) = oriented(record, !leg.reversed);
     let abandon = abandon_hint(name, record.operation);
 
     match observed.amr_location()? {
-        Some((key, amr)) if key == dst => {
+        Some((key, amr)) if key == leg.dst => {
             check_amr_failed(observed, key, amr)?;
             if amr.deleting {
                 return Ok(Progress::Step(Step::Wait(WaitFor::AmrGone {
@@ -1005,15 +1024,15 @@ fn reverse_resync(
                     ),
                 ));
             };
-            check_reversal_needs(observed, record, dst, src, reversed)?;
-            if record.operation == Operation::Failback && !reversed {
+            check_reversal_needs(leg)?;
+            if record.operation == Operation::Failback && !leg.reversed {
                 // The second half (a planned swap back) needs the same vaults the other way round.
-                check_reversal_needs(observed, record, src, dst, true)?;
+                check_reversal_needs(leg.opposite())?;
             }
             let noted = format!("{}/{}", app.namespace, app.name);
             if record.destination_apps.get(&old_dst.cluster_id) != Some(&noted) {
                 return Ok(Progress::Step(Step::Act(Action::RecordDestinationApp {
-                    cluster: dst,
+                    cluster: leg.dst,
                     namespace: app.namespace.clone(),
                     name: app.name.clone(),
                     found_by,
@@ -1066,20 +1085,20 @@ fn reverse_resync(
                     ),
                 ));
             };
-            check_reversal_needs(observed, record, dst, src, reversed)?;
+            check_reversal_needs(leg)?;
             let new_source_ns = app.namespace.clone();
             // Remove schedules left on the new destination (the namespaces the AMR will restore into).
             let new_destination_namespaces = namespaces_of(&next, true);
             if let Some(step) = remove_schedules_step(
                 new_dst,
-                src,
+                leg.src,
                 new_destination_namespaces.iter().map(String::as_str),
             ) {
                 return Ok(Progress::Step(step));
             }
             // AppVaults: the new source vault on both clusters, the new destination vault on the new destination.
             let new_source_vault = next.source_app_vault_ref.clone().unwrap_or_default();
-            if let Some(step) = copy_vault_step(old_dst, new_dst, dst, src, &new_source_vault) {
+            if let Some(step) = copy_vault_step(old_dst, new_dst, leg.dst, leg.src, &new_source_vault) {
                 return Ok(Progress::Step(step));
             }
             // The replication schedule of the new source.
@@ -1088,7 +1107,7 @@ fn reverse_resync(
                 .any(ScheduleView::is_replication)
             {
                 return Ok(Progress::Step(Step::Act(Action::CreateReplicationSchedule {
-                    cluster: dst,
+                    cluster: leg.dst,
                     namespace: new_source_ns,
                     name: replication_schedule_name(name),
                     application: app.name.clone(),
@@ -1099,7 +1118,7 @@ fn reverse_resync(
             for namespace in &new_destination_namespaces {
                 if !new_dst.namespaces.contains_key(namespace) {
                     return Ok(Progress::Step(Step::Act(Action::CreateNamespace {
-                        cluster: src,
+                        cluster: leg.src,
                         name: namespace.clone(),
                     })));
                 }
@@ -1110,7 +1129,7 @@ fn reverse_resync(
             spec.source_application_name = Some(app.name.clone());
             spec.source_application_uid = Some(app.uid.clone());
             Ok(Progress::Step(Step::Act(Action::CreateAmr {
-                cluster: src,
+                cluster: leg.src,
                 namespace: new_destination_namespaces.first().cloned().unwrap_or_default(),
                 name: name.clone(),
                 spec: Box::new(spec),
@@ -1148,20 +1167,15 @@ fn recorded_app<'a>(
 /// Reverse direction (planned swap) with the AMR Established on `dst`, replicating from `src`. NetApp's recipe:
 /// disable the source's schedules; ShutdownSnapshot; wait Completed; fail over with promotedSnapshot = the
 /// archive's basename; reverse resync; enable schedules on the new source.
-fn reverse(
-    observed: &Observed,
-    record: &OperationRecord,
-    dst: ClusterKey,
-    src: ClusterKey,
-    reversed: bool,
-) -> Result<Progress, PlanError> {
+fn reverse(leg: Leg<'_>) -> Result<Progress, PlanError> {
+    let Leg { observed, record, .. } = leg;
     let name = &observed.relationship;
     let operation = record.operation.command();
-    let source = state(observed, src, operation)?;
+    let source = state(observed, leg.src, operation)?;
     let shutdown = shutdown_snapshot_name(name, &record.id);
 
     if let Some((key, amr)) = observed.amr_location()?
-        && key == dst
+        && key == leg.dst
     {
         check_amr_failed(observed, key, amr)?;
         // While the AMR is here, it says what the source is.
@@ -1204,7 +1218,7 @@ fn reverse(
                     "A planned swap starts from the running source application; nothing was changed.",
                 ));
             }
-            check_reversal_needs(observed, record, dst, src, reversed)?;
+            check_reversal_needs(leg)?;
             // NetApp's recipe disables the source's *protection* schedules. The replication schedule stays on
             // (the admission webhook refuses a disabled one): the reverse resync removes it with the rest of the
             // new destination's schedules.
@@ -1213,14 +1227,14 @@ fn reverse(
                 .find(|s| s.enabled() && !s.is_replication())
             {
                 return Ok(Progress::Step(Step::Act(Action::DisableSchedule {
-                    cluster: src,
+                    cluster: leg.src,
                     namespace: schedule.namespace.clone(),
                     name: schedule.name.clone(),
                 })));
             }
             let Some(snapshot) = snapshot else {
                 return Ok(Progress::Step(Step::Act(Action::CreateSnapshot {
-                    cluster: src,
+                    cluster: leg.src,
                     namespace: source_ns,
                     name: shutdown,
                     application: source_app,
@@ -1246,7 +1260,7 @@ fn reverse(
                 basename,
             ) else {
                 return Ok(Progress::Step(Step::Wait(WaitFor::SnapshotCompleted {
-                    cluster: src,
+                    cluster: leg.src,
                     namespace: snapshot.namespace.clone(),
                     name: snapshot.name.clone(),
                     shutdown: true,
@@ -1262,11 +1276,11 @@ fn reverse(
             })));
         }
     }
-    match reverse_resync(observed, record, dst, src, reversed)? {
+    match reverse_resync(leg)? {
         Progress::Step(step) => Ok(Progress::Step(step)),
         Progress::Finished => {
             // Enable the protection schedules of the new source (`dst`), saved when it was a destination.
-            let new_source = state(observed, dst, operation)?;
+            let new_source = state(observed, leg.dst, operation)?;
             let names: Vec<String> = new_source
                 .saved_schedules
                 .schedules
@@ -1275,7 +1289,7 @@ fn reverse(
                 .collect();
             if !names.is_empty() {
                 return Ok(Progress::Step(Step::Act(Action::RestoreSchedules {
-                    cluster: dst,
+                    cluster: leg.dst,
                     names,
                 })));
             }
@@ -1284,17 +1298,24 @@ fn reverse(
     }
 }
 
-fn plan_reverse(observed: &Observed, record: &OperationRecord, d0: ClusterKey, s0: ClusterKey) -> Plan {
-    Ok(reverse(observed, record, d0, s0, false)?.or_done(
-        observed,
-        s0,
+fn plan_reverse(recorded: Leg<'_>) -> Plan {
+    Ok(reverse(recorded)?.or_done(
+        recorded.observed,
+        recorded.src,
         "is reversed: the former destination is now the source",
     ))
 }
 
 /// Fail back: reverse resync (keeping what was written during the failover), then reverse direction. Never a
 /// plain resync, which would discard it.
-fn plan_failback(observed: &Observed, record: &OperationRecord, d0: ClusterKey, s0: ClusterKey) -> Plan {
+fn plan_failback(recorded: Leg<'_>) -> Plan {
+    let Leg {
+        observed,
+        record,
+        dst: d0,
+        src: s0,
+        ..
+    } = recorded;
     let name = &observed.relationship;
     let d0_state = state(observed, d0, "failback")?;
     // The swap of the second half runs on d0's application: its ShutdownSnapshot marks that we got there.
@@ -1329,7 +1350,7 @@ fn plan_failback(observed: &Observed, record: &OperationRecord, d0: ClusterKey, 
         });
     }
     if first_half {
-        return match reverse_resync(observed, record, d0, s0, false)? {
+        return match reverse_resync(recorded)? {
             Progress::Step(step) => Ok(step),
             Progress::Finished => unreachable_finished(name),
         };
@@ -1339,12 +1360,12 @@ fn plan_failback(observed: &Observed, record: &OperationRecord, d0: ClusterKey, 
         && !second_half
     {
         // First half finishing: the AMR replicates d0 → s0 until it is Established.
-        if let Progress::Step(step) = reverse_resync(observed, record, d0, s0, false)? {
+        if let Progress::Step(step) = reverse_resync(recorded)? {
             return Ok(step);
         }
     }
     // Second half: a planned swap of the reversed relationship (AMR on s0, replicating from d0) back to d0.
-    Ok(reverse(observed, record, s0, d0, true)?.or_done(
+    Ok(reverse(recorded.opposite())?.or_done(
         observed,
         d0,
         "is failed back: the original source is the source again",

@@ -657,14 +657,13 @@ mod tests {
         }
     }
 
+    /// An AMR replicating every five minutes, with no transferred snapshot noted.
+    fn amr_every_5_minutes(desired: DesiredState, state: &str, transfer_ago: Option<i64>) -> AmrView {
+        amr(Some(desired), state, Some(EVERY_5_MINUTES), transfer_ago, None)
+    }
+
     fn established(transfer_ago: Option<i64>) -> AmrView {
-        amr(
-            Some(DesiredState::Established),
-            "Established",
-            Some(EVERY_5_MINUTES),
-            transfer_ago,
-            None,
-        )
+        amr_every_5_minutes(DesiredState::Established, "Established", transfer_ago)
     }
 
     #[test]
@@ -788,13 +787,7 @@ mod tests {
             ),
             (
                 "establishing, first transfer pending",
-                amr(
-                    Some(DesiredState::Established),
-                    "Establishing",
-                    Some(EVERY_5_MINUTES),
-                    None,
-                    None,
-                ),
+                amr_every_5_minutes(DesiredState::Established, "Establishing", None),
                 Rpo::Unknown,
                 StatePhase::Establishing,
                 vec![
@@ -806,13 +799,7 @@ mod tests {
             ),
             (
                 "no state at all",
-                amr(
-                    Some(DesiredState::Established),
-                    "",
-                    Some(EVERY_5_MINUTES),
-                    None,
-                    None,
-                ),
+                amr_every_5_minutes(DesiredState::Established, "", None),
                 Rpo::Unknown,
                 StatePhase::Other,
                 vec![P::NotEstablished { state: "".into() }, P::NoTransfer],
@@ -843,39 +830,21 @@ mod tests {
             ),
             (
                 "failed over, long ago: no RPO to keep",
-                amr(
-                    Some(DesiredState::Promoted),
-                    "Promoted",
-                    Some(EVERY_5_MINUTES),
-                    Some(86_400),
-                    None,
-                ),
+                amr_every_5_minutes(DesiredState::Promoted, "Promoted", Some(86_400)),
                 Rpo::NotReplicating,
                 StatePhase::Promoted,
                 vec![P::FailedOver],
             ),
             (
                 "promoting",
-                amr(
-                    Some(DesiredState::Promoted),
-                    "Promoting",
-                    Some(EVERY_5_MINUTES),
-                    Some(30),
-                    None,
-                ),
+                amr_every_5_minutes(DesiredState::Promoted, "Promoting", Some(30)),
                 Rpo::NotReplicating,
                 StatePhase::Promoting,
                 vec![P::FailedOver],
             ),
             (
                 "resync under way after a failover: behind until the next transfer",
-                amr(
-                    Some(DesiredState::Established),
-                    "Promoted",
-                    Some(EVERY_5_MINUTES),
-                    Some(7_200),
-                    None,
-                ),
+                amr_every_5_minutes(DesiredState::Established, "Promoted", Some(7_200)),
                 Rpo::Behind,
                 StatePhase::Promoted,
                 vec![
@@ -950,13 +919,7 @@ mod tests {
             established(Some(60)),
             established(Some(900)),
             established(None),
-            amr(
-                Some(DesiredState::Promoted),
-                "Promoted",
-                Some(EVERY_5_MINUTES),
-                Some(900),
-                None,
-            ),
+            amr_every_5_minutes(DesiredState::Promoted, "Promoted", Some(900)),
         ] {
             let replication = replication_health(&view, now);
             let status = status_view(&observed_with(view, true), now);

@@ -158,31 +158,30 @@ pub(crate) fn find_rustls_error<'a>(
 mod tests {
     use super::*;
 
+    /// How `client_config` refuses to trust the CA file at `path`, as shown.
+    fn ca_file_refusal(path: PathBuf) -> String {
+        let options = TlsOptions {
+            ca_files: vec![path],
+            ..TlsOptions::default()
+        };
+        client_config(&options).unwrap_err().to_string()
+    }
+
     #[test]
     fn a_ca_file_without_certificates_is_refused_with_its_path() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ca.pem");
         std::fs::write(&path, "not a certificate\n").unwrap();
-        let options = TlsOptions {
-            ca_files: vec![path.clone()],
-            ..TlsOptions::default()
-        };
-        let text = client_config(&options).unwrap_err().to_string();
+        let text = ca_file_refusal(path.clone());
         assert!(text.contains(&path.display().to_string()), "{text}");
         assert!(text.contains("no PEM CERTIFICATE"), "{text}");
     }
 
     #[test]
     fn a_missing_ca_file_is_refused() {
-        let options = TlsOptions {
-            ca_files: vec!["/nonexistent/ca.pem".into()],
-            ..TlsOptions::default()
-        };
-        let text = client_config(&options).unwrap_err().to_string();
-        assert!(
-            text.contains("/nonexistent/ca.pem") && text.contains("cannot read"),
-            "{text}"
-        );
+        let text = ca_file_refusal("/nonexistent/ca.pem".into());
+        assert!(text.contains("/nonexistent/ca.pem"), "{text}");
+        assert!(text.contains("cannot read"), "{text}");
     }
 
     #[test]

@@ -609,6 +609,11 @@ mod tests {
         check_preconditions(relationship, &path(source), &path("svm2:dst"), force)
     }
 
+    /// What `check` refuses with; a pass fails the test.
+    fn refusal(relationship: &Relationship, source: &str, force: bool) -> OntapError {
+        check(relationship, source, force).expect_err("the check should refuse")
+    }
+
     #[test]
     fn healthy_snapmirrored_relationship_passes() {
         let r = relationship("snapmirrored", Some(true), &[]);
@@ -619,7 +624,7 @@ mod tests {
     fn source_mismatch_is_refused_even_with_force() {
         let r = relationship("snapmirrored", Some(true), &[]);
         for force in [false, true] {
-            let error = check(&r, "svm1:other", force).unwrap_err();
+            let error = refusal(&r, "svm1:other", force);
             assert!(
                 matches!(&error, OntapError::SourceMismatch { actual, .. } if actual == "svm1:src"),
                 "{error}"
@@ -627,10 +632,8 @@ mod tests {
         }
         let mut no_source = r.clone();
         no_source.source = None;
-        assert!(matches!(
-            check(&no_source, "svm1:src", false),
-            Err(OntapError::SourceMismatch { .. })
-        ));
+        let error = refusal(&no_source, "svm1:src", false);
+        assert!(matches!(error, OntapError::SourceMismatch { .. }), "{error}");
     }
 
     #[test]
@@ -646,7 +649,7 @@ mod tests {
         ] {
             let r = relationship(state, Some(true), &[]);
             for force in [false, true] {
-                let error = check(&r, "svm1:src", force).unwrap_err();
+                let error = refusal(&r, "svm1:src", force);
                 assert!(
                     matches!(&error, OntapError::NotSnapmirrored { state: s, .. } if s == state),
                     "{state}: {error}"
@@ -655,10 +658,8 @@ mod tests {
         }
         let mut no_state = relationship("snapmirrored", Some(true), &[]);
         no_state.state = None;
-        assert!(matches!(
-            check(&no_state, "svm1:src", false),
-            Err(OntapError::NotSnapmirrored { .. })
-        ));
+        let error = refusal(&no_state, "svm1:src", false);
+        assert!(matches!(error, OntapError::NotSnapmirrored { .. }), "{error}");
     }
 
     #[test]
@@ -668,7 +669,7 @@ mod tests {
             Some(false),
             &[("6619546", "Transfer failed."), ("1", "Lagging.")],
         );
-        match check(&r, "svm1:src", false).unwrap_err() {
+        match refusal(&r, "svm1:src", false) {
             OntapError::Unhealthy { reasons, .. } => assert_eq!(reasons.len(), 2),
             other => panic!("expected Unhealthy, got {other}"),
         }
@@ -680,10 +681,8 @@ mod tests {
     #[test]
     fn unknown_health_counts_as_unhealthy() {
         let r = relationship("snapmirrored", None, &[]);
-        assert!(matches!(
-            check(&r, "svm1:src", false),
-            Err(OntapError::Unhealthy { .. })
-        ));
+        let error = refusal(&r, "svm1:src", false);
+        assert!(matches!(error, OntapError::Unhealthy { .. }), "{error}");
         let forced = check(&r, "svm1:src", true).unwrap();
         assert_eq!(
             forced.forced_past[0].message.as_deref(),
@@ -844,13 +843,9 @@ mod tests {
     fn order_of_checks_source_then_state_then_health() {
         // A broken-off, unhealthy relationship from another source reports the source first.
         let r = relationship("broken_off", Some(false), &[("1", "x")]);
-        assert!(matches!(
-            check(&r, "svm9:src", false),
-            Err(OntapError::SourceMismatch { .. })
-        ));
-        assert!(matches!(
-            check(&r, "svm1:src", true),
-            Err(OntapError::NotSnapmirrored { .. })
-        ));
+        let error = refusal(&r, "svm9:src", false);
+        assert!(matches!(error, OntapError::SourceMismatch { .. }), "{error}");
+        let error = refusal(&r, "svm1:src", true);
+        assert!(matches!(error, OntapError::NotSnapmirrored { .. }), "{error}");
     }
 }

@@ -117,12 +117,7 @@ fn check_list(
     };
     for (i, entry) in entries.iter().enumerate() {
         let entry_path = format!("{path}[{i}]");
-        if !entry.is_object() {
-            report.push(
-                &entry_path,
-                format!("must be an object, got {}", describe(entry)),
-                format!("write {example}"),
-            );
+        if !report.require_object(&entry_path, entry, format!("write {example}")) {
             continue;
         }
         if let Some(name) = report::required_string(

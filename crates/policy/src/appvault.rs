@@ -97,12 +97,11 @@ fn check_provider_config(report: &mut Report, spec: &Json<'_>, provider_type: &s
         );
         return;
     };
-    if !config.is_object() {
-        report.push(
-            path,
-            format!("must be an object, got {}", describe(config)),
-            format!("add spec.providerConfig.{block} with {example}"),
-        );
+    if !report.require_object(
+        path,
+        config,
+        format!("add spec.providerConfig.{block} with {example}"),
+    ) {
         return;
     }
     let Some(settings) = child(config, block) else {
@@ -123,12 +122,7 @@ fn check_provider_config(report: &mut Report, spec: &Json<'_>, provider_type: &s
         );
         return;
     };
-    if !settings.is_object() {
-        report.push(
-            &block_path,
-            format!("must be an object, got {}", describe(settings)),
-            format!("write {example}"),
-        );
+    if !report.require_object(&block_path, settings, format!("write {example}")) {
         return;
     }
     for key in required {

@@ -250,26 +250,20 @@ impl RecurrenceRule {
                 )),
             }
         }
-        let dtstart = match dtstart_line {
-            Some(line) => parse_dtstart(line, &mut problems),
-            None => {
-                problems.push(Problem::new(
-                    "has no DTSTART line",
-                    "start the rule with a UTC start time such as DTSTART:20220101T000200Z",
-                ));
-                None
-            }
-        };
-        let rrule = match rrule_line {
-            Some(line) => parse_rrule(line, &mut problems),
-            None => {
-                problems.push(Problem::new(
-                    "has no RRULE line",
-                    "add a second line such as RRULE:FREQ=MINUTELY;INTERVAL=5",
-                ));
-                None
-            }
-        };
+        if dtstart_line.is_none() {
+            problems.push(Problem::new(
+                "has no DTSTART line",
+                "start the rule with a UTC start time such as DTSTART:20220101T000200Z",
+            ));
+        }
+        let dtstart = dtstart_line.and_then(|line| parse_dtstart(line, &mut problems));
+        if rrule_line.is_none() {
+            problems.push(Problem::new(
+                "has no RRULE line",
+                "add a second line such as RRULE:FREQ=MINUTELY;INTERVAL=5",
+            ));
+        }
+        let rrule = rrule_line.and_then(|line| parse_rrule(line, &mut problems));
         match (dtstart, rrule, problems.is_empty()) {
             (Some(dtstart), Some((frequency, interval, interval_given, other_parts)), true) => Ok(Self {
                 dtstart,

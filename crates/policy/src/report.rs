@@ -20,6 +20,15 @@ impl Report {
             fix: fix.into(),
         });
     }
+
+    /// Whether `value` is an object; if not, a violation at `path` saying what it is instead. The caller skips
+    /// what it would have read inside.
+    pub(crate) fn require_object(&mut self, path: &str, value: &Json<'_>, fix: impl Into<String>) -> bool {
+        if !value.is_object() {
+            self.push(path, format!("must be an object, got {}", describe(value)), fix);
+        }
+        value.is_object()
+    }
 }
 
 /// A child of an object. JSON `null` counts as absent: `kubectl apply` of `field:` with no value sends null,

@@ -673,6 +673,11 @@ mod tests {
         retry: Duration::from_secs(1),
     };
 
+    /// The step decided for `o` with the test [`DELAYS`].
+    fn next_step(o: &Observation, profile: Profile) -> Step {
+        decide(o, &DELAYS, profile)
+    }
+
     fn observation(desired: DesiredState, state: &str) -> Observation {
         Observation {
             desired: Some(desired),
@@ -775,62 +780,70 @@ mod tests {
     #[test]
     fn establish_path() {
         use DesiredState::Established;
-        assert_eq!(
-            decide(&observation(Established, ""), &DELAYS, Documented),
-            Step::Enter("Establishing")
-        );
-        assert_eq!(
-            decide(&observation(Established, "Promoting"), &DELAYS, Documented),
-            Step::Enter("Establishing")
-        );
-        let blocked = Observation {
-            missing: vec!["a".into(), "b".into()],
-            ..observation(Established, "Establishing")
-        };
-        assert_eq!(
-            decide(&blocked, &DELAYS, Documented),
-            Step::Blocked(Blocker::Prerequisites("a; b".into()))
-        );
-        let early = Observation {
-            in_phase_for: Duration::from_millis(50),
-            ..observation(Established, "Establishing")
-        };
-        assert_eq!(
-            decide(&early, &DELAYS, Documented),
-            Step::Wait(Duration::from_millis(150))
-        );
-        assert_eq!(
-            decide(&observation(Established, "Establishing"), &DELAYS, Documented),
-            Step::Establish
-        );
-        let stalled = Observation {
-            stalls: Stalls {
-                establish: true,
-                ..Default::default()
-            },
-            ..observation(Established, "Establishing")
-        };
-        assert_eq!(decide(&stalled, &DELAYS, Documented), Step::Idle);
+        let establishing = || observation(Established, "Establishing");
+        let cases = [
+            (
+                "no state yet",
+                observation(Established, ""),
+                Step::Enter("Establishing"),
+            ),
+            (
+                "from Promoting",
+                observation(Established, "Promoting"),
+                Step::Enter("Establishing"),
+            ),
+            (
+                "prerequisites missing",
+                Observation {
+                    missing: vec!["a".into(), "b".into()],
+                    ..establishing()
+                },
+                Step::Blocked(Blocker::Prerequisites("a; b".into())),
+            ),
+            (
+                "before its delay",
+                Observation {
+                    in_phase_for: Duration::from_millis(50),
+                    ..establishing()
+                },
+                Step::Wait(Duration::from_millis(150)),
+            ),
+            ("after its delay", establishing(), Step::Establish),
+            (
+                "stalled",
+                Observation {
+                    stalls: Stalls {
+                        establish: true,
+                        ..Default::default()
+                    },
+                    ..establishing()
+                },
+                Step::Idle,
+            ),
+        ];
+        for (case, o, expected) in cases {
+            assert_eq!(next_step(&o, Documented), expected, "{case}");
+        }
     }
 
     #[test]
     fn transfers_at_each_recurrence_while_established() {
         use DesiredState::Established;
         assert_eq!(
-            decide(&observation(Established, "Established"), &DELAYS, Documented),
+            next_step(&observation(Established, "Established"), Documented),
             Step::Wait(Duration::from_secs(2))
         );
         let due = Observation {
             transfer: TransferClock::Due,
             ..observation(Established, "Established")
         };
-        assert_eq!(decide(&due, &DELAYS, Documented), Step::Transfer);
+        assert_eq!(next_step(&due, Documented), Step::Transfer);
         let unreachable = Observation {
             source_reachable: Err("refused".into()),
             ..due.clone()
         };
         assert_eq!(
-            decide(&unreachable, &DELAYS, Documented),
+            next_step(&unreachable, Documented),
             Step::Blocked(Blocker::Transfer(
                 "transfer skipped, cannot reach the source cluster: refused".into()
             ))
@@ -842,7 +855,7 @@ mod tests {
             },
             ..due
         };
-        assert_eq!(decide(&stalled, &DELAYS, Documented), Step::Idle);
+        assert_eq!(next_step(&stalled, Documented), Step::Idle);
     }
 
     #[test]
@@ -850,85 +863,86 @@ mod tests {
         use DesiredState::Promoted;
         for from in ["", "Establishing", "Established"] {
             assert_eq!(
-                decide(&observation(Promoted, from), &DELAYS, Documented),
+                next_step(&observation(Promoted, from), Documented),
                 Step::Enter("Promoting"),
                 "{from}"
             );
         }
-        let unreachable = Observation {
-            source_reachable: Err("refused".into()),
-            missing: vec!["cannot reach".into()],
-            ..observation(Promoted, "Promoting")
-        };
-        assert_eq!(
-            decide(&unreachable, &DELAYS, Documented),
-            Step::Promote,
-            "failover with the source down"
-        );
-        let early = Observation {
-            in_phase_for: Duration::from_millis(100),
-            ..observation(Promoted, "Promoting")
-        };
-        assert_eq!(
-            decide(&early, &DELAYS, Documented),
-            Step::Wait(Duration::from_millis(200))
-        );
-        let not_found = Observation {
-            promoted_snapshot: PromotedSnapshot::NotFound {
-                basename: "2025_x_uid".into(),
-            },
-            ..observation(Promoted, "Promoting")
-        };
-        assert_eq!(
-            decide(&not_found, &DELAYS, Documented),
-            Step::Blocked(Blocker::PromotedSnapshot(
-                "promotedSnapshot \"2025_x_uid\": no ShutdownSnapshot on the source cluster has an \
-                 appArchivePath with that basename"
-                    .into()
-            ))
-        );
+        let promoting = || observation(Promoted, "Promoting");
+        let cases = [
+            (
+                "failover with the source down",
+                Observation {
+                    source_reachable: Err("refused".into()),
+                    missing: vec!["cannot reach".into()],
+                    ..promoting()
+                },
+                Step::Promote,
+            ),
+            (
+                "before its delay",
+                Observation {
+                    in_phase_for: Duration::from_millis(100),
+                    ..promoting()
+                },
+                Step::Wait(Duration::from_millis(200)),
+            ),
+            (
+                "promoted snapshot not found",
+                Observation {
+                    promoted_snapshot: PromotedSnapshot::NotFound {
+                        basename: "2025_x_uid".into(),
+                    },
+                    ..promoting()
+                },
+                Step::Blocked(Blocker::PromotedSnapshot(
+                    "promotedSnapshot \"2025_x_uid\": no ShutdownSnapshot on the source cluster has an \
+                     appArchivePath with that basename"
+                        .into(),
+                )),
+            ),
+            (
+                "promoted snapshot found",
+                Observation {
+                    promoted_snapshot: PromotedSnapshot::Found {
+                        name: "shutdown".into(),
+                        completion: None,
+                    },
+                    ..promoting()
+                },
+                Step::Promote,
+            ),
+            (
+                "stuck in Promoting",
+                Observation {
+                    stalls: Stalls {
+                        promote: true,
+                        ..Default::default()
+                    },
+                    ..promoting()
+                },
+                Step::Idle,
+            ),
+            ("already promoted", observation(Promoted, "Promoted"), Step::Idle),
+        ];
+        for (case, o, expected) in cases {
+            assert_eq!(next_step(&o, Documented), expected, "{case}");
+        }
         let unverifiable = Observation {
             promoted_snapshot: PromotedSnapshot::Unverifiable {
                 basename: "b".into(),
                 reason: "refused".into(),
             },
-            ..observation(Promoted, "Promoting")
+            ..promoting()
         };
-        assert!(matches!(
-            decide(&unverifiable, &DELAYS, Documented),
-            Step::Blocked(_)
-        ));
-        let found = Observation {
-            promoted_snapshot: PromotedSnapshot::Found {
-                name: "shutdown".into(),
-                completion: None,
-            },
-            ..observation(Promoted, "Promoting")
-        };
-        assert_eq!(decide(&found, &DELAYS, Documented), Step::Promote);
-        let stalled = Observation {
-            stalls: Stalls {
-                promote: true,
-                ..Default::default()
-            },
-            ..observation(Promoted, "Promoting")
-        };
-        assert_eq!(
-            decide(&stalled, &DELAYS, Documented),
-            Step::Idle,
-            "stuck in Promoting"
-        );
-        assert_eq!(
-            decide(&observation(Promoted, "Promoted"), &DELAYS, Documented),
-            Step::Idle
-        );
+        assert!(matches!(next_step(&unverifiable, Documented), Step::Blocked(_)));
     }
 
     #[test]
     fn resync_after_its_delay() {
         use DesiredState::Established;
         assert_eq!(
-            decide(&observation(Established, "Promoted"), &DELAYS, Documented),
+            next_step(&observation(Established, "Promoted"), Documented),
             Step::Resync
         );
         let early = Observation {
@@ -936,16 +950,15 @@ mod tests {
             ..observation(Established, "Promoted")
         };
         assert_eq!(
-            decide(&early, &DELAYS, Documented),
+            next_step(&early, Documented),
             Step::Wait(Duration::from_millis(60))
         );
         assert_eq!(
-            decide(
+            next_step(
                 &Observation {
                     desired: None,
                     ..early
                 },
-                &DELAYS,
                 Documented
             ),
             Step::Idle
@@ -1088,7 +1101,7 @@ mod tests {
     fn the_variant_waits_in_pending_while_something_is_missing() {
         use DesiredState::Established;
         assert_eq!(
-            decide(&observation(Established, ""), &DELAYS, Variant),
+            next_step(&observation(Established, ""), Variant),
             Step::Enter("Pending")
         );
         let missing = |state| Observation {
@@ -1096,24 +1109,24 @@ mod tests {
             ..observation(Established, state)
         };
         assert_eq!(
-            decide(&missing("Pending"), &DELAYS, Variant),
+            next_step(&missing("Pending"), Variant),
             Step::Blocked(Blocker::Prerequisites("a".into()))
         );
         assert_eq!(
-            decide(&missing("Establishing"), &DELAYS, Variant),
+            next_step(&missing("Establishing"), Variant),
             Step::Enter("Pending"),
             "back to Pending when a prerequisite goes"
         );
         assert_eq!(
-            decide(&missing("Establishing"), &DELAYS, Documented),
+            next_step(&missing("Establishing"), Documented),
             Step::Blocked(Blocker::Prerequisites("a".into()))
         );
         assert_eq!(
-            decide(&observation(Established, "Pending"), &DELAYS, Variant),
+            next_step(&observation(Established, "Pending"), Variant),
             Step::Enter("Establishing")
         );
         assert_eq!(
-            decide(&observation(Established, "Establishing"), &DELAYS, Variant),
+            next_step(&observation(Established, "Establishing"), Variant),
             Step::Establish
         );
     }
@@ -1127,15 +1140,15 @@ mod tests {
             ..observation(Established, "Promoted")
         };
         assert_eq!(
-            decide(&down, &DELAYS, Variant),
+            next_step(&down, Variant),
             Step::Blocked(Blocker::Prerequisites(
                 "cannot reach source cluster \"source\"".into()
             )),
             "nothing is discarded without the source"
         );
-        assert_eq!(decide(&down, &DELAYS, Documented), Step::Resync);
+        assert_eq!(next_step(&down, Documented), Step::Resync);
         assert_eq!(
-            decide(&observation(Established, "Promoted"), &DELAYS, Variant),
+            next_step(&observation(Established, "Promoted"), Variant),
             Step::Resync
         );
         let patch = status_patch(&Step::Resync, &inputs(), Variant).unwrap();
@@ -1162,7 +1175,7 @@ mod tests {
                     ..observation(desired, "Established")
                 };
                 assert_eq!(
-                    decide(&failing, &DELAYS, profile),
+                    next_step(&failing, profile),
                     Step::Fail("SnapMirror relationship broken".into())
                 );
             }
@@ -1180,11 +1193,11 @@ mod tests {
             assert_eq!(status_patch(&step, &again, profile), None, "{profile}");
             // Recovered: the relationship carries on from its failure state.
             assert_eq!(
-                decide(&observation(Established, spelling), &DELAYS, profile),
+                next_step(&observation(Established, spelling), profile),
                 Step::Enter(profile.establish_entry_state())
             );
             assert_eq!(
-                decide(&observation(Promoted, spelling), &DELAYS, profile),
+                next_step(&observation(Promoted, spelling), profile),
                 Step::Enter("Promoting")
             );
         }
@@ -1238,7 +1251,7 @@ mod tests {
             ..observation(Promoted, "Promoted")
         };
         assert_eq!(
-            decide(&missing_app, &DELAYS, Variant),
+            next_step(&missing_app, Variant),
             Step::Wait(Duration::from_millis(200)),
             "the Application follows promote_delay after Promoted"
         );
@@ -1246,10 +1259,10 @@ mod tests {
             in_phase_for: DELAYS.promote,
             ..missing_app.clone()
         };
-        assert_eq!(decide(&later, &DELAYS, Variant), Step::CreateApplication);
+        assert_eq!(next_step(&later, Variant), Step::CreateApplication);
         assert_eq!(status_patch(&Step::CreateApplication, &inputs(), Variant), None);
         assert_eq!(
-            decide(&later, &DELAYS, Documented),
+            next_step(&later, Documented),
             Step::Idle,
             "documented: created before Promoted, never again"
         );
@@ -1257,7 +1270,7 @@ mod tests {
             destination_application_exists: true,
             ..later
         };
-        assert_eq!(decide(&there, &DELAYS, Variant), Step::Idle);
+        assert_eq!(next_step(&there, Variant), Step::Idle);
     }
 
     #[test]

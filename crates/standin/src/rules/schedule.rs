@@ -154,13 +154,22 @@ mod tests {
         text.parse().unwrap()
     }
 
+    fn period(s: &ScheduleSpec) -> Duration {
+        cadence(s).unwrap().period()
+    }
+
+    /// The occurrence of `s`'s cadence that is the latest one at `at`.
+    fn occurrence_at(s: &ScheduleSpec, at: &str) -> Timestamp {
+        let c = cadence(s).unwrap();
+        c.occurrence(c.index_at(ts(at)))
+    }
+
     #[test]
     fn custom_schedules_follow_their_recurrence_rule() {
         let mut s = spec(Granularity::Custom);
         s.recurrence_rule = Some("DTSTART:20220101T000200Z\nRRULE:FREQ=MINUTELY;INTERVAL=5".into());
-        let c = cadence(&s).unwrap();
-        assert_eq!(c.period(), Duration::from_secs(300));
-        assert_eq!(c.occurrence(0), ts("2022-01-01T00:02:00Z"));
+        assert_eq!(period(&s), Duration::from_secs(300));
+        assert_eq!(cadence(&s).unwrap().occurrence(0), ts("2022-01-01T00:02:00Z"));
         s.recurrence_rule = Some("RRULE:FREQ=MINUTELY".into());
         assert!(cadence(&s).unwrap_err().contains("DTSTART"), "{:?}", cadence(&s));
         s.recurrence_rule = None;
@@ -171,34 +180,30 @@ mod tests {
     fn other_granularities_are_approximated_by_their_period() {
         let mut hourly = spec(Granularity::Hourly);
         hourly.minute = Some("15".into());
-        let c = cadence(&hourly).unwrap();
-        assert_eq!(c.period(), Duration::from_secs(3600));
+        assert_eq!(period(&hourly), Duration::from_secs(3600));
         assert_eq!(
-            c.occurrence(c.index_at(ts("2025-03-03T10:20:00Z"))),
+            occurrence_at(&hourly, "2025-03-03T10:20:00Z"),
             ts("2025-03-03T10:15:00Z")
         );
 
         let mut daily = spec(Granularity::Daily);
         daily.hour = Some("2".into());
         daily.minute = Some("30".into());
-        let c = cadence(&daily).unwrap();
         assert_eq!(
-            c.occurrence(c.index_at(ts("2025-03-03T10:20:00Z"))),
+            occurrence_at(&daily, "2025-03-03T10:20:00Z"),
             ts("2025-03-03T02:30:00Z")
         );
 
         let mut weekly = spec(Granularity::Weekly);
         weekly.day_of_week = Some("1".into()); // Monday
-        let c = cadence(&weekly).unwrap();
         // 2025-03-05 is a Wednesday; the Monday before is 2025-03-03.
         assert_eq!(
-            c.occurrence(c.index_at(ts("2025-03-05T10:00:00Z"))),
+            occurrence_at(&weekly, "2025-03-05T10:00:00Z"),
             ts("2025-03-03T00:00:00Z")
         );
 
-        let monthly = spec(Granularity::Monthly);
         assert_eq!(
-            cadence(&monthly).unwrap().period(),
+            period(&spec(Granularity::Monthly)),
             Duration::from_secs(30 * 86_400)
         );
 

@@ -213,6 +213,14 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A string or null (`None`).
+    fn optional_string(&mut self) -> Option<Option<Cow<'a, str>>> {
+        if self.null()? {
+            return Some(None);
+        }
+        self.string().map(Some)
+    }
+
     /// Any value, checked and not built.
     fn skip(&mut self) -> Option<()> {
         match self.peek()? {
@@ -329,14 +337,7 @@ impl<'a> Reader<'a> {
             "kind" => once(&mut kind, reader.kind()?),
             "resource" => once(&mut resource, reader.resource()?),
             "name" => once(&mut name, reader.string()?),
-            "namespace" => {
-                let value = if reader.null()? {
-                    None
-                } else {
-                    Some(reader.string()?)
-                };
-                once(&mut namespace, value)
-            }
+            "namespace" => once(&mut namespace, reader.optional_string()?),
             "operation" => once(&mut operation, reader.operation()?),
             "userInfo" => once(&mut user_info, reader.user()?),
             "object" => once(&mut object, reader.rule_object()?),
@@ -396,14 +397,7 @@ impl<'a> Reader<'a> {
     fn user(&mut self) -> Option<ReviewUser<'a>> {
         let mut username = None;
         self.object(|reader, key| match key.as_ref() {
-            "username" => {
-                let value = if reader.null()? {
-                    None
-                } else {
-                    Some(reader.string()?)
-                };
-                once(&mut username, value)
-            }
+            "username" => once(&mut username, reader.optional_string()?),
             _ => reader.skip(),
         })?;
         Some(ReviewUser {
@@ -441,11 +435,7 @@ impl<'a> Reader<'a> {
             let value = match key.as_ref() {
                 "name" | "namespace" | "generateName" => {
                     reader.count()?;
-                    if reader.null()? {
-                        Json::Null
-                    } else {
-                        Json::String(reader.string()?)
-                    }
+                    reader.optional_string()?.map_or(Json::Null, Json::String)
                 }
                 "labels" | "annotations" => reader.string_map()?,
                 "deletionTimestamp" => reader.counted()?,

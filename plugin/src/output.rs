@@ -12,19 +12,13 @@ use serde::Serialize;
 use crate::args::OutputFormat;
 
 /// Where data goes.
+#[derive(educe::Educe)]
+#[educe(Debug)]
 pub struct Printer {
     format: OutputFormat,
+    #[educe(Debug(ignore))]
     out: Box<dyn Write + Send>,
     documents: usize,
-}
-
-impl std::fmt::Debug for Printer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Printer")
-            .field("format", &self.format)
-            .field("documents", &self.documents)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Printer {

@@ -98,7 +98,8 @@ pub type Confirm = Arc<dyn Fn(&[String]) -> Result<(), String> + Send + Sync>;
 pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
 
 /// How to run.
-#[derive(Clone)]
+#[derive(Clone, educe::Educe)]
+#[educe(Debug)]
 pub struct RunOptions {
     /// `-n`: where to look for the AMR first.
     pub namespace: Option<String>,
@@ -110,8 +111,10 @@ pub struct RunOptions {
     pub error_grace: Duration,
     /// Stop at the first wait (after acting) instead of following the operation to its end.
     pub no_wait: bool,
+    #[educe(Debug(ignore))]
     pub progress: ProgressFn,
     /// Asked before a run that needs a confirmation writes anything (`--yes`: a function answering true).
+    #[educe(Debug(ignore))]
     pub confirm: Confirm,
 }
 
@@ -126,18 +129,6 @@ impl Default for RunOptions {
             progress: Arc::new(|_| {}),
             confirm: Arc::new(|_| Err("nobody to ask".into())),
         }
-    }
-}
-
-impl std::fmt::Debug for RunOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunOptions")
-            .field("namespace", &self.namespace)
-            .field("dry_run", &self.dry_run)
-            .field("timeout", &self.timeout)
-            .field("error_grace", &self.error_grace)
-            .field("no_wait", &self.no_wait)
-            .finish_non_exhaustive()
     }
 }
 

@@ -71,23 +71,15 @@ impl WebhookOptions {
 
 /// The cluster a webhook serves: an admin client, its kubeconfig, and the context the webhook watches AMRs as
 /// (the webhook's own ServiceAccount).
-#[derive(Clone)]
+#[derive(Clone, educe::Educe)]
+#[educe(Debug)]
 pub struct WebhookTarget {
+    #[educe(Debug(ignore))]
     pub client: kube::Client,
     /// The admin context (names the files and messages).
     pub context: String,
     pub kubeconfig: PathBuf,
     pub watch_context: String,
-}
-
-impl std::fmt::Debug for WebhookTarget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebhookTarget")
-            .field("context", &self.context)
-            .field("kubeconfig", &self.kubeconfig)
-            .field("watch_context", &self.watch_context)
-            .finish_non_exhaustive()
-    }
 }
 
 /// A running webhook (killed on drop).

@@ -206,19 +206,14 @@ impl StandInConfig {
 }
 
 /// The stand-in controller for a pair of clusters.
-#[derive(Clone)]
+#[derive(Clone, educe::Educe)]
+#[educe(Debug)]
 pub struct StandIn {
+    #[educe(Debug(ignore))]
     source: kube::Client,
+    #[educe(Debug(ignore))]
     destination: kube::Client,
     config: StandInConfig,
-}
-
-impl std::fmt::Debug for StandIn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StandIn")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
 }
 
 impl StandIn {

@@ -329,12 +329,37 @@ pub(crate) struct Certs {
 /// A CA and a serving certificate for loopback, written into `dir/certs`: what `tprotect-webhook gen-certs --ip
 /// 127.0.0.1 --dns localhost` writes, made by the same library functions.
 pub(crate) fn gen_certs(dir: &Path) -> anyhow::Result<Certs> {
-    use tprotect_webhook::certs;
+    use clap::Parser;
+    use tprotect_webhook::{
+        certs,
+        config::{Cli, Command},
+    };
     let out = dir.join("certs");
-    let mut names = certs::service_dns_names("tprotect-webhook", "tprotect-system");
-    names.extend(["localhost".to_string(), "127.0.0.1".to_string()]);
-    let generated = certs::generate(&names, 365, k8s_openapi::jiff::Timestamp::now())?;
-    certs::write_files(&out, &generated)?;
+    // The command's own flags, parsed by its own definition: its defaults (service, namespace, validity)
+    // and how it composes the names stay the webhook's.
+    let cli = Cli::try_parse_from(
+        [
+            "tprotect-webhook",
+            "gen-certs",
+            "--ip",
+            "127.0.0.1",
+            "--dns",
+            "localhost",
+            "--out-dir",
+        ]
+        .map(std::ffi::OsString::from)
+        .into_iter()
+        .chain([out.clone().into_os_string()]),
+    )?;
+    let Command::GenCerts(args) = cli.command else {
+        unreachable!("parsed as gen-certs");
+    };
+    let generated = certs::generate(
+        &args.names(),
+        args.valid_days,
+        k8s_openapi::jiff::Timestamp::now(),
+    )?;
+    certs::write_files(&args.out_dir, &generated)?;
     Ok(Certs {
         ca: out.join(certs::CA_FILE),
         cert: out.join(certs::CERT_FILE),
@@ -1602,6 +1627,27 @@ const SECTION: Section = Section {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gen_certs_writes_a_pair_the_webhook_serves() {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = gen_certs(dir.path()).unwrap();
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let files = tprotect_webhook::tls::CertificateFiles {
+            cert: certs.cert.clone(),
+            key: certs.key.clone(),
+        };
+        tprotect_webhook::tls::ReloadingCertificate::load(
+            files,
+            std::sync::Arc::new(tprotect_webhook::Metrics::new()),
+        )
+        .unwrap();
+        assert!(
+            std::fs::read_to_string(&certs.ca)
+                .unwrap()
+                .contains("BEGIN CERTIFICATE")
+        );
+    }
 
     #[test]
     fn reads_an_oha_report() {

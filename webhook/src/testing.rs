@@ -3,6 +3,17 @@
 
 use serde_json::{Value, json};
 
+/// `tprotect-webhook gen-certs` for a webhook on loopback, registered by URL (followed by the output
+/// directory): what the benchmarks and the binary's tests serve with.
+pub const LOOPBACK_GEN_CERTS: [&str; 6] = [
+    "gen-certs",
+    "--ip",
+    "127.0.0.1",
+    "--dns",
+    "localhost",
+    "--out-dir",
+];
+
 /// A Trident protect recurrence rule: every 5 minutes since 2022.
 pub const RULE: &str = "DTSTART:20220101T000200Z\nRRULE:FREQ=MINUTELY;INTERVAL=5";
 

@@ -326,8 +326,9 @@ pub(crate) struct Certs {
     pub(crate) key: PathBuf,
 }
 
-/// A CA and a serving certificate for loopback, written into `dir/certs`: what `tprotect-webhook gen-certs --ip
-/// 127.0.0.1 --dns localhost` writes, made by the same library functions.
+/// A CA and a serving certificate for loopback, written into `dir/certs`: what `tprotect-webhook`
+/// [`LOOPBACK_GEN_CERTS`](tprotect_webhook::testing::LOOPBACK_GEN_CERTS) writes, made by the same library
+/// functions.
 pub(crate) fn gen_certs(dir: &Path) -> anyhow::Result<Certs> {
     use clap::Parser;
     use tprotect_webhook::{
@@ -338,18 +339,10 @@ pub(crate) fn gen_certs(dir: &Path) -> anyhow::Result<Certs> {
     // The command's own flags, parsed by its own definition: its defaults (service, namespace, validity)
     // and how it composes the names stay the webhook's.
     let cli = Cli::try_parse_from(
-        [
-            "tprotect-webhook",
-            "gen-certs",
-            "--ip",
-            "127.0.0.1",
-            "--dns",
-            "localhost",
-            "--out-dir",
-        ]
-        .map(std::ffi::OsString::from)
-        .into_iter()
-        .chain([out.clone().into_os_string()]),
+        std::iter::once("tprotect-webhook")
+            .chain(tprotect_webhook::testing::LOOPBACK_GEN_CERTS)
+            .map(std::ffi::OsString::from)
+            .chain([out.clone().into_os_string()]),
     )?;
     let Command::GenCerts(args) = cli.command else {
         unreachable!("parsed as gen-certs");

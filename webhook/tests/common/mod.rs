@@ -425,14 +425,7 @@ impl WebhookProcess {
         let dir = tempfile::tempdir().unwrap();
         let mut generated = Command::new(binary());
         generated
-            .args([
-                "gen-certs",
-                "--ip",
-                "127.0.0.1",
-                "--dns",
-                "localhost",
-                "--out-dir",
-            ])
+            .args(tprotect_webhook::testing::LOOPBACK_GEN_CERTS)
             .arg(dir.path())
             .env_clear();
         let ca_bundle = stdout_of(&mut generated);

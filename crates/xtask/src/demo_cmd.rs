@@ -268,17 +268,23 @@ mod tests {
 
     #[test]
     fn ticker_reports_while_a_step_runs_and_stops_with_it() {
-        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        let ticker = Ticker::with("building", Duration::from_millis(20), move |line| {
-            sink.lock().unwrap().push(line)
+        // A zero period: every wait for a tick times out at once, so lines come as fast as the thread runs and
+        // the test waits for lines, never for the clock. A bounded, lossy sink keeps the flood small.
+        let (sink, lines) = std::sync::mpsc::sync_channel(2);
+        let ticker = Ticker::with("building", Duration::ZERO, move |line| {
+            let _ = sink.try_send(line);
         });
-        std::thread::sleep(Duration::from_millis(110));
+        let first = lines.recv().unwrap();
+        let second = lines.recv().unwrap();
+        assert!(first.contains("building: still running ("), "{first}");
+        assert!(second.contains("building: still running ("), "{second}");
         drop(ticker);
-        let seen = lines.lock().unwrap().len();
-        assert!(seen >= 2, "{:?}", lines.lock().unwrap());
-        assert!(lines.lock().unwrap()[0].contains("building: still running ("));
-        std::thread::sleep(Duration::from_millis(60));
-        assert_eq!(lines.lock().unwrap().len(), seen, "no line after the step ended");
+        // Lines sent before it ended may still wait in the sink; after them, the sink must be closed.
+        lines.try_iter().for_each(drop);
+        assert_eq!(
+            lines.try_recv(),
+            Err(std::sync::mpsc::TryRecvError::Disconnected),
+            "no line after the step ended: the ticker's thread and its report are gone"
+        );
     }
 }

@@ -13,7 +13,7 @@ use crate::amr_metrics::{AmrCollector, Clock};
 use prometheus_client::{
     encoding::{EncodeLabelSet, EncodeLabelValue, text::encode},
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
-    registry::Registry,
+    registry::{Metric, Registry},
 };
 
 /// Upper bounds (seconds) of the handling-latency buckets: sub-millisecond resolution where an admission
@@ -92,6 +92,13 @@ fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
 }
 
+/// Registers `metric` as `name` and hands it back for [`Metrics`] to keep: the registry holds a clone, and
+/// clones of a metric share its value.
+fn register<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
@@ -104,92 +111,84 @@ impl Metrics {
         let amrs = Arc::new(AmrCollector::default());
         root.register_collector(Box::new(amrs.clone()));
         let registry = root.sub_registry_with_prefix("tprotect_webhook");
-        let requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
-            "admission_requests",
-            "Admission reviews answered, by endpoint, kind, operation and whether the request was allowed",
-            requests.clone(),
-        );
-        let responses = Counter::<u64, AtomicU64>::default();
-        registry.register(
-            "admission_responses",
-            "Responses produced by the admission endpoints, whatever their HTTP status",
-            responses.clone(),
-        );
-        let denials = Family::<KindLabels, Counter>::default();
-        registry.register(
-            "denials",
-            "Admission requests denied by a validation rule",
-            denials.clone(),
-        );
-        let patches = Family::<KindLabels, Counter>::default();
-        registry.register(
-            "patches",
-            "Admission responses that carried a JSON Patch",
-            patches.clone(),
-        );
-        let rejected_requests = Family::<RejectLabels, Counter>::default();
-        registry.register(
-            "rejected_requests",
-            "HTTP requests refused before admission (malformed review, body too large)",
-            rejected_requests.clone(),
-        );
-        let latency =
-            Family::<EndpointLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> _);
-        registry.register(
-            "admission_duration_seconds",
-            "Time from a complete request body to a serialised response",
-            latency.clone(),
-        );
-        let in_flight = Gauge::<i64, AtomicI64>::default();
-        registry.register(
-            "in_flight_requests",
-            "Admission reviews being handled",
-            in_flight.clone(),
-        );
-        let certificate_reloads = Family::<ResultLabels, Counter>::default();
-        registry.register(
-            "certificate_reloads",
-            "Serving certificate changes seen on disk: loaded, or rejected (the previous one kept serving)",
-            certificate_reloads.clone(),
-        );
-        let amr_cache = CacheGauges::default();
-        registry.register(
-            "amr_cache_synced",
-            "1 once the AppMirrorRelationship cache has completed its first list",
-            amr_cache.synced.clone(),
-        );
-        registry.register(
-            "amr_cache_objects",
-            "AppMirrorRelationships in the watch-fed cache",
-            amr_cache.objects.clone(),
-        );
-        let namespace_mutations_without_cache = Counter::<u64, AtomicU64>::default();
-        registry.register(
-            "namespace_mutations_without_cache",
-            "Namespace mutations answered before the AppMirrorRelationship cache was synced",
-            namespace_mutations_without_cache.clone(),
-        );
-        let connections_closed = Family::<ConnectionLabels, Counter>::default();
-        registry.register(
-            "connections_closed",
-            "HTTPS connections the server closed on its own: over the connection limit, or out of time",
-            connections_closed.clone(),
-        );
         Self {
+            requests: register(
+                registry,
+                "admission_requests",
+                "Admission reviews answered, by endpoint, kind, operation and whether the request was allowed",
+                Family::default(),
+            ),
+            responses: register(
+                registry,
+                "admission_responses",
+                "Responses produced by the admission endpoints, whatever their HTTP status",
+                Counter::default(),
+            ),
+            denials: register(
+                registry,
+                "denials",
+                "Admission requests denied by a validation rule",
+                Family::default(),
+            ),
+            patches: register(
+                registry,
+                "patches",
+                "Admission responses that carried a JSON Patch",
+                Family::default(),
+            ),
+            rejected_requests: register(
+                registry,
+                "rejected_requests",
+                "HTTP requests refused before admission (malformed review, body too large)",
+                Family::default(),
+            ),
+            latency: register(
+                registry,
+                "admission_duration_seconds",
+                "Time from a complete request body to a serialised response",
+                Family::new_with_constructor(latency_histogram as fn() -> _),
+            ),
+            in_flight: register(
+                registry,
+                "in_flight_requests",
+                "Admission reviews being handled",
+                Gauge::default(),
+            ),
+            certificate_reloads: register(
+                registry,
+                "certificate_reloads",
+                "Serving certificate changes seen on disk: loaded, or rejected (the previous one kept serving)",
+                Family::default(),
+            ),
+            amr_cache: CacheGauges {
+                synced: register(
+                    registry,
+                    "amr_cache_synced",
+                    "1 once the AppMirrorRelationship cache has completed its first list",
+                    Gauge::default(),
+                ),
+                objects: register(
+                    registry,
+                    "amr_cache_objects",
+                    "AppMirrorRelationships in the watch-fed cache",
+                    Gauge::default(),
+                ),
+            },
+            namespace_mutations_without_cache: register(
+                registry,
+                "namespace_mutations_without_cache",
+                "Namespace mutations answered before the AppMirrorRelationship cache was synced",
+                Counter::default(),
+            ),
+            connections_closed: register(
+                registry,
+                "connections_closed",
+                "HTTPS connections the server closed on its own: over the connection limit, or out of time",
+                Family::default(),
+            ),
+            // Last: the registrations above borrow `root` through `registry`.
             registry: root,
             amrs,
-            requests,
-            responses,
-            denials,
-            patches,
-            rejected_requests,
-            latency,
-            in_flight,
-            certificate_reloads,
-            amr_cache,
-            namespace_mutations_without_cache,
-            connections_closed,
         }
     }
 

@@ -239,23 +239,6 @@ mod tests {
         let table = steps.table(Duration::from_secs(75));
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines.len(), 5, "{table}");
-        assert!(
-            lines[0].starts_with("STEP") && lines[0].ends_with("TIME"),
-            "{table}"
-        );
-        assert!(
-            lines[1].starts_with("build ") && lines[1].ends_with('s'),
-            "{table}"
-        );
-        assert!(lines[2].starts_with("1. set up replication"), "{table}");
-        assert!(
-            lines[3].starts_with("start the clusters") && lines[3].contains("FAILED after"),
-            "{table}"
-        );
-        assert!(
-            lines[4].starts_with("total") && lines[4].ends_with("1m15s"),
-            "{table}"
-        );
         // Aligned: every time starts in the same column.
         let column = lines[0].find("TIME").unwrap();
         assert!(
@@ -264,21 +247,46 @@ mod tests {
                 .all(|l| l.len() > column && l[..column].ends_with("  ")),
             "{table}"
         );
+        let (names, times): (Vec<&str>, Vec<&str>) = lines
+            .iter()
+            .map(|l| (l[..column].trim_end(), &l[column..]))
+            .unzip();
+        assert_eq!(
+            names,
+            [
+                "STEP",
+                "build",
+                "1. set up replication",
+                "start the clusters",
+                "total"
+            ],
+            "{table}"
+        );
+        assert_eq!(times[0], "TIME", "{table}");
+        assert!(times[1].ends_with('s'), "{table}");
+        assert!(times[3].starts_with("FAILED after"), "{table}");
+        assert_eq!(times[4], "1m15s", "{table}");
     }
 
     #[test]
     fn ticker_reports_while_a_step_runs_and_stops_with_it() {
-        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        let ticker = Ticker::with("building", Duration::from_millis(20), move |line| {
-            sink.lock().unwrap().push(line)
+        // A zero period: every wait for a tick times out at once, so lines come as fast as the thread runs and
+        // the test waits for lines, never for the clock. A bounded, lossy sink keeps the flood small.
+        let (sink, lines) = std::sync::mpsc::sync_channel(2);
+        let ticker = Ticker::with("building", Duration::ZERO, move |line| {
+            let _ = sink.try_send(line);
         });
-        std::thread::sleep(Duration::from_millis(110));
+        let first = lines.recv().unwrap();
+        let second = lines.recv().unwrap();
+        assert!(first.contains("building: still running ("), "{first}");
+        assert!(second.contains("building: still running ("), "{second}");
         drop(ticker);
-        let seen = lines.lock().unwrap().len();
-        assert!(seen >= 2, "{:?}", lines.lock().unwrap());
-        assert!(lines.lock().unwrap()[0].contains("building: still running ("));
-        std::thread::sleep(Duration::from_millis(60));
-        assert_eq!(lines.lock().unwrap().len(), seen, "no line after the step ended");
+        // Lines sent before it ended may still wait in the sink; after them, the sink must be closed.
+        lines.try_iter().for_each(drop);
+        assert_eq!(
+            lines.try_recv(),
+            Err(std::sync::mpsc::TryRecvError::Disconnected),
+            "no line after the step ended: the ticker's thread and its report are gone"
+        );
     }
 }

@@ -1083,34 +1083,25 @@ mod tests {
 
     #[test]
     fn bad_paths_name_the_flag() {
-        let args = [
-            "snapmirror",
-            "update",
-            "--hostname",
-            "c1",
-            "--source",
-            "s1:v1",
-            "--destination",
-            "s2-v2",
-        ];
-        let error = parse(&args).unwrap_err().to_string();
-        assert!(
-            error.contains("--destination <SVM:VOL>") && error.contains("no ':'"),
-            "{error}"
-        );
-        let args = [
-            "snapmirror",
-            "status",
-            "--hostname",
-            "https://c1",
-            "--destination",
-            "s2:v2",
-        ];
-        let error = parse(&args).unwrap_err().to_string();
-        assert!(
-            error.contains("--hostname") && error.contains("without a scheme"),
-            "{error}"
-        );
+        for (command_line, flag, reason) in [
+            (
+                "snapmirror update --hostname c1 --source s1:v1 --destination s2-v2",
+                "--destination <SVM:VOL>",
+                "no ':'",
+            ),
+            (
+                "snapmirror status --hostname https://c1 --destination s2:v2",
+                "--hostname",
+                "without a scheme",
+            ),
+        ] {
+            let args: Vec<&str> = command_line.split_whitespace().collect();
+            let error = parse(&args).unwrap_err().to_string();
+            assert!(
+                error.contains(flag) && error.contains(reason),
+                "{command_line}: {error}"
+            );
+        }
     }
 
     #[test]

@@ -88,3 +88,30 @@ pub enum PlanError {
     )]
     NoRecord { name: String, operation: &'static str },
 }
+
+impl PlanError {
+    /// Relationship `name` conflicts with what the clusters hold; `message` says how and what to do.
+    pub(crate) fn conflict(name: &str, message: impl Into<String>) -> Self {
+        PlanError::Conflict {
+            name: name.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// `operation` cannot start from the state of AppMirrorRelationship `amr` on cluster `context`.
+    pub(crate) fn wrong_state(
+        operation: &'static str,
+        context: &str,
+        amr: &AmrView,
+        state: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Self {
+        PlanError::WrongState {
+            operation,
+            context: context.to_string(),
+            object: format!("{}/{}", amr.namespace, amr.name),
+            state: state.into(),
+            hint: hint.into(),
+        }
+    }
+}

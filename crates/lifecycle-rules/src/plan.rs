@@ -232,19 +232,19 @@ fn plan_setup(observed: &Observed, params: &SetupParams) -> Plan {
             && amr.namespace == params.destination_namespace
             && amr.spec.source_application_name.as_deref() == Some(params.app.as_str());
         if !same {
-            return Err(PlanError::Conflict {
-                name: name.clone(),
-                message: format!(
+            return Err(PlanError::conflict(
+                name,
+                format!(
                     "an AppMirrorRelationship {}/{} already exists on {} for application {:?}; choose another name or delete it",
                     amr.namespace,
                     amr.name,
                     observed.context_of(key),
                     amr.spec.source_application_name.clone().unwrap_or_default()
                 ),
-            });
+            ));
         }
         check_amr_failed(observed, key, amr)?;
-        refuse_setup_differences(observed, params, amr, &dst_ctx)?;
+        refuse_setup_differences(name, params, amr, &dst_ctx)?;
         if let Some(step) = reconcile_recurrence(params, src, src_key, amr, dst_key, name) {
             return Ok(step);
         }
@@ -256,7 +256,7 @@ fn plan_setup(observed: &Observed, params: &SetupParams) -> Plan {
     }
 
     // Preconditions the plugin cannot fix: checked before any write.
-    refuse_duplicates(observed, params, src, dst)?;
+    refuse_duplicates(name, params, src, dst)?;
     if !src.namespaces.contains_key(&params.source_namespace) {
         return Err(missing(
             "Namespace",
@@ -424,19 +424,14 @@ fn plan_setup(observed: &Observed, params: &SetupParams) -> Plan {
 /// One relationship per application and per destination namespace: another relationship that already replicates
 /// the source application, fills the destination namespace, or replicates INTO the source namespace is named.
 fn refuse_duplicates(
-    observed: &Observed,
+    name: &str,
     params: &SetupParams,
     src: &ClusterState,
     dst: &ClusterState,
 ) -> Result<(), PlanError> {
-    let name = &observed.relationship;
     let source_uid = src
         .application(&params.source_namespace, &params.app)
         .map(|a| a.uid.as_str());
-    let conflict = |message: String| PlanError::Conflict {
-        name: name.clone(),
-        message,
-    };
     let relationship_of = |amr: &AmrView| {
         amr.labels
             .get(tprotect_api::RELATIONSHIP_LABEL)
@@ -449,38 +444,47 @@ fn refuse_duplicates(
             || (amr.spec.source_application_name.as_deref() == Some(params.app.as_str())
                 && mapping.iter().any(|(s, _)| *s == params.source_namespace));
         if same_app {
-            return Err(conflict(format!(
-                "application {}/{} is already replicated to {} by relationship {:?} (AppMirrorRelationship {}/{}); one relationship per application: use that one (kubectl tprotect status {}) or delete it first",
-                params.source_namespace,
-                params.app,
-                dst.context,
-                relationship_of(amr),
-                amr.namespace,
-                amr.name,
-                relationship_of(amr)
-            )));
+            return Err(PlanError::conflict(
+                name,
+                format!(
+                    "application {}/{} is already replicated to {} by relationship {:?} (AppMirrorRelationship {}/{}); one relationship per application: use that one (kubectl tprotect status {}) or delete it first",
+                    params.source_namespace,
+                    params.app,
+                    dst.context,
+                    relationship_of(amr),
+                    amr.namespace,
+                    amr.name,
+                    relationship_of(amr)
+                ),
+            ));
         }
         if mapping.iter().any(|(_, d)| *d == params.destination_namespace) {
-            return Err(conflict(format!(
-                "destination namespace {} on {} is already filled by relationship {:?} (AppMirrorRelationship {}/{}); choose another --destination-namespace",
-                params.destination_namespace,
-                dst.context,
-                relationship_of(amr),
-                amr.namespace,
-                amr.name
-            )));
+            return Err(PlanError::conflict(
+                name,
+                format!(
+                    "destination namespace {} on {} is already filled by relationship {:?} (AppMirrorRelationship {}/{}); choose another --destination-namespace",
+                    params.destination_namespace,
+                    dst.context,
+                    relationship_of(amr),
+                    amr.namespace,
+                    amr.name
+                ),
+            ));
         }
     }
     for amr in &src.other_amrs {
         if amr.mapping().iter().any(|(_, d)| *d == params.source_namespace) {
-            return Err(conflict(format!(
-                "namespace {} on {} is itself the destination of relationship {:?} (AppMirrorRelationship {}/{}): replicating out of a replication destination would copy a copy; fail over or delete that relationship first",
-                params.source_namespace,
-                src.context,
-                relationship_of(amr),
-                amr.namespace,
-                amr.name
-            )));
+            return Err(PlanError::conflict(
+                name,
+                format!(
+                    "namespace {} on {} is itself the destination of relationship {:?} (AppMirrorRelationship {}/{}): replicating out of a replication destination would copy a copy; fail over or delete that relationship first",
+                    params.source_namespace,
+                    src.context,
+                    relationship_of(amr),
+                    amr.namespace,
+                    amr.name
+                ),
+            ));
         }
     }
     // A replication schedule of the application made for another relationship is that relationship's.
@@ -490,10 +494,13 @@ fn refuse_duplicates(
         && let Some(owner) = schedule.labels.get(tprotect_api::RELATIONSHIP_LABEL)
         && owner != name
     {
-        return Err(conflict(format!(
-            "application {}/{} already has the replication Schedule {} of relationship {owner:?} on {}; one relationship per application",
-            params.source_namespace, params.app, schedule.name, src.context
-        )));
+        return Err(PlanError::conflict(
+            name,
+            format!(
+                "application {}/{} already has the replication Schedule {} of relationship {owner:?} on {}; one relationship per application",
+                params.source_namespace, params.app, schedule.name, src.context
+            ),
+        ));
     }
     Ok(())
 }
@@ -501,7 +508,7 @@ fn refuse_duplicates(
 /// `setup` run again for an existing relationship: a difference other than the interval is refused, naming
 /// the field, what the relationship has and what was asked.
 fn refuse_setup_differences(
-    observed: &Observed,
+    name: &str,
     params: &SetupParams,
     amr: &AmrView,
     dst_ctx: &str,
@@ -540,15 +547,15 @@ fn refuse_setup_differences(
         .iter()
         .map(|(flag, has, asked)| format!("{flag}: it has {has:?}, this command asks {asked:?}"))
         .collect();
-    Err(PlanError::Conflict {
-        name: observed.relationship.clone(),
-        message: format!(
+    Err(PlanError::conflict(
+        name,
+        format!(
             "is already set up (AppMirrorRelationship {}/{} on {dst_ctx}) with other parameters, which setup does not change: {}. Run setup with the existing values, or delete the relationship and set it up again",
             amr.namespace,
             amr.name,
             listed.join("; ")
         ),
-    })
+    ))
 }
 
 /// The step bringing the AMR's and the replication Schedule's interval to the one asked for, if they differ.
@@ -656,14 +663,13 @@ fn plan_failover(observed: &Observed, force: bool) -> Plan {
                             .is_some_and(|t| t.completion_timestamp.is_some())
                 });
             if !replicated && !force {
-                return Err(PlanError::WrongState {
-                    operation: "failover",
-                    context: observed.context_of(key).to_string(),
-                    object: format!("{}/{}", amr.namespace, amr.name),
-                    state: format!("{:?} and has never transferred a snapshot", amr.state()),
-                    hint: "There is nothing to fail over to yet; wait for Established, or pass --force."
-                        .into(),
-                });
+                return Err(PlanError::wrong_state(
+                    "failover",
+                    observed.context_of(key),
+                    amr,
+                    format!("{:?} and has never transferred a snapshot", amr.state()),
+                    "There is nothing to fail over to yet; wait for Established, or pass --force.",
+                ));
             }
             Ok(Step::Act(Action::SetDesiredState {
                 cluster: key,
@@ -828,15 +834,17 @@ fn record_clusters(
     for key in ClusterKey::BOTH {
         state(observed, key, operation.command())?;
     }
-    let d0 = observed.key_of(&record.initial_destination).ok_or_else(|| PlanError::Conflict {
-        name: observed.relationship.clone(),
-        message: format!(
-            "the {} in progress started on a cluster that is neither {} nor {} (cluster id {}); run it with that cluster's context",
-            operation.command(),
-            observed.context_of(ClusterKey::Context),
-            observed.context_of(ClusterKey::Peer),
-            record.initial_destination
-        ),
+    let d0 = observed.key_of(&record.initial_destination).ok_or_else(|| {
+        PlanError::conflict(
+            &observed.relationship,
+            format!(
+                "the {} in progress started on a cluster that is neither {} nor {} (cluster id {}); run it with that cluster's context",
+                operation.command(),
+                observed.context_of(ClusterKey::Context),
+                observed.context_of(ClusterKey::Peer),
+                record.initial_destination
+            ),
+        )
     })?;
     Ok((d0, d0.other()))
 }
@@ -952,12 +960,12 @@ fn check_reversal_needs(leg: Leg<'_>) -> Result<(), PlanError> {
         ));
     }
     if next.recurrence_rule.as_deref().is_none_or(str::is_empty) {
-        return Err(PlanError::Conflict {
-            name: observed.relationship.clone(),
-            message: format!(
+        return Err(PlanError::conflict(
+            &observed.relationship,
+            format!(
                 "the recorded relationship has no recurrenceRule to create the reversed one with. {abandon}"
             ),
-        });
+        ));
     }
     Ok(())
 }
@@ -996,17 +1004,17 @@ fn reverse_resync(leg: Leg<'_>) -> Result<Progress, PlanError> {
                 })));
             }
             if amr.desired() != Some(DesiredState::Promoted) {
-                return Err(PlanError::WrongState {
-                    operation: "reverse-resync",
-                    context: old_dst.context.clone(),
-                    object: format!("{}/{}", amr.namespace, amr.name),
-                    state: format!(
+                return Err(PlanError::wrong_state(
+                    "reverse-resync",
+                    &old_dst.context,
+                    amr,
+                    format!(
                         "{} (desired {:?})",
                         amr.state(),
                         amr.desired().map(|d| d.as_str()).unwrap_or("")
                     ),
-                    hint: format!("Fail over first: kubectl tprotect failover {name}"),
-                });
+                    format!("Fail over first: kubectl tprotect failover {name}"),
+                ));
             }
             if !amr.is(AMR_STATE_PROMOTED) {
                 return Ok(Progress::Step(wait_state(key, amr, AMR_STATE_PROMOTED)));
@@ -1049,15 +1057,15 @@ fn reverse_resync(leg: Leg<'_>) -> Result<Progress, PlanError> {
             // On `src`: created by this step earlier (or by hand, which we refuse to touch).
             let new_source_uid = recorded_app(record, old_dst, &current).map(|a| a.uid.clone());
             if new_source_uid.is_none() || amr.spec.source_application_uid != new_source_uid {
-                return Err(PlanError::Conflict {
-                    name: name.clone(),
-                    message: format!(
+                return Err(PlanError::conflict(
+                    name,
+                    format!(
                         "AppMirrorRelationship {}/{} on {} does not replicate the application this {operation} promoted; resolve it by hand. {abandon}",
                         amr.namespace,
                         amr.name,
                         observed.context_of(key)
                     ),
-                });
+                ));
             }
             check_amr_failed(observed, key, amr)?;
             if amr.is(AMR_STATE_ESTABLISHED) {
@@ -1187,26 +1195,25 @@ fn reverse(leg: Leg<'_>) -> Result<Progress, PlanError> {
             // Promoted by this swap (its ShutdownSnapshot exists): carry on with the reverse resync. Promoted by
             // a failover: a planned swap must not start from there.
             if snapshot.is_none() {
-                return Err(PlanError::WrongState {
-                    operation: "reverse",
-                    context: observed.context_of(key).to_string(),
-                    object: format!("{}/{}", amr.namespace, amr.name),
-                    state: format!("{} (failed over)", amr.state()),
-                    hint: format!(
+                return Err(PlanError::wrong_state(
+                    "reverse",
+                    observed.context_of(key),
+                    amr,
+                    format!("{} (failed over)", amr.state()),
+                    format!(
                         "A planned swap starts from an Established relationship. To keep what was written since the failover, run: kubectl tprotect failback {name} (or reverse-resync {name})"
                     ),
-                });
+                ));
             }
         } else {
             if !amr.is(AMR_STATE_ESTABLISHED) {
-                return Err(PlanError::WrongState {
-                    operation: "reverse",
-                    context: observed.context_of(key).to_string(),
-                    object: format!("{}/{}", amr.namespace, amr.name),
-                    state: amr.state().to_string(),
-                    hint: "A planned swap starts from an Established relationship; wait for it (kubectl tprotect status)."
-                        .into(),
-                });
+                return Err(PlanError::wrong_state(
+                    "reverse",
+                    observed.context_of(key),
+                    amr,
+                    amr.state(),
+                    "A planned swap starts from an Established relationship; wait for it (kubectl tprotect status).",
+                ));
             }
             // The swap shuts the source application down: everything the rest needs is checked first.
             if source.application(&source_ns, &source_app).is_none() {
@@ -1373,12 +1380,10 @@ fn plan_failback(recorded: Leg<'_>) -> Plan {
 }
 
 fn unreachable_finished(name: &str) -> Plan {
-    Err(PlanError::Conflict {
-        name: name.to_string(),
-        message:
-            "internal: first half of failback finished while the AMR is still on the original destination"
-                .into(),
-    })
+    Err(PlanError::conflict(
+        name,
+        "internal: first half of failback finished while the AMR is still on the original destination",
+    ))
 }
 
 /// Whether `error` is about an object the controller may still be creating: the promoted Application, missing

@@ -456,8 +456,8 @@ pub fn dry_run_as(observed: &Observed, goal: &Goal, variant: Controller) -> Resu
         }
         steps.push(step);
     }
-    Err(PlanError::Conflict {
-        name: observed.relationship.clone(),
-        message: format!("internal: the plan did not converge in {MAX_STEPS} steps"),
-    })
+    Err(PlanError::conflict(
+        &observed.relationship,
+        format!("internal: the plan did not converge in {MAX_STEPS} steps"),
+    ))
 }

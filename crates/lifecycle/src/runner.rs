@@ -1081,12 +1081,13 @@ mod tests {
             started: "2026-12-01T10:00:00Z".into(),
         };
         let text = error.to_string();
-        assert!(text.contains("kubectl tprotect reverse-resync rel1"), "{text}");
-        assert!(
-            text.contains("kubectl tprotect reverse-resync rel1 --abandon"),
-            "{text}"
-        );
-        assert!(text.contains("kubectl tprotect delete rel1"), "{text}");
+        for way_out in [
+            "kubectl tprotect reverse-resync rel1",
+            "kubectl tprotect reverse-resync rel1 --abandon",
+            "kubectl tprotect delete rel1",
+        ] {
+            assert!(text.contains(way_out), "{way_out:?} missing from {text}");
+        }
     }
 
     #[test]

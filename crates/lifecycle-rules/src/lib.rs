@@ -56,10 +56,12 @@ pub enum PlanError {
         name: String,
         hint: String,
     },
-    #[error("{operation} cannot start: AppMirrorRelationship {object} on {context} is {state}. {hint}")]
+    #[error("{operation} cannot start: {kind} {object} on {context} is {state}. {hint}")]
     WrongState {
         operation: &'static str,
         context: String,
+        /// The kind of `object`: the AppMirrorRelationship, or the Application it replicates.
+        kind: &'static str,
         /// `namespace/name`
         object: String,
         state: String,
@@ -109,6 +111,7 @@ impl PlanError {
         PlanError::WrongState {
             operation,
             context: context.to_string(),
+            kind: "AppMirrorRelationship",
             object: format!("{}/{}", amr.namespace, amr.name),
             state: state.into(),
             hint: hint.into(),

@@ -755,6 +755,7 @@ fn confirm_source_running(observed: &Observed, dst: ClusterKey, amr: &AmrView) -
         return Err(PlanError::WrongState {
             operation: "resync",
             context: source.context.clone(),
+            kind: "Application",
             object: format!("{}/{}", app.namespace, app.name),
             state: format!(
                 "uid {} while the AppMirrorRelationship names uid {} (the source application was re-created)",
@@ -1345,6 +1346,7 @@ fn plan_failback(recorded: Leg<'_>) -> Plan {
         return Err(PlanError::WrongState {
             operation: "failback",
             context: d0_state.context.clone(),
+            kind: "AppMirrorRelationship",
             object: format!(
                 "{}/{}",
                 amr.map(|a| a.namespace.clone()).unwrap_or_default(),

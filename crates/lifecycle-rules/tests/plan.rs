@@ -684,7 +684,11 @@ fn resync_never_discards_the_destination_without_a_running_source() {
         s.applications[0].uid = "another-uid".into();
     }
     let err = refusal(&recreated, &Goal::Resync);
-    assert_says(&err, &["another-uid", "re-created"]);
+    // It names the Application whose uid changed, as an Application.
+    assert_says(
+        &err,
+        &["resync cannot start: Application ", "another-uid", "re-created"],
+    );
     // With the source there, it discards (after a confirmation, see confirm.rs).
     assert!(matches!(plan(&observed, &Goal::Resync), Ok(Step::Act(a)) if a.discards_data()));
 }

@@ -359,11 +359,7 @@ async fn unauthorized_names_the_credential_source_and_is_not_retried() {
 
 #[tokio::test]
 async fn gets_are_retried_with_backoff_until_they_succeed() {
-    let fixture = Fixture::start(Scenario {
-        transient_get_failures: 2,
-        ..Scenario::created()
-    })
-    .await;
+    let fixture = Fixture::start(Scenario::transient_failures(2)).await;
     let (result, _) = run_update(&fixture.client(), &request(false)).await;
     result.unwrap();
     // Two 503s, then the lookup that worked.
@@ -373,11 +369,7 @@ async fn gets_are_retried_with_backoff_until_they_succeed() {
 
 #[tokio::test]
 async fn gets_give_up_after_max_attempts() {
-    let fixture = Fixture::start(Scenario {
-        transient_get_failures: 10,
-        ..Scenario::created()
-    })
-    .await;
+    let fixture = Fixture::start(Scenario::transient_failures(10)).await;
     let error = update_error(&fixture.client(), &request(false)).await;
     assert!(
         matches!(&error, OntapError::Status { status, .. } if status.as_u16() == 503),
@@ -409,11 +401,7 @@ async fn the_post_is_never_retried() {
 
 #[tokio::test]
 async fn redirects_are_not_followed() {
-    let fixture = Fixture::start(Scenario {
-        redirect_everything: true,
-        ..Scenario::created()
-    })
-    .await;
+    let fixture = Fixture::start(Scenario::redirecting()).await;
     let error = update_error(&fixture.client(), &request(true)).await;
     assert!(matches!(error, OntapError::Redirect { .. }), "{error}");
     assert_says(&error, &["/api/redirected-here"]);

@@ -421,8 +421,7 @@ async fn the_post_is_never_retried_but_gets_are() {
             code: "6620237".into(),
             message: "Relationship database write failed.".into(),
         },
-        transient_get_failures: 1,
-        ..Scenario::created()
+        ..Scenario::transient_failures(1)
     };
     let env = Env::start(scenario).await;
     let out = run(&plus(env.args("update"), &["--wait"]), &[]).await;
@@ -442,11 +441,7 @@ async fn the_post_is_never_retried_but_gets_are() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redirects_are_not_followed() {
-    let env = Env::start(Scenario {
-        redirect_everything: true,
-        ..Scenario::created()
-    })
-    .await;
+    let env = Env::start(Scenario::redirecting()).await;
     let out = run(&env.args("status"), &[]).await;
     out.assert_code(1);
     assert_says(
@@ -598,10 +593,7 @@ async fn credentials_never_appear_in_any_output_even_at_trace() {
         Scenario::transfer_failure(),
         Scenario::unhealthy(),
         Scenario::unauthorized(),
-        Scenario {
-            transient_get_failures: 1,
-            ..Scenario::created()
-        },
+        Scenario::transient_failures(1),
         Scenario::busy_at_post(),
         Scenario::lost_post_answer(),
     ];

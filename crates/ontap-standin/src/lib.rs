@@ -293,6 +293,22 @@ impl Scenario {
         }
     }
 
+    /// The first `count` GETs answer `503 Service Unavailable`; then as [`Scenario::created`].
+    pub fn transient_failures(count: u32) -> Self {
+        Self {
+            transient_get_failures: count,
+            ..Self::created()
+        }
+    }
+
+    /// Every request answers `302` to another path on this server.
+    pub fn redirecting() -> Self {
+        Self {
+            redirect_everything: true,
+            ..Self::created()
+        }
+    }
+
     /// Healthy and `snapmirrored`, but the last transfer is 26 hours old (`lag_time` `P1DT2H`).
     pub fn lagging() -> Self {
         let mut scenario = Self::created();

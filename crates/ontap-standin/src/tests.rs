@@ -203,11 +203,7 @@ async fn transfer_failure_carries_error_info() {
 
 #[tokio::test]
 async fn transient_failures_redirects_and_unknown_paths() {
-    let session = Session::start(Scenario {
-        transient_get_failures: 1,
-        ..Scenario::created()
-    })
-    .await;
+    let session = Session::start(Scenario::transient_failures(1)).await;
     let (status, body) = session.get("/api/cluster/jobs/nope").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(body["error"]["message"].is_string());
@@ -217,11 +213,7 @@ async fn transient_failures_redirects_and_unknown_paths() {
     let (status, _) = session.get("/api/storage/volumes").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
-    let session = Session::start(Scenario {
-        redirect_everything: true,
-        ..Scenario::created()
-    })
-    .await;
+    let session = Session::start(Scenario::redirecting()).await;
     let response = session.get_as(None).await;
     assert_eq!(response.status().as_u16(), 302);
 }

@@ -221,6 +221,14 @@ pub fn format_duration(duration: Duration) -> String {
 mod tests {
     use super::*;
 
+    /// Asserts that `text` contains each of `phrases`, naming the one missing.
+    #[track_caller]
+    fn assert_says(text: &str, phrases: &[&str]) {
+        for phrase in phrases {
+            assert!(text.contains(phrase), "{phrase:?} is not in: {text}");
+        }
+    }
+
     #[test]
     fn durations_format_compactly() {
         assert_eq!(format_duration(Duration::from_millis(250)), "250ms");
@@ -245,12 +253,13 @@ mod tests {
                 },
             ],
         };
-        let text = error.to_string();
-        assert!(
-            text.contains("Transfer failed. (code 6619546); Destination volume is offline."),
-            "{text}"
+        assert_says(
+            &error.to_string(),
+            &[
+                "Transfer failed. (code 6619546); Destination volume is offline.",
+                "--force",
+            ],
         );
-        assert!(text.contains("--force"), "{text}");
     }
 
     #[test]
@@ -262,7 +271,7 @@ mod tests {
                 name: "ontap".into(),
             },
         };
-        assert!(error.to_string().contains("Secret kubeflow/ontap (--secret)"));
+        assert_says(&error.to_string(), &["Secret kubeflow/ontap (--secret)"]);
     }
 
     #[test]
@@ -276,13 +285,11 @@ mod tests {
             }
             .to_string()
         };
-        let text = redirect(Some("/api/elsewhere"));
-        assert!(
-            text.contains("answered 302 Found, a redirect to /api/elsewhere;"),
-            "{text}"
+        assert_says(
+            &redirect(Some("/api/elsewhere")),
+            &["answered 302 Found, a redirect to /api/elsewhere;"],
         );
-        let text = redirect(None);
-        assert!(text.contains("a redirect without a Location header"), "{text}");
+        assert_says(&redirect(None), &["a redirect without a Location header"]);
         for text in [redirect(Some("/x")), redirect(None)] {
             assert!(!text.contains("Some(") && !text.contains("None"), "{text}");
         }
@@ -297,7 +304,7 @@ mod tests {
             timed_out,
         };
         let text = lost(false).to_string();
-        assert!(text.contains("MAY have started"), "{text}");
+        assert_says(&text, &["MAY have started"]);
         assert!(!text.contains("cannot reach"), "{text}");
         assert!(!lost(false).is_timeout());
         assert!(lost(true).is_timeout(), "a timeout keeps its exit code");
@@ -310,10 +317,9 @@ mod tests {
             state: "broken_off".into(),
             hint: state_hint(&RelationshipState::BrokenOff),
         };
-        let text = error.to_string();
-        assert!(
-            text.contains("is broken_off, not snapmirrored") && text.contains("never resyncs"),
-            "{text}"
+        assert_says(
+            &error.to_string(),
+            &["is broken_off, not snapmirrored", "never resyncs"],
         );
     }
 }

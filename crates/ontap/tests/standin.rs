@@ -228,14 +228,13 @@ async fn job_failure_reports_ontaps_message_and_code() {
 async fn transfer_failure_reports_error_info() {
     let fixture = Fixture::start(Scenario::transfer_failure()).await;
     let error = update_error(&fixture.client(), &request(true)).await;
-    let text = error.to_string();
+    assert_says(&error, &["out of space", "13303812"]);
     match error {
         OntapError::TransferFailed {
             state, error_info, ..
         } => {
             assert_eq!(state, TransferState::Failed);
             assert_eq!(error_info.unwrap().code.as_deref(), Some("13303812"));
-            assert_says(&text, &["out of space", "13303812"]);
         }
         other => panic!("expected TransferFailed, got {other}"),
     }
@@ -359,11 +358,7 @@ async fn unauthorized_names_the_credential_source_and_is_not_retried() {
 
 #[tokio::test]
 async fn gets_are_retried_with_backoff_until_they_succeed() {
-    let fixture = Fixture::start(Scenario {
-        transient_get_failures: 2,
-        ..Scenario::created()
-    })
-    .await;
+    let fixture = Fixture::start(Scenario::transient_failures(2)).await;
     let (result, _) = run_update(&fixture.client(), &request(false)).await;
     result.unwrap();
     // Two 503s, then the lookup that worked.
@@ -373,11 +368,7 @@ async fn gets_are_retried_with_backoff_until_they_succeed() {
 
 #[tokio::test]
 async fn gets_give_up_after_max_attempts() {
-    let fixture = Fixture::start(Scenario {
-        transient_get_failures: 10,
-        ..Scenario::created()
-    })
-    .await;
+    let fixture = Fixture::start(Scenario::transient_failures(10)).await;
     let error = update_error(&fixture.client(), &request(false)).await;
     assert!(
         matches!(&error, OntapError::Status { status, .. } if status.as_u16() == 503),
@@ -398,10 +389,9 @@ async fn the_post_is_never_retried() {
         ..Scenario::created()
     };
     let fixture = Fixture::start(scenario).await;
-    let (result, _) = run_update(&fixture.client(), &request(true)).await;
-    let text = result.unwrap_err().to_string();
+    let error = update_error(&fixture.client(), &request(true)).await;
     assert_says(
-        &text,
+        &error,
         &["503", "Relationship database write failed. (code 6620237)"],
     );
     assert_eq!(fixture.posts(), 1);
@@ -409,11 +399,7 @@ async fn the_post_is_never_retried() {
 
 #[tokio::test]
 async fn redirects_are_not_followed() {
-    let fixture = Fixture::start(Scenario {
-        redirect_everything: true,
-        ..Scenario::created()
-    })
-    .await;
+    let fixture = Fixture::start(Scenario::redirecting()).await;
     let error = update_error(&fixture.client(), &request(true)).await;
     assert!(matches!(error, OntapError::Redirect { .. }), "{error}");
     assert_says(&error, &["/api/redirected-here"]);

@@ -56,13 +56,11 @@ pub enum PlanError {
         name: String,
         hint: String,
     },
-    #[error("{operation} cannot start: {kind} {object} on {context} is {state}. {hint}")]
+    #[error("{operation} cannot start: {object} on {context} is {state}. {hint}")]
     WrongState {
         operation: &'static str,
         context: String,
-        /// The kind of `object`: the AppMirrorRelationship, or the Application it replicates.
-        kind: &'static str,
-        /// `namespace/name`
+        /// `Kind namespace/name`: the AppMirrorRelationship, or the Application it replicates.
         object: String,
         state: String,
         hint: String,
@@ -111,8 +109,7 @@ impl PlanError {
         PlanError::WrongState {
             operation,
             context: context.to_string(),
-            kind: "AppMirrorRelationship",
-            object: format!("{}/{}", amr.namespace, amr.name),
+            object: format!("AppMirrorRelationship {}/{}", amr.namespace, amr.name),
             state: state.into(),
             hint: hint.into(),
         }

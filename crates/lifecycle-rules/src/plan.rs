@@ -755,8 +755,7 @@ fn confirm_source_running(observed: &Observed, dst: ClusterKey, amr: &AmrView) -
         return Err(PlanError::WrongState {
             operation: "resync",
             context: source.context.clone(),
-            kind: "Application",
-            object: format!("{}/{}", app.namespace, app.name),
+            object: format!("Application {}/{}", app.namespace, app.name),
             state: format!(
                 "uid {} while the AppMirrorRelationship names uid {} (the source application was re-created)",
                 app.uid,
@@ -1346,9 +1345,8 @@ fn plan_failback(recorded: Leg<'_>) -> Plan {
         return Err(PlanError::WrongState {
             operation: "failback",
             context: d0_state.context.clone(),
-            kind: "AppMirrorRelationship",
             object: format!(
-                "{}/{}",
+                "AppMirrorRelationship {}/{}",
                 amr.map(|a| a.namespace.clone()).unwrap_or_default(),
                 name.clone()
             ),
